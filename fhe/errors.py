@@ -1,0 +1,29 @@
+"""Errors raised by the fhe package; all derive from :class:`FHEError`."""
+
+
+class FHEError(Exception):
+    """Base class of every error the fhe package raises on bad input or state."""
+
+
+class ShapeMismatch(FHEError, ValueError):
+    """Operand shapes do not fit the einsum spec or the plan."""
+
+
+class OutOfLevels(FHEError):
+    """A multiplication needs a level the ciphertext no longer has."""
+
+
+class MissingRotationKey(FHEError):
+    """A rotation was requested whose Galois key was not generated."""
+
+
+class ContextMismatch(FHEError):
+    """Operands were encrypted under different contexts (keys)."""
+
+
+class InsecureParameters(FHEError):
+    """Parameters below 128-bit security were requested without ``allow_insecure=True``."""
+
+
+class UnsupportedBackend(FHEError):
+    """The backend name is unknown or its library is not installed."""
