@@ -2,8 +2,20 @@
 
 A model, a training step or an einsum is described once as a :class:`Graph` of ops
 (``einsum`` for every linear op, plus ``add``, ``rescale``, ``relu``, ``relu_grad``,
-``loss_grad``, ``sgd_update``); :func:`run` interprets it in float64 or exact fixed point.
+``loss_grad``, ``sgd_update``, ``reshape``); :func:`run` interprets it in float64 or in
+exact fixed point (:class:`FixedPoint`), the latter being the prover's witness.
 """
 from .einsum_spec import EinsumSpec, parse_einsum
+from .fixed_point import FixedPoint, quantize_lr
+from .graph import Graph, Node, Tensor
+from .interpret import decode, exact_einsum, run
+from .trace import UnsupportedOp, trace, trace_training
+from .train import train_step, training_inputs
 
-__all__ = ["EinsumSpec", "parse_einsum"]
+einsum_spec = parse_einsum  # the name the issues use: ``circuits.einsum_spec(spec, *shapes)``
+
+__all__ = [
+    "EinsumSpec", "FixedPoint", "Graph", "Node", "Tensor", "UnsupportedOp", "decode",
+    "einsum_spec", "exact_einsum", "parse_einsum", "quantize_lr", "run", "trace",
+    "trace_training", "train_step", "training_inputs",
+]

@@ -1,0 +1,71 @@
+"""The one fixed-point convention shared by the zk and fhe backends.
+
+A real number ``x`` is represented at *scale exponent* ``s`` by the signed integer
+``round(x * 2**s)`` (round half to even, numpy's ``rint``). Every tensor of a graph has its
+own scale exponent, fixed when the graph is built:
+
+* inputs, activations, weights and biases live at ``S`` (``scale_bits``, default 16);
+* a product (``einsum``) of tensors at ``s1`` and ``s2`` lives at ``s1 + s2``; the graph then
+  ``rescale``s it back with a **floor** division by a power of two, whose remainder
+  ``0 <= rem < 2**bits`` is kept (the prover range-checks it);
+* gradients live at ``2S``: the extra ``S`` bits keep the small values of the MSE gradient
+  (which is divided by the number of outputs) precise;
+* the learning rate is quantised as ``lr_q = round(lr * 2**lr_bits)`` with ``lr_bits`` chosen
+  so that ``2**15 <= lr_q < 2**16``, i.e. a relative error below ``2**-16``.
+
+Decoding divides by ``2**s``. All arithmetic on the integers is exact (see
+:mod:`circuits.interpret`), so the fixed-point run is deterministic and reproducible by a
+prover working in a prime field.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Largest magnitude handled in int64 without switching to Python integers.
+INT64_SAFE = 1 << 62
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Signed fixed point with ``scale_bits`` fractional bits."""
+
+    scale_bits: int = 16
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scale_bits, int) or not 1 <= self.scale_bits <= 40:
+            raise ValueError(f"scale_bits must be an integer in [1, 40], got {self.scale_bits!r}")
+
+    def encode(self, x, scale: int | None = None) -> np.ndarray:
+        """Real array -> integer array at ``scale`` (default ``scale_bits``)."""
+        s = self.scale_bits if scale is None else scale
+        x = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("cannot encode non-finite values (nan or inf) in fixed point")
+        scaled = np.rint(x * float(2**s))
+        if scaled.size and np.max(np.abs(scaled)) >= INT64_SAFE:
+            raise ValueError(
+                f"value too large for fixed point at scale 2^{s}: |x| must stay below "
+                f"{INT64_SAFE / 2**s:.3g}")
+        return scaled.astype(np.int64)
+
+    def decode(self, q, scale: int | None = None) -> np.ndarray:
+        """Integer array at ``scale`` -> float64 array."""
+        s = self.scale_bits if scale is None else scale
+        return np.asarray(q).astype(np.float64) / float(2**s)
+
+
+def quantize_lr(lr: float, target_bits: int = 16) -> tuple[int, int]:
+    """``(lr_q, lr_bits)`` with ``lr ≈ lr_q / 2**lr_bits`` and ``2**(target_bits-1) <= lr_q < 2**target_bits``."""
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate must be a positive finite number, got {lr!r}")
+    lr_bits = target_bits - math.floor(math.log2(lr)) - 1
+    lr_q = round(lr * 2**lr_bits)
+    if lr_q >= 2**target_bits:  # rounding crossed the power of two
+        lr_bits -= 1
+        lr_q = round(lr * 2**lr_bits)
+    if lr_bits < 0:
+        raise ValueError(f"learning rate {lr} is too large for fixed point")
+    return lr_q, lr_bits

@@ -1,0 +1,193 @@
+"""The graph IR: tensors, nodes, and a builder that checks shapes as the graph grows.
+
+Every linear operation is an ``einsum`` node (spec string + operands). The other ops:
+
+======================  ============================================================
+op                      meaning on real values (fixed point: see ``interpret``)
+======================  ============================================================
+``einsum(spec)``        ``numpy.einsum(spec, *operands)``
+``add``                 ``a + b`` (numpy broadcasting, e.g. a bias over a batch)
+``rescale(bits)``       identity on real values; in fixed point ``floor(x / 2**bits)``
+                        with remainder, lowering the scale exponent by ``bits``
+``relu``                ``max(z, 0)``
+``relu_grad``           ``g * (z > 0)`` (torch's convention at ``z == 0``)
+``loss_grad(n)``        MSE gradient ``2 * (out - target) / n`` (``n`` = element count)
+``sgd_update(lr)``      ``w - lr * g``
+``reshape(shape)``      C-order reshape (``nn.Flatten``)
+======================  ============================================================
+
+Each tensor carries the fixed-point *scale exponent* it is represented at (see
+:mod:`circuits.fixed_point`); builders compute it, so a graph is one description for the
+float run, the exact integer run, the prover and the FHE planner alike.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from .einsum_spec import EinsumSpec, parse_einsum
+from .fixed_point import quantize_lr
+
+ROLES = ("data", "target", "param", "intermediate")
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A named tensor of the graph: shape, fixed-point scale exponent and role."""
+
+    name: str
+    shape: tuple[int, ...]
+    scale: int
+    role: str = "intermediate"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One op: ``output = op(*inputs; attrs)``."""
+
+    op: str
+    inputs: tuple[str, ...]
+    output: str
+    attrs: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def __str__(self) -> str:
+        shown = {k: v for k, v in self.attrs.items() if k != "parsed"}
+        args = ", ".join(self.inputs)
+        extra = "".join(f", {k}={v!r}" for k, v in shown.items())
+        return f"{self.output} = {self.op}({args}{extra})"
+
+
+class Graph:
+    """A directed acyclic graph of tensor ops, built in topological order."""
+
+    def __init__(self, scale_bits: int = 16) -> None:
+        self.scale_bits = scale_bits
+        self.tensors: dict[str, Tensor] = {}
+        self.nodes: list[Node] = []
+        #: public name -> tensor name (e.g. ``"out"`` or a parameter's updated value)
+        self.outputs: dict[str, str] = {}
+
+    # -- bookkeeping --------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Tensor:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise KeyError(f"graph has no tensor named {name!r}") from None
+
+    @property
+    def inputs(self) -> list[Tensor]:
+        """Tensors that no node produces, in insertion order."""
+        return [t for t in self.tensors.values() if t.role != "intermediate"]
+
+    def _fresh(self, prefix: str) -> str:
+        i = len(self.tensors)
+        while f"{prefix}{i}" in self.tensors:
+            i += 1
+        return f"{prefix}{i}"
+
+    def _add_node(self, op: str, inputs, shape, scale: int, name: str | None, **attrs) -> str:
+        for x in inputs:
+            self[x]  # raises on unknown tensors
+        name = name or self._fresh(f"%{op}")
+        if name in self.tensors:
+            raise ValueError(f"tensor name {name!r} is already used in the graph")
+        self.tensors[name] = Tensor(name, tuple(int(n) for n in shape), scale)
+        self.nodes.append(Node(op, tuple(inputs), name, MappingProxyType(attrs)))
+        return name
+
+    def __str__(self) -> str:
+        lines = [f"graph (scale 2^{self.scale_bits}):"]
+        for t in self.inputs:
+            lines.append(f"  input {t.name}: {t.role} {t.shape} @2^{t.scale}")
+        for n in self.nodes:
+            t = self.tensors[n.output]
+            lines.append(f"  {n}  -> {t.shape} @2^{t.scale}")
+        for k, v in self.outputs.items():
+            lines.append(f"  output {k} = {v}")
+        return "\n".join(lines)
+
+    # -- builders -----------------------------------------------------------------------
+    def input(self, name: str, shape, role: str = "data", scale: int | None = None) -> str:
+        """Declare an input tensor (data batch, training target or parameter)."""
+        if role not in ROLES or role == "intermediate":
+            raise ValueError(f"input role must be one of data/target/param, got {role!r}")
+        if name in self.tensors:
+            raise ValueError(f"tensor name {name!r} is already used in the graph")
+        shape = tuple(int(n) for n in shape)
+        if any(n <= 0 for n in shape):
+            raise ValueError(f"input {name!r} needs positive dimensions, got {shape}")
+        self.tensors[name] = Tensor(name, shape, self.scale_bits if scale is None else scale, role)
+        return name
+
+    def einsum(self, spec: str, *operands: str, name: str | None = None) -> str:
+        """A linear op: ``numpy.einsum(spec, *operands)``; scale exponents add."""
+        parsed: EinsumSpec = parse_einsum(spec, *(self[x].shape for x in operands))
+        scale = sum(self[x].scale for x in operands)
+        return self._add_node("einsum", operands, parsed.output_shape, scale, name,
+                              spec=str(parsed), parsed=parsed)
+
+    def add(self, a: str, b: str, name: str | None = None) -> str:
+        """``a + b`` with numpy broadcasting; both at the same scale."""
+        ta, tb = self[a], self[b]
+        if ta.scale != tb.scale:
+            raise ValueError(f"add: {a!r} is at scale 2^{ta.scale}, {b!r} at 2^{tb.scale}")
+        try:
+            shape = np.broadcast_shapes(ta.shape, tb.shape)
+        except ValueError:
+            raise ValueError(f"add: shapes {ta.shape} and {tb.shape} do not broadcast") from None
+        return self._add_node("add", (a, b), shape, ta.scale, name)
+
+    def rescale(self, x: str, bits: int, name: str | None = None) -> str:
+        """Fixed-point floor division by ``2**bits`` (identity on real values)."""
+        t = self[x]
+        if not 0 < bits <= t.scale:
+            raise ValueError(f"rescale: cannot drop {bits} bits from {x!r} at scale 2^{t.scale}")
+        return self._add_node("rescale", (x,), t.shape, t.scale - bits, name, bits=int(bits))
+
+    def relu(self, z: str, name: str | None = None) -> str:
+        t = self[z]
+        return self._add_node("relu", (z,), t.shape, t.scale, name)
+
+    def relu_grad(self, g: str, z: str, name: str | None = None) -> str:
+        """Backpropagate ``g`` through ``relu(z)``: ``g * (z > 0)``."""
+        if self[g].shape != self[z].shape:
+            raise ValueError(f"relu_grad: gradient {self[g].shape} and pre-activation "
+                             f"{self[z].shape} differ in shape")
+        return self._add_node("relu_grad", (g, z), self[g].shape, self[g].scale, name)
+
+    def loss_grad(self, out: str, target: str, loss: str = "mse", name: str | None = None) -> str:
+        """Gradient of ``mse_loss(out, target)`` (mean reduction) w.r.t. ``out``.
+
+        The result is at scale ``out.scale + scale_bits`` (gradients carry ``S`` extra bits).
+        """
+        if loss != "mse":
+            raise ValueError(f"unsupported loss {loss!r}: only 'mse' is implemented")
+        to, tt = self[out], self[target]
+        if to.shape != tt.shape:
+            raise ValueError(f"loss_grad: output shape {to.shape} != target shape {tt.shape}")
+        if to.scale != tt.scale:
+            raise ValueError("loss_grad: output and target must be at the same scale")
+        return self._add_node("loss_grad", (out, target), to.shape, to.scale + self.scale_bits,
+                              name, loss=loss, count=math.prod(to.shape))
+
+    def sgd_update(self, w: str, g: str, lr: float, name: str | None = None) -> str:
+        """``w - lr * g``; ``lr`` is quantised as ``lr_q / 2**lr_bits`` in fixed point."""
+        tw, tg = self[w], self[g]
+        if tw.shape != tg.shape:
+            raise ValueError(f"sgd_update: parameter {w!r} {tw.shape} and gradient {tg.shape} "
+                             "differ in shape")
+        if tg.scale < tw.scale:
+            raise ValueError("sgd_update: gradient scale must be at least the parameter's")
+        lr_q, lr_bits = quantize_lr(lr)
+        return self._add_node("sgd_update", (w, g), tw.shape, tw.scale, name,
+                              lr=float(lr), lr_q=lr_q, lr_bits=lr_bits)
+
+    def reshape(self, x: str, shape, name: str | None = None) -> str:
+        t = self[x]
+        shape = tuple(int(n) for n in shape)
+        if math.prod(shape) != math.prod(t.shape):
+            raise ValueError(f"reshape: cannot reshape {t.shape} into {shape}")
+        return self._add_node("reshape", (x,), shape, t.scale, name, shape=shape)

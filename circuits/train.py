@@ -1,0 +1,39 @@
+"""One SGD training step through circuits: trace + run in one call."""
+from __future__ import annotations
+
+import numpy as np
+
+from .interpret import as_array, decode, run
+from .trace import trace_training
+
+
+def training_inputs(model, X, Y) -> dict[str, np.ndarray]:
+    """The graph inputs of one step: ``x``, ``y`` and the model's parameters (float64)."""
+    inputs = {"x": as_array(X, "X"), "y": as_array(Y, "Y")}
+    for name, p in model.state_dict().items():
+        inputs[name] = as_array(p, f"parameter {name!r}").astype(np.float64)
+    return inputs
+
+
+def train_step(model, X, Y, lr: float, mode: str = "float", scale_bits: int = 16,
+               loss: str = "mse") -> dict[str, np.ndarray]:
+    """The model's parameters after one SGD step on ``(X, Y)`` with the MSE loss.
+
+    Returns a state_dict-like mapping (torch parameter names -> float64 numpy arrays). In
+    ``"fixed"`` mode the step runs in exact fixed-point arithmetic at scale ``2**scale_bits``
+    and the result is decoded; the model itself is not modified.
+    """
+    inputs = training_inputs(model, X, Y)
+    x, y = inputs["x"], inputs["y"]
+    if x.ndim < 2:
+        raise ValueError(f"X must be batched (batch, features), got shape {x.shape}")
+    if y.ndim != 2 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"Y must have shape (batch, outputs) with batch {x.shape[0]}, "
+                         f"got {y.shape}")
+    graph = trace_training(model, x.shape[0], lr, loss=loss, input_shape=x.shape,
+                           scale_bits=scale_bits)
+    values = run(graph, inputs, mode=mode)
+    if mode == "fixed":
+        return {name: decode(graph, values, t) for name, t in graph.outputs.items()
+                if name != "out"}
+    return {name: values[t] for name, t in graph.outputs.items() if name != "out"}
