@@ -202,6 +202,13 @@ def parse_einsum(spec: str, *shapes) -> EinsumSpec:
             toks = toks[:i] + ell_labels[n_ell - m:] + toks[i + 1:]
         operands.append(tuple(toks))
 
+    for k, (ops, shape) in enumerate(zip(operands, shapes)):
+        for i, c in enumerate(ops):  # a repeated label inside one operand must agree exactly
+            j = ops.index(c)
+            if j != i and shape[i] != shape[j]:
+                raise ValueError(
+                    f"operand {k} repeats index '{c}' on axes of different sizes "
+                    f"{shape[j]} and {shape[i]}")
     # sizes, with numpy's size-1 broadcasting
     sizes: dict[str, int] = {}
     for k, (ops, shape) in enumerate(zip(operands, shapes)):
@@ -213,13 +220,6 @@ def parse_einsum(spec: str, *shapes) -> EinsumSpec:
                 raise ValueError(
                     f"size mismatch for index '{c}' in '{spec}': operand {k} has {n}, "
                     f"an earlier operand has {prev}")
-    for k, (ops, shape) in enumerate(zip(operands, shapes)):
-        for i, c in enumerate(ops):  # a repeated label inside one operand must agree exactly
-            j = ops.index(c)
-            if j != i and shape[i] != shape[j]:
-                raise ValueError(
-                    f"operand {k} repeats index '{c}' on axes of different sizes "
-                    f"{shape[j]} and {shape[i]}")
 
     if arrow:
         if "..." in out_tokens:

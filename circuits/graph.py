@@ -88,13 +88,14 @@ class Graph:
             i += 1
         return f"{prefix}{i}"
 
-    def _add_node(self, op: str, inputs, shape, scale: int, name: str | None, **attrs) -> str:
+    def _add_node(self, op: str, inputs, out_shape, scale: int, name: str | None,
+                  **attrs) -> str:
         for x in inputs:
             self[x]  # raises on unknown tensors
         name = name or self._fresh(f"%{op}")
         if name in self.tensors:
             raise ValueError(f"tensor name {name!r} is already used in the graph")
-        self.tensors[name] = Tensor(name, tuple(int(n) for n in shape), scale)
+        self.tensors[name] = Tensor(name, tuple(int(n) for n in out_shape), scale)
         self.nodes.append(Node(op, tuple(inputs), name, MappingProxyType(attrs)))
         return name
 
@@ -187,7 +188,7 @@ class Graph:
 
     def reshape(self, x: str, shape, name: str | None = None) -> str:
         t = self[x]
-        shape = tuple(int(n) for n in shape)
-        if math.prod(shape) != math.prod(t.shape):
-            raise ValueError(f"reshape: cannot reshape {t.shape} into {shape}")
-        return self._add_node("reshape", (x,), shape, t.scale, name, shape=shape)
+        new = tuple(int(n) for n in shape)
+        if math.prod(new) != math.prod(t.shape):
+            raise ValueError(f"reshape: cannot reshape {t.shape} into {new}")
+        return self._add_node("reshape", (x,), new, t.scale, name, shape=new)

@@ -70,8 +70,9 @@ def _floor_div(x: np.ndarray, divisor: int) -> tuple[np.ndarray, np.ndarray]:
     if x.dtype != object and _maxabs(x) < INT64_SAFE and divisor < INT64_SAFE:
         q, r = np.divmod(x.astype(np.int64), np.int64(divisor))
         return q, r
-    q, r = np.divmod(_wide(x), divisor)
-    return _compact(q), _compact(r)
+    wide = _wide(x)
+    q = wide // divisor  # Python ints: floor division, exact
+    return _compact(q), _compact(wide - q * divisor)
 
 
 def _mul_const(x: np.ndarray, c: int) -> np.ndarray:
