@@ -1,0 +1,105 @@
+"""zk.mle against a naive Python evaluation of the multilinear extension."""
+import itertools
+
+import numpy as np
+import pytest
+
+from zk import field as F
+from zk import mle
+from zk.field import R
+
+
+def naive_eval(values: list[int], point: list[int]) -> int:
+    """sum_j values[j] * prod_v eq(point_v, bit v of j), variable 0 = most significant bit."""
+    m = len(point)
+    total = 0
+    for j, v in enumerate(values):
+        term = v
+        for k, r in enumerate(point):
+            bit = (j >> (m - 1 - k)) & 1
+            term = term * (r if bit else 1 - r) % R
+        total += term
+    return total % R
+
+
+def test_dim_bits_and_padding():
+    assert mle.dim_bits((1, 2, 3, 4, 5, 1024, 1025)) == (0, 1, 2, 2, 3, 10, 11)
+    assert mle.dim_bits(()) == ()
+    with pytest.raises(ValueError):
+        mle.dim_bits((3, 0))
+    a = np.arange(15).reshape(3, 5)
+    p = mle.pad_pow2(a)
+    assert p.shape == (4, 8)
+    assert np.array_equal(p[:3, :5], a) and not p[3:].any() and not p[:, 5:].any()
+
+
+def test_table_from_ints_and_field_arrays_agree():
+    a = np.arange(-7, 8).reshape(3, 5)
+    t = mle.table(a)
+    assert t.shape == (32, 4)
+    assert np.array_equal(t, mle.table(F.from_int(a)))
+    assert F.to_signed(t).tolist() == mle.pad_pow2(a).reshape(-1).tolist()
+    assert mle.table(np.int64(5)).shape == (1, 4)
+    with pytest.raises(TypeError):
+        mle.table(np.zeros((3, 5), dtype=np.uint64))
+
+
+def test_convention_boolean_points_index_the_tensor():
+    """At a Boolean point (bits of i, then bits of j, each most significant first) the MLE is A[i, j]."""
+    a = np.arange(1, 16).reshape(3, 5)
+    t = mle.table(a)
+    for i, j in itertools.product(range(4), range(8)):
+        point = [(i >> 1) & 1, i & 1, (j >> 2) & 1, (j >> 1) & 1, j & 1]
+        expected = a[i, j] if i < 3 and j < 5 else 0
+        assert F.to_int(mle.evaluate(t, F.from_int(point))) == expected
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 5, 7])
+def test_evaluate_matches_naive(m):
+    rng = np.random.default_rng(m)
+    t = F.random_seeded(1 << m, rng)
+    point = F.random_seeded((m,), rng)
+    expected = naive_eval(list(F.to_int(t)), [int(v) for v in F.to_int(point)])
+    assert F.to_int(mle.evaluate(t, point)) == expected
+    assert F.to_int(F.inner(t, mle.eq_table(point))) == expected
+
+
+def test_eq_table_matches_definition():
+    rng = np.random.default_rng(1)
+    point = F.random_seeded((4,), rng)
+    r = [int(v) for v in F.to_int(point)]
+    eq = [int(v) for v in F.to_int(mle.eq_table(point))]
+    for j in range(16):
+        bits = [(j >> (3 - k)) & 1 for k in range(4)]
+        want = 1
+        for rv, b in zip(r, bits):
+            want = want * (rv if b else 1 - rv) % R
+        assert eq[j] == want
+    assert F.to_int(F.sum(mle.eq_table(point))) == 1
+    assert F.to_int(mle.eq_table(F.zeros((0,)))[0]) == 1
+    big = F.random_seeded((14,), rng)  # several parallel chunks per level
+    assert F.to_int(F.sum(mle.eq_table(big))) == 1
+
+
+def test_fold_binds_first_variable():
+    rng = np.random.default_rng(2)
+    t = F.random_seeded(1 << 6, rng)
+    point = F.random_seeded((6,), rng)
+    full = mle.evaluate(t, point)
+    work = t.copy()
+    folded = mle.fold(work, point[0])
+    assert folded.shape == (32, 4) and np.shares_memory(folded, work)  # overwrites the first half
+    assert np.array_equal(mle.evaluate(folded, point[1:]), full)
+    frozen = t.copy()
+    frozen.flags.writeable = False
+    assert np.array_equal(mle.fold(frozen, point[0]), folded)  # read-only input: copied, left alone
+    assert np.array_equal(frozen, t)
+    with pytest.raises(ValueError):
+        mle.fold(F.ones(1), point[0])
+
+
+def test_evaluate_validates_point_length():
+    with pytest.raises(ValueError, match="needs a point of 3"):
+        mle.evaluate(F.zeros(8), F.zeros(2))
+    with pytest.raises(ValueError):
+        mle.evaluate(F.zeros(6), F.zeros(2))

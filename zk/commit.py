@@ -1,0 +1,454 @@
+"""Hyrax-style Pedersen commitments to multilinear tables, opened by a zero-knowledge inner-product argument.
+
+Layout
+------
+A tensor's table is its MLE table (:func:`zk.mle.table`: dimensions zero-padded to powers of two,
+flattened in C order; ``n = 2^m`` entries, variable 0 the most significant index bit). It is viewed
+row-major as a matrix of ``2^m_row`` rows and ``2^m_col`` columns, ``m_row = m // 2``,
+``m_col = m - m_row``: ``T[i, j] = table[i * cols + j]``, so the first ``m_row`` variables index rows.
+
+Commitment
+----------
+One blinded Pedersen commitment per row, ``C_i = sum_j T[i, j] * G_j + r_i * H``, with
+generators ``G_j``, ``H`` (and ``U`` for values) of a :class:`CommitKey` and secret uniformly random
+``r_i``. Commitments are hiding (each row is uniformly distributed) and binding (under discrete
+log). They are additively homomorphic: ``C_A + C_B`` commits to ``A + B`` with summed blinds.
+
+Evaluation
+----------
+With ``eq_table(p)[b] = prod_k (p_k if bit_k(b) else 1 - p_k)`` (:func:`zk.mle.eq_table`, ``bit_k``
+the k-th most significant bit of ``b``), at a point ``x = (x_row, x_col)`` (the first ``m_row`` coordinates are
+the row variables), ``T~(x) = L^T T R`` with ``L = eq_table(x_row)`` and ``R = eq_table(x_col)``.
+Both parties compute ``C' = sum_i L_i C_i``, a commitment to ``t = L^T T`` with blind
+``r_t = sum_i L_i r_i``. The value ``v = T~(x)`` is either public or given as a Pedersen commitment
+``C_v = v * U + r_v * H`` (the sumcheck layer passes committed evaluations); a public ``v`` is
+the case ``C_v = v * U``, ``r_v = 0``.
+
+Opening protocol (non-interactive through :class:`zk.transcript.Transcript`)
+---------------------------------------------------------------------------
+Relation: knowledge of ``t, r_t, r_v`` with ``C' = <t, G> + r_t H`` and
+``C_v = <t, R> U + r_v H``. This is the zero-knowledge inner-product argument of Bulletproofs
+(Bünz et al. 2018, protocol 2 with blinded cross terms) as used by Hyrax (Wahby et al. 2018, §A):
+
+1. The transcript absorbs ``m``, the row commitments, ``x`` and ``v`` (or ``C_v``); challenge
+   ``xi``. Set ``U' = xi U``, ``P = C' + xi C_v = <t, G> + <t, R> U' + rho H`` with
+   ``rho = r_t + xi r_v``; write ``a = t``, ``b = R``.
+2. ``m_col`` halving rounds. With ``a = (a_L, a_R)``, ``b = (b_L, b_R)``, ``G = (G_L, G_R)`` and
+   fresh random ``l, r``, the prover sends ``L = <a_L, G_R> + <a_L, b_R> U' + l H`` and
+   ``R = <a_R, G_L> + <a_R, b_L> U' + r H``; challenge ``u``; both fold
+   ``a <- u a_L + u^-1 a_R``, ``b <- u^-1 b_L + u b_R``, ``G <- u^-1 G_L + u G_R``,
+   ``P <- u^2 L + P + u^-2 R`` (the prover: ``rho <- rho + u^2 l + u^-2 r``).
+3. Now ``P = a (G + b U') + rho H`` for scalars ``a, b`` and one point ``G``. A Schnorr (Okamoto)
+   proof of knowledge of ``(a, rho)``: the prover sends ``A = d (G + b U') + s H`` for random
+   ``d, s``; challenge ``c``; it sends ``z1 = d + c a``, ``z2 = s + c rho``; the verifier checks
+   ``z1 (G + b U') + z2 H = A + c P``.
+
+The folded ``G`` and ``b`` are ``sum_i s_i G_i`` and ``sum_i s_i R_i`` with
+``s = tensor_i (u_i^-1, u_i)`` (round ``i`` folds the i-th most significant column bit); the
+verifier evaluates its whole check, ``C'`` and ``P`` included, as one multi-scalar multiplication.
+Proof: ``2 m_col + 1`` points and 2 scalars. Zero knowledge (honest verifier, then Fiat–Shamir):
+every ``L``, ``R`` and ``A`` is uniformly random thanks to its fresh blind and ``z1, z2`` are
+uniform given ``c``, so a simulator samples them and solves for ``A``.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from . import field, group, mle
+from .errors import ProofFormatError, VerificationError
+from .group import Point
+from .transcript import Transcript
+
+__all__ = [
+    "CommitKey", "DEFAULT_KEY", "Commitment", "Opening", "EvalProof",
+    "split_vars", "commit", "commit_scalars", "commit_scalar", "evaluate",
+    "prove_eval", "verify_eval",
+]
+
+#: Largest number of table variables a serialised commitment may declare.
+MAX_VARS = 60
+_COMMITMENT_VERSION = 1
+_PROOF_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CommitKey:
+    """Public parameters: the generator family ``label`` (see :func:`zk.group.generators`).
+
+    ``G_j`` is generator ``j`` of ``label``; ``H`` and ``U`` are generator 0 of ``label + b"/H"``
+    and ``label + b"/U"``. Generators of different sizes are prefixes of one sequence, so a key
+    serves every table size.
+    """
+
+    label: bytes = b"zkfhe/hyrax/v1"
+
+    def g(self, n: int) -> list[Point]:
+        return group.generators(n, self.label)
+
+    @property
+    def H(self) -> Point:
+        return _fixed_base(self.label + b"/H").point
+
+    @property
+    def U(self) -> Point:
+        return _fixed_base(self.label + b"/U").point
+
+
+DEFAULT_KEY = CommitKey()
+
+
+@lru_cache(maxsize=None)
+def _fixed_base(label: bytes) -> group.FixedBase:
+    return group.FixedBase(group.generators(1, label)[0])
+
+
+def split_vars(num_vars: int) -> tuple[int, int]:
+    """``(m_row, m_col)`` of a table with ``num_vars`` variables."""
+    return num_vars // 2, num_vars - num_vars // 2
+
+
+def _scalar(c) -> np.ndarray:
+    """One field element from a Python int or a field element."""
+    if isinstance(c, np.ndarray):
+        if c.dtype != np.uint64 or c.shape != (4,):
+            raise TypeError(f"expected one field element (uint64, shape (4,)), got {c.dtype} {c.shape}")
+        return c
+    return field.from_int(operator.index(c))
+
+
+def _field_vector(values, n: int, what: str) -> np.ndarray:
+    """An ``(n, 4)`` field array from a field array or a sequence of ints."""
+    if isinstance(values, np.ndarray) and values.dtype == np.uint64:
+        arr = values
+    else:
+        ints = [operator.index(v) for v in values]
+        arr = field.from_int(ints) if ints else field.zeros(0)
+    if arr.shape != (n, 4):
+        raise ValueError(f"{what}: expected {n} field elements, got shape {arr.shape[:-1]}")
+    return arr
+
+
+def _tensor_table(pairs: np.ndarray) -> np.ndarray:
+    """``out[b] = prod_k pairs[k, bit_k(b)]`` (bit 0 the most significant) for ``pairs`` of shape (m, 2, 4)."""
+    out = field.ones(1)
+    for pair in pairs:
+        out = field.mul(out[:, None, :], pair[None, :, :]).reshape(-1, 4)
+    return out
+
+
+def _table(values) -> tuple[np.ndarray, np.ndarray | None]:
+    """The MLE table of a tensor (:func:`zk.mle.table`), and its int64 entries for an integer tensor."""
+    if hasattr(values, "detach"):  # a torch tensor
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub" and arr.dtype != np.uint64:
+        ints = mle.pad_pow2(arr).astype(np.int64).reshape(-1)
+        return field.from_int(ints), ints
+    return mle.table(arr), None
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """Row commitments of a table with ``num_vars`` variables (public)."""
+
+    num_vars: int
+    rows: tuple[Point, ...]
+
+    def __post_init__(self) -> None:
+        m_row, _ = split_vars(self.num_vars)
+        if len(self.rows) != 1 << m_row:
+            raise ValueError(f"Commitment: {self.num_vars} variables need {1 << m_row} rows, got {len(self.rows)}")
+
+    def to_bytes(self) -> bytes:
+        """``version (1 byte) || num_vars (1 byte) || rows (48 bytes each)``."""
+        return bytes([_COMMITMENT_VERSION, self.num_vars]) + group.points_to_bytes(self.rows)
+
+    @classmethod
+    def from_bytes(cls, data) -> Commitment:
+        if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < 2:
+            raise ProofFormatError("commitment: expected at least 2 bytes")
+        data = bytes(data)
+        if data[0] != _COMMITMENT_VERSION:
+            raise ProofFormatError(f"commitment: unknown version {data[0]}")
+        if data[1] > MAX_VARS:
+            raise ProofFormatError(f"commitment: {data[1]} variables exceed the maximum {MAX_VARS}")
+        m_row, _ = split_vars(data[1])
+        return cls(data[1], tuple(group.points_from_bytes(data[2:], 1 << m_row)))
+
+    def _same_shape(self, other: Commitment) -> None:
+        if not isinstance(other, Commitment) or other.num_vars != self.num_vars:
+            raise ValueError("commitments of different sizes do not combine")
+
+    def __add__(self, other: Commitment) -> Commitment:
+        self._same_shape(other)
+        return Commitment(self.num_vars, tuple(a + b for a, b in zip(self.rows, other.rows)))
+
+    def __sub__(self, other: Commitment) -> Commitment:
+        self._same_shape(other)
+        return Commitment(self.num_vars, tuple(a - b for a, b in zip(self.rows, other.rows)))
+
+    @classmethod
+    def combine(cls, coeffs, commitments) -> Commitment:
+        """``sum_k coeffs[k] * commitments[k]`` (public coefficients: ints or field elements)."""
+        coeffs, commitments = list(coeffs), list(commitments)
+        if len(coeffs) != len(commitments) or not commitments:
+            raise ValueError(f"combine: {len(coeffs)} coefficients for {len(commitments)} commitments")
+        for other in commitments[1:]:
+            commitments[0]._same_shape(other)
+        c = np.stack([_scalar(x) for x in coeffs])
+        rows = tuple(group.msm(list(column), c) for column in zip(*(x.rows for x in commitments)))
+        return cls(commitments[0].num_vars, rows)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The secret side of a commitment: the table as a ``(rows, cols, 4)`` field array and the row blinds."""
+
+    table: np.ndarray
+    blinds: np.ndarray
+
+    @property
+    def num_vars(self) -> int:
+        return (self.table.shape[0] * self.table.shape[1]).bit_length() - 1
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Opening(num_vars={self.num_vars})"
+
+    def __add__(self, other: Opening) -> Opening:
+        return Opening(field.add(self.table, other.table), field.add(self.blinds, other.blinds))
+
+    def __sub__(self, other: Opening) -> Opening:
+        return Opening(field.sub(self.table, other.table), field.sub(self.blinds, other.blinds))
+
+    @classmethod
+    def combine(cls, coeffs, openings) -> Opening:
+        """The opening of ``Commitment.combine(coeffs, commitments)``."""
+        coeffs, openings = list(coeffs), list(openings)
+        if len(coeffs) != len(openings) or not openings:
+            raise ValueError(f"combine: {len(coeffs)} coefficients for {len(openings)} openings")
+        c = np.stack([_scalar(x) for x in coeffs])
+        table = field.sum(field.mul(c[:, None, None, :], np.stack([o.table for o in openings])), axis=0)
+        blinds = field.sum(field.mul(c[:, None, :], np.stack([o.blinds for o in openings])), axis=0)
+        return cls(table, blinds)
+
+
+def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None) -> tuple[Commitment, Opening]:
+    """Commit to a tensor: an integer array / torch tensor (bits and small values commit through
+    :func:`zk.group.msm_small`) or a field array ``(..., 4)``. Dimensions are zero-padded to powers
+    of two. ``blinds`` (``(rows, 4)``) defaults to fresh secret randomness."""
+    table, ints = _table(values)
+    m = table.shape[0].bit_length() - 1
+    m_row, m_col = split_vars(m)
+    rows, cols = 1 << m_row, 1 << m_col
+    blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
+    g = key.g(cols)
+    masks = _fixed_base(key.label + b"/H").mul(blinds)
+    scalars = ints.reshape(rows, cols) if ints is not None else table.reshape(rows, cols, 4)
+    points = [p + mask for p, mask in zip(group.msm_rows(g, scalars), masks)]
+    return Commitment(m, tuple(points)), Opening(table.reshape(rows, cols, 4), blinds)
+
+
+def commit_scalars(values, key: CommitKey = DEFAULT_KEY, *, blinds=None) -> tuple[list[Point], np.ndarray]:
+    """Pedersen commitments ``v_k * U + r_k * H`` to field elements (an ``(n, 4)`` array or ints); returns (points, blinds)."""
+    v = _field_vector(values, len(values), "commit_scalars")
+    r = field.random(len(v)) if blinds is None else _field_vector(blinds, len(v), "commit_scalars blinds")
+    vu = _fixed_base(key.label + b"/U").mul(v)
+    rh = _fixed_base(key.label + b"/H").mul(r)
+    return [a + b for a, b in zip(vu, rh)], r
+
+
+def commit_scalar(value, key: CommitKey = DEFAULT_KEY, *, blind=None) -> tuple[Point, np.ndarray]:
+    """``v * U + r * H`` for one value; returns (point, blind)."""
+    points, r = commit_scalars(_scalar(value)[None], key, blinds=None if blind is None else _scalar(blind)[None])
+    return points[0], r[0]
+
+
+def _point_tables(point, num_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, L, R)``: the point as a field array and its row and column eq tables."""
+    x = _field_vector(point, num_vars, "evaluation point")
+    m_row, _ = split_vars(num_vars)
+    return x, mle.eq_table(x[:m_row]), mle.eq_table(x[m_row:])
+
+
+def evaluate(opening: Opening, point) -> np.ndarray:
+    """``T~(point)``, one field element."""
+    _, left, right = _point_tables(point, opening.num_vars)
+    return field.inner(_row_combination(opening, left), right)
+
+
+def _row_combination(opening: Opening, left: np.ndarray) -> np.ndarray:
+    """``t = L^T T``."""
+    return field.sum(field.mul(left[:, None, :], opening.table), axis=0)
+
+
+@dataclass(frozen=True)
+class EvalProof:
+    """Inner-product argument messages: round points ``L``, ``R``, Schnorr point ``A``, responses ``z1``, ``z2``."""
+
+    L: tuple[Point, ...]
+    R: tuple[Point, ...]
+    A: Point
+    z1: np.ndarray
+    z2: np.ndarray
+
+    def to_bytes(self) -> bytes:
+        """``version || rounds k (1 byte) || L_1..L_k || R_1..R_k || A (48 bytes each) || z1 || z2 (32 bytes each)``."""
+        head = bytes([_PROOF_VERSION, len(self.L)])
+        return head + group.points_to_bytes((*self.L, *self.R, self.A)) + field.to_bytes(np.stack([self.z1, self.z2]))
+
+    @classmethod
+    def from_bytes(cls, data) -> EvalProof:
+        if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < 2:
+            raise ProofFormatError("eval proof: expected at least 2 bytes")
+        data = bytes(data)
+        if data[0] != _PROOF_VERSION:
+            raise ProofFormatError(f"eval proof: unknown version {data[0]}")
+        k = data[1]
+        if k > MAX_VARS:
+            raise ProofFormatError(f"eval proof: {k} rounds exceed the maximum {MAX_VARS}")
+        npts = 2 * k + 1
+        if len(data) != 2 + 48 * npts + 64:
+            raise ProofFormatError(f"eval proof: {k} rounds need {2 + 48 * npts + 64} bytes, got {len(data)}")
+        pts = group.points_from_bytes(data[2:2 + 48 * npts], npts)
+        try:
+            z = field.from_bytes(data[2 + 48 * npts:], 2)
+        except ValueError as exc:
+            raise ProofFormatError(f"eval proof: {exc}") from None
+        return cls(tuple(pts[:k]), tuple(pts[k:2 * k]), pts[2 * k], z[0], z[1])
+
+
+def _absorb_statement(transcript: Transcript, commitment: Commitment, x: np.ndarray, value, value_commitment) -> None:
+    transcript.absorb("hyrax/commitment", commitment.to_bytes())
+    transcript.absorb("hyrax/point", field.to_bytes(x))
+    if value_commitment is None:
+        transcript.absorb("hyrax/value", field.to_bytes(value))
+    else:
+        transcript.absorb("hyrax/value-commitment", group.point_to_bytes(value_commitment))
+
+
+def _challenge(transcript: Transcript, label: str) -> np.ndarray:
+    return field.from_int(transcript.challenge(label))
+
+
+def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Transcript,
+               key: CommitKey = DEFAULT_KEY, *, value_blind=None) -> EvalProof:
+    """Prove ``T~(point) = v`` for the table of ``opening`` / ``commitment``.
+
+    With ``value_blind=None`` the value ``v`` is public (the verifier gets ``evaluate(opening, point)``);
+    otherwise the verifier gets ``C_v = commit_scalar(v, key, blind=value_blind)[0]``.
+    """
+    if commitment.num_vars != opening.num_vars:
+        raise ValueError(f"prove_eval: opening has {opening.num_vars} variables, commitment {commitment.num_vars}")
+    x, left, right = _point_tables(point, opening.num_vars)
+    a = _row_combination(opening, left)
+    b = right
+    value = field.inner(a, b)
+    rho = field.inner(left, opening.blinds)  # r_t
+    if value_blind is None:
+        _absorb_statement(transcript, commitment, x, value, None)
+    else:
+        c_v, r_v = commit_scalar(value, key, blind=value_blind)
+        _absorb_statement(transcript, commitment, x, None, c_v)
+    xi = _challenge(transcript, "hyrax/xi")
+    if value_blind is not None:
+        rho = field.add(rho, field.mul(xi, r_v))
+
+    n = a.shape[0]
+    g = np.empty(n, dtype=object)
+    g[:] = key.g(n)
+    extra = [key.U, key.H]
+    coef = field.ones(n)  # current generator k = sum of coef[i] * G_i over i = k mod len(a)
+    ls, rs = [], []
+    while len(a) > 1:
+        h = len(a) // 2
+        cg = coef.reshape(-1, 2, h, 4)  # [block, half, k]: original index (2 block + half) h + k
+        gg = g.reshape(-1, 2, h)
+        lr_blinds = field.random(2)
+
+        def cross_term(a_half, b_other, other, blind):
+            """``<a_half, G_other> + <a_half, b_other> U' + blind H``."""
+            scalars = field.mul(cg[:, other], a_half[None]).reshape(-1, 4)
+            cross = field.mul(xi, field.inner(a_half, b_other))
+            return group.msm(list(gg[:, other].reshape(-1)) + extra, np.concatenate([scalars, np.stack([cross, blind])]))
+
+        ls.append(cross_term(a[:h], b[h:], 1, lr_blinds[0]))
+        rs.append(cross_term(a[h:], b[:h], 0, lr_blinds[1]))
+        transcript.absorb("hyrax/L", group.point_to_bytes(ls[-1]))
+        transcript.absorb("hyrax/R", group.point_to_bytes(rs[-1]))
+        u = _challenge(transcript, "hyrax/u")
+        u_inv = field.inv(u)
+        rho = field.add(rho, field.add(field.mul(field.square(u), lr_blinds[0]),
+                                       field.mul(field.square(u_inv), lr_blinds[1])))
+        a = field.add(field.mul(u, a[:h]), field.mul(u_inv, a[h:]))
+        b = field.add(field.mul(u_inv, b[:h]), field.mul(u, b[h:]))
+        coef = field.mul(cg, np.stack([u_inv, u])[None, :, None, :]).reshape(n, 4)
+
+    g_final = group.msm(list(g), coef)
+    d, s = field.random(2)
+    ub = field.mul(xi, b[0])
+    big_a = group.msm([g_final] + extra, np.stack([d, field.mul(d, ub), s]))
+    transcript.absorb("hyrax/A", group.point_to_bytes(big_a))
+    c = _challenge(transcript, "hyrax/c")
+    z1 = field.add(d, field.mul(c, a[0]))
+    z2 = field.add(s, field.mul(c, rho))
+    transcript.absorb("hyrax/z", field.to_bytes(np.stack([z1, z2])))
+    return EvalProof(tuple(ls), tuple(rs), big_a, z1, z2)
+
+
+def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcript: Transcript,
+                key: CommitKey = DEFAULT_KEY) -> None:
+    """Check ``proof`` that the committed table evaluates at ``point`` to ``value``.
+
+    ``value`` is the public value (an int or field element) or a :data:`Point` ``C_v = v U + r_v H``.
+    Raises :class:`zk.errors.VerificationError` naming the failed check.
+    """
+    if not isinstance(commitment, Commitment) or not isinstance(proof, EvalProof):
+        raise VerificationError("eval: expected a Commitment and an EvalProof")
+    m = commitment.num_vars
+    try:
+        x, left, right = _point_tables(point, m)
+    except ValueError as exc:
+        raise VerificationError(f"eval: bad evaluation point ({exc})") from None
+    _, m_col = split_vars(m)
+    k = len(proof.L)
+    if k != m_col or len(proof.R) != m_col:
+        raise VerificationError(f"eval: proof has {k} rounds, the commitment needs {m_col}")
+    committed = isinstance(value, Point)
+    v = None if committed else _scalar(value)
+    _absorb_statement(transcript, commitment, x, v, value if committed else None)
+    xi = _challenge(transcript, "hyrax/xi")
+    us = []
+    for lp, rp in zip(proof.L, proof.R):
+        transcript.absorb("hyrax/L", group.point_to_bytes(lp))
+        transcript.absorb("hyrax/R", group.point_to_bytes(rp))
+        us.append(_challenge(transcript, "hyrax/u"))
+    transcript.absorb("hyrax/A", group.point_to_bytes(proof.A))
+    c = _challenge(transcript, "hyrax/c")
+    transcript.absorb("hyrax/z", field.to_bytes(np.stack([proof.z1, proof.z2])))
+
+    us = np.stack(us) if us else field.zeros(0)
+    if field.equal(us, field.ZERO).any():
+        raise VerificationError("eval: zero folding challenge")
+    us_inv = field.inv(us) if k else us
+    s = _tensor_table(np.stack([us_inv, us], axis=1))
+    neg_c = field.neg(c)
+    # z1 (G_f + b_f xi U) + z2 H - A - c (C' + xi C_v + sum_j u_j^2 L_j + u_j^-2 R_j) = 0, as one MSM,
+    # with G_f = sum_i s_i G_i, b_f = <s, R>, C' = sum_i L_i C_i.
+    u_coeff = field.mul(field.mul(proof.z1, field.inner(s, right)), xi)
+    if committed:
+        value_terms = [value], field.mul(neg_c, xi)[None]
+    else:
+        u_coeff = field.add(u_coeff, field.mul(field.mul(neg_c, xi), v))
+        value_terms = [], field.zeros(0)
+    points = [*key.g(len(s)), *commitment.rows, *proof.L, *proof.R, key.U, key.H, proof.A, *value_terms[0]]
+    scalars = np.concatenate([
+        field.mul(proof.z1, s), field.mul(neg_c, left),
+        field.mul(neg_c, field.square(us)), field.mul(neg_c, field.square(us_inv)),
+        np.stack([u_coeff, proof.z2, field.neg(field.ONE)]), value_terms[1],
+    ])
+    if group.msm(points, scalars) != group.identity():
+        raise VerificationError("eval: inner-product argument check failed")

@@ -1,0 +1,359 @@
+"""Zero-knowledge proofs of two-operand einsums over committed integer tensors.
+
+Relation: Hyrax commitments ``com(A)``, ``com(B)``, ``com(C)`` open to integer tensors with
+``C = einsum(spec, A, B)`` (mapped into Fr; negative integers are ``r - |x|``).
+
+Protocol (Thaler's matrix-multiplication sumcheck, generalised). Labels are classified as
+
+* *free*: in the output and in exactly one operand (``i`` and ``k`` of ``ij,jk->ik``),
+* *batch*: in the output and in both operands (``b`` of ``bij,bjk->bik``),
+* *contracted*: not in the output (``j``).
+
+Every label ``l`` of size ``n_l`` contributes ``ceil(log2 n_l)`` MLE variables (a broadcast axis of
+size 1 contributes none). The verifier draws a random point ``u`` over the output's variables;
+then ``C~(u) = sum_x eq(u_batch, x_batch) A~(u_free, x) B~(u_free, x)`` over the batch and
+contracted variables ``x``, which a (zero-knowledge, :mod:`zk.zksumcheck`) sumcheck reduces to
+``e * A~(p_A) * B~(p_B)`` at a random point, ``e = eq(u_batch, r_batch)``. The prover commits to
+``C~(u)``, ``A~(p_A)``, ``B~(p_B)`` and to their product, proves the three evaluations with
+Hyrax openings (:func:`zk.commit.prove_eval`), the product with :func:`zk.sigma.prove_product`,
+and links the sumcheck's final claim to ``e`` times the product by a zero opening. Nothing but
+commitments and uniformly blinded messages leaves the prover.
+
+Statement absorbed first: the normalised spec, the operand shapes and the three commitments.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuits import EinsumSpec, exact_einsum, parse_einsum
+
+from . import commit, field, group, mle, sigma, zksumcheck
+from .commit import Commitment, EvalProof
+from .errors import ProofFormatError, VerificationError
+from .group import Point
+from .sumcheck import SumcheckProver
+from .transcript import Transcript
+
+__all__ = ["EinsumProof", "prove_einsum", "verify_einsum", "EinsumLayout"]
+
+DOMAIN = b"zkfhe/einsum/v1"
+MAGIC = b"ZKEINSUM"
+VERSION = 1
+#: Upper bound on any dimension a proof file may declare (2^32 entries per axis).
+MAX_DIM = 1 << 32
+MAX_RANK = 16
+
+
+@dataclass(frozen=True)
+class EinsumLayout:
+    """Which MLE variables belong to which role, for a simple two-operand einsum.
+
+    A variable is ``(label, bit)``; ``bit`` 0 is the most significant bit of that index.
+    """
+
+    spec: EinsumSpec
+
+    def bits(self, k: int) -> dict[str, int]:
+        """Label -> number of variables, for operand ``k`` (0, 1) or the output (2)."""
+        if k == 2:
+            labels, shape = self.spec.output, self.spec.output_shape
+        else:
+            labels, shape = self.spec.operands[k], self.spec.shapes[k]
+        return dict(zip(labels, mle.dim_bits(shape)))
+
+    def variables(self, k: int) -> list[tuple[str, int]]:
+        """The MLE variables of operand ``k`` (or the output, ``k = 2``) in table order."""
+        return [(c, j) for c, n in self.bits(k).items() for j in range(n)]
+
+    @property
+    def batch(self) -> tuple[str, ...]:
+        a, b = self.spec.operands
+        return tuple(c for c in self.spec.output if c in a and c in b)
+
+    @property
+    def sum_variables(self) -> list[tuple[str, int]]:
+        """Sumcheck variables: batch labels (output order), then contracted labels."""
+        full = self.bits(2)
+        for k in (0, 1):
+            for c, n in self.bits(k).items():
+                full[c] = max(full.get(c, 0), n)
+        labels = list(self.batch) + list(self.spec.contracted)
+        return [(c, j) for c in labels for j in range(full[c])]
+
+    def operand_point(self, k: int, u: dict, r: dict) -> np.ndarray:
+        """Evaluation point of operand ``k``: output coordinates for free labels, sumcheck ones else."""
+        free = set(self.spec.output) - set(self.batch)
+        coords = [u[v] if v[0] in free else r[v] for v in self.variables(k)]
+        return np.stack(coords) if coords else field.zeros(0)
+
+
+def _restrict(tab: np.ndarray, variables: list, fixed: dict, order: list) -> np.ndarray:
+    """Bind the ``fixed`` variables of an MLE table, then lay the rest out over ``order``
+    (variables of ``order`` the table lacks are broadcast): a table over ``order``."""
+    t = tab.reshape((2,) * len(variables) + (4,))
+    names = list(variables)
+    for pos in reversed(range(len(names))):
+        v = names[pos]
+        if v in fixed:
+            lo = np.take(t, 0, axis=pos)
+            hi = np.take(t, 1, axis=pos)
+            t = field.add(lo, field.mul(fixed[v], field.sub(hi, lo)))
+            del names[pos]
+    perm = sorted(range(len(names)), key=lambda i: order.index(names[i]))
+    t = t.transpose(perm + [len(names)])
+    t = t.reshape(tuple(2 if v in names else 1 for v in order) + (4,))
+    full = np.broadcast_to(t, (2,) * len(order) + (4,))
+    return np.ascontiguousarray(full).reshape(-1, 4)
+
+
+def _eq_value(u: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``eq(u, r) = prod_v (u_v r_v + (1 - u_v)(1 - r_v))``."""
+    out = field.ONE.copy()
+    for a, b in zip(u, r):
+        term = field.add(field.mul(a, b), field.mul(field.sub(field.ONE, a), field.sub(field.ONE, b)))
+        out = field.mul(out, term)
+    return out
+
+
+def _integer_operand(x, name: str) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x)
+    if a.dtype == object:
+        if not all(isinstance(v, (int, np.integer)) for v in a.flat):
+            raise TypeError(f"{name} must hold integers")
+        return a
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"{name} must be an integer tensor (fixed-point values), got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def _check_spec(spec: EinsumSpec) -> None:
+    if len(spec.operands) != 2:
+        raise ValueError(f"zk einsum proofs take two operands, '{spec}' has {len(spec.operands)}")
+    for k, ops in enumerate(spec.operands):
+        if len(set(ops)) != len(ops):
+            raise ValueError(f"zk einsum proofs do not support a repeated index inside an operand "
+                             f"(operand {k} of '{spec}')")
+
+
+@dataclass(frozen=True)
+class EinsumProof:
+    """A proof that committed ``C = einsum(spec, A, B)``; the statement is ``spec``, the shapes
+    and the three commitments."""
+
+    spec: str
+    shapes: tuple[tuple[int, ...], tuple[int, ...]]
+    commitments: tuple[Commitment, Commitment, Commitment]  # A, B, C
+    value_commitments: tuple[Point, Point, Point, Point]  # C~(u), A~(p_A), B~(p_B), product
+    sumcheck: zksumcheck.CommittedSumcheck
+    evals: tuple[EvalProof, EvalProof, EvalProof]  # C, A, B
+    product: sigma.ProductProof
+    final_blind: np.ndarray
+
+    # -- serialisation ---------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """``MAGIC || version || spec || shapes || sections``; each section is length-prefixed."""
+        out = [MAGIC, bytes([VERSION])]
+        spec = self.spec.encode()
+        out.append(struct.pack("<H", len(spec)) + spec)
+        for shape in self.shapes:
+            out.append(struct.pack("<B", len(shape)) + b"".join(struct.pack("<Q", n) for n in shape))
+        sections = [c.to_bytes() for c in self.commitments]
+        sections.append(group.points_to_bytes(self.value_commitments))
+        sections.append(self.sumcheck.to_bytes())
+        sections += [e.to_bytes() for e in self.evals]
+        sections.append(self.product.to_bytes())
+        sections.append(field.to_bytes(self.final_blind))
+        out += [struct.pack("<I", len(s)) + s for s in sections]
+        return b"".join(out)
+
+    @classmethod
+    def from_bytes(cls, data) -> "EinsumProof":
+        """Parse and validate; malformed input raises :class:`zk.ProofFormatError` only."""
+        try:
+            return cls._parse(bytes(data))
+        except ProofFormatError:
+            raise
+        except (ValueError, TypeError, IndexError, struct.error, UnicodeDecodeError) as exc:
+            raise ProofFormatError(f"einsum proof: {exc}") from None
+
+    @classmethod
+    def _parse(cls, data: bytes) -> "EinsumProof":
+        reader = _Reader(data)
+        if reader.take(len(MAGIC)) != MAGIC:
+            raise ProofFormatError("einsum proof: not a zkfhe einsum proof (bad magic)")
+        version = reader.take(1)[0]
+        if version != VERSION:
+            raise ProofFormatError(f"einsum proof: unsupported version {version}")
+        spec_text = reader.take(reader.unpack("<H")).decode("ascii")
+        shapes = []
+        for _ in range(2):
+            rank = reader.unpack("<B")
+            if rank > MAX_RANK:
+                raise ProofFormatError(f"einsum proof: rank {rank} exceeds {MAX_RANK}")
+            shape = tuple(reader.unpack("<Q") for _ in range(rank))
+            if any(not 1 <= n <= MAX_DIM for n in shape):
+                raise ProofFormatError(f"einsum proof: dimension out of range in {shape}")
+            shapes.append(shape)
+        try:
+            spec = parse_einsum(spec_text, *shapes)
+            _check_spec(spec)
+        except ValueError as exc:
+            raise ProofFormatError(f"einsum proof: invalid statement ({exc})") from None
+        layout = EinsumLayout(spec)
+        commitments = tuple(Commitment.from_bytes(reader.section()) for _ in range(3))
+        values = tuple(group.points_from_bytes(reader.section(), 4))
+        degree = 3 if layout.batch else 2
+        sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), len(layout.sum_variables), degree)
+        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(3))
+        product = sigma.ProductProof.from_bytes(reader.section())
+        final = reader.section()
+        try:
+            final_blind = field.from_bytes(final, 1)[0]
+        except ValueError as exc:
+            raise ProofFormatError(f"einsum proof: {exc}") from None
+        reader.end()
+        return cls(str(spec), tuple(shapes), commitments, values, sc, evals, product, final_blind)
+
+    @property
+    def size(self) -> int:
+        return len(self.to_bytes())
+
+
+class _Reader:
+    """Bounded reads from a byte string; every overrun is a ProofFormatError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise ProofFormatError(f"truncated proof: wanted {n} bytes at offset {self.pos}")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str) -> int:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def section(self) -> bytes:
+        return self.take(self.unpack("<I"))
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise ProofFormatError(f"{len(self.data) - self.pos} trailing bytes after the proof")
+
+
+def _absorb_statement(t: Transcript, spec: str, shapes, commitments) -> None:
+    t.absorb_str("einsum/spec", spec)
+    for k, shape in enumerate(shapes):
+        t.absorb_ints(f"einsum/shape{k}", shape)
+    for name, c in zip("ABC", commitments):
+        t.absorb(f"einsum/commitment/{name}", c.to_bytes())
+
+
+def _challenge_point(t: Transcript, label: str, n: int) -> np.ndarray:
+    return field.from_int(t.challenges(label, n)) if n else field.zeros(0)
+
+
+def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFAULT_KEY) -> EinsumProof:
+    """Commit to integer tensors ``A``, ``B`` and ``C = einsum(spec, A, B)`` and prove the relation.
+
+    ``C`` may be given (e.g. by a caller that already holds it); a wrong ``C`` yields a proof
+    that does not verify. Returns an :class:`EinsumProof`.
+    """
+    a = _integer_operand(A, "A")
+    b = _integer_operand(B, "B")
+    parsed = parse_einsum(spec, a.shape, b.shape)
+    _check_spec(parsed)
+    c = exact_einsum(str(parsed), a, b) if C is None else _integer_operand(C, "C")
+    if c.shape != parsed.output_shape:
+        raise ValueError(f"C has shape {c.shape}, '{parsed}' produces {parsed.output_shape}")
+    layout = EinsumLayout(parsed)
+    (com_a, open_a), (com_b, open_b), (com_c, open_c) = (commit.commit(x, key) for x in (a, b, c))
+    t = Transcript(DOMAIN)
+    _absorb_statement(t, str(parsed), (a.shape, b.shape), (com_a, com_b, com_c))
+
+    out_vars = layout.variables(2)
+    u = _challenge_point(t, "einsum/u", len(out_vars))
+    u_of = dict(zip(out_vars, u))
+    # C~(u), committed and opened
+    blinds = field.random(4)
+    c_value = commit.evaluate(open_c, u)
+    c_point, _ = commit.commit_scalar(c_value, key, blind=blinds[0])
+    eval_c = commit.prove_eval(open_c, com_c, u, t, key, value_blind=blinds[0])
+
+    # sumcheck over batch + contracted variables
+    sum_vars = layout.sum_variables
+    free_fixed = {v: u_of[v] for v in out_vars if v[0] not in layout.batch}
+    tables = [_restrict(open_x.table.reshape(-1, 4), layout.variables(k), free_fixed, sum_vars)
+              for k, open_x in enumerate((open_a, open_b))]
+    terms = [(1, (0, 1))]
+    batch_vars = [v for v in sum_vars if v[0] in layout.batch]
+    if batch_vars:
+        eq = mle.eq_table(np.stack([u_of[v] for v in batch_vars]))
+        tables.append(_restrict(eq, batch_vars, {}, sum_vars))
+        terms = [(1, (0, 1, 2))]
+    prover = SumcheckProver(tables, terms)
+    sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
+    r_of = dict(zip(sum_vars, r))
+
+    # A~(p_A), B~(p_B), their product, and the link to the sumcheck's final claim
+    (pa, pb, pz), _ = commit.commit_scalars(
+        np.stack([finals[0], finals[1], field.mul(finals[0], finals[1])]), key, blinds=blinds[1:])
+    t.absorb("einsum/finals", group.points_to_bytes((pa, pb, pz)))
+    eval_a = commit.prove_eval(open_a, com_a, layout.operand_point(0, u_of, r_of), t, key,
+                               value_blind=blinds[1])
+    eval_b = commit.prove_eval(open_b, com_b, layout.operand_point(1, u_of, r_of), t, key,
+                               value_blind=blinds[2])
+    product = sigma.prove_product(finals[0], blinds[1], finals[1], blinds[2], blinds[3],
+                                  (pa, pb, pz), t, key)
+    e = _eq_value(np.stack([u_of[v] for v in batch_vars]), np.stack([r_of[v] for v in batch_vars])) \
+        if batch_vars else field.ONE
+    delta = field.sub(final_blind, field.mul(e, blinds[3]))
+    return EinsumProof(str(parsed), (a.shape, b.shape), (com_a, com_b, com_c),
+                       (c_point, pa, pb, pz), sc, (eval_c, eval_a, eval_b), product, delta)
+
+
+def verify_einsum(proof: EinsumProof, key: commit.CommitKey = commit.DEFAULT_KEY) -> bool:
+    """Verify an :class:`EinsumProof`; returns True or raises :class:`zk.VerificationError`
+    naming the failing check."""
+    if not isinstance(proof, EinsumProof):
+        raise VerificationError(f"expected an EinsumProof, got {type(proof).__name__}")
+    try:
+        parsed = parse_einsum(proof.spec, *proof.shapes)
+        _check_spec(parsed)
+    except ValueError as exc:
+        raise VerificationError(f"statement: {exc}") from None
+    layout = EinsumLayout(parsed)
+    com_a, com_b, com_c = proof.commitments
+    for k, (com, shape) in enumerate(zip(proof.commitments, (*proof.shapes, parsed.output_shape))):
+        if com.num_vars != sum(mle.dim_bits(shape)):
+            raise VerificationError(f"statement: commitment {'ABC'[k]} does not match shape {shape}")
+    t = Transcript(DOMAIN)
+    _absorb_statement(t, str(parsed), proof.shapes, proof.commitments)
+    out_vars = layout.variables(2)
+    u = _challenge_point(t, "einsum/u", len(out_vars))
+    u_of = dict(zip(out_vars, u))
+    c_point, pa, pb, pz = proof.value_commitments
+    commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key)
+
+    sum_vars = layout.sum_variables
+    batch_vars = [v for v in sum_vars if v[0] in layout.batch]
+    degree = 3 if batch_vars else 2
+    r, final = zksumcheck.verify(c_point, len(sum_vars), degree, proof.sumcheck, t, key,
+                                 what="einsum sumcheck")
+    r_of = dict(zip(sum_vars, r))
+    t.absorb("einsum/finals", group.points_to_bytes((pa, pb, pz)))
+    commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key)
+    commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key)
+    sigma.verify_product((pa, pb, pz), proof.product, t, key, what="einsum final product")
+    e = _eq_value(np.stack([u_of[v] for v in batch_vars]), np.stack([r_of[v] for v in batch_vars])) \
+        if batch_vars else field.ONE
+    sigma.check_zero(final - sigma.mul_point(pz, e), proof.final_blind, key,
+                     "einsum final claim = eq * A(p_A) * B(p_B)")
+    return True

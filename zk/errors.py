@@ -1,0 +1,13 @@
+"""Exceptions raised by the zk package."""
+
+
+class ZKError(Exception):
+    """Base class of every error the zk package raises on purpose."""
+
+
+class VerificationError(ZKError):
+    """A proof does not verify; the message names the check that failed."""
+
+
+class ProofFormatError(ZKError, ValueError):
+    """Proof bytes (or a proof object) are malformed: wrong version, length, or a non-canonical value."""

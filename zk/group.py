@@ -1,0 +1,239 @@
+"""The BLS12-381 group G1: points, Pedersen generators, multi-scalar multiplication, serialisation.
+
+Points are ``py_arkworks_bls12381.G1Point`` objects (exported here as :data:`Point`); group
+arithmetic is arkworks' (``+``, ``-``, ``==``). Scalars are ``zk.field`` arrays (Montgomery limbs).
+
+Generators
+----------
+Generator ``i`` of the family ``label`` is the RFC 9380 hash-to-curve of
+``len(label) (8 bytes LE) || label || i (8 bytes LE)`` under the random-oracle suite
+``BLS12381G1_XMD:SHA-256_SSWU_RO_`` with the domain-separation tag :data:`GENERATOR_DST`.
+Nobody knows a discrete-log relation between such points, which is what makes Pedersen
+commitments over them binding. Families are cached per label and grow on demand, so a generator
+is derived once per process; ``generators(n)`` is always a prefix of ``generators(n + 1)``.
+
+Multi-scalar multiplication
+---------------------------
+:func:`msm` converts a field array to arkworks ``Scalar`` s through one vectorised
+Montgomery->canonical pass (``field.to_bytes``) and 32-byte slices, then calls arkworks' Pippenger
+(``G1Point.multiexp_unchecked``), which releases the GIL and runs on one core: a large MSM is split
+into a chunk per core and :func:`msm_rows` (many MSMs over the same points, e.g. the rows of a
+Hyrax commitment) runs its rows on a thread pool. :func:`msm_small` takes integer scalars: 0/1 vectors are
+summed point by point (additions only); other int64 values are split by sign into two arkworks
+MSMs over their magnitudes, which arkworks evaluates with windows sized to the largest magnitude.
+:class:`FixedBase` multiplies one point by many scalars with a precomputed table (additions only).
+
+Serialisation
+-------------
+The 48-byte compressed form (ZCash / IETF BLS encoding). :func:`point_from_bytes` accepts only
+the canonical encoding of a point on the curve and in the prime-order subgroup and raises
+:class:`zk.errors.ProofFormatError` on anything else.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import reduce
+from itertools import compress
+from operator import add
+
+import numpy as np
+from py_arkworks_bls12381 import G1Point, Scalar
+
+from . import field
+from .errors import ProofFormatError
+
+__all__ = [
+    "Point", "POINT_BYTES", "GENERATOR_DST", "DEFAULT_LABEL",
+    "identity", "generators", "to_scalars", "msm", "msm_small", "msm_rows", "FixedBase",
+    "point_to_bytes", "point_from_bytes", "points_to_bytes", "points_from_bytes",
+]
+
+Point = G1Point
+#: Bytes of a compressed G1 point.
+POINT_BYTES = 48
+#: RFC 9380 domain-separation tag of the generator derivation.
+GENERATOR_DST = b"ZKFHE-V01-CS01-with-BLS12381G1_XMD:SHA-256_SSWU_RO_"
+#: Default generator family.
+DEFAULT_LABEL = b"zkfhe/pedersen/v1"
+
+_GENERATORS: dict[bytes, list[G1Point]] = {}
+_GENERATORS_LOCK = threading.Lock()
+
+
+def identity() -> G1Point:
+    return G1Point.identity()
+
+
+def generators(n: int, label: bytes = DEFAULT_LABEL) -> list[G1Point]:
+    """The first ``n`` generators of the family ``label`` (derived once, then cached)."""
+    if isinstance(label, str):
+        label = label.encode()
+    prefix = len(label).to_bytes(8, "little") + label
+    with _GENERATORS_LOCK:
+        family = _GENERATORS.setdefault(bytes(label), [])
+        for i in range(len(family), n):
+            family.append(G1Point.hash_to_curve(prefix + i.to_bytes(8, "little"), GENERATOR_DST))
+        return family[:n]
+
+
+def to_scalars(a) -> list[Scalar]:
+    """arkworks ``Scalar`` s of a field array (flattened in C order)."""
+    raw = field.to_bytes(a)
+    from_le = Scalar.from_le_bytes
+    return [from_le(raw[k:k + 32]) for k in range(0, len(raw), 32)]
+
+
+def _check_lengths(points, n: int) -> None:
+    if len(points) != n:
+        raise ValueError(f"msm: {len(points)} points but {n} scalars")
+
+
+#: An MSM this large is split into one chunk per core.
+PARALLEL_MIN = 4096
+_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _map(fn, items) -> list:
+    """``[fn(x) for x in items]`` on a thread pool (arkworks releases the GIL inside an MSM)."""
+    global _POOL
+    if _THREADS == 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="zk-msm")
+    return list(_POOL.map(fn, items))
+
+
+def _multiexp(job) -> G1Point:
+    return G1Point.multiexp_unchecked(*job)
+
+
+def msm(points, scalars) -> G1Point:
+    """``sum_i scalars[i] * points[i]`` for a field array ``scalars`` of shape ``(n, 4)``.
+
+    arkworks runs one MSM on one core; a large one is split into a chunk per core.
+    """
+    sc = to_scalars(scalars)
+    _check_lengths(points, len(sc))
+    points = list(points)
+    step = -(-len(sc) // _THREADS) if len(sc) >= PARALLEL_MIN else max(1, len(sc))
+    jobs = [(points[k:k + step], sc[k:k + step]) for k in range(0, len(sc), step)]
+    return reduce(add, _map(_multiexp, jobs), G1Point.identity())
+
+
+def msm_rows(points, scalars) -> list[G1Point]:
+    """One MSM per row over the same ``points``: ``scalars`` is a field array ``(k, n, 4)`` or an
+    integer array ``(k, n)`` (rows then go through :func:`msm_small`). Rows run in parallel."""
+    arr = np.asarray(scalars)
+    points = list(points)
+    if arr.dtype == np.uint64:
+        if arr.ndim != 3 or arr.shape[-1] != 4:
+            raise ValueError(f"msm_rows: expected a field array (k, n, 4), got {arr.shape}")
+        _check_lengths(points, arr.shape[1])
+        sc = to_scalars(arr)
+        n = arr.shape[1]
+        return _map(_multiexp, [(points, sc[k:k + n]) for k in range(0, len(sc), n)])
+    if arr.ndim != 2:
+        raise ValueError(f"msm_rows: expected integer rows (k, n), got {arr.shape}")
+    return _map(lambda row: msm_small(points, row), list(arr))
+
+
+def _small_scalars(mag: np.ndarray) -> list[Scalar]:
+    """arkworks ``Scalar`` s of non-negative integers below ``2^64``."""
+    raw = np.zeros((mag.shape[0], 32), dtype=np.uint8)
+    raw[:, :8] = mag.astype("<u8").view(np.uint8).reshape(-1, 8)
+    raw = raw.tobytes()
+    from_le = Scalar.from_le_bytes
+    return [from_le(raw[k:k + 32]) for k in range(0, len(raw), 32)]
+
+
+def msm_small(points, values) -> G1Point:
+    """``sum_i values[i] * points[i]`` for integer (or bool) ``values`` in the int64 range.
+
+    A 0/1 vector costs one addition per set bit; otherwise positive and negative entries go to
+    two arkworks MSMs over their magnitudes (cheap when the magnitudes are small).
+    """
+    v = np.asarray(values).reshape(-1)
+    if v.dtype.kind not in "iub":
+        raise TypeError(f"msm_small: expected integers, got {v.dtype}")
+    _check_lengths(points, v.shape[0])
+    if v.size == 0:
+        return G1Point.identity()
+    if v.dtype.kind == "u" and v.max() > np.iinfo(np.int64).max:
+        raise ValueError("msm_small: values must fit in int64")
+    v = v.astype(np.int64, copy=False)
+    lo, hi = int(v.min()), int(v.max())
+    if lo >= 0 and hi <= 1:
+        return reduce(add, compress(points, v.tolist()), G1Point.identity())
+    pos, neg = v > 0, v < 0
+    out = G1Point.multiexp_unchecked(list(compress(points, pos.tolist())), _small_scalars(v[pos].astype(np.uint64)))
+    if neg.any():
+        mag = (-(v[neg] + 1)).astype(np.uint64) + np.uint64(1)  # |v| without int64 overflow at -2^63
+        out = out - G1Point.multiexp_unchecked(list(compress(points, neg.tolist())), _small_scalars(mag))
+    return out
+
+
+class FixedBase:
+    """Multiples of one fixed point through a table of ``d * 256^w * point`` (``d < 256``, ``w < 32``).
+
+    Each product then costs at most 32 additions instead of a 255-bit scalar multiplication;
+    building the table costs 8160 additions.
+    """
+
+    def __init__(self, point: G1Point) -> None:
+        self.point = point
+        self._table = []
+        base = point
+        for _ in range(32):
+            row = [G1Point.identity(), base]
+            for _ in range(254):
+                row.append(row[-1] + base)
+            self._table.append(row)
+            base = row[-1] + base
+        self._identity = G1Point.identity()
+
+    def mul(self, scalars) -> list[G1Point]:
+        """``[s * point for s in scalars]`` for a field array of shape ``(n, 4)``."""
+        raw = np.frombuffer(field.to_bytes(scalars), dtype=np.uint8).reshape(-1, 32)
+        table, zero = self._table, self._identity
+        return [
+            reduce(add, (table[w][d] for w, d in enumerate(digits) if d), zero)
+            for digits in raw.tolist()
+        ]
+
+
+def point_to_bytes(p: G1Point) -> bytes:
+    """The canonical 48-byte compressed encoding."""
+    return bytes(p.to_compressed_bytes())
+
+
+def point_from_bytes(data) -> G1Point:
+    """Parse a canonical compressed point on the curve and in the subgroup; ProofFormatError otherwise."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ProofFormatError(f"point: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) != POINT_BYTES:
+        raise ProofFormatError(f"point: expected {POINT_BYTES} bytes, got {len(data)}")
+    try:
+        p = G1Point.from_compressed_bytes(data)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ProofFormatError(f"point: invalid encoding ({exc})") from None
+    if bytes(p.to_compressed_bytes()) != data:  # arkworks tolerates stray flag/padding bits on infinity
+        raise ProofFormatError("point: non-canonical encoding")
+    return p
+
+
+def points_to_bytes(points) -> bytes:
+    return b"".join(bytes(p.to_compressed_bytes()) for p in points)
+
+
+def points_from_bytes(data, count: int) -> list[G1Point]:
+    """Parse exactly ``count`` concatenated compressed points (ProofFormatError otherwise)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ProofFormatError(f"points: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if count < 0 or len(data) != POINT_BYTES * count:
+        raise ProofFormatError(f"points: expected {POINT_BYTES} * {count} bytes, got {len(data)}")
+    return [point_from_bytes(data[k:k + POINT_BYTES]) for k in range(0, len(data), POINT_BYTES)]

@@ -1,0 +1,234 @@
+"""Sumcheck for a sum of products of multilinear polynomials.
+
+Relation. For MLE tables ``P_0, ..., P_{k-1}`` on ``m`` variables (``zk.mle`` convention) and
+*terms* ``(c_t, (j_1, ..., j_l))`` (a coefficient and indices into the tables; an index may repeat),
+
+    claim = sum_{x in {0,1}^m} sum_t c_t * prod_{j in term t} P_j(x).
+
+The degree ``d`` of the summand in each variable is the longest term (at least 1); the verifier
+fixes it and rejects round polynomials of another degree.
+
+Protocol. Variables are bound in order, variable 0 (the most significant index bit) first. In
+round ``i`` the prover sends the round polynomial
+
+    g_i(X) = sum_{x in {0,1}^(m-i-1)} sum_t c_t prod_j P_j(r_0, ..., r_{i-1}, X, x)
+
+as its evaluations ``g_i(0), g_i(1), ..., g_i(d)`` (``d + 1`` field elements). The verifier checks
+``g_i(0) + g_i(1) = claim_i``, absorbs the evaluations into the transcript (label
+``"sumcheck/round"``, canonical bytes), squeezes ``r_i`` (label ``"sumcheck/challenge"``) and sets
+``claim_{i+1} = g_i(r_i)`` (Lagrange interpolation). It ends with the point ``r`` and the value
+``claim_m``, which must equal ``sum_t c_t prod_j P_j(r)``: the *caller* checks this against
+evaluations it trusts (commitment openings, or values it computes itself), e.g. with
+:func:`combine` on the opened ``P_j(r)``. The caller absorbs the statement (shapes, claim,
+commitments) before the sumcheck; the first round message binds the claim.
+
+Zero-knowledge hook. :class:`SumcheckProver` exposes one round at a time
+(:meth:`~SumcheckProver.round_polynomial`, :meth:`~SumcheckProver.bind`), and
+:func:`round_challenge` / :func:`verify_round` are the per-round transcript and check steps, so a
+masking layer (e.g. Libra: send ``g_i + rho * h_i`` for a committed random polynomial ``h``) can
+drive the same prover and verifier steps with its own messages.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from numba import prange
+
+from . import field, mle
+from .errors import VerificationError
+from .field import ONE, R, add_mod, kernel, load, mont_mul, store, sub_mod
+from .transcript import Transcript
+
+__all__ = [
+    "SumcheckProver", "SumcheckResult", "prove", "verify",
+    "round_challenge", "verify_round", "interpolate", "combine",
+]
+
+
+class SumcheckResult(NamedTuple):
+    """What the prover produces: messages ``(m, d+1, 4)``, the point ``r`` ``(m, 4)``, and
+    ``finals`` ``(k, 4)``: every table's MLE evaluated at ``r``."""
+
+    messages: np.ndarray
+    point: np.ndarray
+    finals: np.ndarray
+
+
+@kernel
+def _round_kernel(rows, stride, n, factors, counts, coeffs, degree, chunks, out):
+    """Evaluations at ``X = 0..degree`` of the round polynomial of the current (size ``n``) tables.
+
+    ``rows`` holds ``k`` tables of ``stride`` rows each (only the first ``n`` are live).
+    ``out[X] = sum_t coeffs[t] sum_{i < n/2} prod_l P_{factors[t, l]}(X; i)`` with
+    ``P(X; i) = P[i] + X (P[i + n/2] - P[i])``.
+    """
+    k = rows.shape[0] // stride
+    half = n // 2
+    terms = factors.shape[0]
+    width = degree + 1
+    part = np.zeros((chunks * terms * width, 4), dtype=np.uint64)
+    step = (half + chunks - 1) // chunks
+    one = (ONE[0], ONE[1], ONE[2], ONE[3])
+    z = np.uint64(0)
+    for c in prange(chunks):
+        ev = np.empty((k * width, 4), dtype=np.uint64)  # ev[f * width + X] = P_f(X; i)
+        for i in range(c * step, min(half, (c + 1) * step)):
+            for f in range(k):
+                low = load(rows, f * stride + i)
+                slope = sub_mod(load(rows, f * stride + i + half), low)
+                store(ev, f * width, low)
+                for x in range(1, width):
+                    low = add_mod(low, slope)
+                    store(ev, f * width + x, low)
+            for t in range(terms):
+                for x in range(width):
+                    p = one if counts[t] == 0 else load(ev, factors[t, 0] * width + x)
+                    for l in range(1, counts[t]):
+                        p = mont_mul(p, load(ev, factors[t, l] * width + x))
+                    slot = (c * terms + t) * width + x
+                    store(part, slot, add_mod(load(part, slot), p))
+    for x in range(width):
+        acc = (z, z, z, z)
+        for t in range(terms):
+            s = load(part, t * width + x)
+            for c in range(1, chunks):
+                s = add_mod(s, load(part, (c * terms + t) * width + x))
+            acc = add_mod(acc, mont_mul(load(coeffs, t), s))
+        store(out, x, acc)
+
+
+def _coefficient(c) -> np.ndarray:
+    return field.from_int(c) if isinstance(c, (int, np.integer)) else field.asarray(c, "term coefficient").reshape(4)
+
+
+class SumcheckProver:
+    """Prover state for ``sum_x sum_t c_t prod_j P_j(x)``: working copies of the tables, bound one
+    variable per round.
+
+    ``tables``: a sequence of MLE tables (field arrays ``(2^m, 4)``, all the same size) or one
+    ``(k, 2^m, 4)`` array; they are copied, never modified. ``terms``: ``(coefficient, indices)``
+    pairs. Per round call :meth:`round_polynomial`, then :meth:`bind` with the challenge.
+    """
+
+    def __init__(self, tables, terms: Sequence[tuple]) -> None:
+        tables = [field.asarray(t, "table") for t in tables]
+        shapes = {t.shape for t in tables}
+        if len(shapes) != 1 or tables[0].ndim != 2 or not len(tables[0]) or len(tables[0]) & (len(tables[0]) - 1):
+            raise ValueError(f"sumcheck: expected tables of one shape (2^m, 4), got shapes {sorted(shapes)}")
+        self._tables = np.array(tables, dtype=np.uint64, order="C")
+        k, n = self._tables.shape[:2]
+        if not terms:
+            raise ValueError("sumcheck: no terms")
+        counts = [len(idx) for _, idx in terms]
+        self._factors = np.zeros((len(terms), max(1, *counts)), dtype=np.int64)
+        for t, (_, idx) in enumerate(terms):
+            for l, j in enumerate(idx):
+                if not 0 <= j < k:
+                    raise ValueError(f"sumcheck: term {t} refers to table {j}, but there are {k} tables")
+                self._factors[t, l] = j
+        self._counts = np.array(counts, dtype=np.int64)
+        self._coeffs = np.array([_coefficient(c) for c, _ in terms], dtype=np.uint64)
+        self._n = n
+        self.num_vars = n.bit_length() - 1
+        self.degree = max(1, *counts)
+
+    def round_polynomial(self) -> np.ndarray:
+        """Evaluations ``(d+1, 4)`` of the current round polynomial at ``0, 1, ..., d``."""
+        if self._n < 2:
+            raise ValueError("sumcheck: every variable is already bound")
+        out = np.empty((self.degree + 1, 4), dtype=np.uint64)
+        _round_kernel[self._n * len(self._tables)](self._tables.reshape(-1, 4), self._tables.shape[1], self._n, self._factors, self._counts,
+                      self._coeffs, self.degree, field.parallel_chunks(self._n // 2, 1024), out)
+        return out
+
+    def bind(self, challenge) -> None:
+        """Fix the current first variable of every table to ``challenge`` (one field element)."""
+        for table in self._tables:
+            mle.fold(table[: self._n], challenge)
+        self._n //= 2
+
+    def final_evaluations(self) -> np.ndarray:
+        """Every table's MLE at the point bound so far, ``(k, 4)`` (all variables must be bound)."""
+        if self._n != 1:
+            raise ValueError(f"sumcheck: {self._n.bit_length() - 1} variables are still unbound")
+        return self._tables[:, 0].copy()
+
+
+def round_challenge(transcript: Transcript, evaluations: np.ndarray) -> np.ndarray:
+    """Absorb one round's message (evaluations ``(d+1, 4)``) and squeeze that round's challenge."""
+    transcript.absorb("sumcheck/round", field.to_bytes(evaluations))
+    return field.from_int(transcript.challenge("sumcheck/challenge"))
+
+
+def prove(tables, terms: Sequence[tuple], transcript: Transcript) -> SumcheckResult:
+    """Prove ``claim = sum_x sum_t c_t prod_j P_j(x)`` (see the module docstring); the claim itself
+    is not an input: it is ``g_0(0) + g_0(1)``, which the verifier is given separately."""
+    prover = SumcheckProver(tables, terms)
+    messages = np.empty((prover.num_vars, prover.degree + 1, 4), dtype=np.uint64)
+    point = np.empty((prover.num_vars, 4), dtype=np.uint64)
+    for i in range(prover.num_vars):
+        messages[i] = prover.round_polynomial()
+        point[i] = round_challenge(transcript, messages[i])
+        prover.bind(point[i])
+    return SumcheckResult(messages, point, prover.final_evaluations())
+
+
+def interpolate(evaluations: Sequence[int], x: int) -> int:
+    """``g(x) mod r`` for the polynomial of degree ``< len(evaluations)`` with ``g(i) = evaluations[i]``."""
+    nodes = range(len(evaluations))
+    total = 0
+    for i, y in zip(nodes, evaluations):
+        num, den = 1, 1
+        for j in nodes:
+            if j != i:
+                num = num * (x - j) % R
+                den = den * (i - j) % R
+        total += y * num * pow(den, -1, R)
+    return total % R
+
+
+def verify_round(i: int, claim: int, evaluations: np.ndarray, transcript: Transcript) -> tuple[np.ndarray, int]:
+    """Check round ``i`` against the running ``claim`` (a Python int), absorb it, and return
+    ``(r_i, g_i(r_i))``. Raises VerificationError naming the round."""
+    values = [int(v) for v in field.to_int(field.asarray(evaluations, "round polynomial").reshape(-1, 4))]
+    if len(values) < 2:
+        raise VerificationError(f"sumcheck round {i}: a round polynomial needs at least 2 evaluations")
+    if (values[0] + values[1]) % R != claim:
+        raise VerificationError(f"sumcheck round {i}: g(0)+g(1) != previous claim")
+    r = round_challenge(transcript, evaluations)
+    return r, interpolate(values, field.to_int(r))
+
+
+def verify(claim, num_vars: int, degree: int, messages, transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
+    """Verify a sumcheck of ``num_vars`` rounds and per-variable degree ``degree`` for ``claim``
+    (one field element). Returns ``(point, expected)``: the caller must check that
+    ``sum_t c_t prod_j P_j(point) == expected``. Raises VerificationError naming the failed check."""
+    if degree < 1:
+        raise VerificationError(f"sumcheck: degree must be at least 1, got {degree}")
+    messages = np.asarray(messages)
+    if messages.dtype != np.uint64 or messages.ndim != 3 or messages.shape[2] != 4:
+        raise VerificationError(f"sumcheck: messages must be a (rounds, d+1, 4) field array, got {messages.dtype} {messages.shape}")
+    if messages.shape[0] != num_vars:
+        raise VerificationError(f"sumcheck: expected {num_vars} rounds, got {messages.shape[0]}")
+    if messages.shape[1] != degree + 1:
+        raise VerificationError(f"sumcheck: round polynomials have {messages.shape[1]} evaluations, degree {degree} needs {degree + 1}")
+    current = field.to_int(field.asarray(claim, "claim").reshape(4))
+    point = np.empty((num_vars, 4), dtype=np.uint64)
+    for i in range(num_vars):
+        point[i], current = verify_round(i, current, messages[i], transcript)
+    return point, field.from_int(current)
+
+
+def combine(terms: Sequence[tuple], values) -> np.ndarray:
+    """``sum_t c_t prod_{j in term t} values[j]``: the summand at one point, given every table's value
+    there (``values``: field array ``(k, 4)``). With the prover's ``finals`` (or opened evaluations)
+    this is what the verifier's ``expected`` must equal."""
+    values = field.asarray(values, "values")
+    total = field.zeros()
+    for c, idx in terms:
+        p = _coefficient(c)
+        for j in idx:
+            p = field.mul(p, values[j])
+        total = field.add(total, p)
+    return total

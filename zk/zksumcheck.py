@@ -1,0 +1,133 @@
+"""Zero-knowledge sumcheck: every round polynomial is sent as Pedersen commitments.
+
+Relation (as :mod:`zk.sumcheck`): ``claim = sum_{x in {0,1}^m} f(x)`` for a sum of products of
+MLE tables, except that the claim is known to the verifier only as a commitment
+``C_0 = claim * U + rho_0 * H``.
+
+Protocol (Hyrax-style, Wahby et al. 2018 §4; "commit to the round polynomials and prove their
+relations"). In round ``i`` the prover commits to the evaluations ``g_i(0..d)`` of its round
+polynomial one by one, ``C_{i,k} = g_i(k) U + rho_{i,k} H`` with fresh blinds, and proves the
+linear relation ``g_i(0) + g_i(1) = claim_i`` by a zero opening (:func:`zk.sigma.check_zero`):
+it reveals ``delta_i = rho_{i,0} + rho_{i,1} - rho_claim_i``, the blind of
+``C_{i,0} + C_{i,1} - C_claim_i``. The transcript absorbs the commitments and ``delta_i`` and
+yields ``r_i``; both sides set ``C_claim_{i+1} = sum_k lambda_k(r_i) C_{i,k}`` (Lagrange
+coefficients of the nodes ``0..d`` at ``r_i``), the prover tracks the matching blind. The
+result is the point ``r`` and a commitment to ``claim_m = f(r)``, which the caller links to
+committed evaluations of the tables (openings and :mod:`zk.sigma` product proofs).
+
+Zero knowledge: each ``C_{i,k}`` is uniformly distributed (fresh blind), and each ``delta_i``
+is uniform and independent of everything else because ``rho_{i,0}`` is used nowhere else; the
+values ``g_i(k)`` never appear in the clear. Soundness: Pedersen binding turns each zero opening
+into the plain sumcheck check ``g_i(0) + g_i(1) = claim_i``; the degree is fixed by the number
+of commitments per round, which the verifier checks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import commit, field, group
+from .errors import ProofFormatError, VerificationError
+from .group import Point
+from .sigma import check_zero
+from .sumcheck import SumcheckProver
+from .transcript import Transcript
+
+__all__ = ["CommittedSumcheck", "prove", "verify", "lagrange_coefficients"]
+
+
+def lagrange_coefficients(degree: int, x) -> np.ndarray:
+    """``lambda_k(x)`` for the nodes ``0..degree``: ``g(x) = sum_k lambda_k(x) g(k)``."""
+    xv = field.to_int(np.asarray(x).reshape(4))
+    out = []
+    for k in range(degree + 1):
+        num, den = 1, 1
+        for j in range(degree + 1):
+            if j != k:
+                num = num * (xv - j) % field.R
+                den = den * (k - j) % field.R
+        out.append(num * pow(den, -1, field.R) % field.R)
+    return field.from_int(out)
+
+
+@dataclass(frozen=True)
+class CommittedSumcheck:
+    """Round commitments ``(m, d+1)`` points and zero-opening blinds ``(m, 4)``."""
+
+    commitments: tuple[tuple[Point, ...], ...]
+    deltas: np.ndarray
+
+    @property
+    def num_rounds(self) -> int:
+        return len(self.commitments)
+
+    def to_bytes(self) -> bytes:
+        flat = [p for row in self.commitments for p in row]
+        return group.points_to_bytes(flat) + field.to_bytes(self.deltas)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, rounds: int, degree: int) -> "CommittedSumcheck":
+        n_pts = rounds * (degree + 1)
+        size = n_pts * group.POINT_BYTES + rounds * field.BYTES
+        if len(data) != size:
+            raise ProofFormatError(f"sumcheck: expected {size} bytes, got {len(data)}")
+        pts = group.points_from_bytes(data[: n_pts * group.POINT_BYTES], n_pts)
+        try:
+            deltas = field.from_bytes(data[n_pts * group.POINT_BYTES:], rounds)
+        except ValueError as exc:
+            raise ProofFormatError(f"sumcheck: {exc}") from None
+        rows = tuple(tuple(pts[i * (degree + 1):(i + 1) * (degree + 1)]) for i in range(rounds))
+        return cls(rows, deltas.reshape(rounds, 4))
+
+    @staticmethod
+    def size(rounds: int, degree: int) -> int:
+        return rounds * ((degree + 1) * group.POINT_BYTES + field.BYTES)
+
+
+def _round_challenge(transcript: Transcript, i: int, points, delta) -> np.ndarray:
+    transcript.absorb(f"zksumcheck/round{i}", group.points_to_bytes(points) + field.to_bytes(delta))
+    return field.from_int(transcript.challenge("zksumcheck/challenge"))
+
+
+def prove(prover: SumcheckProver, claim_blind, transcript: Transcript,
+          key: commit.CommitKey = commit.DEFAULT_KEY):
+    """Run the committed sumcheck on ``prover`` for a claim committed with blind ``claim_blind``.
+
+    Returns ``(proof, point, finals, final_blind)``: the point ``r`` ``(m, 4)``, every table's
+    value at ``r`` ``(k, 4)`` (secret) and the blind of the final claim commitment.
+    """
+    m, d = prover.num_vars, prover.degree
+    blind = np.asarray(claim_blind, dtype=np.uint64).reshape(4)
+    rounds, deltas = [], np.empty((m, 4), dtype=np.uint64)
+    point = np.empty((m, 4), dtype=np.uint64)
+    for i in range(m):
+        evals = prover.round_polynomial()
+        points, blinds = commit.commit_scalars(evals, key)
+        deltas[i] = field.sub(field.add(blinds[0], blinds[1]), blind)
+        point[i] = _round_challenge(transcript, i, points, deltas[i])
+        blind = field.inner(lagrange_coefficients(d, point[i]), blinds)
+        prover.bind(point[i])
+        rounds.append(tuple(points))
+    return CommittedSumcheck(tuple(rounds), deltas), point, prover.final_evaluations(), blind
+
+
+def verify(claim_commitment: Point, num_vars: int, degree: int, proof: CommittedSumcheck,
+           transcript: Transcript, key: commit.CommitKey = commit.DEFAULT_KEY,
+           what: str = "sumcheck") -> tuple[np.ndarray, Point]:
+    """Check the rounds; returns ``(point, C_final)`` where ``C_final`` commits to ``f(point)``.
+
+    Raises VerificationError naming ``what`` and the failing round.
+    """
+    if proof.num_rounds != num_vars:
+        raise VerificationError(f"{what}: expected {num_vars} rounds, got {proof.num_rounds}")
+    if any(len(row) != degree + 1 for row in proof.commitments):
+        raise VerificationError(f"{what}: round polynomials must have degree {degree}")
+    current = claim_commitment
+    point = np.empty((num_vars, 4), dtype=np.uint64)
+    for i, (row, delta) in enumerate(zip(proof.commitments, proof.deltas)):
+        check_zero(row[0] + row[1] - current, delta, key, f"{what} round {i}: g(0)+g(1) = claim")
+        point[i] = _round_challenge(transcript, i, row, delta)
+        current = group.msm(list(row), lagrange_coefficients(degree, point[i]))
+    return point, current
+
