@@ -8,8 +8,8 @@ Supported: ``torch.nn.Sequential`` of ``Linear`` (with or without bias), ``ReLU`
 
 and one training step appends the MSE loss gradient, the backward pass
 
-    g_W = einsum("bo,bi->oi", g_z, h)  -> rescale(S)   # gradients at scale 2S
-    g_h = einsum("bo,oi->bi", g_z, W)  -> rescale(S)
+    g_W = einsum("bo,bi->oi", g_z, h)                  # scale 3S, consumed by sgd_update
+    g_h = einsum("bo,oi->bi", g_z, W)  -> rescale(S)   # gradients live at scale 2S
     g_b = einsum("bo->o", g_z)
     g_z(prev) = relu_grad(g_h, z(prev))
 
@@ -146,8 +146,7 @@ def trace_training(model, batch_size: int, lr: float, loss: str = "mse",
             grad = g.relu_grad(grad, h, name=f"{l.prefix}.grad")
             continue
         w = f"{l.prefix}.weight"
-        gw = g.rescale(g.einsum("bo,bi->oi", grad, h, name=f"{w}.grad.raw"), s,
-                       name=f"{w}.grad")
+        gw = g.einsum("bo,bi->oi", grad, h, name=f"{w}.grad")  # scale 3S: sgd rescales once
         updates[w] = g.sgd_update(w, gw, lr, name=f"{w}.next")
         if l.bias:
             b = f"{l.prefix}.bias"
