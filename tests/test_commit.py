@@ -263,3 +263,24 @@ def test_fuzz_mutated_proof_and_commitment(instance, data):
         args = (parsed, x, c_v, proof) if parse is cm.Commitment.from_bytes else (com, x, c_v, parsed)
         with pytest.raises(VerificationError):
             cm.verify_eval(*args, transcript())
+
+
+@pytest.mark.parametrize("m, col_vars", [(6, 0), (6, 6), (7, 2), (5, 4)])
+def test_explicit_row_width(m, col_vars):
+    rng = np.random.default_rng(m + col_vars)
+    values = rng.integers(-1000, 1000, 1 << m)
+    com, opening = cm.commit(values, col_vars=col_vars)
+    assert len(com.rows) == 1 << (m - col_vars) and com.col_vars == col_vars
+    assert cm.Commitment.from_bytes(com.to_bytes()) == com
+    point = field.random(m)
+    proof = cm.prove_eval(opening, com, point, Transcript(b"t"))
+    cm.verify_eval(com, point, cm.evaluate(opening, point), proof, Transcript(b"t"))
+    # rows of separately committed halves concatenate into the whole (block stacking)
+    left, lo = cm.commit(values[: len(values) // 2], col_vars=min(col_vars, m - 1))
+    right, ro = cm.commit(values[len(values) // 2:], col_vars=min(col_vars, m - 1))
+    whole = cm.Commitment(m, left.rows + right.rows, min(col_vars, m - 1))
+    joined = cm.Opening(np.concatenate([lo.table, ro.table]), np.concatenate([lo.blinds, ro.blinds]))
+    proof = cm.prove_eval(joined, whole, point, Transcript(b"t"))
+    cm.verify_eval(whole, point, cm.evaluate(joined, point), proof, Transcript(b"t"))
+    with pytest.raises(ValueError, match="column variables"):
+        cm.commit(values, col_vars=m + 1)

@@ -106,9 +106,14 @@ def _fixed_base(label: bytes) -> group.FixedBase:
     return group.FixedBase(group.generators(1, label)[0])
 
 
-def split_vars(num_vars: int) -> tuple[int, int]:
-    """``(m_row, m_col)`` of a table with ``num_vars`` variables."""
-    return num_vars // 2, num_vars - num_vars // 2
+def split_vars(num_vars: int, col_vars: int | None = None) -> tuple[int, int]:
+    """``(m_row, m_col)`` of a table with ``num_vars`` variables: ``col_vars`` columns bits if given
+    (as many as there are variables at most), else the square split ``m_col = ceil(m / 2)``."""
+    if col_vars is None:
+        return num_vars // 2, num_vars - num_vars // 2
+    if not 0 <= col_vars <= num_vars:
+        raise ValueError(f"{col_vars} column variables for a table of {num_vars} variables")
+    return num_vars - col_vars, col_vars
 
 
 def _scalar(c) -> np.ndarray:
@@ -153,43 +158,48 @@ def _table(values) -> tuple[np.ndarray, np.ndarray | None]:
 
 @dataclass(frozen=True)
 class Commitment:
-    """Row commitments of a table with ``num_vars`` variables (public)."""
+    """Row commitments of a table with ``num_vars`` variables, ``col_vars`` of which index
+    columns (default: the square split of :func:`split_vars`). Public."""
 
     num_vars: int
     rows: tuple[Point, ...]
+    col_vars: int | None = None
 
     def __post_init__(self) -> None:
-        m_row, _ = split_vars(self.num_vars)
+        m_row, m_col = split_vars(self.num_vars, self.col_vars)
+        object.__setattr__(self, "col_vars", m_col)
         if len(self.rows) != 1 << m_row:
             raise ValueError(f"Commitment: {self.num_vars} variables need {1 << m_row} rows, got {len(self.rows)}")
 
     def to_bytes(self) -> bytes:
-        """``version (1 byte) || num_vars (1 byte) || rows (48 bytes each)``."""
-        return bytes([_COMMITMENT_VERSION, self.num_vars]) + group.points_to_bytes(self.rows)
+        """``version (1 byte) || num_vars (1 byte) || col_vars (1 byte) || rows (48 bytes each)``."""
+        return bytes([_COMMITMENT_VERSION, self.num_vars, self.col_vars]) + group.points_to_bytes(self.rows)
 
     @classmethod
     def from_bytes(cls, data) -> Commitment:
-        if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < 2:
-            raise ProofFormatError("commitment: expected at least 2 bytes")
+        if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < 3:
+            raise ProofFormatError("commitment: expected at least 3 bytes")
         data = bytes(data)
         if data[0] != _COMMITMENT_VERSION:
             raise ProofFormatError(f"commitment: unknown version {data[0]}")
         if data[1] > MAX_VARS:
             raise ProofFormatError(f"commitment: {data[1]} variables exceed the maximum {MAX_VARS}")
-        m_row, _ = split_vars(data[1])
-        return cls(data[1], tuple(group.points_from_bytes(data[2:], 1 << m_row)))
+        if data[2] > data[1]:
+            raise ProofFormatError(f"commitment: {data[2]} column variables exceed {data[1]} variables")
+        m_row, _ = split_vars(data[1], data[2])
+        return cls(data[1], tuple(group.points_from_bytes(data[3:], 1 << m_row)), data[2])
 
     def _same_shape(self, other: Commitment) -> None:
-        if not isinstance(other, Commitment) or other.num_vars != self.num_vars:
-            raise ValueError("commitments of different sizes do not combine")
+        if not isinstance(other, Commitment) or (other.num_vars, other.col_vars) != (self.num_vars, self.col_vars):
+            raise ValueError("commitments of different sizes or layouts do not combine")
 
     def __add__(self, other: Commitment) -> Commitment:
         self._same_shape(other)
-        return Commitment(self.num_vars, tuple(a + b for a, b in zip(self.rows, other.rows)))
+        return Commitment(self.num_vars, tuple(a + b for a, b in zip(self.rows, other.rows)), self.col_vars)
 
     def __sub__(self, other: Commitment) -> Commitment:
         self._same_shape(other)
-        return Commitment(self.num_vars, tuple(a - b for a, b in zip(self.rows, other.rows)))
+        return Commitment(self.num_vars, tuple(a - b for a, b in zip(self.rows, other.rows)), self.col_vars)
 
     @classmethod
     def combine(cls, coeffs, commitments) -> Commitment:
@@ -201,7 +211,7 @@ class Commitment:
             commitments[0]._same_shape(other)
         c = np.stack([_scalar(x) for x in coeffs])
         rows = tuple(group.msm(list(column), c) for column in zip(*(x.rows for x in commitments)))
-        return cls(commitments[0].num_vars, rows)
+        return cls(commitments[0].num_vars, rows, commitments[0].col_vars)
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,10 @@ class Opening:
     @property
     def num_vars(self) -> int:
         return (self.table.shape[0] * self.table.shape[1]).bit_length() - 1
+
+    @property
+    def col_vars(self) -> int:
+        return self.table.shape[1].bit_length() - 1
 
     def __repr__(self) -> str:  # never print secrets
         return f"Opening(num_vars={self.num_vars})"
@@ -236,20 +250,22 @@ class Opening:
         return cls(table, blinds)
 
 
-def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None) -> tuple[Commitment, Opening]:
+def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None,
+           col_vars: int | None = None) -> tuple[Commitment, Opening]:
     """Commit to a tensor: an integer array / torch tensor (bits and small values commit through
     :func:`zk.group.msm_small`) or a field array ``(..., 4)``. Dimensions are zero-padded to powers
-    of two. ``blinds`` (``(rows, 4)``) defaults to fresh secret randomness."""
+    of two. ``blinds`` (``(rows, 4)``) defaults to fresh secret randomness; ``col_vars`` fixes the
+    row width (``2^col_vars``) instead of the square split."""
     table, ints = _table(values)
     m = table.shape[0].bit_length() - 1
-    m_row, m_col = split_vars(m)
+    m_row, m_col = split_vars(m, col_vars)
     rows, cols = 1 << m_row, 1 << m_col
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
     g = key.g(cols)
     masks = _fixed_base(key.label + b"/H").mul(blinds)
     scalars = ints.reshape(rows, cols) if ints is not None else table.reshape(rows, cols, 4)
     points = [p + mask for p, mask in zip(group.msm_rows(g, scalars), masks)]
-    return Commitment(m, tuple(points)), Opening(table.reshape(rows, cols, 4), blinds)
+    return Commitment(m, tuple(points), m_col), Opening(table.reshape(rows, cols, 4), blinds)
 
 
 def commit_scalars(values, key: CommitKey = DEFAULT_KEY, *, blinds=None) -> tuple[list[Point], np.ndarray]:
@@ -267,16 +283,16 @@ def commit_scalar(value, key: CommitKey = DEFAULT_KEY, *, blind=None) -> tuple[P
     return points[0], r[0]
 
 
-def _point_tables(point, num_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _point_tables(point, num_vars: int, col_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, L, R)``: the point as a field array and its row and column eq tables."""
     x = _field_vector(point, num_vars, "evaluation point")
-    m_row, _ = split_vars(num_vars)
+    m_row, _ = split_vars(num_vars, col_vars)
     return x, mle.eq_table(x[:m_row]), mle.eq_table(x[m_row:])
 
 
 def evaluate(opening: Opening, point) -> np.ndarray:
     """``T~(point)``, one field element."""
-    _, left, right = _point_tables(point, opening.num_vars)
+    _, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
     return field.inner(_row_combination(opening, left), right)
 
 
@@ -341,9 +357,10 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
     With ``value_blind=None`` the value ``v`` is public (the verifier gets ``evaluate(opening, point)``);
     otherwise the verifier gets ``C_v = commit_scalar(v, key, blind=value_blind)[0]``.
     """
-    if commitment.num_vars != opening.num_vars:
-        raise ValueError(f"prove_eval: opening has {opening.num_vars} variables, commitment {commitment.num_vars}")
-    x, left, right = _point_tables(point, opening.num_vars)
+    if (commitment.num_vars, commitment.col_vars) != (opening.num_vars, opening.col_vars):
+        raise ValueError(f"prove_eval: opening has layout {opening.num_vars}/{opening.col_vars} variables, "
+                         f"commitment {commitment.num_vars}/{commitment.col_vars}")
+    x, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
     a = _row_combination(opening, left)
     b = right
     value = field.inner(a, b)
@@ -410,10 +427,10 @@ def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcri
         raise VerificationError("eval: expected a Commitment and an EvalProof")
     m = commitment.num_vars
     try:
-        x, left, right = _point_tables(point, m)
+        x, left, right = _point_tables(point, m, commitment.col_vars)
     except ValueError as exc:
         raise VerificationError(f"eval: bad evaluation point ({exc})") from None
-    _, m_col = split_vars(m)
+    m_col = commitment.col_vars
     k = len(proof.L)
     if k != m_col or len(proof.R) != m_col:
         raise VerificationError(f"eval: proof has {k} rounds, the commitment needs {m_col}")
