@@ -37,7 +37,8 @@ from .group import Point
 from .sumcheck import SumcheckProver
 from .transcript import Transcript
 
-__all__ = ["EinsumProof", "prove_einsum", "verify_einsum", "EinsumLayout"]
+__all__ = ["EinsumProof", "EinsumRelationProof", "EinsumLayout", "prove_einsum", "verify_einsum",
+           "prove_relation", "verify_relation"]
 
 DOMAIN = b"zkfhe/einsum/v1"
 MAGIC = b"ZKEINSUM"
@@ -82,6 +83,18 @@ class EinsumLayout:
                 full[c] = max(full.get(c, 0), n)
         labels = list(self.batch) + list(self.spec.contracted)
         return [(c, j) for c in labels for j in range(full[c])]
+
+    @property
+    def degree(self) -> int:
+        """Degree of the sumcheck: eq * A * B with batch labels, A * B without."""
+        return 3 if self.batch else 2
+
+    def batch_eq(self, u: dict, r: dict) -> np.ndarray:
+        """``eq(u_batch, r_batch)``: the public factor of the sumcheck's final claim."""
+        batch = [v for v in self.sum_variables if v[0] in self.batch]
+        if not batch:
+            return field.ONE
+        return _eq_value(np.stack([u[v] for v in batch]), np.stack([r[v] for v in batch]))
 
     def operand_point(self, k: int, u: dict, r: dict) -> np.ndarray:
         """Evaluation point of operand ``k``: output coordinates for free labels, sumcheck ones else."""
@@ -141,6 +154,35 @@ def _check_spec(spec: EinsumSpec) -> None:
 
 
 @dataclass(frozen=True)
+class EinsumRelationProof:
+    """The proof of the relation for given commitments (the part FAC4DNN reuses on stacks)."""
+
+    value_commitments: tuple[Point, Point, Point, Point]  # C~(u), A~(p_A), B~(p_B), product
+    sumcheck: zksumcheck.CommittedSumcheck
+    evals: tuple[EvalProof, EvalProof, EvalProof]  # C, A, B
+    product: sigma.ProductProof
+    final_blind: np.ndarray
+
+    def sections(self) -> list[bytes]:
+        return [group.points_to_bytes(self.value_commitments), self.sumcheck.to_bytes(),
+                *(e.to_bytes() for e in self.evals), self.product.to_bytes(),
+                field.to_bytes(self.final_blind)]
+
+    @classmethod
+    def read(cls, reader: "_Reader", layout: EinsumLayout) -> "EinsumRelationProof":
+        values = tuple(group.points_from_bytes(reader.section(), 4))
+        sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), len(layout.sum_variables),
+                                                     layout.degree)
+        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(3))
+        product = sigma.ProductProof.from_bytes(reader.section())
+        try:
+            final_blind = field.from_bytes(reader.section(), 1)[0]
+        except ValueError as exc:
+            raise ProofFormatError(f"einsum proof: {exc}") from None
+        return cls(values, sc, evals, product, final_blind)
+
+
+@dataclass(frozen=True)
 class EinsumProof:
     """A proof that committed ``C = einsum(spec, A, B)``; the statement is ``spec``, the shapes
     and the three commitments."""
@@ -148,11 +190,7 @@ class EinsumProof:
     spec: str
     shapes: tuple[tuple[int, ...], tuple[int, ...]]
     commitments: tuple[Commitment, Commitment, Commitment]  # A, B, C
-    value_commitments: tuple[Point, Point, Point, Point]  # C~(u), A~(p_A), B~(p_B), product
-    sumcheck: zksumcheck.CommittedSumcheck
-    evals: tuple[EvalProof, EvalProof, EvalProof]  # C, A, B
-    product: sigma.ProductProof
-    final_blind: np.ndarray
+    relation: EinsumRelationProof
 
     # -- serialisation ---------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -162,12 +200,7 @@ class EinsumProof:
         out.append(struct.pack("<H", len(spec)) + spec)
         for shape in self.shapes:
             out.append(struct.pack("<B", len(shape)) + b"".join(struct.pack("<Q", n) for n in shape))
-        sections = [c.to_bytes() for c in self.commitments]
-        sections.append(group.points_to_bytes(self.value_commitments))
-        sections.append(self.sumcheck.to_bytes())
-        sections += [e.to_bytes() for e in self.evals]
-        sections.append(self.product.to_bytes())
-        sections.append(field.to_bytes(self.final_blind))
+        sections = [c.to_bytes() for c in self.commitments] + self.relation.sections()
         out += [struct.pack("<I", len(s)) + s for s in sections]
         return b"".join(out)
 
@@ -204,20 +237,10 @@ class EinsumProof:
             _check_spec(spec)
         except ValueError as exc:
             raise ProofFormatError(f"einsum proof: invalid statement ({exc})") from None
-        layout = EinsumLayout(spec)
         commitments = tuple(Commitment.from_bytes(reader.section()) for _ in range(3))
-        values = tuple(group.points_from_bytes(reader.section(), 4))
-        degree = 3 if layout.batch else 2
-        sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), len(layout.sum_variables), degree)
-        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(3))
-        product = sigma.ProductProof.from_bytes(reader.section())
-        final = reader.section()
-        try:
-            final_blind = field.from_bytes(final, 1)[0]
-        except ValueError as exc:
-            raise ProofFormatError(f"einsum proof: {exc}") from None
+        relation = EinsumRelationProof.read(reader, EinsumLayout(spec))
         reader.end()
-        return cls(str(spec), tuple(shapes), commitments, values, sc, evals, product, final_blind)
+        return cls(str(spec), tuple(shapes), commitments, relation)
 
     @property
     def size(self) -> int:
@@ -260,24 +283,13 @@ def _challenge_point(t: Transcript, label: str, n: int) -> np.ndarray:
     return field.from_int(t.challenges(label, n)) if n else field.zeros(0)
 
 
-def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFAULT_KEY) -> EinsumProof:
-    """Commit to integer tensors ``A``, ``B`` and ``C = einsum(spec, A, B)`` and prove the relation.
-
-    ``C`` may be given (e.g. by a caller that already holds it); a wrong ``C`` yields a proof
-    that does not verify. Returns an :class:`EinsumProof`.
-    """
-    a = _integer_operand(A, "A")
-    b = _integer_operand(B, "B")
-    parsed = parse_einsum(spec, a.shape, b.shape)
-    _check_spec(parsed)
-    c = exact_einsum(str(parsed), a, b) if C is None else _integer_operand(C, "C")
-    if c.shape != parsed.output_shape:
-        raise ValueError(f"C has shape {c.shape}, '{parsed}' produces {parsed.output_shape}")
+def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
+                   key: commit.CommitKey = commit.DEFAULT_KEY) -> EinsumRelationProof:
+    """Prove that ``commitments = (com A, com B, com C)`` (with their ``openings``) satisfy
+    ``C = einsum(parsed, A, B)``; the caller has absorbed the commitments into ``t``."""
     layout = EinsumLayout(parsed)
-    (com_a, open_a), (com_b, open_b), (com_c, open_c) = (commit.commit(x, key) for x in (a, b, c))
-    t = Transcript(DOMAIN)
-    _absorb_statement(t, str(parsed), (a.shape, b.shape), (com_a, com_b, com_c))
-
+    (open_a, open_b, open_c), (com_a, com_b, com_c) = openings, commitments
+    t.absorb_str("einsum/spec", str(parsed))
     out_vars = layout.variables(2)
     u = _challenge_point(t, "einsum/u", len(out_vars))
     u_of = dict(zip(out_vars, u))
@@ -312,11 +324,56 @@ def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFA
                                value_blind=blinds[2])
     product = sigma.prove_product(finals[0], blinds[1], finals[1], blinds[2], blinds[3],
                                   (pa, pb, pz), t, key)
-    e = _eq_value(np.stack([u_of[v] for v in batch_vars]), np.stack([r_of[v] for v in batch_vars])) \
-        if batch_vars else field.ONE
+    e = layout.batch_eq(u_of, r_of)
     delta = field.sub(final_blind, field.mul(e, blinds[3]))
-    return EinsumProof(str(parsed), (a.shape, b.shape), (com_a, com_b, com_c),
-                       (c_point, pa, pb, pz), sc, (eval_c, eval_a, eval_b), product, delta)
+    return EinsumRelationProof((c_point, pa, pb, pz), sc, (eval_c, eval_a, eval_b), product, delta)
+
+
+def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof, t: Transcript,
+                    key: commit.CommitKey = commit.DEFAULT_KEY) -> None:
+    """Check an :class:`EinsumRelationProof` for ``commitments = (com A, com B, com C)``."""
+    layout = EinsumLayout(parsed)
+    com_a, com_b, com_c = commitments
+    for k, (com, shape) in enumerate(zip(commitments, (*parsed.shapes, parsed.output_shape))):
+        if com.num_vars != sum(mle.dim_bits(shape)):
+            raise VerificationError(f"statement: commitment {'ABC'[k]} does not match shape {shape}")
+    t.absorb_str("einsum/spec", str(parsed))
+    out_vars = layout.variables(2)
+    u = _challenge_point(t, "einsum/u", len(out_vars))
+    u_of = dict(zip(out_vars, u))
+    c_point, pa, pb, pz = proof.value_commitments
+    commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key)
+    sum_vars = layout.sum_variables
+    r, final = zksumcheck.verify(c_point, len(sum_vars), layout.degree, proof.sumcheck, t, key,
+                                 what=f"einsum '{parsed}' sumcheck")
+    r_of = dict(zip(sum_vars, r))
+    t.absorb("einsum/finals", group.points_to_bytes((pa, pb, pz)))
+    commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key)
+    commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key)
+    sigma.verify_product((pa, pb, pz), proof.product, t, key, what=f"einsum '{parsed}' final product")
+    sigma.check_zero(final - sigma.mul_point(pz, layout.batch_eq(u_of, r_of)), proof.final_blind,
+                     key, f"einsum '{parsed}' final claim = eq * A(p_A) * B(p_B)")
+
+
+def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFAULT_KEY) -> EinsumProof:
+    """Commit to integer tensors ``A``, ``B`` and ``C = einsum(spec, A, B)`` and prove the relation.
+
+    ``C`` may be given (e.g. by a caller that already holds it); a wrong ``C`` yields a proof
+    that does not verify. Returns an :class:`EinsumProof`.
+    """
+    a = _integer_operand(A, "A")
+    b = _integer_operand(B, "B")
+    parsed = parse_einsum(spec, a.shape, b.shape)
+    _check_spec(parsed)
+    c = exact_einsum(str(parsed), a, b) if C is None else _integer_operand(C, "C")
+    if c.shape != parsed.output_shape:
+        raise ValueError(f"C has shape {c.shape}, '{parsed}' produces {parsed.output_shape}")
+    committed = [commit.commit(x, key) for x in (a, b, c)]
+    commitments = tuple(com for com, _ in committed)
+    t = Transcript(DOMAIN)
+    _absorb_statement(t, str(parsed), (a.shape, b.shape), commitments)
+    relation = prove_relation(parsed, [o for _, o in committed], commitments, t, key)
+    return EinsumProof(str(parsed), (a.shape, b.shape), commitments, relation)
 
 
 def verify_einsum(proof: EinsumProof, key: commit.CommitKey = commit.DEFAULT_KEY) -> bool:
@@ -329,31 +386,7 @@ def verify_einsum(proof: EinsumProof, key: commit.CommitKey = commit.DEFAULT_KEY
         _check_spec(parsed)
     except ValueError as exc:
         raise VerificationError(f"statement: {exc}") from None
-    layout = EinsumLayout(parsed)
-    com_a, com_b, com_c = proof.commitments
-    for k, (com, shape) in enumerate(zip(proof.commitments, (*proof.shapes, parsed.output_shape))):
-        if com.num_vars != sum(mle.dim_bits(shape)):
-            raise VerificationError(f"statement: commitment {'ABC'[k]} does not match shape {shape}")
     t = Transcript(DOMAIN)
     _absorb_statement(t, str(parsed), proof.shapes, proof.commitments)
-    out_vars = layout.variables(2)
-    u = _challenge_point(t, "einsum/u", len(out_vars))
-    u_of = dict(zip(out_vars, u))
-    c_point, pa, pb, pz = proof.value_commitments
-    commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key)
-
-    sum_vars = layout.sum_variables
-    batch_vars = [v for v in sum_vars if v[0] in layout.batch]
-    degree = 3 if batch_vars else 2
-    r, final = zksumcheck.verify(c_point, len(sum_vars), degree, proof.sumcheck, t, key,
-                                 what="einsum sumcheck")
-    r_of = dict(zip(sum_vars, r))
-    t.absorb("einsum/finals", group.points_to_bytes((pa, pb, pz)))
-    commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key)
-    commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key)
-    sigma.verify_product((pa, pb, pz), proof.product, t, key, what="einsum final product")
-    e = _eq_value(np.stack([u_of[v] for v in batch_vars]), np.stack([r_of[v] for v in batch_vars])) \
-        if batch_vars else field.ONE
-    sigma.check_zero(final - sigma.mul_point(pz, e), proof.final_blind, key,
-                     "einsum final claim = eq * A(p_A) * B(p_B)")
+    verify_relation(parsed, proof.commitments, proof.relation, t, key)
     return True
