@@ -7,6 +7,9 @@ committed sumcheck), ``commit`` (Hyrax/Pedersen), ``sigma`` (product and zero pr
 """
 from .errors import ProofFormatError, VerificationError, ZKError
 from .einsum import EinsumProof, prove_einsum, verify_einsum
+from .training import (InferenceProof, TrainingProof, TrainingStatement, prove_inference,
+                       prove_training, verify_inference, verify_training)
 
-__all__ = ["EinsumProof", "ProofFormatError", "VerificationError", "ZKError", "prove_einsum",
-           "verify_einsum"]
+__all__ = ["EinsumProof", "InferenceProof", "ProofFormatError", "TrainingProof",
+           "TrainingStatement", "VerificationError", "ZKError", "prove_einsum", "prove_inference",
+           "prove_training", "verify_einsum", "verify_inference", "verify_training"]

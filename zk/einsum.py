@@ -36,6 +36,7 @@ from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .sumcheck import SumcheckProver
 from .transcript import Transcript
+from .wire import Reader, section
 
 __all__ = ["EinsumProof", "EinsumRelationProof", "EinsumLayout", "prove_einsum", "verify_einsum",
            "prove_relation", "verify_relation"]
@@ -86,15 +87,15 @@ class EinsumLayout:
 
     @property
     def degree(self) -> int:
-        """Degree of the sumcheck: eq * A * B with batch labels, A * B without."""
-        return 3 if self.batch else 2
+        """Degree of the sumcheck: eq * A * B with batch variables, A * B without."""
+        return 3 if any(v[0] in self.batch for v in self.sum_variables) else 2
 
     def batch_eq(self, u: dict, r: dict) -> np.ndarray:
         """``eq(u_batch, r_batch)``: the public factor of the sumcheck's final claim."""
         batch = [v for v in self.sum_variables if v[0] in self.batch]
         if not batch:
             return field.ONE
-        return _eq_value(np.stack([u[v] for v in batch]), np.stack([r[v] for v in batch]))
+        return mle.eq(np.stack([u[v] for v in batch]), np.stack([r[v] for v in batch]))
 
     def operand_point(self, k: int, u: dict, r: dict) -> np.ndarray:
         """Evaluation point of operand ``k``: output coordinates for free labels, sumcheck ones else."""
@@ -120,15 +121,6 @@ def _restrict(tab: np.ndarray, variables: list, fixed: dict, order: list) -> np.
     t = t.reshape(tuple(2 if v in names else 1 for v in order) + (4,))
     full = np.broadcast_to(t, (2,) * len(order) + (4,))
     return np.ascontiguousarray(full).reshape(-1, 4)
-
-
-def _eq_value(u: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``eq(u, r) = prod_v (u_v r_v + (1 - u_v)(1 - r_v))``."""
-    out = field.ONE.copy()
-    for a, b in zip(u, r):
-        term = field.add(field.mul(a, b), field.mul(field.sub(field.ONE, a), field.sub(field.ONE, b)))
-        out = field.mul(out, term)
-    return out
 
 
 def _integer_operand(x, name: str) -> np.ndarray:
@@ -169,7 +161,7 @@ class EinsumRelationProof:
                 field.to_bytes(self.final_blind)]
 
     @classmethod
-    def read(cls, reader: "_Reader", layout: EinsumLayout) -> "EinsumRelationProof":
+    def read(cls, reader: "Reader", layout: EinsumLayout) -> "EinsumRelationProof":
         values = tuple(group.points_from_bytes(reader.section(), 4))
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), len(layout.sum_variables),
                                                      layout.degree)
@@ -201,7 +193,7 @@ class EinsumProof:
         for shape in self.shapes:
             out.append(struct.pack("<B", len(shape)) + b"".join(struct.pack("<Q", n) for n in shape))
         sections = [c.to_bytes() for c in self.commitments] + self.relation.sections()
-        out += [struct.pack("<I", len(s)) + s for s in sections]
+        out += [section(s) for s in sections]
         return b"".join(out)
 
     @classmethod
@@ -216,7 +208,7 @@ class EinsumProof:
 
     @classmethod
     def _parse(cls, data: bytes) -> "EinsumProof":
-        reader = _Reader(data)
+        reader = Reader(data)
         if reader.take(len(MAGIC)) != MAGIC:
             raise ProofFormatError("einsum proof: not a zkfhe einsum proof (bad magic)")
         version = reader.take(1)[0]
@@ -245,30 +237,6 @@ class EinsumProof:
     @property
     def size(self) -> int:
         return len(self.to_bytes())
-
-
-class _Reader:
-    """Bounded reads from a byte string; every overrun is a ProofFormatError."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ProofFormatError(f"truncated proof: wanted {n} bytes at offset {self.pos}")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
-
-    def unpack(self, fmt: str) -> int:
-        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
-
-    def section(self) -> bytes:
-        return self.take(self.unpack("<I"))
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise ProofFormatError(f"{len(self.data) - self.pos} trailing bytes after the proof")
 
 
 def _absorb_statement(t: Transcript, spec: str, shapes, commitments) -> None:

@@ -25,7 +25,7 @@ from numba import prange
 from . import field
 from .field import add_mod, kernel, load, mont_mul, store, sub_mod
 
-__all__ = ["dim_bits", "pad_pow2", "table", "eq_table", "fold", "evaluate"]
+__all__ = ["dim_bits", "pad_pow2", "table", "eq_table", "eq", "fold", "evaluate"]
 
 
 def dim_bits(shape) -> tuple[int, ...]:
@@ -139,3 +139,17 @@ def evaluate(tab, point) -> np.ndarray:
     for r in point:
         work = fold(work, r)
     return work[0].copy()
+
+
+def eq(u, r) -> np.ndarray:
+    """``eq(u, r) = prod_v (u_v r_v + (1 - u_v)(1 - r_v))`` for two points of equal length."""
+    u = field.asarray(u, "eq point u").reshape(-1, 4)
+    r = field.asarray(r, "eq point r").reshape(-1, 4)
+    if len(u) != len(r):
+        raise ValueError(f"eq: points of lengths {len(u)} and {len(r)}")
+    one = field.ONE
+    terms = field.add(field.mul(u, r), field.mul(field.sub(one, u), field.sub(one, r)))
+    out = field.ONE.copy()
+    for term in terms:
+        out = field.mul(out, term)
+    return out

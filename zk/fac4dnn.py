@@ -1,0 +1,398 @@
+"""FAC4DNN: one aggregated circuit for T SGD steps (or one inference) of a bias-free ReLU MLP.
+
+Every intermediate tensor of the fixed-point witness (:mod:`circuits`) is committed, so no
+relation depends on the order of the computation. Instances of one relation type that share a
+padded shape, across all layers and steps, are stacked (:mod:`zk.stack`) and proved by ONE
+sumcheck; everything linear is checked on the commitments directly. docs/fac4dnn.md has the
+figure; the tensors of step ``t``, layer ``l`` (widths ``d_0..d_L``, batch ``B``, scale ``S``):
+
+====================  ==========================================================================
+relation              tensors
+====================  ==========================================================================
+einsum (sumcheck)     ``P = H W^T``; ``GW = G^T H``; ``GX = G W`` (``l >= 2``)
+rescale (linear)      ``P = 2^S Z + R``; ``GX = 2^S GH + RH``
+loss (linear)         ``2^(S+1) (Z_L - Y) = N G_L + RL``, ``N = B d_L``
+sgd (linear)          ``lr_q GW = 2^k U + RU``; ``W_{t+1} = W_t - U`` (``k = lr_bits + 2S``)
+bits (linear)         ``Z - 1``, ``G_L``, ``GH``, ``U`` in two's complement; ``R``, ``RH``, ``RU``,
+                      ``RL``, ``N - 1 - RL`` unsigned: every plane committed, recomposed
+zkReLU (sumcheck)     ``H_{l+1} + gamma G_l = (1 - s_l) (Z_l + gamma GH_{l+1})``, ``s_l`` the sign
+                      plane of ``Z_l - 1`` (so ``1 - s = [Z > 0]``, torch's convention)
+booleanity (sumcheck) ``b (1 - b) = 0`` for every plane
+====================  ==========================================================================
+
+Bit widths bound every quotient, so each fixed-point equation holds over the integers, not just
+modulo ``r``. All linear relations are checked at once: for a challenge ``rho`` the verifier
+forms ``sum_i rho^i (relation on row i)`` from the commitments and the prover reveals its blind.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from circuits import parse_einsum
+
+from . import bits, commit, einsum, field, group, hadamard, mle
+from .errors import VerificationError
+from .hadamard import Affine
+from .stack import Stack, instance_col_vars, stack
+from .transcript import Transcript
+
+Key = tuple  # (name, step, layer, plane); -1 where not applicable
+
+EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad": "nbo,noi->nbi"}
+
+
+def _pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """Public parameters of the aggregated circuit (all derived from the statement)."""
+
+    widths: tuple[int, ...]
+    batch: int
+    steps: int
+    scale_bits: int
+    lr_q: int = 0
+    lr_bits: int = 0
+    training: bool = True
+
+    @property
+    def layers(self) -> int:
+        return len(self.widths) - 1
+
+    def act(self, l: int) -> tuple[int, int]:
+        """Padded shape of an activation of width ``d_l``."""
+        return (_pow2(self.batch), _pow2(self.widths[l]))
+
+    def weight(self, l: int) -> tuple[int, int]:
+        return (_pow2(self.widths[l]), _pow2(self.widths[l - 1]))
+
+    # bit widths
+    @property
+    def q_act(self) -> int:  # pre-activations Z - 1 (scale S)
+        return self.scale_bits + 16
+
+    @property
+    def q_grad(self) -> int:  # gradients (scale 2S)
+        return 2 * self.scale_bits + 16
+
+    @property
+    def q_update(self) -> int:  # weight updates (scale S)
+        return self.scale_bits + 16
+
+    @property
+    def k_update(self) -> int:  # remainder of the SGD division
+        return self.lr_bits + 2 * self.scale_bits
+
+    @property
+    def loss_count(self) -> int:
+        return self.batch * self.widths[-1]
+
+    @property
+    def k_loss(self) -> int:
+        return (self.loss_count - 1).bit_length()
+
+    # -- the committed tensors ---------------------------------------------------------
+    @cached_property
+    def statement_keys(self) -> list[tuple[Key, tuple]]:
+        L, T = self.layers, self.steps
+        keys = [(("X", t, 1, -1), self.act(0)) for t in range(T)]
+        keys += [(("W", 0, l, -1), self.weight(l)) for l in range(1, L + 1)]
+        if self.training:
+            keys += [(("Y", t, L, -1), self.act(L)) for t in range(T)]
+            keys += [(("W", T, l, -1), self.weight(l)) for l in range(1, L + 1)]
+        else:
+            keys += [(("Z", 0, L, -1), self.act(L))]
+        return keys
+
+    @cached_property
+    def proof_keys(self) -> list[tuple[Key, tuple]]:
+        L, T, S = self.layers, self.steps, self.scale_bits
+        keys = []
+
+        def planes(name, t, l, n, shape):
+            keys.extend(((name, t, l, k), shape) for k in range(n))
+
+        for t in range(T):
+            for l in range(1, L + 1):
+                a, a_in, w = self.act(l), self.act(l - 1), self.weight(l)
+                if l >= 2:
+                    keys.append((("H", t, l, -1), a_in))
+                keys.append((("P", t, l, -1), a))
+                if self.training or l < L:
+                    keys.append((("Z", t, l, -1), a))
+                planes("R", t, l, S, a)
+                planes("Zb", t, l, self.q_act, a)
+                if not self.training:
+                    continue
+                keys += [(("G", t, l, -1), a), (("GW", t, l, -1), w), (("U", t, l, -1), w)]
+                planes("RU", t, l, self.k_update, w)
+                planes("Ub", t, l, self.q_update, w)
+                if t < T - 1:
+                    keys.append((("W", t + 1, l, -1), w))
+                if l >= 2:
+                    keys += [(("GX", t, l, -1), a_in), (("GH", t, l, -1), a_in)]
+                    planes("RH", t, l, S, a_in)
+                    planes("GHb", t, l, self.q_grad, a_in)
+                if l == L:
+                    keys.append((("RL", t, l, -1), a))
+                    planes("RLb", t, l, self.k_loss, a)
+                    planes("RL2b", t, l, self.k_loss, a)
+                    planes("Gb", t, l, self.q_grad, a)
+        return keys
+
+    @cached_property
+    def shapes(self) -> dict[Key, tuple]:
+        return dict(self.statement_keys + self.proof_keys)
+
+    # -- relations ------------------------------------------------------------------------
+    @cached_property
+    def linear_relations(self) -> list[tuple[list[tuple[int, Key]], int]]:
+        """``(terms, const)``: ``sum coeff * tensor = const * ONES`` entrywise (incl. padding)."""
+        L, T, S = self.layers, self.steps, self.scale_bits
+        rels = []
+
+        def recompose(value_terms, name, t, l, weights, const=0):
+            rels.append((value_terms + [(-w, (name, t, l, k)) for k, w in enumerate(weights)], const))
+
+        for t in range(T):
+            for l in range(1, L + 1):
+                P, Z = ("P", t, l, -1), ("Z", t, l, -1)
+                # P = 2^S Z + R with R = sum 2^k R_k, folded into one relation
+                recompose([(1, P), (-(1 << S), Z)], "R", t, l, bits.unsigned_weights(S))
+                recompose([(1, Z)], "Zb", t, l, bits.signed_weights(self.q_act), const=1)
+                if not self.training:
+                    continue
+                GW, U = ("GW", t, l, -1), ("U", t, l, -1)
+                recompose([(self.lr_q, GW), (-(1 << self.k_update), U)], "RU", t, l,
+                          bits.unsigned_weights(self.k_update))
+                recompose([(1, U)], "Ub", t, l, bits.signed_weights(self.q_update))
+                rels.append(([(1, ("W", t + 1, l, -1)), (-1, ("W", t, l, -1)), (1, U)], 0))
+                if l >= 2:
+                    recompose([(1, ("GX", t, l, -1)), (-(1 << S), ("GH", t, l, -1))], "RH", t, l,
+                              bits.unsigned_weights(S))
+                    recompose([(1, ("GH", t, l, -1))], "GHb", t, l, bits.signed_weights(self.q_grad))
+                if l == L:
+                    G, RL, Y = ("G", t, l, -1), ("RL", t, l, -1), ("Y", t, l, -1)
+                    c = 1 << (S + 1)
+                    rels.append(([(c, Z), (-c, Y), (-self.loss_count, G), (-1, RL)], 0))
+                    recompose([(1, RL)], "RLb", t, l, bits.unsigned_weights(self.k_loss))
+                    recompose([(-1, RL)], "RL2b", t, l, bits.unsigned_weights(self.k_loss),
+                              const=-(self.loss_count - 1))
+                    recompose([(1, G)], "Gb", t, l, bits.signed_weights(self.q_grad))
+        return rels
+
+    def einsum_groups(self) -> list[tuple[str, list[tuple[Key, Key, Key]]]]:
+        """``(spec, [(A, B, C) per instance])`` grouped by padded shapes (one sumcheck each)."""
+        L, T = self.layers, self.steps
+        kinds = [("forward", lambda t, l: (self.h(t, l), ("W", t, l, -1), ("P", t, l, -1)), 1)]
+        if self.training:
+            kinds += [("weight_grad", lambda t, l: (("G", t, l, -1), self.h(t, l), ("GW", t, l, -1)), 1),
+                      ("input_grad", lambda t, l: (("G", t, l, -1), ("W", t, l, -1), ("GX", t, l, -1)), 2)]
+        groups = []
+        for kind, keys_of, first in kinds:
+            by_shape: dict = {}
+            for t in range(T):
+                for l in range(first, L + 1):
+                    by_shape.setdefault((self.act(l - 1), self.weight(l)), []).append(keys_of(t, l))
+            groups += [(EINSUMS[kind], inst) for _, inst in sorted(by_shape.items())]
+        return groups
+
+    def relu_groups(self) -> list[list[tuple[Key, ...]]]:
+        """Per padded shape: ``(H_{l+1}, G_l, sign_l, Z_l, GH_{l+1})`` for ``l < L``."""
+        by_shape: dict = {}
+        for t in range(self.steps):
+            for l in range(1, self.layers):
+                sign = ("Zb", t, l, self.q_act - 1)
+                grads = (("G", t, l, -1), ("GH", t, l + 1, -1)) if self.training else (None, None)
+                by_shape.setdefault(self.act(l), []).append(
+                    (self.h(t, l + 1), grads[0], sign, ("Z", t, l, -1), grads[1]))
+        return [inst for _, inst in sorted(by_shape.items())]
+
+    def bit_groups(self) -> list[list[Key]]:
+        by_shape: dict = {}
+        for key, shape in self.proof_keys:
+            if key[3] >= 0:
+                by_shape.setdefault(shape, []).append(key)
+        return [keys for _, keys in sorted(by_shape.items())]
+
+    @staticmethod
+    def h(t: int, l: int) -> Key:
+        """The input of layer ``l`` at step ``t`` (the data batch for ``l = 1``)."""
+        return ("X", t, 1, -1) if l == 1 else ("H", t, l, -1)
+
+
+# ----------------------------------------------------------------------------------------
+# committing
+# ----------------------------------------------------------------------------------------
+def pad(values: np.ndarray, shape: tuple) -> np.ndarray:
+    a = np.asarray(values)
+    if a.dtype == object:
+        a = a.astype(np.int64)  # the callers range-checked these
+    out = np.zeros(shape, dtype=np.uint8 if a.dtype == np.uint8 else np.int64)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
+def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, progress=None):
+    """Commit every tensor named in ``keys`` (padded to its shape): ``{key: (Commitment, Opening)}``."""
+    out = {}
+    keys = list(keys)
+    for i, (k, shape) in enumerate(keys):
+        m = sum(mle.dim_bits(shape))
+        out[k] = commit.commit(pad(values[k], shape), key, col_vars=instance_col_vars(m))
+        if progress:
+            progress("commit", i + 1, len(keys))
+    return out
+
+
+def _ones_row(circuit_shape: tuple, key: commit.CommitKey) -> group.Point:
+    """The row commitment of an all-ones instance (blind 0)."""
+    m = sum(mle.dim_bits(circuit_shape))
+    cols = 1 << instance_col_vars(m)
+    return group.msm_small(key.g(cols), np.ones(cols, dtype=np.int64))
+
+
+# ----------------------------------------------------------------------------------------
+# proof object
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AggregatedProof:
+    """Everything after the commitments: the linear-relations blind and the sumcheck relations."""
+
+    linear_blind: np.ndarray
+    einsums: tuple  # EinsumRelationProof per einsum group
+    relus: tuple  # HadamardProof per relu group
+    booleanity: tuple  # HadamardProof per bit group
+
+
+def _linear_combination(circuit: Circuit, rho: np.ndarray, rows_of):
+    """Each linear relation with its row weights: consecutive powers of ``rho`` over all rows of
+    all relations (one random combination, Schwartz–Zippel)."""
+    rels = circuit.linear_relations
+    counts = [len(rows_of(terms[0][1])) for terms, _ in rels]
+    powers = field.powers(rho, sum(counts))
+    out, offset = [], 0
+    for (terms, const), rows in zip(rels, counts):
+        out.append((terms, const, circuit.shapes[terms[0][1]], powers[offset:offset + rows]))
+        offset += rows
+    return out
+
+
+def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
+          progress=None) -> AggregatedProof:
+    """Prove every relation of ``circuit`` for the committed ``tensors`` ``{key: (com, opening)}``
+    (their commitments already absorbed into ``t``)."""
+    total = 1 + len(circuit.einsum_groups()) + len(circuit.relu_groups()) + len(circuit.bit_groups())
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress:
+            progress("prove", done, total)
+
+    # linear relations, batched: the prover reveals sum_i rho^i (blind combination of row i)
+    rho = field.from_int(t.challenge("fac4dnn/linear"))
+    blind = field.zeros()
+    for terms, _, _, weights in _linear_combination(circuit, rho, lambda k: tensors[k][1].blinds):
+        for coeff, k in terms:
+            blind = field.add(blind, field.mul(field.from_int(coeff),
+                                               field.inner(weights, tensors[k][1].blinds)))
+    t.absorb("fac4dnn/linear-blind", field.to_bytes(blind))
+    tick()
+
+    def stacked(keys) -> Stack:
+        return stack([tensors[k][0] for k in keys], [tensors[k][1] for k in keys])
+
+    einsums = []
+    for spec, instances in circuit.einsum_groups():
+        a, b, c = (stacked(col) for col in zip(*instances))
+        parsed = _parse(spec, a, b, circuit, instances[0])
+        einsums.append(einsum.prove_relation(
+            parsed, (a.opening, b.opening, c.opening),
+            (a.commitment, b.commitment, c.commitment), t, key))
+        tick()
+    relus = []
+    for instances in circuit.relu_groups():
+        out, f, g, u = _relu_forms(circuit, instances, stacked, t)
+        relus.append(hadamard.prove(out, f, g, u, t, key))
+        tick()
+    booleanity = []
+    for keys in circuit.bit_groups():
+        s = stacked(keys)
+        u = _point(t, "fac4dnn/booleanity", s.commitment.num_vars)
+        booleanity.append(hadamard.prove(Affine(), Affine(0, [(1, s)]), Affine(1, [(-1, s)]), u, t, key))
+        tick()
+    return AggregatedProof(blind, tuple(einsums), tuple(relus), tuple(booleanity))
+
+
+def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Transcript,
+           key: commit.CommitKey) -> None:
+    """Check an :class:`AggregatedProof` against ``commitments`` ``{key: Commitment}``."""
+    rho = field.from_int(t.challenge("fac4dnn/linear"))
+    points, scalars = [], []
+    ones = {}
+    for terms, const, shape, weights in _linear_combination(circuit, rho, lambda k: commitments[k].rows):
+        for coeff, k in terms:
+            points += commitments[k].rows
+            scalars.append(field.mul(field.from_int(coeff), weights))
+        if const:
+            if shape not in ones:
+                ones[shape] = _ones_row(shape, key)
+            points.append(ones[shape])
+            scalars.append(field.mul(field.from_int(-const), field.sum(weights))[None])
+    points.append(key.H)
+    scalars.append(field.neg(proof.linear_blind)[None])
+    if group.msm(points, np.concatenate(scalars)) != group.identity():
+        raise VerificationError("linear relations (rescale, loss, SGD update, bit recomposition) "
+                                "do not hold on the commitments")
+    t.absorb("fac4dnn/linear-blind", field.to_bytes(proof.linear_blind))
+
+    def stacked(keys) -> Stack:
+        return stack([commitments[k] for k in keys])
+
+    groups = circuit.einsum_groups()
+    if len(proof.einsums) != len(groups):
+        raise VerificationError("wrong number of einsum relations")
+    for (spec, instances), rel in zip(groups, proof.einsums):
+        a, b, c = (stacked(col) for col in zip(*instances))
+        einsum.verify_relation(_parse(spec, a, b, circuit, instances[0]),
+                               (a.commitment, b.commitment, c.commitment), rel, t, key)
+    for instances, rel in zip(circuit.relu_groups(), proof.relus):
+        out, f, g, u = _relu_forms(circuit, instances, stacked, t)
+        hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU")
+    for keys, rel in zip(circuit.bit_groups(), proof.booleanity):
+        s = stacked(keys)
+        u = _point(t, "fac4dnn/booleanity", s.commitment.num_vars)
+        hadamard.verify(Affine(), Affine(0, [(1, s)]), Affine(1, [(-1, s)]), u, rel, t, key,
+                        what="booleanity of committed bits")
+
+
+def _point(t: Transcript, label: str, n: int) -> np.ndarray:
+    return field.from_int(t.challenges(label, n)) if n else field.zeros(0)
+
+
+def _parse(spec: str, a: Stack, b: Stack, circuit: Circuit, first: tuple):
+    n = 1 << a.index_vars
+    shape_a = (n, *circuit.shapes[first[0]])
+    shape_b = (n, *circuit.shapes[first[1]])
+    return parse_einsum(spec, shape_a, shape_b)
+
+
+def _relu_forms(circuit: Circuit, instances, stacked, t: Transcript):
+    """zkReLU as a Hadamard relation: ``H + gamma G = (1 - s) (Z + gamma GH)``."""
+    h, g, s, z, gh = (stacked(col) if col[0] is not None else None for col in zip(*instances))
+    u = _point(t, "fac4dnn/relu", h.commitment.num_vars)
+    if not circuit.training:
+        return Affine(0, [(1, h)]), Affine(1, [(-1, s)]), Affine(0, [(1, z)]), u
+    gamma = field.from_int(t.challenge("fac4dnn/relu-gamma"))
+    return (Affine(0, [(1, h), (gamma, g)]), Affine(1, [(-1, s)]),
+            Affine(0, [(1, z), (gamma, gh)]), u)
+
+
+__all__ = ["Circuit", "AggregatedProof", "commit_tensors", "prove", "verify", "pad"]

@@ -1,0 +1,142 @@
+"""Zero-knowledge sumcheck for eq-weighted Hadamard products of committed stacks.
+
+Relation: for committed stacks on ``m`` variables, a public point ``u`` and affine forms
+``F = f_0 + sum_j f_j S_j``, ``G = g_0 + sum_j g_j T_j`` and ``Out = sum_j a_j O_j`` of them,
+
+    Out~(u) = sum_{x in {0,1}^m} eq(u, x) * F(x) * G(x),
+
+i.e. ``Out = F ∘ G`` entrywise (an empty ``Out`` states ``F ∘ G = 0``). zkReLU
+(``A = (1 - s) Z`` and ``G_Z = (1 - s) G_A`` at once) and booleanity (``b (1 - b) = 0``) are
+instances.
+
+Protocol: the prover opens ``Out`` at ``u`` to a committed value (one Hyrax opening of the
+combined stack ``sum_j a_j O_j``), runs the committed sumcheck (:mod:`zk.zksumcheck`) on
+``eq(u, .) * F * G`` down to a random point ``r``, opens the linear parts of ``F`` and ``G`` at ``r``
+to committed values (two Hyrax openings), proves their product (:func:`zk.sigma.prove_product`)
+and links ``eq(u, r)`` times it to the sumcheck's final claim by a zero opening.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+
+import numpy as np
+
+from . import commit, field, group, mle, sigma, stack, zksumcheck
+from .commit import EvalProof
+from .errors import ProofFormatError
+from .group import Point
+from .stack import Stack
+from .sumcheck import SumcheckProver
+from .transcript import Transcript
+
+
+@dataclass
+class Affine:
+    """``const + sum_j coeff_j * stack_j`` over stacks of one layout."""
+
+    const: int = 0
+    terms: list = dc_field(default_factory=list)  # [(coefficient (int or field), Stack)]
+
+    def linear(self) -> Stack | None:
+        if not self.terms:
+            return None
+        return stack.combine([c for c, _ in self.terms], [s for _, s in self.terms])
+
+    def table(self, lin: Stack | None, n: int) -> np.ndarray:
+        """The prover's table of the form (``lin`` = :meth:`linear`)."""
+        base = lin.opening.table.reshape(-1, 4) if lin is not None else field.zeros(n)
+        return field.add(base, field.from_int(self.const)) if self.const else base
+
+
+def _const_point(value: int, key) -> Point:
+    """``value * U`` (a commitment with blind 0)."""
+    return sigma.mul_point(key.U, field.from_int(value))
+
+
+@dataclass(frozen=True)
+class HadamardProof:
+    out_value: Point | None  # commitment to Out~(u); None when Out is empty (claim 0)
+    out_eval: EvalProof | None
+    sumcheck: zksumcheck.CommittedSumcheck
+    values: tuple[Point, Point, Point]  # linear parts of F(r), G(r); F(r) * G(r)
+    evals: tuple[EvalProof, EvalProof]
+    product: sigma.ProductProof
+    final_blind: np.ndarray
+
+    def sections(self) -> list[bytes]:
+        head = [] if self.out_value is None else [group.point_to_bytes(self.out_value),
+                                                  self.out_eval.to_bytes()]
+        return head + [self.sumcheck.to_bytes(), group.points_to_bytes(self.values),
+                       *(e.to_bytes() for e in self.evals), self.product.to_bytes(),
+                       field.to_bytes(self.final_blind)]
+
+    @classmethod
+    def read(cls, reader, num_vars: int, has_out: bool) -> "HadamardProof":
+        out_value = out_eval = None
+        if has_out:
+            out_value = group.points_from_bytes(reader.section(), 1)[0]
+            out_eval = EvalProof.from_bytes(reader.section())
+        sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), num_vars, 3)
+        values = tuple(group.points_from_bytes(reader.section(), 3))
+        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(2))
+        product = sigma.ProductProof.from_bytes(reader.section())
+        try:
+            final_blind = field.from_bytes(reader.section(), 1)[0]
+        except ValueError as exc:
+            raise ProofFormatError(f"hadamard proof: {exc}") from None
+        return cls(out_value, out_eval, sc, values, evals, product, final_blind)
+
+
+def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
+          key: commit.CommitKey = commit.DEFAULT_KEY) -> HadamardProof:
+    """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring)."""
+    m = len(u)
+    blinds = field.random(5)  # Out(u), F-linear(r), G-linear(r), product, (spare)
+    out_lin = out.linear()
+    if out_lin is None:
+        out_value = out_eval = None
+        claim_blind = field.zeros()
+    else:
+        value = commit.evaluate(out_lin.opening, u)
+        out_value, _ = commit.commit_scalar(value, key, blind=blinds[0])
+        out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key,
+                                     value_blind=blinds[0])
+        claim_blind = blinds[0]
+    f_lin, g_lin = f.linear(), g.linear()
+    tables = [f.table(f_lin, 1 << m), g.table(g_lin, 1 << m), mle.eq_table(u)]
+    sc, r, finals, final_blind = zksumcheck.prove(SumcheckProver(tables, [(1, (0, 1, 2))]),
+                                                  claim_blind, t, key)
+    fv, gv = finals[0], finals[1]
+    lin_values = np.stack([field.sub(fv, field.from_int(f.const)),
+                           field.sub(gv, field.from_int(g.const)), field.mul(fv, gv)])
+    values, _ = commit.commit_scalars(lin_values, key, blinds=blinds[1:4])
+    t.absorb("hadamard/values", group.points_to_bytes(values))
+    evals = tuple(commit.prove_eval(lin.opening, lin.commitment, r, t, key, value_blind=b)
+                  for lin, b in ((f_lin, blinds[1]), (g_lin, blinds[2])))
+    cf = values[0] + _const_point(f.const, key)
+    cg = values[1] + _const_point(g.const, key)
+    product = sigma.prove_product(fv, blinds[1], gv, blinds[2], blinds[3], (cf, cg, values[2]), t, key)
+    e = mle.eq(u, r)
+    delta = field.sub(final_blind, field.mul(e, blinds[3]))
+    return HadamardProof(out_value, out_eval, sc, tuple(values), evals, product, delta)
+
+
+def verify(out: Affine, f: Affine, g: Affine, u: np.ndarray, proof: HadamardProof, t: Transcript,
+           key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "hadamard") -> None:
+    """Check a :class:`HadamardProof`; raises VerificationError naming ``what``."""
+    out_lin = out.linear()
+    if out_lin is None:
+        claim = group.identity()
+    else:
+        commit.verify_eval(out_lin.commitment, u, proof.out_value, proof.out_eval, t, key)
+        claim = proof.out_value
+    r, final = zksumcheck.verify(claim, len(u), 3, proof.sumcheck, t, key, what=f"{what} sumcheck")
+    t.absorb("hadamard/values", group.points_to_bytes(proof.values))
+    for lin, value, ev in zip((f.linear(), g.linear()), proof.values, proof.evals):
+        commit.verify_eval(lin.commitment, r, value, ev, t, key)
+    cf = proof.values[0] + _const_point(f.const, key)
+    cg = proof.values[1] + _const_point(g.const, key)
+    sigma.verify_product((cf, cg, proof.values[2]), proof.product, t, key, what=f"{what} product")
+    sigma.check_zero(final - sigma.mul_point(proof.values[2], mle.eq(u, r)), proof.final_blind, key,
+                     f"{what} final claim")
+

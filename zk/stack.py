@@ -1,0 +1,79 @@
+"""FAC4DNN stacking: many committed instances of one shape viewed as one committed tensor.
+
+Every tensor of a proof is committed instance by instance (one Hyrax commitment per training
+step, layer and bit plane) with a row width fixed by the instance's size, so the commitment of
+the stacked tensor ``T[n, ...] = instance_n[...]`` is simply the concatenation of the instances'
+rows (zero instances, padding the count to a power of two, contribute identity rows and zero
+blinds). Stacking is free for the prover and the verifier: relations over all steps and layers
+become relations over one tensor with an extra leading batch index ``n``, proved by one sumcheck.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import commit, field, group
+from .commit import Commitment, Opening
+
+
+def instance_col_vars(num_vars: int) -> int:
+    """Row width (column variables) of an instance with ``num_vars`` variables: the square split."""
+    return commit.split_vars(num_vars)[1]
+
+
+@dataclass(frozen=True)
+class Stack:
+    """``count`` instances (padded to ``2^index_vars``) of an instance with ``instance_vars`` variables.
+
+    ``commitment`` is the stacked tensor's commitment; ``opening`` is its secret side (None for
+    the verifier).
+    """
+
+    commitment: Commitment
+    opening: Opening | None
+    count: int
+    index_vars: int
+
+    @property
+    def instance_vars(self) -> int:
+        return self.commitment.num_vars - self.index_vars
+
+
+def _pad_count(n: int) -> int:
+    return max(1, 1 << (n - 1).bit_length())
+
+
+def stack(commitments, openings=None) -> Stack:
+    """Stack instance commitments (and, for the prover, their openings) of one layout."""
+    commitments = list(commitments)
+    if not commitments:
+        raise ValueError("stack: no instances")
+    m, c = commitments[0].num_vars, commitments[0].col_vars
+    if any((x.num_vars, x.col_vars) != (m, c) for x in commitments):
+        raise ValueError("stack: instances of different layouts")
+    n = _pad_count(len(commitments))
+    rows_per = len(commitments[0].rows)
+    rows = [p for x in commitments for p in x.rows]
+    rows += [group.identity()] * ((n - len(commitments)) * rows_per)
+    k = n.bit_length() - 1
+    com = Commitment(m + k, tuple(rows), c)
+    opening = None
+    if openings is not None:
+        openings = list(openings)
+        zeros = n - len(openings)
+        table = np.concatenate([o.table for o in openings]
+                               + [np.zeros((zeros * rows_per, 1 << c, 4), np.uint64)])
+        blinds = np.concatenate([o.blinds for o in openings] + [field.zeros(zeros * rows_per)])
+        opening = Opening(table, blinds)
+    return Stack(com, opening, len(commitments), k)
+
+
+def combine(coeffs, stacks) -> Stack:
+    """``sum_j coeffs[j] * stacks[j]`` (same layout), with the matching opening for the prover."""
+    stacks = list(stacks)
+    com = Commitment.combine(coeffs, [s.commitment for s in stacks])
+    opening = None
+    if stacks[0].opening is not None:
+        opening = Opening.combine(coeffs, [s.opening for s in stacks])
+    return Stack(com, opening, stacks[0].count, stacks[0].index_vars)

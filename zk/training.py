@@ -1,0 +1,455 @@
+"""zkDL training and inference proofs: the public API and the proof file format.
+
+``prove_training(model, batches, lr)`` runs the SGD steps in exact fixed point through
+:mod:`circuits` (the witness), commits to every tensor, and proves the aggregated FAC4DNN
+circuit (:mod:`zk.fac4dnn`). The statement — architecture, hyperparameters, number of steps,
+commitments to the initial weights, to every data batch and to the final weights — is all the
+verifier needs besides the proof.
+
+File format (all integers little-endian; every section is ``u32 length || bytes``)::
+
+    magic "ZKTRAIN\\0" or "ZKINFER\\0" || version u8 || statement section
+    || one section per committed tensor, in the circuit's canonical order
+    || linear-relations blind || einsum relations || zkReLU relations || booleanity relations
+
+Parsing is bounded and validating: malformed bytes raise :class:`zk.ProofFormatError` only.
+"""
+from __future__ import annotations
+
+import copy
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+import circuits
+from circuits import FixedPoint, UnsupportedOp, quantize_lr
+
+from . import bits, commit, fac4dnn, field, mle
+from .commit import Commitment
+from .einsum import EinsumLayout, EinsumRelationProof
+from .errors import ProofFormatError, VerificationError
+from .fac4dnn import AggregatedProof, Circuit
+from .hadamard import HadamardProof
+from .stack import instance_col_vars
+from .transcript import Transcript
+from .wire import Reader, section
+
+__all__ = ["TrainingStatement", "TrainingProof", "InferenceProof", "prove_training",
+           "verify_training", "prove_inference", "verify_inference"]
+
+VERSION = 1
+MAGIC = {True: b"ZKTRAIN\0", False: b"ZKINFER\0"}
+#: Bounds a statement may declare (parsing refuses more before allocating anything).
+MAX_LAYERS, MAX_WIDTH, MAX_BATCH, MAX_STEPS = 64, 1 << 16, 1 << 16, 1 << 12
+
+
+# ----------------------------------------------------------------------------------------
+# statement
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingStatement:
+    """What a proof is about. ``commitments`` maps the circuit's statement keys
+    (``("X", t, 1, -1)``, ``("Y", t, L, -1)``, ``("W", 0 or T, l, -1)``; inference:
+    ``("Z", 0, L, -1)`` for the output) to Hyrax commitments."""
+
+    widths: tuple[int, ...]
+    batch_size: int
+    steps: int
+    lr: float
+    scale_bits: int
+    training: bool
+    commitments: dict
+
+    @property
+    def arch(self) -> tuple[int, ...]:
+        return self.widths
+
+    @property
+    def circuit(self) -> Circuit:
+        lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
+        return Circuit(self.widths, self.batch_size, self.steps, self.scale_bits, lr_q, lr_bits,
+                       self.training)
+
+    def _select(self, name: str, step=None) -> list[Commitment]:
+        return [c for k, c in self.commitments.items() if k[0] == name and (step is None or k[1] == step)]
+
+    @property
+    def initial_weights(self) -> list[Commitment]:
+        return self._select("W", 0)
+
+    @property
+    def final_weights(self) -> list[Commitment]:
+        return self._select("W", self.steps) if self.training else []
+
+    @property
+    def data(self) -> list[Commitment]:
+        """Commitments to the data batches ``X_t`` (and, for training, the targets ``Y_t``)."""
+        return self._select("X") + self._select("Y")
+
+    def describe(self) -> str:
+        kind = "training" if self.training else "inference"
+        lines = [f"zkfhe {kind} proof statement",
+                 f"  architecture : MLP {'-'.join(map(str, self.widths))} (bias-free Linear + ReLU)",
+                 f"  batch size   : {self.batch_size}",
+                 f"  fixed point  : scale 2^{self.scale_bits}"]
+        if self.training:
+            lines += [f"  steps        : {self.steps}", f"  learning rate: {self.lr}",
+                      "  loss         : MSE (mean)"]
+        for (name, t, l, _), c in self.commitments.items():
+            what = {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "Z": "output",
+                    "W": f"weights W{l} after {t} step(s)"}[name]
+            lines.append(f"  commitment   : {what:28s} {c.to_bytes()[3:11].hex()}…")
+        return "\n".join(lines)
+
+    def absorb(self, t: Transcript) -> None:
+        t.absorb_ints("statement/widths", self.widths)
+        t.absorb_ints("statement/params", [self.batch_size, self.steps, self.scale_bits, int(self.training)])
+        t.absorb("statement/lr", struct.pack("<d", self.lr))
+        for key, c in self.commitments.items():
+            t.absorb(f"statement/{key}", c.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        head = struct.pack("<B", len(self.widths)) + b"".join(struct.pack("<I", w) for w in self.widths)
+        head += struct.pack("<IIBd", self.batch_size, self.steps, self.scale_bits, self.lr)
+        return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
+
+    @classmethod
+    def read(cls, data: bytes, training: bool) -> "TrainingStatement":
+        r = Reader(data)
+        n = r.unpack("<B")
+        if not 2 <= n <= MAX_LAYERS + 1:
+            raise ProofFormatError(f"statement: {n} widths (an MLP has 2..{MAX_LAYERS + 1})")
+        widths = tuple(r.unpack("<I") for _ in range(n))
+        batch, steps, scale_bits = r.unpack("<I"), r.unpack("<I"), r.unpack("<B")
+        lr = r.unpack("<d")
+        if not all(1 <= w <= MAX_WIDTH for w in widths) or not 1 <= batch <= MAX_BATCH:
+            raise ProofFormatError("statement: widths or batch size out of range")
+        if not 1 <= steps <= MAX_STEPS or (not training and steps != 1):
+            raise ProofFormatError(f"statement: {steps} steps out of range")
+        if not 1 <= scale_bits <= 40:
+            raise ProofFormatError(f"statement: scale_bits {scale_bits} out of range")
+        if training and not (np.isfinite(lr) and 0 < lr < 2**15):
+            raise ProofFormatError(f"statement: learning rate {lr} out of range")
+        stmt = cls(widths, batch, steps, lr, scale_bits, training, {})
+        stmt.commitments.update(_read_commitments(r, stmt.circuit.statement_keys))
+        r.end()
+        return stmt
+
+
+def _layout(shape) -> tuple[int, int]:
+    m = sum(mle.dim_bits(shape))
+    return m, instance_col_vars(m)
+
+
+def _read_commitments(r: Reader, keys) -> dict:
+    out = {}
+    for key, shape in keys:
+        c = Commitment.from_bytes(r.section())
+        if (c.num_vars, c.col_vars) != _layout(shape):
+            raise ProofFormatError(f"commitment {key}: layout does not match shape {shape}")
+        out[key] = c
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# proofs
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingProof:
+    """A proof that the statement's final weights come from ``steps`` SGD steps (or, for an
+    :class:`InferenceProof`, that the output commitment is the model's output on the data)."""
+
+    statement: TrainingStatement
+    commitments: dict  # the circuit's proof keys -> Commitment
+    aggregated: AggregatedProof
+
+    training = True
+
+    def _sections(self) -> list[tuple[str, bytes]]:
+        out = [("statement", self.statement.to_bytes())]
+        out += [(f"commitments/{k[0]}", c.to_bytes()) for k, c in self.commitments.items()]
+        agg = self.aggregated
+        out.append(("linear relations", field.to_bytes(agg.linear_blind)))
+        for name, rels in (("einsum sumchecks", agg.einsums), ("zkReLU sumchecks", agg.relus),
+                           ("booleanity sumchecks", agg.booleanity)):
+            out += [(name, s) for rel in rels for s in rel.sections()]
+        return out
+
+    def to_bytes(self) -> bytes:
+        return MAGIC[self.training] + bytes([VERSION]) + b"".join(section(s) for _, s in self._sections())
+
+    def size_breakdown(self) -> dict[str, int]:
+        """Bytes per part of the file (section headers included)."""
+        sizes = {"header": len(MAGIC[self.training]) + 1}
+        for name, s in self._sections():
+            sizes[name] = sizes.get(name, 0) + len(s) + 4
+        return sizes
+
+    @classmethod
+    def from_bytes(cls, data) -> "TrainingProof":
+        """Parse and validate; malformed input raises :class:`zk.ProofFormatError` only."""
+        try:
+            return cls._parse(bytes(data))
+        except ProofFormatError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError, struct.error) as exc:
+            raise ProofFormatError(f"{cls.__name__}: {exc}") from None
+
+    @classmethod
+    def _parse(cls, data: bytes) -> "TrainingProof":
+        r = Reader(data)
+        magic = r.take(8)
+        if magic != MAGIC[cls.training]:
+            other = "an inference" if magic == MAGIC[False] else "a training" if magic == MAGIC[True] else "no zkfhe"
+            raise ProofFormatError(f"not a {'training' if cls.training else 'inference'} proof "
+                                   f"(the file holds {other} proof)")
+        version = r.take(1)[0]
+        if version != VERSION:
+            raise ProofFormatError(f"unsupported proof version {version} (this zkfhe reads {VERSION})")
+        statement = TrainingStatement.read(r.section(), cls.training)
+        circuit = statement.circuit
+        commitments = _read_commitments(r, circuit.proof_keys)
+        try:
+            blind = field.from_bytes(r.section(), 1)[0]
+        except ValueError as exc:
+            raise ProofFormatError(f"linear relations: {exc}") from None
+        einsums = []
+        for spec, instances in circuit.einsum_groups():
+            n = 1 << (len(instances) - 1).bit_length()
+            shapes = [(n, *circuit.shapes[k]) for k in instances[0][:2]]
+            einsums.append(EinsumRelationProof.read(r, EinsumLayout(circuits.parse_einsum(spec, *shapes))))
+        relus = [HadamardProof.read(r, _stack_vars(circuit, [i[0] for i in inst]), True)
+                 for inst in circuit.relu_groups()]
+        booleanity = [HadamardProof.read(r, _stack_vars(circuit, keys), False)
+                      for keys in circuit.bit_groups()]
+        r.end()
+        return cls(statement, commitments, AggregatedProof(blind, tuple(einsums), tuple(relus),
+                                                           tuple(booleanity)))
+
+
+class InferenceProof(TrainingProof):
+    training = False
+
+
+def _stack_vars(circuit: Circuit, keys) -> int:
+    return _layout(circuit.shapes[keys[0]])[0] + (len(keys) - 1).bit_length()
+
+
+def _domain(training: bool) -> bytes:
+    return b"zkfhe/training/v1" if training else b"zkfhe/inference/v1"
+
+
+def _transcript(statement: TrainingStatement, commitments: dict) -> Transcript:
+    t = Transcript(_domain(statement.training))
+    statement.absorb(t)
+    for key, c in commitments.items():
+        t.absorb(f"commitment/{key}", c.to_bytes())
+    return t
+
+
+# ----------------------------------------------------------------------------------------
+# witness
+# ----------------------------------------------------------------------------------------
+def _mlp(model) -> list:
+    """The Linear layers of a bias-free ``Linear, ReLU, ..., Linear`` Sequential (UnsupportedOp else)."""
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Sequential):
+        raise UnsupportedOp(f"zk proofs take a torch.nn.Sequential MLP, got {type(model).__name__}")
+    mods = list(model.named_children())
+    linears = []
+    for i, (name, m) in enumerate(mods):
+        want = nn.Linear if i % 2 == 0 else nn.ReLU
+        if not isinstance(m, want):
+            raise UnsupportedOp(
+                f"module {name} ({type(m).__name__}): zk proofs support MLPs of alternating "
+                "Linear and ReLU layers that start and end with Linear")
+        if isinstance(m, nn.Linear):
+            if m.bias is not None:
+                raise UnsupportedOp(f"module {name} (Linear with bias): zk proofs support "
+                                    "bias-free Linear layers (bias=False)")
+            linears.append(name)
+    if len(mods) % 2 == 0:
+        raise UnsupportedOp("the model must end with a Linear layer (no final ReLU)")
+    return linears
+
+
+def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, out: dict) -> None:
+    """Fill ``out`` with the tensors of step ``t`` from a fixed-point run of ``graph``."""
+    shapes = circuit.shapes
+    nodes = {n.output: n for n in graph.nodes}
+    L, S = circuit.layers, circuit.scale_bits
+
+    def planes(name, l, arr, fn, width, what):
+        key0 = (name, t, l, 0)
+        for k, plane in enumerate(fn(fac4dnn.pad(arr, shapes[key0]), width, what)):
+            out[(name, t, l, k)] = plane
+
+    for l, p in enumerate(prefixes, start=1):
+        h = nodes[f"{p}.matmul"].inputs[0]
+        out[circuit.h(t, l)] = vals[h]
+        out[("P", t, l, -1)] = vals[f"{p}.matmul"]
+        z = vals[f"{p}.z"]
+        out[("Z", t, l, -1)] = z
+        planes("R", l, vals[f"{p}.z.rem"], bits.unsigned, S, f"rescale remainder (layer {l})")
+        for k, plane in enumerate(bits.signed(fac4dnn.pad(z, circuit.act(l)) - 1, circuit.q_act,
+                                              f"pre-activation of layer {l} at step {t}")):
+            out[("Zb", t, l, k)] = plane
+        if not circuit.training:
+            continue
+        w = f"{p}.weight"
+        gw_node = nodes[f"{w}.grad"]
+        out[("G", t, l, -1)] = vals[gw_node.inputs[0]]
+        out[("GW", t, l, -1)] = vals[f"{w}.grad"]
+        out[("U", t, l, -1)] = vals[w] - vals[f"{w}.next"]
+        out[("W", t + 1, l, -1)] = vals[f"{w}.next"]
+        planes("RU", l, vals[f"{w}.next.rem"], bits.unsigned, circuit.k_update,
+               f"SGD remainder (layer {l})")
+        planes("Ub", l, out[("U", t, l, -1)], bits.signed, circuit.q_update,
+               f"weight update of layer {l} at step {t}")
+        if l >= 2:
+            out[("GX", t, l, -1)] = vals[f"{p}.in.grad.raw"]
+            out[("GH", t, l, -1)] = vals[f"{p}.in.grad"]
+            planes("RH", l, vals[f"{p}.in.grad.rem"], bits.unsigned, S, f"rescale remainder (layer {l})")
+            planes("GHb", l, vals[f"{p}.in.grad"], bits.signed, circuit.q_grad,
+                   f"input gradient of layer {l} at step {t}")
+        if l == L:
+            rl = vals["loss.grad.rem"]
+            out[("RL", t, l, -1)] = rl
+            out[("Y", t, l, -1)] = vals["y"]
+            planes("RLb", l, rl, bits.unsigned, circuit.k_loss, "loss remainder")
+            rl2 = (circuit.loss_count - 1) - fac4dnn.pad(rl, circuit.act(L))
+            for k, plane in enumerate(bits.unsigned(rl2, circuit.k_loss, "loss remainder")):
+                out[("RL2b", t, l, k)] = plane
+            planes("Gb", l, vals["loss.grad"], bits.signed, circuit.q_grad, "loss gradient")
+
+
+def _float_inputs(x, what: str) -> np.ndarray:
+    from circuits.interpret import as_array
+
+    return as_array(x, what).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------------------
+# API
+# ----------------------------------------------------------------------------------------
+def _prove(circuit: Circuit, values: dict, lr: float, key, progress):
+    stmt_com = fac4dnn.commit_tensors(circuit, values, circuit.statement_keys, key,
+                                      _stage(progress, "commit statement"))
+    proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key,
+                                       _stage(progress, "commit witness"))
+    statement = TrainingStatement(circuit.widths, circuit.batch, circuit.steps, lr,
+                                  circuit.scale_bits, circuit.training,
+                                  {k: c for k, (c, _) in stmt_com.items()})
+    commitments = {k: c for k, (c, _) in proof_com.items()}
+    t = _transcript(statement, commitments)
+    aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, _stage(progress, "prove"))
+    cls = TrainingProof if circuit.training else InferenceProof
+    return cls(statement, commitments, aggregated)
+
+
+def _stage(progress, name):
+    if progress is None:
+        return None
+    return lambda _stage, done, total: progress(name, done, total)
+
+
+def prove_training(model, batches, lr: float, steps: int | None = None, scale_bits: int = 16,
+                   progress=None, key: commit.CommitKey = commit.DEFAULT_KEY):
+    """Run ``steps`` SGD steps (MSE loss) of a bias-free ReLU MLP on ``batches`` in exact fixed
+    point and prove them. Returns ``(TrainingProof, trained_model)``.
+
+    ``batches``: a sequence of ``(X, Y)`` arrays or tensors, all of one batch size, cycled if
+    ``steps`` exceeds their number. ``progress(stage, done, total)`` is called as work proceeds.
+    """
+    prefixes = _mlp(model)
+    batches = list(batches)
+    if not batches:
+        raise ValueError("prove_training needs at least one (X, Y) batch")
+    steps = len(batches) if steps is None else steps
+    if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps!r}")
+    params = dict(model.state_dict())
+    widths = tuple([params[f"{prefixes[0]}.weight"].shape[1]]
+                   + [params[f"{p}.weight"].shape[0] for p in prefixes])
+    data = []
+    for i, (x, y) in enumerate(batches):
+        x, y = _float_inputs(x, f"X of batch {i}"), _float_inputs(y, f"Y of batch {i}")
+        if x.ndim != 2 or x.shape[1] != widths[0] or y.shape != (x.shape[0], widths[-1]):
+            raise ValueError(f"batch {i}: expected X (B, {widths[0]}) and Y (B, {widths[-1]}), "
+                             f"got {x.shape} and {y.shape}")
+        if data and x.shape[0] != data[0][0].shape[0]:
+            raise ValueError(f"batch {i} has {x.shape[0]} rows, batch 0 has {data[0][0].shape[0]}")
+        data.append((x, y))
+    batch = data[0][0].shape[0]
+    lr_q, lr_bits = quantize_lr(lr)
+    circuit = Circuit(widths, batch, steps, scale_bits, lr_q, lr_bits, True)
+    graph = circuits.trace_training(model, batch, lr, scale_bits=scale_bits)
+    fp = FixedPoint(scale_bits)
+    weights = {p: fp.encode(_float_inputs(params[f"{p}.weight"], p), scale_bits) for p in prefixes}
+    values: dict = {("W", 0, l, -1): weights[p] for l, p in enumerate(prefixes, start=1)}
+    for t in range(steps):
+        x, y = data[t % len(data)]
+        inputs = {"x": x, "y": y, **{f"{p}.weight": fp.decode(weights[p]) for p in prefixes}}
+        vals = circuits.run(graph, inputs, mode="fixed")
+        _witness_step(circuit, graph, vals, prefixes, t, values)
+        weights = {p: np.asarray(vals[f"{p}.weight.next"]).astype(np.int64) for p in prefixes}
+        if progress:
+            progress("witness", t + 1, steps)
+    proof = _prove(circuit, values, float(lr), key, progress)
+    trained = copy.deepcopy(model)
+    state = trained.state_dict()
+    import torch
+
+    for p in prefixes:
+        state[f"{p}.weight"] = torch.from_numpy(fp.decode(weights[p])).to(state[f"{p}.weight"].dtype)
+    trained.load_state_dict(state)
+    return proof, trained
+
+
+def prove_inference(model, X, scale_bits: int = 16, progress=None,
+                    key: commit.CommitKey = commit.DEFAULT_KEY) -> InferenceProof:
+    """Prove that the committed output is ``model(X)`` in exact fixed point (statement:
+    architecture, commitments to ``X``, the weights and the output)."""
+    prefixes = _mlp(model)
+    x = _float_inputs(X, "X")
+    graph = circuits.trace(model, x)
+    params = model.state_dict()
+    widths = tuple([x.shape[1]] + [params[f"{p}.weight"].shape[0] for p in prefixes])
+    circuit = Circuit(widths, x.shape[0], 1, scale_bits, training=False)
+    vals = circuits.run(graph, {"x": x, **{k: _float_inputs(v, k) for k, v in params.items()}},
+                        mode="fixed")
+    values = {("W", 0, l, -1): vals[f"{p}.weight"] for l, p in enumerate(prefixes, start=1)}
+    _witness_step(circuit, graph, vals, prefixes, 0, values)
+    return _prove(circuit, values, 0.0, key, progress)
+
+
+def _verify(proof, cls, key) -> bool:
+    if not isinstance(proof, cls):
+        raise VerificationError(f"expected a {cls.__name__}, got {type(proof).__name__}")
+    circuit = proof.statement.circuit
+    expected = [k for k, _ in circuit.proof_keys]
+    if list(proof.commitments) != expected or \
+            list(proof.statement.commitments) != [k for k, _ in circuit.statement_keys]:
+        raise VerificationError("the proof's commitments do not match its statement")
+    commitments = {**proof.statement.commitments, **proof.commitments}
+    for k, shape in circuit.statement_keys + circuit.proof_keys:
+        if (commitments[k].num_vars, commitments[k].col_vars) != _layout(shape):
+            raise VerificationError(f"commitment {k} does not have the layout of shape {shape}")
+    t = _transcript(proof.statement, proof.commitments)
+    fac4dnn.verify(circuit, commitments, proof.aggregated, t, key)
+    return True
+
+
+def verify_training(proof: TrainingProof, key: commit.CommitKey = commit.DEFAULT_KEY) -> bool:
+    """Verify a training proof against its statement: True, or VerificationError naming the
+    failing check."""
+    if isinstance(proof, InferenceProof):
+        raise VerificationError("expected a TrainingProof, got an InferenceProof")
+    return _verify(proof, TrainingProof, key)
+
+
+def verify_inference(proof: InferenceProof, key: commit.CommitKey = commit.DEFAULT_KEY) -> bool:
+    """Verify an inference proof: True, or VerificationError naming the failing check."""
+    return _verify(proof, InferenceProof, key)
