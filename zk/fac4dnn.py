@@ -34,6 +34,7 @@ import numpy as np
 from circuits import parse_einsum
 
 from . import bits, commit, einsum, field, group, hadamard, mle
+from .commit import Commitment, Opening
 from .errors import VerificationError
 from .hadamard import Affine
 from .stack import Stack, instance_col_vars, stack
@@ -239,15 +240,32 @@ def pad(values: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, progress=None):
-    """Commit every tensor named in ``keys`` (padded to its shape): ``{key: (Commitment, Opening)}``."""
+    """Commit every tensor named in ``keys`` (padded to its shape): ``{key: (Commitment, Opening)}``.
+
+    Tensors of one shape are committed in one call (their rows side by side) and split back into
+    per-instance commitments, which is what stacking later concatenates again.
+    """
+    by_shape: dict = {}
+    for k, shape in keys:
+        by_shape.setdefault(shape, []).append(k)
     out = {}
-    keys = list(keys)
-    for i, (k, shape) in enumerate(keys):
+    done, total = 0, len(list(keys))
+    for shape, names in by_shape.items():
         m = sum(mle.dim_bits(shape))
-        out[k] = commit.commit(pad(values[k], shape), key, col_vars=instance_col_vars(m))
-        if progress:
-            progress("commit", i + 1, len(keys))
-    return out
+        c = instance_col_vars(m)
+        rows = 1 << (m - c)
+        for start in range(0, len(names), 256):  # bounded memory per call
+            chunk = names[start:start + 256]
+            tensors = np.stack([pad(values[k], shape) for k in chunk])
+            com, opening = commit.commit(tensors.reshape(len(chunk), -1), key,
+                                         col_vars=c)
+            for i, k in enumerate(chunk):
+                sl = slice(i * rows, (i + 1) * rows)
+                out[k] = (Commitment(m, com.rows[sl], c), Opening(opening.table[sl], opening.blinds[sl]))
+            done += len(chunk)
+            if progress:
+                progress("commit", done, total)
+    return {k: out[k] for k, _ in keys}
 
 
 def _ones_row(circuit_shape: tuple, key: commit.CommitKey) -> group.Point:

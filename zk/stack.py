@@ -70,9 +70,19 @@ def stack(commitments, openings=None) -> Stack:
 
 
 def combine(coeffs, stacks) -> Stack:
-    """``sum_j coeffs[j] * stacks[j]`` (same layout), with the matching opening for the prover."""
-    stacks = list(stacks)
-    com = Commitment.combine(coeffs, [s.commitment for s in stacks])
+    """``sum_j coeffs[j] * stacks[j]`` (same layout), with the matching opening for the prover.
+
+    Coefficients ``+1``/``-1`` (the common case: ``b`` and ``1 - b``) cost point additions only.
+    """
+    stacks, coeffs = list(stacks), list(coeffs)
+    if all(isinstance(c, int) and c in (1, -1) for c in coeffs):
+        first = stacks[0].commitment
+        rows = [p if coeffs[0] == 1 else -p for p in first.rows]
+        for c, s in zip(coeffs[1:], stacks[1:]):
+            rows = [a + b if c == 1 else a - b for a, b in zip(rows, s.commitment.rows)]
+        com = Commitment(first.num_vars, tuple(rows), first.col_vars)
+    else:
+        com = Commitment.combine(coeffs, [s.commitment for s in stacks])
     opening = None
     if stacks[0].opening is not None:
         opening = Opening.combine(coeffs, [s.opening for s in stacks])

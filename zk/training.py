@@ -334,7 +334,10 @@ def _float_inputs(x, what: str) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 # API
 # ----------------------------------------------------------------------------------------
-def _prove(circuit: Circuit, values: dict, lr: float, key, progress):
+def prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey = commit.DEFAULT_KEY,
+                  progress=None):
+    """Commit to a witness (``{key: integer tensor}`` for every key of ``circuit``) and prove the
+    circuit. An invalid witness yields a proof that does not verify."""
     stmt_com = fac4dnn.commit_tensors(circuit, values, circuit.statement_keys, key,
                                       _stage(progress, "commit statement"))
     proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key,
@@ -355,14 +358,10 @@ def _stage(progress, name):
     return lambda _stage, done, total: progress(name, done, total)
 
 
-def prove_training(model, batches, lr: float, steps: int | None = None, scale_bits: int = 16,
-                   progress=None, key: commit.CommitKey = commit.DEFAULT_KEY):
-    """Run ``steps`` SGD steps (MSE loss) of a bias-free ReLU MLP on ``batches`` in exact fixed
-    point and prove them. Returns ``(TrainingProof, trained_model)``.
-
-    ``batches``: a sequence of ``(X, Y)`` arrays or tensors, all of one batch size, cycled if
-    ``steps`` exceeds their number. ``progress(stage, done, total)`` is called as work proceeds.
-    """
+def training_witness(model, batches, lr: float, steps: int | None = None, scale_bits: int = 16,
+                     progress=None):
+    """Run the SGD steps in exact fixed point: ``(circuit, tensors, final integer weights)``,
+    ``tensors`` mapping every key of the circuit to its integer tensor (the prover's witness)."""
     prefixes = _mlp(model)
     batches = list(batches)
     if not batches:
@@ -387,7 +386,7 @@ def prove_training(model, batches, lr: float, steps: int | None = None, scale_bi
     circuit = Circuit(widths, batch, steps, scale_bits, lr_q, lr_bits, True)
     graph = circuits.trace_training(model, batch, lr, scale_bits=scale_bits)
     fp = FixedPoint(scale_bits)
-    weights = {p: fp.encode(_float_inputs(params[f"{p}.weight"], p), scale_bits) for p in prefixes}
+    weights = {p: fp.encode(_float_inputs(params[f"{p}.weight"], p)) for p in prefixes}
     values: dict = {("W", 0, l, -1): weights[p] for l, p in enumerate(prefixes, start=1)}
     for t in range(steps):
         x, y = data[t % len(data)]
@@ -397,13 +396,26 @@ def prove_training(model, batches, lr: float, steps: int | None = None, scale_bi
         weights = {p: np.asarray(vals[f"{p}.weight.next"]).astype(np.int64) for p in prefixes}
         if progress:
             progress("witness", t + 1, steps)
-    proof = _prove(circuit, values, float(lr), key, progress)
-    trained = copy.deepcopy(model)
-    state = trained.state_dict()
+    return circuit, values, weights
+
+
+def prove_training(model, batches, lr: float, steps: int | None = None, scale_bits: int = 16,
+                   progress=None, key: commit.CommitKey = commit.DEFAULT_KEY):
+    """Run ``steps`` SGD steps (MSE loss) of a bias-free ReLU MLP on ``batches`` in exact fixed
+    point and prove them. Returns ``(TrainingProof, trained_model)``.
+
+    ``batches``: a sequence of ``(X, Y)`` arrays or tensors, all of one batch size, cycled if
+    ``steps`` exceeds their number. ``progress(stage, done, total)`` is called as work proceeds.
+    """
     import torch
 
-    for p in prefixes:
-        state[f"{p}.weight"] = torch.from_numpy(fp.decode(weights[p])).to(state[f"{p}.weight"].dtype)
+    circuit, values, weights = training_witness(model, batches, lr, steps, scale_bits, progress)
+    proof = prove_witness(circuit, values, float(lr), key, progress)
+    trained = copy.deepcopy(model)
+    state = trained.state_dict()
+    fp = FixedPoint(scale_bits)
+    for p, w in weights.items():
+        state[f"{p}.weight"] = torch.from_numpy(fp.decode(w)).to(state[f"{p}.weight"].dtype)
     trained.load_state_dict(state)
     return proof, trained
 
@@ -422,7 +434,7 @@ def prove_inference(model, X, scale_bits: int = 16, progress=None,
                         mode="fixed")
     values = {("W", 0, l, -1): vals[f"{p}.weight"] for l, p in enumerate(prefixes, start=1)}
     _witness_step(circuit, graph, vals, prefixes, 0, values)
-    return _prove(circuit, values, 0.0, key, progress)
+    return prove_witness(circuit, values, 0.0, key, progress)
 
 
 def _verify(proof, cls, key) -> bool:
