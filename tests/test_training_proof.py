@@ -1,0 +1,231 @@
+"""zkDL training/inference proofs: honest runs verify, every kind of cheating is rejected."""
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import circuits
+import zk
+from zk import field, training
+from zk.fac4dnn import pad
+
+
+def mlp(widths, seed=0):
+    torch.manual_seed(seed)
+    layers = []
+    for i in range(len(widths) - 1):
+        layers.append(torch.nn.Linear(widths[i], widths[i + 1], bias=False))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def batches(widths, batch, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(batch, widths[0], generator=g), torch.randn(batch, widths[-1], generator=g))
+            for _ in range(steps)]
+
+
+@pytest.fixture(scope="module")
+def honest():
+    widths = (5, 4, 3)
+    model = mlp(widths)
+    data = batches(widths, 3, 2)
+    circuit, values, _ = training.training_witness(model, data, 0.1)
+    proof, trained = zk.prove_training(model, data, 0.1)
+    return model, data, circuit, values, proof, trained
+
+
+@pytest.mark.parametrize("widths, batch, steps", [
+    ((4, 3), 2, 1),  # one layer, no ReLU
+    ((6, 5, 4, 2), 3, 2),  # three layers, batch not a power of two
+    ((3, 7, 1), 5, 3),  # width-1 output, odd sizes
+    ((2, 2, 2), 1, 4),  # batch 1, four steps
+])
+def test_honest_training_proofs_verify(widths, batch, steps):
+    model = mlp(widths, seed=steps)
+    data = batches(widths, batch, steps, seed=batch)
+    proof, trained = zk.prove_training(model, data, 0.05)
+    assert zk.verify_training(proof) is True
+    assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes())) is True
+    # the trained model is the exact fixed-point training of circuits
+    ref = copy.deepcopy(model)
+    for X, Y in data:
+        new = circuits.train_step(ref, X, Y, 0.05, mode="fixed")
+        ref.load_state_dict({k: torch.from_numpy(v).float() for k, v in new.items()})
+    for k, v in ref.state_dict().items():
+        assert torch.equal(trained.state_dict()[k], v), k
+    st_ = proof.statement
+    assert st_.arch == widths and st_.steps == steps and st_.batch_size == batch
+    assert len(st_.initial_weights) == len(st_.final_weights) == len(widths) - 1
+    assert len(st_.data) == 2 * steps
+
+
+def test_inference_proof(honest):
+    model, data, *_ = honest
+    proof = zk.prove_inference(model, data[0][0])
+    assert zk.verify_inference(proof)
+    again = zk.InferenceProof.from_bytes(proof.to_bytes())
+    assert zk.verify_inference(again)
+    with pytest.raises(zk.ProofFormatError, match="not a training proof"):
+        zk.TrainingProof.from_bytes(proof.to_bytes())
+    with pytest.raises(zk.VerificationError):
+        zk.verify_training(proof)
+
+
+def _cheat(circuit, values, edit):
+    forged = {k: np.array(v, copy=True) for k, v in values.items()}
+    edit(forged)
+    proof = training.prove_witness(circuit, forged, 0.1)
+    with pytest.raises(zk.VerificationError) as err:
+        zk.verify_training(proof)
+    return str(err.value)
+
+
+def test_wrong_weight_update_is_rejected(honest):
+    _, _, circuit, values, _, _ = honest
+
+    def edit(v):
+        v[("W", 1, 1, -1)][0, 0] += 1
+    assert "linear relations" in _cheat(circuit, values, edit)
+
+    def consistent(v):  # change the update and the next weights together: the SGD division breaks
+        v[("U", 0, 2, -1)][0, 0] += 1
+        v[("W", 1, 2, -1)][0, 0] -= 1
+        v[("Ub", 0, 2, 0)] = pad(v[("Ub", 0, 2, 0)], v[("Ub", 0, 2, 0)].shape)
+    _cheat(circuit, values, consistent)
+
+
+def test_wrong_relu_output_is_rejected(honest):
+    _, _, circuit, values, _, _ = honest
+
+    def edit(v):
+        v[("H", 0, 2, -1)][1, 1] += 3
+    _cheat(circuit, values, edit)
+
+
+def test_flipped_sign_bit_is_rejected(honest):
+    _, _, circuit, values, _, _ = honest
+    sign = ("Zb", 0, 1, circuit.q_act - 1)
+
+    def edit(v):
+        v[sign][0, 0] ^= 1
+    _cheat(circuit, values, edit)
+
+
+def test_out_of_range_remainder_is_rejected(honest):
+    """R' = R + 2^S with Z' = Z - 1 satisfies P = 2^S Z' + R' but R' has no S-bit decomposition:
+    the prover's only way to recompose it is a non-boolean plane."""
+    _, _, circuit, values, _, _ = honest
+    S = circuit.scale_bits
+
+    def edit(v):
+        v[("Z", 0, 1, -1)][0, 0] -= 1
+        v[("R", 0, 1, S - 1)] = v[("R", 0, 1, S - 1)].astype(np.int64)
+        v[("R", 0, 1, S - 1)][0, 0] += 2
+        z = pad(v[("Z", 0, 1, -1)], circuit.act(1)) - 1
+        for k, plane in enumerate(zk.bits.signed(z, circuit.q_act, "z")):
+            v[("Zb", 0, 1, k)] = plane
+    message = _cheat(circuit, values, edit)
+    assert "booleanity" in message or "zkReLU" in message or "einsum" in message
+
+
+def test_data_swapped_or_steps_reordered_is_rejected(honest):
+    model, data, _, _, proof, _ = honest
+    st_ = proof.statement
+    keys = list(st_.commitments)
+    x0, x1 = ("X", 0, 1, -1), ("X", 1, 1, -1)
+    swapped = dict(st_.commitments)
+    swapped[x0], swapped[x1] = st_.commitments[x1], st_.commitments[x0]
+    forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=swapped))
+    with pytest.raises(zk.VerificationError):
+        zk.verify_training(forged)
+    # other data: a statement committing to a different batch
+    other, _ = zk.prove_training(model, [(data[0][0] + 1, data[0][1]), data[1]], 0.1)
+    replaced = dict(st_.commitments)
+    replaced[x0] = other.statement.commitments[x0]
+    forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=replaced))
+    with pytest.raises(zk.VerificationError):
+        zk.verify_training(forged)
+    # a dropped step: claim the weights after step 1 are final
+    dropped = dict(st_.commitments)
+    for l in (1, 2):
+        dropped[("W", 2, l, -1)] = proof.commitments[("W", 1, l, -1)]
+    forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=dropped))
+    with pytest.raises(zk.VerificationError):
+        zk.verify_training(forged)
+    # a different learning rate in the statement
+    forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, lr=0.2))
+    with pytest.raises(zk.VerificationError):
+        zk.verify_training(forged)
+    assert keys == list(st_.commitments)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_proof_bytes_never_verify(honest, data):
+    proof = honest[4]
+    raw = bytearray(proof.to_bytes())
+    mode = data.draw(st.sampled_from(["flip", "truncate", "extend"]))
+    if mode == "flip":
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] ^= data.draw(st.integers(1, 255))
+    elif mode == "truncate":
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
+    else:
+        raw += data.draw(st.binary(min_size=1, max_size=8))
+    try:
+        parsed = zk.TrainingProof.from_bytes(bytes(raw))
+    except zk.ProofFormatError:
+        return
+    with pytest.raises(zk.VerificationError):
+        zk.verify_training(parsed)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_are_format_errors(raw):
+    with pytest.raises(zk.ProofFormatError):
+        zk.TrainingProof.from_bytes(b"ZKTRAIN\0\x01" + raw)
+
+
+def test_no_witness_value_in_the_clear(honest):
+    _, _, _, values, proof, _ = honest
+    raw = proof.to_bytes()
+    secrets = [v for key in (("W", 0, 1, -1), ("Z", 0, 1, -1), ("X", 0, 1, -1), ("G", 0, 2, -1))
+               for v in np.asarray(values[key]).reshape(-1)[:6] if abs(int(v)) > 1]
+    assert secrets
+    for v in secrets:
+        assert field.to_bytes(field.from_int(int(v))) not in raw
+    # every sumcheck message is a commitment: the proof holds no round polynomial in the clear
+    for rel in proof.aggregated.einsums + proof.aggregated.relus + proof.aggregated.booleanity:
+        assert all(len(row) in (3, 4) for row in rel.sumcheck.commitments)
+
+
+def test_unsupported_models_and_bad_inputs():
+    with pytest.raises(circuits.UnsupportedOp, match="bias"):
+        zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2)), batches((3, 2), 2, 1), 0.1)
+    with pytest.raises(circuits.UnsupportedOp, match="end with a Linear"):
+        zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.ReLU()),
+                          batches((3, 2), 2, 1), 0.1)
+    with pytest.raises(ValueError, match="expected X"):
+        zk.prove_training(mlp((3, 2)), [(torch.zeros(2, 4), torch.zeros(2, 2))], 0.1)
+    with pytest.raises(ValueError, match="steps"):
+        zk.prove_training(mlp((3, 2)), batches((3, 2), 2, 1), 0.1, steps=0)
+    with pytest.raises(ValueError, match="leave the proof's range"):
+        zk.prove_training(mlp((3, 2)), [(torch.full((2, 3), 1e6), torch.zeros(2, 2))], 0.1)
+
+
+def test_non_boolean_bits_are_rejected_by_booleanity(honest):
+    """Planes (2, -1) recompose like (0, 0): only the booleanity sumcheck can tell."""
+    _, _, circuit, values, _, _ = honest
+
+    def edit(v):
+        for k, delta in ((0, 2), (1, -1)):
+            key = ("R", 0, 1, k)
+            v[key] = v[key].astype(np.int64)
+            v[key][0, 0] += delta
+    assert "booleanity" in _cheat(circuit, values, edit)
