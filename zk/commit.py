@@ -350,6 +350,12 @@ def _challenge(transcript: Transcript, label: str) -> np.ndarray:
     return field.from_int(transcript.challenge(label))
 
 
+#: Folded generators are kept as coefficients on the original ones (one MSM of ``n/2`` points
+#: per round) until this few remain, then computed explicitly (``len`` MSMs of ``n/len`` points),
+#: after which rounds are MSMs over the shrinking explicit vector.
+_EXPLICIT_GENERATORS = 32
+
+
 def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Transcript,
                key: CommitKey = DEFAULT_KEY, *, value_blind=None) -> EvalProof:
     """Prove ``T~(point) = v`` for the table of ``opening`` / ``commitment``.
@@ -381,6 +387,13 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
     coef = field.ones(n)  # current generator k = sum of coef[i] * G_i over i = k mod len(a)
     ls, rs = [], []
     while len(a) > 1:
+        if len(g) > len(a) and len(a) <= _EXPLICIT_GENERATORS:
+            # the folded generators are now few: compute them once, then fold explicit points
+            blocks = g.reshape(-1, len(a))
+            cblocks = coef.reshape(-1, len(a), 4)
+            g = np.empty(len(a), dtype=object)
+            g[:] = [group.msm(list(blocks[:, k]), cblocks[:, k]) for k in range(len(a))]
+            coef = field.ones(len(a))
         h = len(a) // 2
         cg = coef.reshape(-1, 2, h, 4)  # [block, half, k]: original index (2 block + half) h + k
         gg = g.reshape(-1, 2, h)
@@ -402,7 +415,7 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
                                        field.mul(field.square(u_inv), lr_blinds[1])))
         a = field.add(field.mul(u, a[:h]), field.mul(u_inv, a[h:]))
         b = field.add(field.mul(u_inv, b[:h]), field.mul(u, b[h:]))
-        coef = field.mul(cg, np.stack([u_inv, u])[None, :, None, :]).reshape(n, 4)
+        coef = field.mul(cg, np.stack([u_inv, u])[None, :, None, :]).reshape(-1, 4)
 
     g_final = group.msm(list(g), coef)
     d, s = field.random(2)

@@ -13,13 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import commit, field, group
+from . import field, group
 from .commit import Commitment, Opening
 
 
+#: Row width of instance commitments: up to 2^10 columns. Wide rows keep the many small
+#: commitments of bit planes short (most instances are one row); openings then cost an
+#: inner-product argument over 2^10 columns, which stays cheap.
+MAX_COL_VARS = 10
+
+
 def instance_col_vars(num_vars: int) -> int:
-    """Row width (column variables) of an instance with ``num_vars`` variables: the square split."""
-    return commit.split_vars(num_vars)[1]
+    """Column variables of an instance with ``num_vars`` variables: all of them up to
+    :data:`MAX_COL_VARS`."""
+    return min(num_vars, MAX_COL_VARS)
 
 
 @dataclass(frozen=True)
