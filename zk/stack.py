@@ -17,16 +17,16 @@ from . import field, group
 from .commit import Commitment, Opening
 
 
-#: Row width of instance commitments: up to 2^10 columns. Wide rows keep the many small
-#: commitments of bit planes short (most instances are one row); openings then cost an
-#: inner-product argument over 2^10 columns, which stays cheap.
-MAX_COL_VARS = 10
+#: Instance commitments have at most 2^6 rows and at least 2^10 columns (when the instance is
+#: that big): wide rows keep the many commitments of bit planes short (small instances are one
+#: row), while openings stay an inner-product argument over 2^10..2^(m-6) columns.
+MAX_ROW_VARS = 6
+MIN_COL_VARS = 10
 
 
 def instance_col_vars(num_vars: int) -> int:
-    """Column variables of an instance with ``num_vars`` variables: all of them up to
-    :data:`MAX_COL_VARS`."""
-    return min(num_vars, MAX_COL_VARS)
+    """Column variables of an instance with ``num_vars`` variables."""
+    return min(num_vars, max(MIN_COL_VARS, num_vars - MAX_ROW_VARS))
 
 
 @dataclass(frozen=True)
