@@ -1,0 +1,100 @@
+"""zk proof benchmarks: einsum proofs and zkDL training / inference proofs.
+
+Prints a table and updates the ``bench_zk`` section of docs/benchmarks.md.
+
+    python benchmarks/bench_zk.py            # full: issue targets (784x256 einsum, 784-256-256-10 step)
+    python benchmarks/bench_zk.py --quick    # small sizes, a few seconds
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import date
+
+import numpy as np
+import torch
+
+import zk
+from _doc import machine, write_section
+
+
+def mlp(widths, seed=0):
+    torch.manual_seed(seed)
+    layers = []
+    for i in range(len(widths) - 1):
+        layers.append(torch.nn.Linear(widths[i], widths[i + 1], bias=False))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def data(widths, batch, steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(batch, widths[0], generator=g), torch.randn(batch, widths[-1], generator=g))
+            for _ in range(steps)]
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def bench_einsum(shape_a, shape_b):
+    rng = np.random.default_rng(0)
+    a = rng.integers(-2**16, 2**16, shape_a)
+    b = rng.integers(-2**16, 2**16, shape_b)
+    zk.prove_einsum("ij,jk->ik", a[:2, :2], b[:2, :2])  # warm the JIT caches
+    proof, tp = timed(lambda: zk.prove_einsum("ij,jk->ik", a, b))
+    _, tv = timed(lambda: zk.verify_einsum(proof))
+    return (f"einsum ij,jk->ik {shape_a[0]}x{shape_a[1]} . {shape_b[0]}x{shape_b[1]}", tp, tv,
+            len(proof.to_bytes()))
+
+
+def bench_training(widths, batch, steps, inference=False):
+    model = mlp(widths)
+    batches = data(widths, batch, steps)
+    arch = "-".join(map(str, widths))
+    if inference:
+        proof, tp = timed(lambda: zk.prove_inference(model, batches[0][0]))
+        _, tv = timed(lambda: zk.verify_inference(proof))
+        return f"inference MLP {arch}, batch {batch}", tp, tv, len(proof.to_bytes())
+    (proof, _), tp = timed(lambda: zk.prove_training(model, batches, 0.01))
+    _, tv = timed(lambda: zk.verify_training(proof))
+    return f"training MLP {arch}, batch {batch}, {steps} step(s)", tp, tv, len(proof.to_bytes())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes only")
+    ap.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
+    args = ap.parse_args()
+    bench_training((4, 3, 2), 2, 1)  # warm the JIT caches
+    if args.quick:
+        runs = [lambda: bench_einsum((16, 64), (64, 32)),
+                lambda: bench_training((16, 8, 4), 8, 1),
+                lambda: bench_training((16, 8, 4), 8, 2),
+                lambda: bench_training((16, 8, 4), 8, 1, inference=True)]
+    else:
+        runs = [lambda: bench_einsum((64, 784), (784, 256)),
+                lambda: bench_training((784, 256, 256, 10), 64, 1),
+                lambda: bench_training((784, 256, 256, 10), 64, 1, inference=True)]
+        runs += [lambda s=s: bench_training((64, 32, 32, 10), 16, s) for s in (1, 2, 4, 8)]
+        runs += [lambda w=w: bench_training((64, w, w, 10), 16, 1) for w in (32, 64, 128)]
+    rows = []
+    for run in runs:
+        name, tp, tv, size = run()
+        rows.append(f"| {name} | {tp:.2f} | {tv:.3f} | {size / 1e3:.1f} |")
+        print(rows[-1], flush=True)
+    table = "\n".join(["| proof | prove (s) | verify (s) | size (kB) |", "|---|---:|---:|---:|", *rows])
+    body = (f"## zk proofs (`benchmarks/bench_zk.py`)\n\n"
+            f"Date {date.today()}; machine: {machine()}; configuration: "
+            f"{'quick' if args.quick else 'full'}, scale 2^16, lr 0.01, one run each (CPU only).\n\n"
+            + table)
+    print(body)
+    if not args.no_write:
+        write_section("bench_zk", body)
+
+
+if __name__ == "__main__":
+    main()
