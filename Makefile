@@ -13,8 +13,11 @@ $(BIN)/zkfhe: pyproject.toml
 
 install: $(BIN)/zkfhe
 
-test: install
+test: install cuda-check
 	$(BIN)/python -m pytest
+
+cuda-check: install
+	$(BIN)/python -m gpu.check_kernels
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow
