@@ -10,31 +10,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import time
-from pathlib import Path
 
 import numba
 import numpy as np
+from _doc import DOC, best_time, machine, write_section
 
 from zk import field as F
 from zk import mle, sumcheck
 from zk.transcript import Transcript
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-START, END = "<!-- bench_field:start -->", "<!-- bench_field:end -->"
-
-
-def best_time(fn, repeat: int) -> float:
-    """Minimum wall time of ``fn()`` over ``repeat`` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+SECTION = "bench_field"
 
 
 def measure(log2_field: int, log2_tables: list[int], repeat: int) -> list[tuple]:
@@ -68,12 +53,10 @@ def measure(log2_field: int, log2_tables: list[int], repeat: int) -> list[tuple]
 
 
 def render(rows: list[tuple], config: str) -> str:
-    cpu = platform.processor() or platform.machine()
     lines = [
         "## Field arithmetic, MLE folding, sumcheck (`benchmarks/bench_field.py`)",
         "",
-        f"Date {datetime.date.today().isoformat()}; machine: {platform.system()} {platform.release()}, "
-        f"{cpu}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}, numpy {np.__version__}, "
+        f"Date {datetime.date.today().isoformat()}; machine: {machine()}, numpy {np.__version__}, "
         f"numba {numba.__version__} (threading layer {numba.threading_layer()}); configuration: {config}.",
         "Throughput counts field elements of the input (for a fold or a sumcheck round: table entries).",
         "",
@@ -83,18 +66,6 @@ def render(rows: list[tuple], config: str) -> str:
     lines += [f"| {name} | 2^{size.bit_length() - 1} | {threads} | {sec * 1e3:.2f} | {thr} |"
               for name, size, threads, sec, thr in rows]
     return "\n".join(lines)
-
-
-def write_section(body: str) -> None:
-    """Replace (or append) this script's section of docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
 
 
 def main() -> None:
@@ -109,7 +80,7 @@ def main() -> None:
     body = render(rows, config)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(SECTION, body)
         print(f"\nwrote {DOC}")
 
 

@@ -10,31 +10,16 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import time
-from pathlib import Path
 
 import numpy as np
+from _doc import DOC, best_time, machine, write_section
 from py_arkworks_bls12381 import G1Point
 
 from zk import commit as cm
 from zk import field, group
 from zk.transcript import Transcript
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-START, END = "<!-- bench_msm:start -->", "<!-- bench_msm:end -->"
-
-
-def best_time(fn, repeat: int) -> float:
-    """Minimum wall time of ``fn()`` over ``repeat`` runs, after one warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+SECTION = "bench_msm"
 
 
 def bench_points(n: int) -> list[G1Point]:
@@ -94,12 +79,10 @@ def measure_hyrax(cases: list[tuple[str, tuple]], repeat: int) -> list[tuple]:
 
 
 def render(msm_rows, hyrax_rows, config: str) -> str:
-    cpu = platform.processor() or platform.machine()
     lines = [
         "## G1 MSM and Hyrax commitments (`benchmarks/bench_msm.py`)",
         "",
-        f"Date {datetime.date.today().isoformat()}; machine: {platform.system()} {platform.release()}, {cpu}, "
-        f"{os.cpu_count()} logical CPUs ({group._THREADS} MSM threads); Python {platform.python_version()}, "
+        f"Date {datetime.date.today().isoformat()}; machine: {machine()}; {group._THREADS} MSM threads, "
         f"py_arkworks_bls12381 (arkworks Pippenger); configuration: {config}.",
         "",
         "MSM over BLS12-381 G1 with random Fr scalars. *ours* = `zk.group.msm` from a `zk.field` array "
@@ -128,18 +111,6 @@ def render(msm_rows, hyrax_rows, config: str) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    """Replace (or append) this script's section of docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{START}\n{body}\n{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
@@ -158,7 +129,7 @@ def main() -> None:
     body = render(measure_msm(msm_sizes, repeat), measure_hyrax(cases, repeat), config)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(SECTION, body)
         print(f"\nwrote {DOC}")
 
 

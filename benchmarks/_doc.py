@@ -1,0 +1,45 @@
+"""Shared helpers of the benchmark scripts: timing, the machine line, and each script's own
+section of ``docs/benchmarks.md`` (between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``).
+
+Imported by the scripts of this folder as ``from _doc import ...`` (they run as scripts, so this
+folder is on ``sys.path``).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def best_time(fn, repeat: int) -> float:
+    """Minimum wall time of ``fn()`` over ``repeat`` runs, after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def machine() -> str:
+    """One line naming the OS, processor, logical CPU count and Python version."""
+    cpu = platform.processor() or platform.machine()
+    return (f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} logical CPUs; "
+            f"Python {platform.python_version()}")
+
+
+def write_section(name: str, body: str, doc: Path = DOC) -> None:
+    """Replace (or append) the section ``name`` of ``doc`` with ``body``; other sections stay."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
