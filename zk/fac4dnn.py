@@ -285,7 +285,7 @@ class AggregatedProof:
     linear_blind: np.ndarray
     einsums: tuple  # EinsumRelationProof per einsum group
     relus: tuple  # HadamardProof per relu group
-    booleanity: tuple  # HadamardProof per bit group
+    booleanity: tuple  # BooleanityProof per bit group
 
 
 def _linear_combination(circuit: Circuit, rho: np.ndarray, rows_of):
@@ -343,8 +343,8 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     booleanity = []
     for keys in circuit.bit_groups():
         s = stacked(keys)
-        u = _point(t, "fac4dnn/booleanity", s.commitment.num_vars)
-        booleanity.append(hadamard.prove(Affine(), Affine(0, [(1, s)]), Affine(1, [(-1, s)]), u, t, key))
+        booleanity.append(bits.prove_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars),
+                                                t, key))
         tick()
     return AggregatedProof(blind, tuple(einsums), tuple(relus), tuple(booleanity))
 
@@ -386,9 +386,7 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
         hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU")
     for keys, rel in zip(circuit.bit_groups(), proof.booleanity):
         s = stacked(keys)
-        u = _point(t, "fac4dnn/booleanity", s.commitment.num_vars)
-        hadamard.verify(Affine(), Affine(0, [(1, s)]), Affine(1, [(-1, s)]), u, rel, t, key,
-                        what="booleanity of committed bits")
+        bits.verify_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars), rel, t, key)
 
 
 def _point(t: Transcript, label: str, n: int) -> np.ndarray:

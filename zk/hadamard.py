@@ -5,9 +5,8 @@ Relation: for committed stacks on ``m`` variables, a public point ``u`` and affi
 
     Out~(u) = sum_{x in {0,1}^m} eq(u, x) * F(x) * G(x),
 
-i.e. ``Out = F ∘ G`` entrywise (an empty ``Out`` states ``F ∘ G = 0``). zkReLU
-(``A = (1 - s) Z`` and ``G_Z = (1 - s) G_A`` at once) and booleanity (``b (1 - b) = 0``) are
-instances.
+i.e. ``Out = F ∘ G`` entrywise. zkReLU (``A = (1 - s) Z`` and ``G_Z = (1 - s) G_A`` at once,
+:mod:`zk.fac4dnn`) is the instance this serves.
 
 Protocol: the prover opens ``Out`` at ``u`` to a committed value (one Hyrax opening of the
 combined stack ``sum_j a_j O_j``), runs the committed sumcheck (:mod:`zk.zksumcheck`) on
@@ -37,14 +36,12 @@ class Affine:
     const: int = 0
     terms: list = dc_field(default_factory=list)  # [(coefficient (int or field), Stack)]
 
-    def linear(self) -> Stack | None:
-        if not self.terms:
-            return None
+    def linear(self) -> Stack:
         return stack.combine([c for c, _ in self.terms], [s for _, s in self.terms])
 
-    def table(self, lin: Stack | None, n: int) -> np.ndarray:
+    def table(self, lin: Stack) -> np.ndarray:
         """The prover's table of the form (``lin`` = :meth:`linear`)."""
-        base = lin.opening.table.reshape(-1, 4) if lin is not None else field.zeros(n)
+        base = lin.opening.table.reshape(-1, 4)
         return field.add(base, field.from_int(self.const)) if self.const else base
 
 
@@ -55,8 +52,8 @@ def _const_point(value: int, key) -> Point:
 
 @dataclass(frozen=True)
 class HadamardProof:
-    out_value: Point | None  # commitment to Out~(u); None when Out is empty (claim 0)
-    out_eval: EvalProof | None
+    out_value: Point  # commitment to Out~(u)
+    out_eval: EvalProof
     sumcheck: zksumcheck.CommittedSumcheck
     values: tuple[Point, Point, Point]  # linear parts of F(r), G(r); F(r) * G(r)
     evals: tuple[EvalProof, EvalProof]
@@ -64,18 +61,15 @@ class HadamardProof:
     final_blind: np.ndarray
 
     def sections(self) -> list[bytes]:
-        head = [] if self.out_value is None else [group.point_to_bytes(self.out_value),
-                                                  self.out_eval.to_bytes()]
-        return head + [self.sumcheck.to_bytes(), group.points_to_bytes(self.values),
+        return [group.point_to_bytes(self.out_value), self.out_eval.to_bytes(),
+                self.sumcheck.to_bytes(), group.points_to_bytes(self.values),
                        *(e.to_bytes() for e in self.evals), self.product.to_bytes(),
                        field.to_bytes(self.final_blind)]
 
     @classmethod
-    def read(cls, reader, num_vars: int, has_out: bool) -> "HadamardProof":
-        out_value = out_eval = None
-        if has_out:
-            out_value = group.points_from_bytes(reader.section(), 1)[0]
-            out_eval = EvalProof.from_bytes(reader.section())
+    def read(cls, reader, num_vars: int) -> "HadamardProof":
+        out_value = group.points_from_bytes(reader.section(), 1)[0]
+        out_eval = EvalProof.from_bytes(reader.section())
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), num_vars, 3)
         values = tuple(group.points_from_bytes(reader.section(), 3))
         evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(2))
@@ -90,22 +84,14 @@ class HadamardProof:
 def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
           key: commit.CommitKey = commit.DEFAULT_KEY) -> HadamardProof:
     """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring)."""
-    m = len(u)
-    blinds = field.random(5)  # Out(u), F-linear(r), G-linear(r), product, (spare)
+    blinds = field.random(4)  # Out(u), F-linear(r), G-linear(r), product
     out_lin = out.linear()
-    if out_lin is None:
-        out_value = out_eval = None
-        claim_blind = field.zeros()
-    else:
-        value = commit.evaluate(out_lin.opening, u)
-        out_value, _ = commit.commit_scalar(value, key, blind=blinds[0])
-        out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key,
-                                     value_blind=blinds[0])
-        claim_blind = blinds[0]
+    out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u), key, blind=blinds[0])
+    out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0])
     f_lin, g_lin = f.linear(), g.linear()
-    tables = [f.table(f_lin, 1 << m), g.table(g_lin, 1 << m), mle.eq_table(u)]
+    tables = [f.table(f_lin), g.table(g_lin), mle.eq_table(u)]
     sc, r, finals, final_blind = zksumcheck.prove(SumcheckProver(tables, [(1, (0, 1, 2))]),
-                                                  claim_blind, t, key)
+                                                  blinds[0], t, key)
     fv, gv = finals[0], finals[1]
     lin_values = np.stack([field.sub(fv, field.from_int(f.const)),
                            field.sub(gv, field.from_int(g.const)), field.mul(fv, gv)])
@@ -124,13 +110,9 @@ def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
 def verify(out: Affine, f: Affine, g: Affine, u: np.ndarray, proof: HadamardProof, t: Transcript,
            key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "hadamard") -> None:
     """Check a :class:`HadamardProof`; raises VerificationError naming ``what``."""
-    out_lin = out.linear()
-    if out_lin is None:
-        claim = group.identity()
-    else:
-        commit.verify_eval(out_lin.commitment, u, proof.out_value, proof.out_eval, t, key)
-        claim = proof.out_value
-    r, final = zksumcheck.verify(claim, len(u), 3, proof.sumcheck, t, key, what=f"{what} sumcheck")
+    commit.verify_eval(out.linear().commitment, u, proof.out_value, proof.out_eval, t, key)
+    r, final = zksumcheck.verify(proof.out_value, len(u), 3, proof.sumcheck, t, key,
+                                 what=f"{what} sumcheck")
     t.absorb("hadamard/values", group.points_to_bytes(proof.values))
     for lin, value, ev in zip((f.linear(), g.linear()), proof.values, proof.evals):
         commit.verify_eval(lin.commitment, r, value, ev, t, key)

@@ -26,6 +26,7 @@ import circuits
 from circuits import FixedPoint, UnsupportedOp, quantize_lr
 
 from . import bits, commit, fac4dnn, field, mle
+from .bits import BooleanityProof
 from .commit import Commitment
 from .einsum import EinsumLayout, EinsumRelationProof
 from .errors import ProofFormatError, VerificationError
@@ -219,10 +220,9 @@ class TrainingProof:
             n = 1 << (len(instances) - 1).bit_length()
             shapes = [(n, *circuit.shapes[k]) for k in instances[0][:2]]
             einsums.append(EinsumRelationProof.read(r, EinsumLayout(circuits.parse_einsum(spec, *shapes))))
-        relus = [HadamardProof.read(r, _stack_vars(circuit, [i[0] for i in inst]), True)
+        relus = [HadamardProof.read(r, _stack_vars(circuit, [i[0] for i in inst]))
                  for inst in circuit.relu_groups()]
-        booleanity = [HadamardProof.read(r, _stack_vars(circuit, keys), False)
-                      for keys in circuit.bit_groups()]
+        booleanity = [BooleanityProof.read(r, _stack_vars(circuit, keys)) for keys in circuit.bit_groups()]
         r.end()
         return cls(statement, commitments, AggregatedProof(blind, tuple(einsums), tuple(relus),
                                                            tuple(booleanity)))
