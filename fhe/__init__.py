@@ -1,0 +1,34 @@
+"""fhe: encrypted einsum on RNS-CKKS (EinHops-style), on the ``sim``, ``seal`` and ``desilo``
+backends.
+
+    import fhe
+    ctx = fhe.Context(backend="seal", levels=3)
+    x = ctx.encrypt(a)                       # CipherTensor
+    y = fhe.einsum("ij,jk->ik", x, b)        # b: plaintext array/tensor, or another CipherTensor
+    ctx.decrypt(y)
+    print(fhe.plan("ij,jk->ik", (64, 64), (64, 64), slots=8192))   # the packing plan, no keys
+
+See docs/fhe.md.
+"""
+from .context import Context
+from .errors import (
+    ContextMismatch,
+    FHEError,
+    InsecureParameters,
+    InvalidSpec,
+    MissingRotationKey,
+    OutOfLevels,
+    ShapeMismatch,
+    UnsupportedBackend,
+    UnsupportedInput,
+)
+from .execute import einsum, execute
+from .layout import Layout
+from .plan import Cost, Plan, plan
+from .tensor import CipherTensor
+
+__all__ = [
+    "CipherTensor", "Context", "Cost", "Layout", "Plan", "einsum", "execute", "plan",
+    "FHEError", "ShapeMismatch", "InvalidSpec", "UnsupportedInput", "OutOfLevels",
+    "MissingRotationKey", "ContextMismatch", "InsecureParameters", "UnsupportedBackend",
+]

@@ -9,6 +9,14 @@ class ShapeMismatch(FHEError, ValueError):
     """Operand shapes do not fit the einsum spec or the plan."""
 
 
+class InvalidSpec(FHEError, ValueError):
+    """The einsum string is malformed or does not match the operands' number of axes."""
+
+
+class UnsupportedInput(FHEError, TypeError):
+    """An operand's type or values cannot be encrypted (complex, non-numeric, non-finite)."""
+
+
 class OutOfLevels(FHEError):
     """A multiplication needs a level the ciphertext no longer has."""
 

@@ -1,0 +1,165 @@
+"""The EinHops benchmark suite on the real CKKS backends (``seal``, ``desilo``).
+
+Usage: ``python benchmarks/bench_einhops.py [--quick] [--backend seal|desilo|all]
+[--runs N] [--ring-degree N] [--cases PATH] [--no-write]``
+
+Runs the 15 workloads of ``../shared/bench/einhops_cases.json`` plus ``ij,jk->ik`` on
+64×64 · 64×64, every operand encrypted, each at the level the suite lists. Ring degree
+(``--ring-degree auto``, the default): the smallest 128-bit-secure ring for the level whose
+slots hold every operand and the result in one ciphertext each (so 2^15, EinHops' ring, for
+the 128×128 and 16384-element workloads); ``--ring-degree 32768`` runs everything on
+EinHops' ring. As EinHops
+does, only the ``fhe.einsum`` call is timed, averaged over ``--runs`` runs after one warm-up
+run (which generates the rotation keys and encodes the plan's masks). Errors are against
+``numpy.einsum`` in float64: max absolute error and the L2 norm of (decrypted − exact).
+Rotations, multiplications and levels are what the backend executed; the EinHops columns
+are the counts of the EinHops recipe planned for the same einsum
+(``Plan.einhops_baseline_cost``; "-" where EinHops cannot run it in one ciphertext).
+
+Prints a table and rewrites this script's section of ``docs/benchmarks.md`` (between the
+``bench_einhops`` markers; other scripts own other sections).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from _doc import DOC, machine, write_section
+
+import fhe
+from fhe.backends.params import desilo_params, seal_params
+from fhe.layout import pow2
+from fhe.plan import parse
+
+SECTION = "bench_einhops"
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT.parent / "shared" / "bench" / "einhops_cases.json"
+#: beyond the suite: the Jiang–Kim–Lauter–Song matrix product (target <= 0.6 s on 2 cores)
+EXTRA = [{"id": "mm64", "spec": "ij,jk->ik", "shapes": [[64, 64], [64, 64]], "level": 3}]
+QUICK = ("02", "05", "06", "09", "13", "mm64")
+BACKENDS = ("seal", "desilo")
+
+
+def auto_ring(backend: str, case: dict) -> int:
+    """Smallest secure ring for the case's level with one ciphertext per operand and result."""
+    shapes = [tuple(s) for s in case["shapes"]]
+    shapes.append(parse(case["spec"], shapes).output_shape)
+    need = 2 * max(int(np.prod([pow2(d) for d in s])) for s in shapes)
+    choose = seal_params if backend == "seal" else desilo_params
+    secure = choose(None, case["level"], 40, False).ring_degree
+    return max(secure, need)
+
+
+def load_cases(path: Path, quick: bool) -> list[dict]:
+    cases = json.loads(path.read_text())["cases"] + EXTRA
+    return [c for c in cases if c["id"] in QUICK] if quick else cases
+
+
+def run_case(backend: str, case: dict, ring_degree: int, runs: int, seed: int = 0) -> dict:
+    """Encrypt the operands, run the einsum once to warm up, then time ``runs`` calls."""
+    rng = np.random.default_rng(seed)
+    spec, shapes, level = case["spec"], [tuple(s) for s in case["shapes"]], case["level"]
+    operands = [rng.uniform(-1, 1, s) for s in shapes]
+    exact = np.einsum(spec, *operands)
+
+    t0 = time.perf_counter()
+    ctx = fhe.Context(backend=backend, ring_degree=ring_degree, levels=level)
+    cts = [ctx.encrypt(x) for x in operands]
+    fhe.einsum(spec, *cts)  # warm-up: rotation keys, encoded masks
+    setup = time.perf_counter() - t0
+
+    counters = ctx.backend.counters
+    times = []
+    for _ in range(runs):
+        counters.clear()
+        t = time.perf_counter()
+        out = fhe.einsum(spec, *cts)
+        times.append(time.perf_counter() - t)
+    got = ctx.decrypt(out)
+    plan = ctx.plan(spec, *cts)
+    base = plan.einhops_baseline_cost()
+    return {
+        "id": case["id"], "spec": spec, "shapes": shapes, "backend": backend,
+        "ring": ring_degree, "level": level, "security": ctx.backend.security_bits,
+        "time": float(np.mean(times)), "setup": setup,
+        "max_err": float(np.max(np.abs(got - exact))),
+        "l2_err": float(np.linalg.norm(np.ravel(got - exact))),
+        "rotations": counters["rotate"], "mults": counters["mul"],
+        "pt_mults": counters["mul_plain"], "levels": level - out.level,
+        "keys": len(plan.rotation_keys), "strategy": plan.strategy,
+        "plan": plan.cost(), "einhops": base,
+    }
+
+
+def render(rows: list[dict], config: str) -> str:
+    head = ("| # | einsum | shapes | backend | ring | time (s) | max err | L2 err | rotations | "
+            "ct·ct / ct·pt mults | levels | EinHops rotations | EinHops levels | strategy |")
+    lines = [
+        "## Encrypted einsum: EinHops workloads on SEAL and desilofhe (`benchmarks/bench_einhops.py`)",
+        "",
+        (f"Date {datetime.date.today().isoformat()}; machine: {machine()}, numpy {np.__version__}; "
+         f"configuration: {config}."),
+        ("All operands encrypted; time = mean of the einsum call alone after a warm-up call "
+         "(keys, masks), like EinHops; errors against float64 numpy (L2 = norm of decrypted − "
+         "exact); rotations/mults/levels as executed; EinHops columns: the EinHops recipe planned "
+         "for the same einsum (\"-\": it needs more than one ciphertext, which EinHops does not "
+         "support)."),
+        "",
+        head,
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        shapes = " · ".join("×".join(map(str, s)) for s in r["shapes"])
+        base = r["einhops"]
+        lines.append(
+            f"| {r['id']} | `{r['spec']}` | {shapes} | {r['backend']} | 2^{r['ring'].bit_length() - 1} | "
+            f"{r['time']:.3f} | "
+            f"{r['max_err']:.1e} | {r['l2_err']:.1e} | {r['rotations']} | "
+            f"{r['mults']} / {r['pt_mults']} | {r['levels']} of {r['level']} | "
+            f"{base.rotations if base else '-'} | {base.levels if base else '-'} | {r['strategy']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help=f"only cases {', '.join(QUICK)}, one run")
+    ap.add_argument("--backend", choices=BACKENDS + ("all",), default="all")
+    ap.add_argument("--runs", type=int, default=None, help="timed runs per case (default 3; quick 1)")
+    ap.add_argument("--ring-degree", default="auto",
+                    help="'auto' (default: smallest secure ring that fits) or a power of two")
+    ap.add_argument("--cases", type=Path, default=CASES)
+    ap.add_argument("--no-write", action="store_true", help=f"do not touch {DOC.name}")
+    args = ap.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
+    backends = BACKENDS if args.backend == "all" else (args.backend,)
+
+    rows = []
+    for case in load_cases(args.cases, args.quick):
+        for backend in backends:
+            ring = auto_ring(backend, case) if args.ring_degree == "auto" else int(args.ring_degree)
+            r = run_case(backend, case, ring, runs)
+            rows.append(r)
+            print(f"{r['id']:>4} {r['spec']:<20} {backend:<6} N=2^{ring.bit_length() - 1} "
+                  f"{r['time']:8.3f} s  "
+                  f"max err {r['max_err']:.1e}  L2 {r['l2_err']:.1e}  rot {r['rotations']:4d}  "
+                  f"levels {r['levels']}/{r['level']}  EinHops rot "
+                  f"{r['einhops'].rotations if r['einhops'] else '-'}  (setup {r['setup']:.1f} s)",
+                  flush=True)
+    ring = ("smallest 128-bit-secure ring holding each operand in one ciphertext"
+            if args.ring_degree == "auto" else f"{args.ring_degree}")
+    config = (f"{'quick' if args.quick else 'full'}; ring degree: {ring}; {runs} timed run(s) "
+              f"per case; security "
+              + ", ".join(sorted({f"{r['backend']} {r['security']}-bit" for r in rows})))
+    body = render(rows, config)
+    print()
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""zkfhe proving a training step next to ezkl proving inference of the same MLP, in one run.
+
+Usage: ``python benchmarks/bench_ezkl.py [--quick] [--arch 784,256,256,10] [--batch 64]
+[--ezkl-batches 1] [--visibility polycommit] [--work DIR] [--no-write]``
+
+ezkl is not a zkfhe dependency; install it into the benchmark environment with
+``pip install ezkl onnx``. Without it (or if it fails) the script says exactly why and still
+reports the zkfhe figures.
+
+Both sides get the same seeded bias-free ``Linear, ReLU, ..., Linear`` model:
+
+* zkfhe: ``zk.prove_training`` of one SGD step (MSE loss) on a batch of ``--batch`` rows, and
+  ``zk.prove_inference`` at the ezkl batch sizes (same task as ezkl, for reference);
+* ezkl (its Python API, Halo2 + KZG): ONNX export, ``gen_settings``, ``calibrate_settings``
+  (target "resources"), ``compile_circuit``, a local test SRS from ``gen_srs`` (never
+  downloaded), ``setup``, then the timed ``gen_witness`` + ``prove`` and ``verify``. Input and
+  weights are ``polycommit`` by default (KZG-committed and hidden, output public): the
+  counterpart of zkfhe's committed data and weights. SRS generation and key setup are one-time
+  costs per circuit and are reported apart from proving.
+
+Prints a table and rewrites this script's section of ``docs/benchmarks.md`` (between the
+``bench_ezkl`` markers). Each figure is one run (the proofs take seconds to minutes), after a
+warm-up proof on a tiny model that compiles zkfhe's numba kernels.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import inspect
+import json
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from _doc import DOC, machine, write_section
+
+import zk
+
+SECTION = "bench_ezkl"
+LR = 0.01
+
+
+@dataclass
+class Result:
+    """One proof: who proved what, its times (s) and sizes (bytes); ``error`` when it failed."""
+
+    system: str
+    task: str
+    batch: int
+    prove_s: float = float("nan")
+    verify_s: float = float("nan")
+    proof_bytes: int = 0
+    setup_s: float = float("nan")  # one-time (ezkl: SRS generation + key setup)
+    note: str = ""
+    error: str = ""
+
+
+def mlp(arch: list[int], seed: int = 0) -> torch.nn.Sequential:
+    """A seeded bias-free MLP with ReLU between the Linear layers."""
+    torch.manual_seed(seed)
+    layers: list[torch.nn.Module] = []
+    for i, (a, b) in enumerate(zip(arch, arch[1:])):
+        layers.append(torch.nn.Linear(a, b, bias=False))
+        if i < len(arch) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------------------
+# zkfhe
+# ----------------------------------------------------------------------------------------
+def warm_up() -> None:
+    """Compile the numba kernels outside the timings (a tiny training and inference proof)."""
+    model, rng = mlp([4, 3, 2]), np.random.default_rng(1)
+    x, y = rng.standard_normal((2, 4)), rng.standard_normal((2, 2))
+    zk.verify_training(zk.prove_training(model, [(x, y)], LR)[0])
+    zk.verify_inference(zk.prove_inference(model, x))
+
+
+def zkfhe_training(model, x, y) -> Result:
+    (proof, _), t_prove = timed(lambda: zk.prove_training(model, [(x, y)], LR, steps=1))
+    _, t_verify = timed(lambda: zk.verify_training(proof))
+    return Result("zkfhe", "training step", len(x), t_prove, t_verify, len(proof.to_bytes()),
+                  note=f"SGD lr {LR}, MSE, scale 2^16; no setup (transparent)")
+
+
+def zkfhe_inference(model, x) -> Result:
+    proof, t_prove = timed(lambda: zk.prove_inference(model, x))
+    _, t_verify = timed(lambda: zk.verify_inference(proof))
+    return Result("zkfhe", "inference", len(x), t_prove, t_verify, len(proof.to_bytes()),
+                  note="scale 2^16; no setup (transparent)")
+
+
+# ----------------------------------------------------------------------------------------
+# ezkl
+# ----------------------------------------------------------------------------------------
+def load_ezkl():
+    """``(ezkl module, version)``, or raise RuntimeError saying exactly why it cannot be used."""
+    try:
+        import ezkl
+    except ImportError as exc:
+        raise RuntimeError(f"ezkl is not installed ({exc}); install it with `pip install ezkl onnx`") from None
+    try:
+        from importlib.metadata import version
+
+        ver = version("ezkl")
+    except Exception:  # noqa: BLE001 - a missing version string is not a reason to stop
+        ver = "unknown version"
+    return ezkl, ver
+
+
+def call(fn, *args, **kwargs):
+    """Call an ezkl API function; some ezkl versions return awaitables, others plain values."""
+    out = fn(*args, **kwargs)
+    return asyncio.run(out) if inspect.isawaitable(out) else out
+
+
+def ezkl_inference(ezkl, model, x: np.ndarray, visibility: str, work: Path, max_logrows: int) -> Result:
+    """Prove inference of ``model`` on ``x`` with ezkl; the failing stage is named on error."""
+    res = Result("ezkl", "inference", len(x))
+    d = work / f"batch{len(x)}"
+    d.mkdir(parents=True, exist_ok=True)
+    files = {n: str(d / n) for n in ("model.onnx", "input.json", "settings.json", "model.compiled",
+                                     "witness.json", "vk.key", "pk.key", "proof.json")}
+    stage = "ONNX export"
+    try:
+        sample = torch.as_tensor(x, dtype=torch.float32)
+        with warnings.catch_warnings():  # the TorchScript exporter needs no onnxscript; torch calls it legacy
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, (sample,), files["model.onnx"], input_names=["input"],
+                              output_names=["output"], dynamo=False, opset_version=18)
+        Path(files["input.json"]).write_text(json.dumps({"input_data": [sample.reshape(-1).tolist()]}))
+        stage = "gen_settings"
+        run_args = ezkl.PyRunArgs()
+        run_args.input_visibility = visibility
+        run_args.param_visibility = visibility
+        run_args.output_visibility = "public"
+        call(ezkl.gen_settings, files["model.onnx"], files["settings.json"], py_run_args=run_args)
+        stage = "calibrate_settings"
+        call(ezkl.calibrate_settings, files["input.json"], files["model.onnx"], files["settings.json"],
+             "resources", max_logrows=max_logrows)
+        settings = json.loads(Path(files["settings.json"]).read_text())
+        logrows = settings["run_args"]["logrows"]
+        res.note = (f"2^{logrows} rows ({settings['num_rows']} used), scale 2^{settings['run_args']['input_scale']}, "
+                    f"{visibility} input and weights")
+        if logrows > max_logrows:
+            raise RuntimeError(f"needs 2^{logrows} rows, over --ezkl-max-logrows {max_logrows}")
+        stage = "compile_circuit"
+        call(ezkl.compile_circuit, files["model.onnx"], files["model.compiled"], files["settings.json"])
+        stage = "gen_srs"
+        srs = work / f"kzg{logrows}.srs"  # one test SRS per size, reused across batches and runs
+        t_srs = 0.0
+        if not srs.exists():
+            _, t_srs = timed(lambda: call(ezkl.gen_srs, str(srs) + ".tmp", logrows))
+            os.replace(str(srs) + ".tmp", srs)
+        stage = "setup"
+        _, t_setup = timed(lambda: call(ezkl.setup, files["model.compiled"], files["vk.key"],
+                                        files["pk.key"], str(srs)))
+        res.setup_s = t_srs + t_setup
+        pk_mib = os.path.getsize(files["pk.key"]) / 2**20
+        res.note += f"; SRS {t_srs:.0f} s + setup {t_setup:.0f} s, proving key {pk_mib:.0f} MiB"
+        stage = "gen_witness + prove"
+        t0 = time.perf_counter()
+        call(ezkl.gen_witness, files["input.json"], files["model.compiled"], files["witness.json"])
+        call(ezkl.prove, files["witness.json"], files["model.compiled"], files["pk.key"], files["proof.json"], str(srs))
+        res.prove_s = time.perf_counter() - t0
+        stage = "verify"
+        ok, res.verify_s = timed(lambda: call(ezkl.verify, files["proof.json"], files["settings.json"],
+                                              files["vk.key"], str(srs)))
+        if ok is not True:
+            raise RuntimeError(f"ezkl.verify returned {ok!r}")
+        proof = json.loads(Path(files["proof.json"]).read_text())
+        res.proof_bytes = len(bytes.fromhex(proof["hex_proof"].removeprefix("0x")))
+    except Exception as exc:  # noqa: BLE001 - report any ezkl failure and keep going
+        res.error = f"{stage} failed: {type(exc).__name__}: {exc}".strip()
+    return res
+
+
+# ----------------------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------------------
+def fmt(v: float, unit: str = "s") -> str:
+    return "—" if v != v else f"{v:.2f} {unit}" if v < 10 else f"{v:.1f} {unit}"
+
+
+def render(rows: list[Result], arch: list[int], batch: int, config: str, ezkl_status: str) -> str:
+    lines = [
+        "## zkfhe training step vs ezkl inference (`benchmarks/bench_ezkl.py`)",
+        "",
+        (f"Date {datetime.date.today().isoformat()}; machine: {machine()}, torch {torch.__version__}; "
+         f"{ezkl_status}; configuration: {config}."),
+        "",
+        (f"Model: MLP {'-'.join(map(str, arch))}, bias-free Linear + ReLU, the same seeded weights on "
+         f"both sides. zkfhe proves one SGD step (forward, MSE gradient, backward, update) on a batch of "
+         f"{batch}; ezkl proves the forward pass only (Halo2 + KZG, ezkl's own calibrated settings). "
+         "Proof size: zkfhe `proof.to_bytes()`, ezkl the raw proof bytes (`hex_proof`; the JSON file "
+         "is larger). Prove time of ezkl = `gen_witness` + `prove`; its one-time SRS generation and key "
+         "setup are listed apart. Single runs on a CPU shared with other jobs: noisy."),
+        "",
+        "| system | task | batch | prove | verify | proof size | one-time setup | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        if r.error:
+            lines.append(f"| {r.system} | {r.task} | {r.batch} | — | — | — | — | {r.error} |")
+        else:
+            size = f"{r.proof_bytes / 1024:.1f} KiB"
+            lines.append(f"| {r.system} | {r.task} | {r.batch} | {fmt(r.prove_s)} | {fmt(r.verify_s)} | "
+                         f"{size} | {fmt(r.setup_s) if r.system == 'ezkl' else 'none'} | {r.note} |")
+    train = next((r for r in rows if r.task == "training step" and not r.error), None)
+    ratios = []
+    for e in (r for r in rows if r.system == "ezkl" and not r.error):
+        if train:
+            ratios.append(f"ezkl inference (batch {e.batch}) / zkfhe training step (batch {train.batch}), "
+                          f"prove time: **{e.prove_s / train.prove_s:.2f}x**")
+        same = next((r for r in rows if r.system == "zkfhe" and r.task == "inference"
+                     and r.batch == e.batch and not r.error), None)
+        if same:
+            ratios.append(f"ezkl / zkfhe, inference at batch {e.batch}, prove time: "
+                          f"**{e.prove_s / same.prove_s:.2f}x**")
+    if ratios:
+        lines += ["", "Ratios (above 1: zkfhe is faster):", ""] + [f"- {r}" for r in ratios]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small MLP 64-32-32-10, batch 8 (a smoke test)")
+    parser.add_argument("--arch", help="MLP widths, comma separated (default 784,256,256,10)")
+    parser.add_argument("--batch", type=int, help="zkfhe training batch size (default 64; --quick 8)")
+    parser.add_argument("--ezkl-batches", default="1",
+                        help="comma-separated ezkl inference batch sizes (default 1; 64 needs ~2^21 rows)")
+    parser.add_argument("--visibility", default="polycommit", choices=["polycommit", "private", "hashed"],
+                        help="ezkl visibility of the input and weights (output is public)")
+    parser.add_argument("--ezkl-max-logrows", type=int, default=21,
+                        help="skip ezkl circuits larger than 2^N rows (memory and time)")
+    parser.add_argument("--work", type=Path, help="keep ezkl files (and its cached SRS) in this folder")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    arch = [int(w) for w in (args.arch or ("64,32,32,10" if args.quick else "784,256,256,10")).split(",")]
+    batch = args.batch or (8 if args.quick else 64)
+    ezkl_batches = [int(b) for b in args.ezkl_batches.split(",")]
+    if len(arch) < 2 or min(arch) < 1 or batch < 1 or min(ezkl_batches) < 1:
+        parser.error("--arch needs at least two positive widths; batch sizes must be positive")
+    config = (f"{'--quick, ' if args.quick else ''}MLP {'-'.join(map(str, arch))}, zkfhe training batch {batch}, "
+              f"ezkl inference batch {', '.join(map(str, ezkl_batches))}, ezkl {args.visibility}")
+
+    model = mlp(arch)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((batch, arch[0])), rng.standard_normal((batch, arch[-1]))
+    inputs = {b: rng.standard_normal((b, arch[0])) if b > batch else x[:b] for b in ezkl_batches}
+
+    print("warm-up (numba compilation) ...", flush=True)
+    warm_up()
+    rows = []
+    print(f"zkfhe: training step, batch {batch} ...", flush=True)
+    rows.append(zkfhe_training(model, x, y))
+    for b in ezkl_batches:
+        print(f"zkfhe: inference, batch {b} ...", flush=True)
+        rows.append(zkfhe_inference(model, inputs[b]))
+    try:
+        ezkl, version = load_ezkl()
+        ezkl_status = f"ezkl {version}"
+    except RuntimeError as exc:
+        ezkl, ezkl_status = None, f"ezkl not run: {exc}"
+        print(ezkl_status, flush=True)
+    if ezkl is not None:
+        with tempfile.TemporaryDirectory(prefix="bench_ezkl_") as tmp:
+            work = args.work or Path(tmp)
+            for b in ezkl_batches:
+                print(f"ezkl: inference, batch {b} (files in {work}) ...", flush=True)
+                res = ezkl_inference(ezkl, model, inputs[b], args.visibility, work, args.ezkl_max_logrows)
+                if res.error:
+                    print(f"ezkl: {res.error}", flush=True)
+                rows.append(res)
+
+    body = render(rows, arch, batch, config, ezkl_status)
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+        print(f"\nwrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()

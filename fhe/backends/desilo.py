@@ -1,0 +1,180 @@
+"""CKKS backend on desilofhe (``desilofhe.Engine``), CPU or CUDA.
+
+desilofhe chooses its own prime chain from ``Engine(max_level=L)`` (scale fixed at 2^40)
+and rescales inside ``multiply``. :func:`fhe.backends.params.desilo_params` picks the
+smallest engine that is 128-bit secure by the HE standard, has at least ``levels`` levels
+and, if asked, the requested ring degree; fresh ciphertexts are encrypted at ``levels``
+(below the engine's own max level when a larger ring was needed), and the
+relinearisation and rotation keys are generated at that level, which keeps them small.
+
+Rotation keys: one ``FixedRotationKey`` per requested slot shift. desilofhe's general
+``RotationKey`` covers every shift with ``log2(slots)`` power-of-two keys, but then each
+rotation costs up to ``log2(slots)`` key switches; a fixed key costs one, and the planner
+knows every shift in advance.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MissingRotationKey, OutOfLevels, ShapeMismatch, UnsupportedBackend
+from .base import Backend
+from .params import DESILO_SCALE_BITS, DesiloParams, desilo_params
+
+try:
+    import desilofhe as _desilo
+except ImportError:  # pragma: no cover - exercised only without desilofhe
+    _desilo = None
+
+#: ``device`` argument -> desilofhe engine mode. "parallel" is desilofhe's multi-threaded
+#: CPU mode; "cuda" needs a CUDA build of desilofhe (``desilofhe-cu1xx``) and a device.
+_MODES = {"cpu": "parallel", "cuda": "cuda", "gpu": "cuda"}
+
+
+class DesiloBackend(Backend):
+    """desilofhe CKKS engine with its keys; the secret key never leaves this object."""
+
+    name = "desilo"
+
+    def __init__(
+        self,
+        ring_degree: int | None = None,
+        levels: int = 3,
+        scale_bits: int = DESILO_SCALE_BITS,
+        allow_insecure: bool = False,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__()
+        if _desilo is None:
+            raise UnsupportedBackend("the 'desilo' backend needs desilofhe: pip install desilofhe")
+        if device not in _MODES:
+            raise ValueError(f"device must be one of {sorted(_MODES)}, got {device!r}")
+        self.params: DesiloParams = desilo_params(ring_degree, levels, scale_bits, allow_insecure)
+        self.device = device
+        try:
+            self._engine = _desilo.Engine(max_level=self.params.engine_max_level, mode=_MODES[device])
+        except RuntimeError as exc:
+            if device == "cpu":
+                raise
+            raise UnsupportedBackend(
+                f"desilofhe cannot run on {device!r} ({exc}); it needs a CUDA build of desilofhe "
+                f"(desilofhe-cu1xx) and a visible CUDA device") from exc
+        if self._engine.slot_count * 2 != self.params.ring_degree:
+            raise UnsupportedBackend(
+                f"desilofhe {getattr(_desilo, '__version__', '')} chose ring degree "
+                f"{self._engine.slot_count * 2} for max_level={self.params.engine_max_level}, not the "
+                f"{self.params.ring_degree} this backend's security table expects")
+        self._secret_key = self._engine.create_secret_key()
+        self._public_key = self._engine.create_public_key(self._secret_key)
+        self._relin_key = self._engine.create_relinearization_key(self._secret_key, levels)
+        self._rotation_keys: dict[int, object] = {}  # slot shift in [1, slots) -> FixedRotationKey
+
+    def __getstate__(self):
+        raise TypeError("a DesiloBackend holds a secret key and cannot be serialised")
+
+    def __repr__(self) -> str:
+        p = self.params
+        return (f"DesiloBackend(ring_degree={p.ring_degree}, levels={p.levels}, "
+                f"engine_max_level={p.engine_max_level}, device={self.device!r}, "
+                f"security_bits={p.security_bits})")
+
+    # -- parameters -------------------------------------------------------------------
+    @property
+    def slots(self) -> int:
+        return self._engine.slot_count
+
+    @property
+    def max_level(self) -> int:
+        return self.params.levels
+
+    @property
+    def security_bits(self) -> int:
+        return self.params.security_bits
+
+    # -- keys ---------------------------------------------------------------------------
+    def _shift(self, step: int) -> int:
+        return int(step) % self.slots
+
+    def ensure_rotation_keys(self, steps) -> None:
+        for shift in sorted({self._shift(s) for s in steps} - {0} - self._rotation_keys.keys()):
+            self._rotation_keys[shift] = self._engine.create_fixed_rotation_key(
+                self._secret_key, shift, self.max_level)
+
+    def has_rotation_key(self, step: int) -> bool:
+        shift = self._shift(step)
+        return shift == 0 or shift in self._rotation_keys
+
+    # -- encoding and encryption -----------------------------------------------------------
+    def _vector(self, values) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64).ravel()
+        if v.size > self.slots:
+            raise ShapeMismatch(f"{v.size} values do not fit in {self.slots} slots")
+        if v.size < self.slots:
+            v = np.concatenate([v, np.zeros(self.slots - v.size)])
+        return v
+
+    def encode(self, values, level: int | None = None):
+        level = self.max_level if level is None else level
+        if not 0 <= level <= self.max_level:
+            raise OutOfLevels(f"level {level} is outside 0..{self.max_level}")
+        return self._engine.encode(self._vector(values), level)
+
+    def _plain(self, values, level: int):
+        """A desilofhe plaintext at ``level`` from a vector or an :meth:`encode` result."""
+        if isinstance(values, _desilo.Plaintext):
+            if values.level == level:
+                return values
+            if values.level > level:
+                return self._engine.level_down(values, level)
+            raise OutOfLevels(f"plaintext at level {values.level} cannot meet a ciphertext at level {level}")
+        return self._engine.encode(self._vector(values), level)
+
+    def encrypt(self, values):
+        return self._engine.encrypt(self._vector(values), self._public_key, self.max_level)
+
+    def decrypt(self, ct) -> np.ndarray:
+        return np.real(self._engine.decrypt(ct, self._secret_key)).astype(np.float64)
+
+    def level(self, ct) -> int:
+        return ct.level
+
+    # -- arithmetic (desilofhe aligns levels itself: the higher operand is levelled down) ----
+    def add(self, a, b):
+        self.counters["add"] += 1
+        return self._engine.add(a, b)
+
+    def sub(self, a, b):
+        self.counters["add"] += 1
+        return self._engine.subtract(a, b)
+
+    def add_plain(self, a, values):
+        self.counters["add"] += 1
+        return self._engine.add(a, self._plain(values, a.level))
+
+    def _need_level(self, level: int, what: str) -> None:
+        if level < 1:
+            raise OutOfLevels(f"{what} needs a level but the ciphertext is at level 0; "
+                              f"use more levels (max_level={self.max_level})")
+
+    def mul(self, a, b):
+        self._need_level(min(a.level, b.level), "mul")
+        self.counters["mul"] += 1
+        self.counters["rescale"] += 1  # desilofhe rescales inside multiply
+        return self._engine.multiply(a, b, self._relin_key)
+
+    def mul_plain(self, a, values):
+        self._need_level(a.level, "mul_plain")
+        self.counters["mul_plain"] += 1
+        self.counters["rescale"] += 1
+        return self._engine.multiply(a, self._plain(values, a.level))
+
+    def rotate(self, a, step: int):
+        shift = self._shift(step)
+        if shift == 0:
+            return a
+        key = self._rotation_keys.get(shift)
+        if key is None:
+            raise MissingRotationKey(
+                f"no rotation key for a rotation by {step} (slot shift {shift}); "
+                f"call ensure_rotation_keys([{step}]) first")
+        self.counters["rotate"] += 1
+        return self._engine.rotate(a, key)

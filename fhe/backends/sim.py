@@ -1,0 +1,182 @@
+"""``sim``: a CKKS *simulator* on numpy slot vectors — a debugging aid, not encryption.
+
+A ciphertext here is a plain float64 vector with a level. Everything else behaves like the
+real backends (``seal``, ``desilo``) so plans can be checked quickly and exactly:
+
+* the same slot count for the same parameters (``ring_degree=None`` picks the ring the
+  ``seal`` backend would pick for ``levels`` and ``scale_bits``),
+* levels: ``mul``/``mul_plain`` consume one, at level 0 they raise :class:`OutOfLevels`;
+  mixed-level operands meet at the lower level,
+* keys: rotating by a step whose key was never generated raises :class:`MissingRotationKey`,
+* ciphertexts of another backend instance (another key set) are refused,
+* ``counters`` count exactly what the real backends count.
+
+Values are exact unless ``noise`` > 0: then Gaussian noise of that standard deviation is
+added to every fresh encryption, product and rotation (a crude stand-in for CKKS noise).
+It provides NO confidentiality: never use it for data that needs protection.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ContextMismatch, MissingRotationKey, OutOfLevels, ShapeMismatch
+from .base import Backend
+
+
+class SimCiphertext:
+    """A slot vector with a level, owned by one :class:`SimBackend`."""
+
+    __slots__ = ("values", "level", "owner")
+
+    def __init__(self, values: np.ndarray, level: int, owner: "SimBackend") -> None:
+        self.values = values
+        self.level = level
+        self.owner = owner
+
+
+class SimPlaintext:
+    """An encoded vector for ciphertexts at one level."""
+
+    __slots__ = ("values", "level")
+
+    def __init__(self, values: np.ndarray, level: int) -> None:
+        self.values = values
+        self.level = level
+
+
+class SimBackend(Backend):
+    """Numpy slots with real-backend bookkeeping (levels, keys, counters)."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        ring_degree: int | None = None,
+        levels: int = 3,
+        scale_bits: int = 40,
+        allow_insecure: bool = False,
+        noise: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if ring_degree is None:
+            from .params import seal_params
+
+            ring_degree = seal_params(None, levels, scale_bits, allow_insecure=True).ring_degree
+        if ring_degree < 2 or ring_degree & (ring_degree - 1):
+            raise ValueError(f"ring_degree must be a power of two, got {ring_degree}")
+        if levels < 0:
+            raise ValueError(f"levels must be >= 0, got {levels}")
+        self.ring_degree = int(ring_degree)
+        self.scale_bits = scale_bits
+        self.noise = float(noise)
+        self._levels = int(levels)
+        self._rng = np.random.default_rng(seed)
+        self._keys: set[int] = set()
+
+    def __repr__(self) -> str:
+        return (f"SimBackend(ring_degree={self.ring_degree}, levels={self._levels}, "
+                f"noise={self.noise}) -- simulator, no encryption")
+
+    # -- parameters -----------------------------------------------------------------
+    @property
+    def slots(self) -> int:
+        return self.ring_degree // 2
+
+    @property
+    def max_level(self) -> int:
+        return self._levels
+
+    # -- keys ---------------------------------------------------------------------------
+    def ensure_rotation_keys(self, steps) -> None:
+        self._keys |= {int(s) % self.slots for s in steps} - {0}
+
+    def has_rotation_key(self, step: int) -> bool:
+        shift = int(step) % self.slots
+        return shift == 0 or shift in self._keys
+
+    # -- encoding and encryption ------------------------------------------------------------
+    def _vector(self, values) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64).ravel()
+        if v.size > self.slots:
+            raise ShapeMismatch(f"{v.size} values do not fit in {self.slots} slots")
+        return np.concatenate([v, np.zeros(self.slots - v.size)]) if v.size < self.slots else v.copy()
+
+    def _noisy(self, v: np.ndarray) -> np.ndarray:
+        return v + self._rng.normal(0.0, self.noise, v.shape) if self.noise else v
+
+    def _own(self, ct) -> SimCiphertext:
+        if not isinstance(ct, SimCiphertext) or ct.owner is not self:
+            raise ContextMismatch("ciphertext does not belong to this sim backend (other keys)")
+        return ct
+
+    def _plain(self, values, level: int) -> np.ndarray:
+        if isinstance(values, SimPlaintext):
+            return values.values
+        return self._vector(values)
+
+    def encode(self, values, level: int | None = None) -> SimPlaintext:
+        level = self.max_level if level is None else level
+        if not 0 <= level <= self.max_level:
+            raise OutOfLevels(f"level {level} is outside 0..{self.max_level}")
+        return SimPlaintext(self._vector(values), level)
+
+    def encrypt(self, values) -> SimCiphertext:
+        return SimCiphertext(self._noisy(self._vector(values)), self.max_level, self)
+
+    def decrypt(self, ct) -> np.ndarray:
+        return self._own(ct).values.copy()
+
+    def level(self, ct) -> int:
+        return self._own(ct).level
+
+    # -- arithmetic -------------------------------------------------------------------------
+    def _pair(self, a, b) -> tuple[np.ndarray, np.ndarray, int]:
+        a, b = self._own(a), self._own(b)
+        return a.values, b.values, min(a.level, b.level)
+
+    @staticmethod
+    def _need_level(level: int, what: str) -> None:
+        if level < 1:
+            raise OutOfLevels(f"{what} needs a level but the ciphertext is at level 0")
+
+    def add(self, a, b):
+        x, y, level = self._pair(a, b)
+        self.counters["add"] += 1
+        return SimCiphertext(x + y, level, self)
+
+    def sub(self, a, b):
+        x, y, level = self._pair(a, b)
+        self.counters["add"] += 1
+        return SimCiphertext(x - y, level, self)
+
+    def add_plain(self, a, values):
+        a = self._own(a)
+        self.counters["add"] += 1
+        return SimCiphertext(a.values + self._plain(values, a.level), a.level, self)
+
+    def mul(self, a, b):
+        x, y, level = self._pair(a, b)
+        self._need_level(level, "mul")
+        self.counters["mul"] += 1
+        self.counters["rescale"] += 1
+        return SimCiphertext(self._noisy(x * y), level - 1, self)
+
+    def mul_plain(self, a, values):
+        a = self._own(a)
+        self._need_level(a.level, "mul_plain")
+        self.counters["mul_plain"] += 1
+        self.counters["rescale"] += 1
+        return SimCiphertext(self._noisy(a.values * self._plain(values, a.level)), a.level - 1, self)
+
+    def rotate(self, a, step: int):
+        a = self._own(a)
+        shift = int(step) % self.slots
+        if shift == 0:
+            return a
+        if shift not in self._keys:
+            raise MissingRotationKey(
+                f"no rotation key for a rotation by {step} (slot shift {shift}); "
+                f"call ensure_rotation_keys([{step}]) first")
+        self.counters["rotate"] += 1
+        return SimCiphertext(self._noisy(np.roll(a.values, -shift)), a.level, self)

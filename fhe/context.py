@@ -1,0 +1,128 @@
+"""``Context``: one backend with its keys; encrypts, decrypts and runs einsums.
+
+    ctx = fhe.Context(backend="seal", levels=3)          # 128-bit secure parameters
+    x = ctx.encrypt(np.random.rand(64, 64))               # CipherTensor, row-major layout
+    y = fhe.einsum("ij,jk->ik", x, weights)               # weights: plaintext numpy/torch
+    print(ctx.plan("ij,jk->ik", x, weights))              # what ran (no keys, no work)
+    ctx.decrypt(y)                                        # numpy (torch if an input was torch)
+
+Plans are cached per (einsum, shapes, layouts, levels) with their encoded masks, so a repeated
+einsum — a layer applied to every batch — is planned and its masks encoded once.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .backends import get_backend
+from .errors import ContextMismatch, ShapeMismatch
+from .execute import execute
+from .layout import Layout
+from .plan import Plan, plan
+from .tensor import CipherTensor, Like, as_array
+
+__all__ = ["Context"]
+
+#: plans (with their encoded masks) kept per context
+PLAN_CACHE = 16
+
+
+class Context:
+    """A CKKS backend and its keys.
+
+    ``backend``: ``"sim"`` (numpy simulator, no encryption — for debugging), ``"seal"`` or
+    ``"desilo"``. ``ring_degree`` (None: the smallest 128-bit-secure ring for the levels),
+    ``levels`` (multiplicative depth of a fresh ciphertext), ``scale_bits``; insecure
+    parameters are refused unless ``allow_insecure=True``. ``rotation_keys="auto"`` generates
+    the keys each einsum needs on demand; ``"manual"`` leaves that to
+    :meth:`generate_rotation_keys` (einsum then raises :class:`MissingRotationKey`). Other
+    keyword arguments go to the backend (e.g. ``device`` for desilo, ``noise`` for sim).
+    """
+
+    def __init__(self, backend: str = "sim", ring_degree: int | None = None, levels: int = 3,
+                 scale_bits: int = 40, allow_insecure: bool = False,
+                 rotation_keys: str = "auto", **options) -> None:
+        if rotation_keys not in ("auto", "manual"):
+            raise ValueError(f"rotation_keys must be 'auto' or 'manual', got {rotation_keys!r}")
+        self.backend = get_backend(backend, ring_degree=ring_degree, levels=levels,
+                                   scale_bits=scale_bits, allow_insecure=allow_insecure, **options)
+        self.auto_keys = rotation_keys == "auto"
+        self._plans: OrderedDict = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"Context({self.backend!r})"
+
+    @property
+    def slots(self) -> int:
+        return self.backend.slots
+
+    @property
+    def levels(self) -> int:
+        return self.backend.max_level
+
+    # -- data in and out --------------------------------------------------------------------
+    def encrypt(self, x, layout: Layout | None = None) -> CipherTensor:
+        """Encrypt an array or tensor (row-major layout unless ``layout`` is given)."""
+        array, like = as_array(x)
+        layout = layout or Layout.row_major(array.shape, self.slots)
+        if layout.shape != array.shape or layout.slots != self.slots:
+            raise ShapeMismatch(f"layout for {layout.shape} on {layout.slots} slots cannot hold "
+                                f"shape {array.shape} on {self.slots} slots")
+        cts = [self.backend.encrypt(v) for v in layout.pack(array)]
+        return CipherTensor(self, layout, cts, like)
+
+    def decrypt(self, x: CipherTensor):
+        """The plaintext tensor: numpy float64, or torch if the data came from torch."""
+        if not isinstance(x, CipherTensor):
+            raise TypeError(f"decrypt takes a CipherTensor, got {type(x).__name__}")
+        if x.context is not self:
+            raise ContextMismatch("this ciphertext belongs to another context (other keys)")
+        out = x.layout.unpack(np.stack([self.backend.decrypt(ct) for ct in x.ciphertexts]))
+        if x.like.kind == "torch":
+            import torch
+
+            return torch.from_numpy(out).to(x.like.dtype)
+        return out
+
+    # -- planning and running ------------------------------------------------------------------
+    def plan(self, spec, *operands, out_layout: Layout | None = None) -> Plan:
+        """The plan ``fhe.einsum(spec, *operands)`` would run (cached)."""
+        return self._plan(spec, operands, out_layout)[0]
+
+    def generate_rotation_keys(self, steps) -> None:
+        """Generate rotation keys (e.g. ``plan.rotation_keys``)."""
+        self.backend.ensure_rotation_keys(steps)
+
+    def _plan(self, spec, operands, out_layout):
+        shapes, encrypted, layouts, levels = [], [], [], []
+        for x in operands:
+            if isinstance(x, CipherTensor):
+                if x.context is not self:
+                    raise ContextMismatch("einsum operands belong to different contexts")
+                shapes.append(x.shape)
+                encrypted.append(True)
+                layouts.append(x.layout)
+                levels.append(x.level)
+            else:
+                shapes.append(tuple(np.shape(x)))
+                encrypted.append(False)
+                layouts.append(None)
+                levels.append(None)
+        key = (str(spec), tuple(shapes), tuple(layouts), tuple(levels), out_layout)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+        else:
+            p = plan(spec, *shapes, slots=self.slots, encrypted=encrypted, layouts=layouts,
+                     levels=self.levels, input_levels=levels, out_layout=out_layout)
+            self._plans[key] = (p, {})
+            if len(self._plans) > PLAN_CACHE:
+                self._plans.popitem(last=False)
+        return self._plans[key]
+
+    def run(self, spec, operands, plains, like: Like, out_layout=None) -> CipherTensor:
+        """Plan (cached) and execute; used by :func:`fhe.einsum`."""
+        p, cache = self._plan(spec, operands, out_layout)
+        cts = [x.ciphertexts if isinstance(x, CipherTensor) else None for x in operands]
+        out = execute(p, self.backend, cts, plains, generate_keys=self.auto_keys, cache=cache)
+        return CipherTensor(self, p.output_layout, out, like)

@@ -1,0 +1,110 @@
+"""Running plans: :func:`execute` runs a :class:`~fhe.plan.Plan` on a backend, :func:`einsum`
+is the user-facing call (plan, check, generate keys, run, wrap).
+
+Before any ciphertext operation the executor checks what can be checked: slot count, levels
+(:class:`OutOfLevels`), rotation keys (generated on demand, only those the plan needs, or
+:class:`MissingRotationKey` when the context manages keys manually). Registers are dropped
+after their last use, so memory stays near ``plan.cost().ciphertexts``.
+"""
+from __future__ import annotations
+
+from .errors import ContextMismatch, FHEError, MissingRotationKey, ShapeMismatch
+from .plan import parse
+from .program import Mask
+from .tensor import CipherTensor, as_array, output_kind
+
+__all__ = ["execute", "einsum"]
+
+
+def execute(plan, backend, ciphertexts, plains, *, generate_keys: bool = True,
+            cache: dict | None = None) -> list:
+    """Run ``plan``: ``ciphertexts[k]`` is the list of backend ciphertexts of encrypted
+    operand ``k`` (in its layout's order), ``plains[k]`` the array of plaintext operand ``k``.
+    ``cache`` (a dict kept between runs of the same plan) holds encoded masks. Returns the
+    output ciphertexts in ``plan.output_layout`` order."""
+    if plan.output_layout is None:
+        raise FHEError("this plan has no encrypted operand: compute it in the clear")
+    if backend.slots != plan.slots:
+        raise ShapeMismatch(f"plan for {plan.slots} slots, backend has {backend.slots}")
+    regs = {}
+    levels = []
+    for k, (want, got) in enumerate(zip(plan.input_regs, ciphertexts)):
+        if want is None:
+            levels.append(None)
+            continue
+        if got is None or len(got) != len(want):
+            raise ShapeMismatch(f"operand {k}: the plan expects {len(want)} ciphertext(s)")
+        regs.update(zip(want, got))
+        levels.append(min(backend.level(ct) for ct in got))
+    plan.check_levels(levels)
+    missing = [s for s in plan.rotation_keys if not backend.has_rotation_key(s)]
+    if missing:
+        if not generate_keys:
+            raise MissingRotationKey(
+                f"einsum '{plan.spec}' needs rotation keys for steps {missing}; generate them "
+                f"with ctx.generate_rotation_keys(plan.rotation_keys)")
+        backend.ensure_rotation_keys(missing)
+
+    last = {}
+    for i, op in enumerate(plan.ops):
+        for a in op.args:
+            last[a] = i
+    keep = set(plan.output_regs)
+    memo: dict = {}
+    for i, op in enumerate(plan.ops):
+        args = [regs[a] for a in op.args]
+        if op.kind == "rotate":
+            out = backend.rotate(args[0], op.step)
+        elif op.kind == "add":
+            out = backend.add(*args)
+        elif op.kind == "mul":
+            out = backend.mul(*args)
+        else:
+            out = backend.mul_plain(args[0], _plaintext(backend, op, i, args[0], plains, memo, cache))
+        regs[op.out] = out
+        for a in op.args:
+            if last[a] == i and a not in keep:
+                del regs[a]
+    return [regs[r] for r in plan.output_regs]
+
+
+def _plaintext(backend, op, i: int, ct, plains, memo: dict, cache: dict | None):
+    """The mul_plain operand: a mask (encoded once per level when caching) or clear data."""
+    if not isinstance(op.plain, Mask):
+        return op.plain.values(plains, memo)
+    if cache is None:
+        return op.plain.values(backend.slots)
+    level = backend.level(ct)
+    key = (i, level)
+    if key not in cache:
+        cache[key] = backend.encode(op.plain.values(backend.slots), level)
+    return cache[key]
+
+
+def einsum(spec, *operands, out_layout=None):
+    """``numpy.einsum`` on any mix of :class:`CipherTensor` and plaintext numpy arrays / torch
+    tensors; returns a :class:`CipherTensor` (or a numpy array when nothing is encrypted).
+
+    Rotation keys are generated on demand (only those the plan needs) unless the context
+    manages keys manually. Raises :class:`ContextMismatch` for ciphertexts of different
+    contexts, :class:`ShapeMismatch` / :class:`~fhe.errors.InvalidSpec` for operands that do
+    not fit the spec, :class:`~fhe.errors.OutOfLevels` before any work when the operands'
+    levels are too low.
+    """
+    contexts = {id(x.context): x.context for x in operands if isinstance(x, CipherTensor)}
+    if len(contexts) > 1:
+        raise ContextMismatch("einsum operands were encrypted under different contexts "
+                              "(different keys); re-encrypt them under one context")
+    plains, likes = [], []
+    for x in operands:
+        if isinstance(x, CipherTensor):
+            plains.append(None)
+            likes.append(x.like)
+        else:
+            array, like = as_array(x)
+            plains.append(array)
+            likes.append(like)
+    if not contexts:
+        return parse(spec, [p.shape for p in plains]).reference(*plains)
+    ctx = next(iter(contexts.values()))
+    return ctx.run(spec, operands, plains, output_kind(likes), out_layout)

@@ -1,0 +1,87 @@
+"""``CipherTensor``: an encrypted tensor — ciphertexts, their layout, their context.
+
+Also the conversion of user inputs (numpy arrays, torch tensors, nested lists, scalars) to
+float64 arrays, remembering whether results should come back as torch tensors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UnsupportedInput
+from .layout import Layout
+
+__all__ = ["CipherTensor", "Like", "as_array", "output_kind"]
+
+
+@dataclass(frozen=True)
+class Like:
+    """What decryption returns: ``"numpy"`` (float64) or ``"torch"`` (with ``dtype``)."""
+
+    kind: str = "numpy"
+    dtype: object = None
+
+
+def as_array(x) -> tuple[np.ndarray, Like]:
+    """A float64 copy of ``x`` and how to give results back; :class:`UnsupportedInput` for
+    complex, non-numeric or non-finite data."""
+    like = Like()
+    if type(x).__module__.split(".")[0] == "torch":
+        import torch
+
+        if not isinstance(x, torch.Tensor):
+            raise UnsupportedInput(f"cannot encrypt a {type(x).__name__}")
+        if x.is_complex():
+            raise UnsupportedInput(f"complex tensors are not supported (dtype {x.dtype})")
+        like = Like("torch", x.dtype if x.is_floating_point() else torch.float64)
+        x = x.detach().cpu().numpy()
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # noqa: BLE001 - anything numpy cannot read is unsupported
+        raise UnsupportedInput(f"cannot read a {type(x).__name__} as an array: {exc}") from None
+    if a.dtype.kind not in "biuf":
+        raise UnsupportedInput(
+            f"only real numeric data can be encrypted, got dtype {a.dtype} "
+            f"({'complex numbers' if a.dtype.kind == 'c' else 'not a number type'})")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise UnsupportedInput("cannot encode NaN or infinite values")
+    return a, like
+
+
+def output_kind(likes) -> Like:
+    """Torch (first torch operand's dtype) if any operand came from torch, else numpy."""
+    return next((lk for lk in likes if lk.kind == "torch"), Like())
+
+
+class CipherTensor:
+    """An encrypted tensor: ``shape``, ``layout`` (:class:`~fhe.layout.Layout`), ``level``
+    (multiplications it can still take), ``context``. Decrypt with ``ctx.decrypt(x)``."""
+
+    def __init__(self, context, layout: Layout, ciphertexts, like: Like = Like()) -> None:
+        if len(ciphertexts) != layout.n_cts:
+            raise ValueError(f"layout needs {layout.n_cts} ciphertexts, got {len(ciphertexts)}")
+        self.context = context
+        self.layout = layout
+        self.ciphertexts = list(ciphertexts)
+        self.like = like
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.layout.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.layout.shape)
+
+    @property
+    def level(self) -> int:
+        return min(self.context.backend.level(ct) for ct in self.ciphertexts)
+
+    def decrypt(self):
+        return self.context.decrypt(self)
+
+    def __repr__(self) -> str:
+        return (f"CipherTensor(shape={self.shape}, level={self.level}, "
+                f"layout={self.layout}, backend={self.context.backend.name})")

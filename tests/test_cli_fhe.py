@@ -1,0 +1,78 @@
+"""``zkfhe plan`` and ``zkfhe einsum``: output, results, and clean errors (no tracebacks)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zkfhe.cli import cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_plan_prints_layout_steps_and_cost(runner):
+    res = runner.invoke(cli, ["plan", "ij,jk->ik", "--shapes", "16x32,32x32", "--slots", "8192"])
+    assert res.exit_code == 0, res.output
+    for needle in ["strategy", "i:16@32 j:32@1", "replicate", "cost: rotations=",
+                   "rotation keys", "EinHops recipe"]:
+        assert needle in res.output
+    res = runner.invoke(cli, ["plan", "ik,kj->ij", "--shapes", "16x32,32x32", "--slots", "16384",
+                              "--plain", "1"])
+    assert res.exit_code == 0 and "plaintext" in res.output and "EinHops recipe: rotations=" in res.output
+
+
+def test_einsum_on_sim_writes_the_result(runner, tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, (4, 8)), rng.uniform(-1, 1, (8, 3))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    out = tmp_path / "c.npy"
+    res = runner.invoke(cli, ["einsum", "ij,jk->ik", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
+                              "--backend", "sim", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "max |error| vs numpy" in res.output and "simulator" in res.output
+    np.testing.assert_allclose(np.load(out), a @ b, atol=1e-12)
+
+
+def test_einsum_on_seal(runner, tmp_path):
+    pytest.importorskip("tenseal")
+    a = np.random.default_rng(1).uniform(-1, 1, (4, 4))
+    np.save(tmp_path / "a.npy", a)
+    res = runner.invoke(cli, ["einsum", "ij,jk->ik", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"),
+                              "--backend", "seal", "--out", str(tmp_path / "c.npy")])
+    assert res.exit_code == 0, res.output
+    assert "SealBackend" in res.output
+    np.testing.assert_allclose(np.load(tmp_path / "c.npy"), a @ a, atol=1e-3)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["plan", "ij,jk->ik", "--shapes", "16x32,3y"], "not a shape"),
+    (["plan", "ij,jk->ik", "--shapes", "16x32,31x32"], "size mismatch"),
+    (["plan", "ij,jk->ik", "--shapes", "2x2,2x2", "--slots", "100"], "power of two"),
+    (["plan", "i?,jk->ik", "--shapes", "2x2,2x2"], "invalid character"),
+    (["plan", "ij,jk->ik", "--shapes", "64x64,64x64", "--levels", "1"], "levels"),
+    (["plan", "ij->i", "--shapes", "2x2", "--plain", "3"], "only 1 operands"),
+    (["einsum", "ij->i", "missing.npy", "--backend", "sim"], "does not exist"),
+])
+def test_bad_arguments_give_clean_errors(runner, args, message):
+    res = runner.invoke(cli, args)
+    assert res.exit_code != 0
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_files_give_clean_errors(runner, tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    np.save(tmp_path / "a.npy", np.ones((2, 3)))
+    np.save(tmp_path / "z.npy", np.ones(3, dtype=complex))
+    for files, message in [(["obj.npy", "a.npy"], "allow_pickle"), (["junk.npy", "a.npy"], "cannot read"),
+                           (["a.npy", "a.npy"], "size mismatch"), (["z.npy", "z.npy"], "complex")]:
+        spec = "i,i->i" if files[0] == "z.npy" else "ij,jk->ik"
+        res = runner.invoke(cli, ["einsum", spec, *[str(tmp_path / f) for f in files],
+                                  "--backend", "sim"])
+        assert res.exit_code != 0 and message in res.output, (files, res.output)
+        assert res.exception is None or isinstance(res.exception, SystemExit)
