@@ -26,14 +26,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import inspect
 import json
 import os
+import resource
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +50,7 @@ SECTION = "bench_ezkl"
 LR = 0.01
 
 
-@dataclass
+@dataclasses.dataclass
 class Result:
     """One proof: who proved what, its times (s) and sizes (bytes); ``error`` when it failed."""
 
@@ -106,19 +110,17 @@ def zkfhe_inference(model, x) -> Result:
 # ----------------------------------------------------------------------------------------
 # ezkl
 # ----------------------------------------------------------------------------------------
-def load_ezkl():
-    """``(ezkl module, version)``, or raise RuntimeError saying exactly why it cannot be used."""
-    try:
-        import ezkl
-    except ImportError as exc:
-        raise RuntimeError(f"ezkl is not installed ({exc}); install it with `pip install ezkl onnx`") from None
-    try:
-        from importlib.metadata import version
+def ezkl_version() -> str | None:
+    """The installed ezkl's version, or None when it is not installed."""
+    import importlib.metadata
+    import importlib.util
 
-        ver = version("ezkl")
-    except Exception:  # noqa: BLE001 - a missing version string is not a reason to stop
-        ver = "unknown version"
-    return ezkl, ver
+    if importlib.util.find_spec("ezkl") is None:
+        return None
+    try:
+        return importlib.metadata.version("ezkl")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown version"
 
 
 def call(fn, *args, **kwargs):
@@ -127,65 +129,101 @@ def call(fn, *args, **kwargs):
     return asyncio.run(out) if inspect.isawaitable(out) else out
 
 
-def ezkl_inference(ezkl, model, x: np.ndarray, visibility: str, work: Path, max_logrows: int) -> Result:
-    """Prove inference of ``model`` on ``x`` with ezkl; the failing stage is named on error."""
-    res = Result("ezkl", "inference", len(x))
+def ezkl_inference(model, x: np.ndarray, visibility: str, work: Path, max_logrows: int) -> Result:
+    """Prove inference of ``model`` on ``x`` with ezkl in a child process (so that running out of
+    memory is a reported failure, not the end of the benchmark); the failing stage is named."""
     d = work / f"batch{len(x)}"
     d.mkdir(parents=True, exist_ok=True)
-    files = {n: str(d / n) for n in ("model.onnx", "input.json", "settings.json", "model.compiled",
-                                     "witness.json", "vk.key", "pk.key", "proof.json")}
-    stage = "ONNX export"
     try:
         sample = torch.as_tensor(x, dtype=torch.float32)
         with warnings.catch_warnings():  # the TorchScript exporter needs no onnxscript; torch calls it legacy
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (sample,), files["model.onnx"], input_names=["input"],
+            torch.onnx.export(model, (sample,), d / "model.onnx", input_names=["input"],
                               output_names=["output"], dynamo=False, opset_version=18)
-        Path(files["input.json"]).write_text(json.dumps({"input_data": [sample.reshape(-1).tolist()]}))
-        stage = "gen_settings"
+    except Exception as exc:  # noqa: BLE001 - report why and keep going
+        return Result("ezkl", "inference", len(x), error=f"ONNX export failed: {type(exc).__name__}: {exc}")
+    (d / "input.json").write_text(json.dumps({"input_data": [sample.reshape(-1).tolist()]}))
+    (d / "job.json").write_text(json.dumps({"batch": len(x), "visibility": visibility,
+                                            "max_logrows": max_logrows, "srs_dir": str(work)}))
+    (d / "result.json").unlink(missing_ok=True)
+    with open(d / "ezkl.log", "w") as log:
+        rc = subprocess.run([sys.executable, __file__, "--ezkl-child", str(d)], stdout=log,
+                            stderr=subprocess.STDOUT).returncode
+    if not (d / "result.json").exists():
+        tail = (d / "ezkl.log").read_text(errors="replace").strip().splitlines()[-1:]
+        return Result("ezkl", "inference", len(x), error=f"ezkl process exited with status {rc}: {' '.join(tail)}")
+    fields = json.loads((d / "result.json").read_text())
+    stage = fields.pop("stage")
+    res = Result(**fields)
+    if rc != 0 and not res.error:
+        how = (f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with status {rc}")
+        if rc == -signal.SIGKILL:
+            how += " (most likely the kernel's out-of-memory killer)"
+        res.error = f"{stage}: the ezkl process was {how}; {res.note}"
+    return res
+
+
+def ezkl_child(d: Path) -> None:
+    """The child process of :func:`ezkl_inference`: every ezkl stage on the files in ``d``; the
+    result so far is saved to ``d/result.json`` before each stage."""
+    job = json.loads((d / "job.json").read_text())
+    res = Result("ezkl", "inference", job["batch"])
+    files = {n: str(d / n) for n in ("model.onnx", "input.json", "settings.json", "model.compiled",
+                                     "witness.json", "vk.key", "pk.key", "proof.json")}
+
+    def stage(name: str) -> str:
+        (d / "result.json").write_text(json.dumps({**dataclasses.asdict(res), "stage": name}))
+        return name
+
+    name = stage("import ezkl")
+    try:
+        import ezkl
+
+        name = stage("gen_settings")
         run_args = ezkl.PyRunArgs()
-        run_args.input_visibility = visibility
-        run_args.param_visibility = visibility
+        run_args.input_visibility = job["visibility"]
+        run_args.param_visibility = job["visibility"]
         run_args.output_visibility = "public"
         call(ezkl.gen_settings, files["model.onnx"], files["settings.json"], py_run_args=run_args)
-        stage = "calibrate_settings"
-        call(ezkl.calibrate_settings, files["input.json"], files["model.onnx"], files["settings.json"],
-             "resources", max_logrows=max_logrows)
+        name = stage("calibrate_settings")
+        call(ezkl.calibrate_settings, files["input.json"], files["model.onnx"], files["settings.json"], "resources")
         settings = json.loads(Path(files["settings.json"]).read_text())
         logrows = settings["run_args"]["logrows"]
         res.note = (f"2^{logrows} rows ({settings['num_rows']} used), scale 2^{settings['run_args']['input_scale']}, "
-                    f"{visibility} input and weights")
-        if logrows > max_logrows:
-            raise RuntimeError(f"needs 2^{logrows} rows, over --ezkl-max-logrows {max_logrows}")
-        stage = "compile_circuit"
+                    f"{job['visibility']} input and weights")
+        if logrows > job["max_logrows"]:
+            raise RuntimeError(f"needs 2^{logrows} rows, over --ezkl-max-logrows {job['max_logrows']} (on a "
+                               "24 GiB machine, 2^21 rows meant an 18 GB proving key and an out-of-memory kill)")
+        name = stage("compile_circuit")
         call(ezkl.compile_circuit, files["model.onnx"], files["model.compiled"], files["settings.json"])
-        stage = "gen_srs"
-        srs = work / f"kzg{logrows}.srs"  # one test SRS per size, reused across batches and runs
+        name = stage("gen_srs")
+        srs = Path(job["srs_dir"]) / f"kzg{logrows}.srs"  # one test SRS per size, reused
         t_srs = 0.0
         if not srs.exists():
-            _, t_srs = timed(lambda: call(ezkl.gen_srs, str(srs) + ".tmp", logrows))
-            os.replace(str(srs) + ".tmp", srs)
-        stage = "setup"
-        _, t_setup = timed(lambda: call(ezkl.setup, files["model.compiled"], files["vk.key"],
-                                        files["pk.key"], str(srs)))
+            _, t_srs = timed(lambda: call(ezkl.gen_srs, f"{srs}.tmp", logrows))
+            os.replace(f"{srs}.tmp", srs)
+        name = stage("setup")
+        _, t_setup = timed(lambda: call(ezkl.setup, files["model.compiled"], files["vk.key"], files["pk.key"],
+                                        str(srs)))
         res.setup_s = t_srs + t_setup
         pk_mib = os.path.getsize(files["pk.key"]) / 2**20
-        res.note += f"; SRS {t_srs:.0f} s + setup {t_setup:.0f} s, proving key {pk_mib:.0f} MiB"
-        stage = "gen_witness + prove"
+        res.note += f"; SRS {t_srs:.0f} s + setup {t_setup:.0f} s, proving key {pk_mib:,.0f} MiB"
+        name = stage("gen_witness + prove")
         t0 = time.perf_counter()
         call(ezkl.gen_witness, files["input.json"], files["model.compiled"], files["witness.json"])
         call(ezkl.prove, files["witness.json"], files["model.compiled"], files["pk.key"], files["proof.json"], str(srs))
         res.prove_s = time.perf_counter() - t0
-        stage = "verify"
+        name = stage("verify")
         ok, res.verify_s = timed(lambda: call(ezkl.verify, files["proof.json"], files["settings.json"],
                                               files["vk.key"], str(srs)))
         if ok is not True:
             raise RuntimeError(f"ezkl.verify returned {ok!r}")
         proof = json.loads(Path(files["proof.json"]).read_text())
         res.proof_bytes = len(bytes.fromhex(proof["hex_proof"].removeprefix("0x")))
+        res.note += f", peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB"
     except Exception as exc:  # noqa: BLE001 - report any ezkl failure and keep going
-        res.error = f"{stage} failed: {type(exc).__name__}: {exc}".strip()
-    return res
+        res.error = f"{name} failed: {type(exc).__name__}: {exc}".strip()
+    stage("done")
 
 
 # ----------------------------------------------------------------------------------------

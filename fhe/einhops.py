@@ -48,7 +48,8 @@ def plan_einhops(b: Builder, terms: list[Term], out_labels, sizes, name: str) ->
     for t in terms:
         own = [c for c in dict.fromkeys(t.labels)]
         if not t.encrypted:
-            factors.append(Packed(((t.plain, term_map(t, order, {}, stride, block, sizes, slots)),)))
+            laid_out = term_map(t, order, {}, stride, block, sizes, slots)
+            factors.append(Packed(((t.plain, laid_out),)))
             continue
         b.step(f"permute {t.name}")
         target = term_map(t, own, {}, stride, block, sizes, slots)[None, :]

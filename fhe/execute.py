@@ -60,7 +60,8 @@ def execute(plan, backend, ciphertexts, plains, *, generate_keys: bool = True,
         elif op.kind == "mul":
             out = backend.mul(*args)
         else:
-            out = backend.mul_plain(args[0], _plaintext(backend, op, i, args[0], plains, memo, cache))
+            plain = _plaintext(backend, op, i, args[0], plains, memo, cache)
+            out = backend.mul_plain(args[0], plain)
         regs[op.out] = out
         for a in op.args:
             if last[a] == i and a not in keep:

@@ -433,7 +433,8 @@ class _Search:
                        if c in keep and c not in labels]
             options.append((i, j, rest, tuple(labels)))
         if len(terms) > EXHAUSTIVE_FOLD:
-            options = [min(options, key=lambda o: self._pair_score(b, terms[o[0]], terms[o[1]], o[3]))]
+            options = [min(options, key=lambda o: self._pair_score(
+                b, terms[o[0]], terms[o[1]], o[3]))]
         choices = []
         for i, j, rest, labels in options:
             def fold(c, i=i, j=j, rest=rest, labels=labels):
@@ -441,7 +442,8 @@ class _Search:
                 if pair is None:
                     return None
                 res = self._fold(c, rest + [pair], out_labels, out_layout)
-                return res and (res[0], f"pairwise ({terms[i].name}{terms[j].name} first): {res[1]}")
+                first = terms[i].name + terms[j].name
+                return res and (res[0], f"pairwise ({first} first): {res[1]}")
             choices.append((None, fold))
         return self._best(b, choices)
 

@@ -21,7 +21,8 @@ def test_plan_prints_layout_steps_and_cost(runner):
         assert needle in res.output
     res = runner.invoke(cli, ["plan", "ik,kj->ij", "--shapes", "16x32,32x32", "--slots", "16384",
                               "--plain", "1"])
-    assert res.exit_code == 0 and "plaintext" in res.output and "EinHops recipe: rotations=" in res.output
+    assert res.exit_code == 0 and "plaintext" in res.output
+    assert "EinHops recipe: rotations=" in res.output
 
 
 def test_einsum_on_sim_writes_the_result(runner, tmp_path):
@@ -30,8 +31,8 @@ def test_einsum_on_sim_writes_the_result(runner, tmp_path):
     np.save(tmp_path / "a.npy", a)
     np.save(tmp_path / "b.npy", b)
     out = tmp_path / "c.npy"
-    res = runner.invoke(cli, ["einsum", "ij,jk->ik", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
-                              "--backend", "sim", "--out", str(out)])
+    files = [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
+    res = runner.invoke(cli, ["einsum", "ij,jk->ik", *files, "--backend", "sim", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "max |error| vs numpy" in res.output and "simulator" in res.output
     np.testing.assert_allclose(np.load(out), a @ b, atol=1e-12)
@@ -41,8 +42,9 @@ def test_einsum_on_seal(runner, tmp_path):
     pytest.importorskip("tenseal")
     a = np.random.default_rng(1).uniform(-1, 1, (4, 4))
     np.save(tmp_path / "a.npy", a)
-    res = runner.invoke(cli, ["einsum", "ij,jk->ik", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"),
-                              "--backend", "seal", "--out", str(tmp_path / "c.npy")])
+    files = [str(tmp_path / "a.npy")] * 2
+    res = runner.invoke(cli, ["einsum", "ij,jk->ik", *files, "--backend", "seal",
+                              "--out", str(tmp_path / "c.npy")])
     assert res.exit_code == 0, res.output
     assert "SealBackend" in res.output
     np.testing.assert_allclose(np.load(tmp_path / "c.npy"), a @ a, atol=1e-3)
@@ -69,7 +71,8 @@ def test_bad_files_give_clean_errors(runner, tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     np.save(tmp_path / "a.npy", np.ones((2, 3)))
     np.save(tmp_path / "z.npy", np.ones(3, dtype=complex))
-    for files, message in [(["obj.npy", "a.npy"], "allow_pickle"), (["junk.npy", "a.npy"], "cannot read"),
+    for files, message in [(["obj.npy", "a.npy"], "allow_pickle"),
+                           (["junk.npy", "a.npy"], "cannot read"),
                            (["a.npy", "a.npy"], "size mismatch"), (["z.npy", "z.npy"], "complex")]:
         spec = "i,i->i" if files[0] == "z.npy" else "ij,jk->ik"
         res = runner.invoke(cli, ["einsum", spec, *[str(tmp_path / f) for f in files],

@@ -212,6 +212,18 @@ def test_desilo_parameter_choice():
         desilo_params(None, 3, 30, False)
 
 
+def test_desilo_two_levels_multiplies():
+    """desilofhe 2.0's max_level-2 engine cannot make a relinearisation key at its top level;
+    levels=2 must pick an engine that can."""
+    pytest.importorskip("desilofhe")
+    from fhe.backends.desilo import DesiloBackend
+
+    be = DesiloBackend(levels=2)
+    x = np.linspace(-1, 1, 8)
+    ct = be.mul(be.encrypt(x), be.encrypt(x))
+    np.testing.assert_allclose(be.decrypt(ct)[:8], x * x, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["seal", "desilo"])
 def test_backend_refuses_insecure(name):
     if name == "seal":

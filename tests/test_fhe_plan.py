@@ -53,7 +53,8 @@ def test_gather_moves_every_element(seed, slots, n_src):
     n = n_src * slots // 2
     source = np.full((n_src, slots), -1)
     for u in range(n_src):
-        source[u, rng.permutation(slots)[: slots // 2]] = np.arange(u * slots // 2, (u + 1) * slots // 2)
+        half = slots // 2
+        source[u, rng.permutation(slots)[:half]] = np.arange(u * half, (u + 1) * half)
     targets = np.full((2, slots), -1)
     for t in range(2):
         pick = rng.permutation(n)[: slots // 3]
@@ -64,12 +65,16 @@ def test_gather_moves_every_element(seed, slots, n_src):
     values = rng.uniform(-1, 1, n)
     backend = SimBackend(ring_degree=2 * slots, levels=1)
     backend.ensure_rotation_keys({op.step for op in b.ops if op.kind == "rotate"})
-    regs_ct = {r: backend.encrypt(np.where(source[u] >= 0, values[source[u]], 0)) for u, r in enumerate(regs)}
+    regs_ct = {r: backend.encrypt(np.where(source[u] >= 0, values[source[u]], 0))
+               for u, r in enumerate(regs)}
     for op in b.ops:
         args = [regs_ct[a] for a in op.args]
-        regs_ct[op.out] = {"rotate": lambda: backend.rotate(args[0], op.step),
-                           "add": lambda: backend.add(*args),
-                           "mul_plain": lambda: backend.mul_plain(args[0], op.plain.values(slots))}[op.kind]()
+        if op.kind == "rotate":
+            regs_ct[op.out] = backend.rotate(args[0], op.step)
+        elif op.kind == "add":
+            regs_ct[op.out] = backend.add(*args)
+        else:
+            regs_ct[op.out] = backend.mul_plain(args[0], op.plain.values(slots))
     for t, reg in enumerate(out):
         want = np.where(targets[t] >= 0, values[targets[t]], 0)
         np.testing.assert_allclose(backend.decrypt(regs_ct[reg]), want, atol=1e-12)
@@ -136,7 +141,7 @@ def test_strategies_agree_on_sim():
     for strategy in ["aligned", "diagonal", "einhops"]:
         p = fhe.plan("ij,jk->ik", (8, 8), (8, 8), slots=512, strategy=strategy)
         backend = SimBackend(ring_degree=1024, levels=4)
-        cts = [[backend.encrypt(v) for v in p.input_layouts[k].pack(x)] for k, x in enumerate((a, b))]
+        cts = [[backend.encrypt(v) for v in lay.pack(x)] for lay, x in zip(p.input_layouts, (a, b))]
         out = fhe.execute(p, backend, cts, [None, None])
         got = p.output_layout.unpack(np.stack([backend.decrypt(c) for c in out]))
         np.testing.assert_allclose(got, a @ b, atol=1e-12)

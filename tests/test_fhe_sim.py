@@ -110,8 +110,8 @@ def test_einhops_workloads(case):
 def test_einhops_baseline_runs_correctly():
     """The baseline recipe itself computes the einsum (it is a faithful, runnable plan)."""
     rng = np.random.default_rng(3)
-    for spec, shapes in [("ik,kj->ij", [(4, 8), (8, 8)]), ("ij,jk,kl->il", [(4, 2), (2, 2), (2, 4)]),
-                         ("i,j->ij", [(4,), (8,)])]:
+    for spec, shapes in [("ik,kj->ij", [(4, 8), (8, 8)]), ("i,j->ij", [(4,), (8,)]),
+                         ("ij,jk,kl->il", [(4, 2), (2, 2), (2, 4)])]:
         arrays = [rng.uniform(-1, 1, s) for s in shapes]
         p = fhe.plan(spec, *shapes, slots=256, strategy="einhops")
         backend = SimBackend(ring_degree=512, levels=6)
@@ -152,7 +152,7 @@ def test_chained_einsums_stay_encrypted():
     """An output layout (strided, possibly several ciphertexts) feeds the next einsum."""
     rng = np.random.default_rng(7)
     ctx = fhe.Context("sim", ring_degree=512, levels=8)
-    a, w1, w2 = rng.uniform(-1, 1, (8, 16)), rng.uniform(-1, 1, (16, 16)), rng.uniform(-1, 1, (16, 4))
+    a, w1, w2 = (rng.uniform(-1, 1, s) for s in [(8, 16), (16, 16), (16, 4)])
     x = ctx.encrypt(a)
     h = fhe.einsum("bi,io->bo", x, w1)                       # plaintext weights
     g = fhe.einsum("bo,bo->bo", h, h)                        # square, both encrypted

@@ -127,7 +127,9 @@ def seal_params(
 #: the 128-bit bound (e.g. L = 4..7 at N = 2^14) exist in desilofhe but are insecure by the
 #: HE standard, so the backend skips them unless ``allow_insecure``.
 DESILO_ENGINES: dict[int, tuple[int, int]] = {
-    1: (8192, 200), 2: (8192, 180),
+    # max_level 2 (8192, 180) is left out: desilofhe 2.0 cannot create a relinearisation key at
+    # that engine's top level, so levels=2 takes the max_level 3 engine.
+    1: (8192, 200),
     3: (16384, 420), 4: (16384, 480), 5: (16384, 540), 6: (16384, 540), 7: (16384, 520),
     8: (32768, 720), 9: (32768, 720), 10: (32768, 780), 11: (32768, 840), 12: (32768, 840),
     13: (32768, 900), 14: (32768, 960), 15: (32768, 960), 16: (32768, 1000), 17: (32768, 980),

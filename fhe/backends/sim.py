@@ -100,7 +100,7 @@ class SimBackend(Backend):
         v = np.asarray(values, dtype=np.float64).ravel()
         if v.size > self.slots:
             raise ShapeMismatch(f"{v.size} values do not fit in {self.slots} slots")
-        return np.concatenate([v, np.zeros(self.slots - v.size)]) if v.size < self.slots else v.copy()
+        return np.concatenate([v, np.zeros(self.slots - v.size)])
 
     def _noisy(self, v: np.ndarray) -> np.ndarray:
         return v + self._rng.normal(0.0, self.noise, v.shape) if self.noise else v
@@ -167,7 +167,8 @@ class SimBackend(Backend):
         self._need_level(a.level, "mul_plain")
         self.counters["mul_plain"] += 1
         self.counters["rescale"] += 1
-        return SimCiphertext(self._noisy(a.values * self._plain(values, a.level)), a.level - 1, self)
+        product = a.values * self._plain(values, a.level)
+        return SimCiphertext(self._noisy(product), a.level - 1, self)
 
     def rotate(self, a, step: int):
         a = self._own(a)
