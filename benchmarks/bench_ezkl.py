@@ -1,7 +1,7 @@
 """zkfhe proving a training step next to ezkl proving inference of the same MLP, in one run.
 
 Usage: ``python benchmarks/bench_ezkl.py [--quick] [--arch 784,256,256,10] [--batch 64]
-[--ezkl-batches 1] [--visibility polycommit] [--work DIR] [--no-write]``
+[--ezkl-batches 1,64] [--ezkl-max-logrows 20] [--visibility polycommit] [--work DIR] [--no-write]``
 
 ezkl is not a zkfhe dependency; install it into the benchmark environment with
 ``pip install ezkl onnx``. Without it (or if it fails) the script says exactly why and still
@@ -16,7 +16,10 @@ Both sides get the same seeded bias-free ``Linear, ReLU, ..., Linear`` model:
   downloaded), ``setup``, then the timed ``gen_witness`` + ``prove`` and ``verify``. Input and
   weights are ``polycommit`` by default (KZG-committed and hidden, output public): the
   counterpart of zkfhe's committed data and weights. SRS generation and key setup are one-time
-  costs per circuit and are reported apart from proving.
+  costs per circuit and are reported apart from proving. Each ezkl proof runs in a child process,
+  so that an out-of-memory kill is reported instead of ending the run: at batch 64 the MLP
+  784-256-256-10 needs 2^21 rows, an 18 GB proving key, and more than the 24 GiB of a 2-core
+  development machine; ``--ezkl-max-logrows`` (default 20) skips such circuits after calibration.
 
 Prints a table and rewrites this script's section of ``docs/benchmarks.md`` (between the
 ``bench_ezkl`` markers). Each figure is one run (the proofs take seconds to minutes), after a
@@ -192,8 +195,10 @@ def ezkl_child(d: Path) -> None:
         res.note = (f"2^{logrows} rows ({settings['num_rows']} used), scale 2^{settings['run_args']['input_scale']}, "
                     f"{job['visibility']} input and weights")
         if logrows > job["max_logrows"]:
-            raise RuntimeError(f"needs 2^{logrows} rows, over --ezkl-max-logrows {job['max_logrows']} (on a "
-                               "24 GiB machine, 2^21 rows meant an 18 GB proving key and an out-of-memory kill)")
+            res.error = (f"not run: the circuit needs 2^{logrows} rows, over --ezkl-max-logrows {job['max_logrows']} "
+                         "(on a 24 GiB machine, 2^21 rows meant an 18 GB proving key and an out-of-memory kill)")
+            stage("done")
+            return
         name = stage("compile_circuit")
         call(ezkl.compile_circuit, files["model.onnx"], files["model.compiled"], files["settings.json"])
         name = stage("gen_srs")
@@ -278,18 +283,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small MLP 64-32-32-10, batch 8 (a smoke test)")
     parser.add_argument("--arch", help="MLP widths, comma separated (default 784,256,256,10)")
     parser.add_argument("--batch", type=int, help="zkfhe training batch size (default 64; --quick 8)")
-    parser.add_argument("--ezkl-batches", default="1",
-                        help="comma-separated ezkl inference batch sizes (default 1; 64 needs ~2^21 rows)")
+    parser.add_argument("--ezkl-batches", help="comma-separated ezkl inference batch sizes (default 1,64; --quick 1)")
     parser.add_argument("--visibility", default="polycommit", choices=["polycommit", "private", "hashed"],
                         help="ezkl visibility of the input and weights (output is public)")
-    parser.add_argument("--ezkl-max-logrows", type=int, default=21,
-                        help="skip ezkl circuits larger than 2^N rows (memory and time)")
+    parser.add_argument("--ezkl-max-logrows", type=int, default=20,
+                        help="skip ezkl circuits of more than 2^N rows (default 20: 2^21 ran out of 24 GiB)")
     parser.add_argument("--work", type=Path, help="keep ezkl files (and its cached SRS) in this folder")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--ezkl-child", type=Path, help=argparse.SUPPRESS)  # internal: one ezkl proof
     args = parser.parse_args()
+    if args.ezkl_child:
+        ezkl_child(args.ezkl_child)
+        return
     arch = [int(w) for w in (args.arch or ("64,32,32,10" if args.quick else "784,256,256,10")).split(",")]
     batch = args.batch or (8 if args.quick else 64)
-    ezkl_batches = [int(b) for b in args.ezkl_batches.split(",")]
+    ezkl_batches = [int(b) for b in (args.ezkl_batches or ("1" if args.quick else "1,64")).split(",")]
     if len(arch) < 2 or min(arch) < 1 or batch < 1 or min(ezkl_batches) < 1:
         parser.error("--arch needs at least two positive widths; batch sizes must be positive")
     config = (f"{'--quick, ' if args.quick else ''}MLP {'-'.join(map(str, arch))}, zkfhe training batch {batch}, "
@@ -308,18 +316,18 @@ def main() -> None:
     for b in ezkl_batches:
         print(f"zkfhe: inference, batch {b} ...", flush=True)
         rows.append(zkfhe_inference(model, inputs[b]))
-    try:
-        ezkl, version = load_ezkl()
-        ezkl_status = f"ezkl {version}"
-    except RuntimeError as exc:
-        ezkl, ezkl_status = None, f"ezkl not run: {exc}"
+    version = ezkl_version()
+    if version is None:
+        ezkl_status = "ezkl not run: it is not installed in this environment (`pip install ezkl onnx`)"
         print(ezkl_status, flush=True)
-    if ezkl is not None:
+        rows += [Result("ezkl", "inference", b, error="not run: ezkl is not installed") for b in ezkl_batches]
+    else:
+        ezkl_status = f"ezkl {version}"
         with tempfile.TemporaryDirectory(prefix="bench_ezkl_") as tmp:
             work = args.work or Path(tmp)
             for b in ezkl_batches:
-                print(f"ezkl: inference, batch {b} (files in {work}) ...", flush=True)
-                res = ezkl_inference(ezkl, model, inputs[b], args.visibility, work, args.ezkl_max_logrows)
+                print(f"ezkl: inference, batch {b} (files and log in {work}/batch{b}) ...", flush=True)
+                res = ezkl_inference(model, inputs[b], args.visibility, work, args.ezkl_max_logrows)
                 if res.error:
                     print(f"ezkl: {res.error}", flush=True)
                 rows.append(res)

@@ -191,6 +191,14 @@ def test_bad_arguments(tmp_path, args, code, words):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_failed_proof_leaves_the_old_file_alone(tmp_path):
+    out = tmp_path / "run.zkp"
+    out.write_bytes(b"old")
+    result = run("prove", "--arch", "4,2", "--batch", 2, "--lr", "1e6", "--quiet", "--out", out)
+    assert_clean_failure(result, 1, "cannot prove", "learning rate")
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["run.zkp"]
+
+
 def test_missing_out_and_bad_out(tmp_path):
     assert_clean_failure(run("prove", "--arch", "4,2"), 2, "--out")
     assert_clean_failure(run("prove", "--arch", "4,2", "--out", tmp_path), 2, "is a directory")
