@@ -26,6 +26,7 @@ demo: install
 	$(BIN)/python examples/demo.py
 
 bench: install
+	$(BIN)/pip install -q ezkl onnx || echo "ezkl could not be installed: bench_ezkl.py reports zkfhe only"
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -229,3 +229,12 @@ def test_non_boolean_bits_are_rejected_by_booleanity(honest):
             v[key] = v[key].astype(np.int64)
             v[key][0, 0] += delta
     assert "booleanity" in _cheat(circuit, values, edit)
+
+
+def test_tiny_learning_rate_and_size_limits():
+    """lr = 1e-12 makes the SGD remainder wider than 64 bits (Python integers throughout)."""
+    proof, _ = zk.prove_training(mlp((3, 2, 2)), batches((3, 2, 2), 2, 1), 1e-12)
+    assert proof.statement.circuit.k_update > 64
+    assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes()))
+    with pytest.raises(ValueError, match="too large to prove"):
+        zk.prove_training(mlp((3, 70000, 2)), batches((3, 70000, 2), 1, 1), 0.1)

@@ -28,26 +28,27 @@ def signed_weights(q: int) -> list[int]:
     return [1 << i for i in range(q - 1)] + [-(1 << (q - 1))]
 
 
-def _int64(values: np.ndarray, lo: int, hi: int, what: str) -> np.ndarray:
-    """``values`` as int64 after checking ``lo <= v < hi`` (ValueError naming ``what``)."""
+def _checked(values: np.ndarray, lo: int, hi: int, what: str) -> np.ndarray:
+    """``values`` after checking ``lo <= v < hi`` (ValueError naming ``what``): int64 when the
+    range fits, Python integers (object array) when it does not."""
     a = np.asarray(values)
     if a.size:
         vmin, vmax = int(a.min()), int(a.max())
         if vmin < lo or vmax >= hi:
             raise ValueError(f"{what}: values in [{vmin}, {vmax}] leave the proof's range [{lo}, {hi})")
-    return a.astype(np.int64)
+    return a.astype(np.int64) if -(1 << 63) <= lo and hi <= 1 << 63 else a.astype(object)
 
 
 def unsigned(values, k: int, what: str) -> np.ndarray:
     """Planes ``(k, *shape)`` (uint8) of values in ``[0, 2^k)``; ValueError naming ``what`` otherwise."""
-    a = _int64(values, 0, 1 << k, what)
+    a = _checked(values, 0, 1 << k, what)
     return np.stack([(a >> i) & 1 for i in range(k)]).astype(np.uint8) if k else \
         np.zeros((0, *a.shape), np.uint8)
 
 
 def signed(values, q: int, what: str) -> np.ndarray:
     """Two's-complement planes ``(q, *shape)`` of values in ``[-2^(q-1), 2^(q-1))``."""
-    a = _int64(values, -(1 << (q - 1)), 1 << (q - 1), what)
+    a = _checked(values, -(1 << (q - 1)), 1 << (q - 1), what)
     return np.stack([(a >> i) & 1 for i in range(q)]).astype(np.uint8)
 
 

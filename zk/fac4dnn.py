@@ -231,10 +231,13 @@ class Circuit:
 # committing
 # ----------------------------------------------------------------------------------------
 def pad(values: np.ndarray, shape: tuple) -> np.ndarray:
+    """``values`` zero-padded to ``shape``: uint8 planes stay uint8, integers become int64, or
+    Python integers where they exceed int64 (e.g. remainders of a very small learning rate)."""
     a = np.asarray(values)
-    if a.dtype == object:
-        a = a.astype(np.int64)  # the callers range-checked these
-    out = np.zeros(shape, dtype=np.uint8 if a.dtype == np.uint8 else np.int64)
+    if a.dtype == object and a.size and max(abs(int(a.min())), abs(int(a.max()))) < 1 << 62:
+        a = a.astype(np.int64)
+    dtype = a.dtype if a.dtype in (np.uint8, object) else np.int64
+    out = np.zeros(shape, dtype=dtype)
     out[tuple(slice(0, n) for n in a.shape)] = a
     return out
 

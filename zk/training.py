@@ -325,6 +325,14 @@ def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, o
             planes("Gb", l, vals["loss.grad"], bits.signed, circuit.q_grad, "loss gradient")
 
 
+def _check_limits(widths, batch: int) -> None:
+    """Refuse what the proof format cannot state (the parser enforces the same limits)."""
+    if len(widths) - 1 > MAX_LAYERS or max(widths) > MAX_WIDTH or batch > MAX_BATCH:
+        raise ValueError(f"too large to prove: at most {MAX_LAYERS} layers, widths up to "
+                         f"{MAX_WIDTH} and batches up to {MAX_BATCH} (got {len(widths) - 1} layers, "
+                         f"widths {widths}, batch {batch})")
+
+
 def _float_inputs(x, what: str) -> np.ndarray:
     from circuits.interpret import as_array
 
@@ -382,6 +390,7 @@ def training_witness(model, batches, lr: float, steps: int | None = None, scale_
             raise ValueError(f"batch {i} has {x.shape[0]} rows, batch 0 has {data[0][0].shape[0]}")
         data.append((x, y))
     batch = data[0][0].shape[0]
+    _check_limits(widths, batch)
     lr_q, lr_bits = quantize_lr(lr)
     circuit = Circuit(widths, batch, steps, scale_bits, lr_q, lr_bits, True)
     graph = circuits.trace_training(model, batch, lr, scale_bits=scale_bits)
@@ -429,6 +438,7 @@ def prove_inference(model, X, scale_bits: int = 16, progress=None,
     graph = circuits.trace(model, x)
     params = model.state_dict()
     widths = tuple([x.shape[1]] + [params[f"{p}.weight"].shape[0] for p in prefixes])
+    _check_limits(widths, x.shape[0])
     circuit = Circuit(widths, x.shape[0], 1, scale_bits, training=False)
     vals = circuits.run(graph, {"x": x, **{k: _float_inputs(v, k) for k, v in params.items()}},
                         mode="fixed")
