@@ -48,6 +48,7 @@ import torch
 from _doc import DOC, machine, write_section
 
 import zk
+from zk.training import synthetic_mlp
 
 SECTION = "bench_ezkl"
 LR = 0.01
@@ -68,17 +69,6 @@ class Result:
     error: str = ""
 
 
-def mlp(arch: list[int], seed: int = 0) -> torch.nn.Sequential:
-    """A seeded bias-free MLP with ReLU between the Linear layers."""
-    torch.manual_seed(seed)
-    layers: list[torch.nn.Module] = []
-    for i, (a, b) in enumerate(zip(arch, arch[1:])):
-        layers.append(torch.nn.Linear(a, b, bias=False))
-        if i < len(arch) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
 def timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -90,7 +80,7 @@ def timed(fn):
 # ----------------------------------------------------------------------------------------
 def warm_up() -> None:
     """Compile the numba kernels outside the timings (a tiny training and inference proof)."""
-    model, rng = mlp([4, 3, 2]), np.random.default_rng(1)
+    model, rng = synthetic_mlp([4, 3, 2]), np.random.default_rng(1)
     x, y = rng.standard_normal((2, 4)), rng.standard_normal((2, 2))
     zk.verify_training(zk.prove_training(model, [(x, y)], LR)[0])
     zk.verify_inference(zk.prove_inference(model, x))
@@ -303,7 +293,7 @@ def main() -> None:
     config = (f"{'--quick, ' if args.quick else ''}MLP {'-'.join(map(str, arch))}, zkfhe training batch {batch}, "
               f"ezkl inference batch {', '.join(map(str, ezkl_batches))}, ezkl {args.visibility}")
 
-    model = mlp(arch)
+    model = synthetic_mlp(arch)
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((batch, arch[0])), rng.standard_normal((batch, arch[-1]))
     inputs = {b: rng.standard_normal((b, arch[0])) if b > batch else x[:b] for b in ezkl_batches}

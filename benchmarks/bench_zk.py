@@ -12,26 +12,9 @@ import time
 from datetime import date
 
 import numpy as np
-import torch
-
 import zk
+from zk.training import synthetic_batches, synthetic_mlp
 from _doc import machine, write_section
-
-
-def mlp(widths, seed=0):
-    torch.manual_seed(seed)
-    layers = []
-    for i in range(len(widths) - 1):
-        layers.append(torch.nn.Linear(widths[i], widths[i + 1], bias=False))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
-def data(widths, batch, steps, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch, widths[0], generator=g), torch.randn(batch, widths[-1], generator=g))
-            for _ in range(steps)]
 
 
 def timed(fn):
@@ -52,8 +35,8 @@ def bench_einsum(shape_a, shape_b):
 
 
 def bench_training(widths, batch, steps, inference=False):
-    model = mlp(widths)
-    batches = data(widths, batch, steps)
+    model = synthetic_mlp(widths)
+    batches = synthetic_batches(widths, batch, steps)
     arch = "-".join(map(str, widths))
     if inference:
         proof, tp = timed(lambda: zk.prove_inference(model, batches[0][0]))

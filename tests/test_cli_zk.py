@@ -8,7 +8,8 @@ from click.testing import CliRunner
 import circuits
 import zk
 from zkfhe.cli import cli
-from zkfhe.cli_zk import load_model, random_model
+from zk.training import synthetic_mlp
+from zkfhe.cli_zk import load_model
 
 TINY = ["--arch", "6,5,3", "--batch", "3", "--quiet"]
 
@@ -69,8 +70,8 @@ def test_synthetic_run_is_determined_by_the_seed(proved, tmp_path):
     assert a.keys() == b.keys() == {"0.weight", "2.weight"}
     assert all(torch.equal(a[k], b[k]) for k in a)
     # and another seed gives another model
-    other = random_model((6, 5, 3), np.random.default_rng(4))
-    assert not torch.equal(other[0].weight, random_model((6, 5, 3), np.random.default_rng(3))[0].weight)
+    other = synthetic_mlp((6, 5, 3), 4)
+    assert not torch.equal(other[0].weight, synthetic_mlp((6, 5, 3), 3)[0].weight)
 
 
 @pytest.mark.parametrize("position", [0, 3, 9, 200, -40, -1])

@@ -14,19 +14,11 @@ from zk.fac4dnn import pad
 
 
 def mlp(widths, seed=0):
-    torch.manual_seed(seed)
-    layers = []
-    for i in range(len(widths) - 1):
-        layers.append(torch.nn.Linear(widths[i], widths[i + 1], bias=False))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
+    return training.synthetic_mlp(widths, seed)
 
 
 def batches(widths, batch, steps, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(batch, widths[0], generator=g), torch.randn(batch, widths[-1], generator=g))
-            for _ in range(steps)]
+    return training.synthetic_batches(widths, batch, steps, seed)
 
 
 @pytest.fixture(scope="module")

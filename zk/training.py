@@ -37,7 +37,8 @@ from .transcript import Transcript
 from .wire import Reader, section
 
 __all__ = ["TrainingStatement", "TrainingProof", "InferenceProof", "prove_training",
-           "verify_training", "prove_inference", "verify_inference"]
+           "verify_training", "prove_inference", "verify_inference", "synthetic_mlp",
+           "synthetic_batches"]
 
 VERSION = 1
 MAGIC = {True: b"ZKTRAIN\0", False: b"ZKINFER\0"}
@@ -331,6 +332,29 @@ def _check_limits(widths, batch: int) -> None:
         raise ValueError(f"too large to prove: at most {MAX_LAYERS} layers, widths up to "
                          f"{MAX_WIDTH} and batches up to {MAX_BATCH} (got {len(widths) - 1} layers, "
                          f"widths {widths}, batch {batch})")
+
+
+def synthetic_mlp(widths, seed: int = 0):
+    """A seeded bias-free ReLU MLP ``Linear, ReLU, ..., Linear`` of the given widths, float32
+    weights uniform in torch's default range ``±1/sqrt(fan_in)`` (for demos, the CLI's
+    ``--arch``, tests and benchmarks)."""
+    import torch
+
+    rng = np.random.default_rng(seed)
+    layers: list = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        linear = torch.nn.Linear(a, b, bias=False)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(rng.uniform(-1, 1, (b, a)) / np.sqrt(a)))
+        layers += [linear, torch.nn.ReLU()] if i < len(widths) - 2 else [linear]
+    return torch.nn.Sequential(*layers)
+
+
+def synthetic_batches(widths, batch: int, steps: int, seed: int = 0) -> list:
+    """``steps`` seeded ``(X, Y)`` batches, standard normal, float32."""
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((batch, widths[0]), dtype=np.float32),
+             rng.standard_normal((batch, widths[-1]), dtype=np.float32)) for _ in range(steps)]
 
 
 def _float_inputs(x, what: str) -> np.ndarray:

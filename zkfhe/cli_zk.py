@@ -81,14 +81,6 @@ def mlp_from_weights(weights: list):
     return torch.nn.Sequential(*layers)
 
 
-def random_model(arch: tuple[int, ...], rng: np.random.Generator):
-    """Seeded float32 weights ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (torch's Linear default range)."""
-    import torch
-
-    return mlp_from_weights([torch.from_numpy((rng.uniform(-1, 1, (b, a)) / math.sqrt(a)).astype(np.float32))
-                             for a, b in zip(arch, arch[1:])])
-
-
 def load_model(path: str):
     """The MLP of a torch ``state_dict`` file (loaded with ``weights_only=True``)."""
     import torch
@@ -266,8 +258,9 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, ou
     save_path = _check_writable(save_model, "--save-model") if save_model else None
     _check_device(device)
 
-    rng = np.random.default_rng(seed)
-    model = load_model(model_path) if model_path else random_model(arch, rng)
+    from zk.training import synthetic_batches, synthetic_mlp
+
+    model = load_model(model_path) if model_path else synthetic_mlp(arch, seed)
     widths = tuple([model[0].in_features] + [m.out_features for m in model if hasattr(m, "out_features")])
     if data_path:
         x, y = load_data(data_path, need_y=not inference)
@@ -290,8 +283,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, ou
     else:
         batch = batch or DEFAULT_BATCH
         n = 1 if inference else (steps or 1)
-        batches = [(rng.standard_normal((batch, widths[0])), rng.standard_normal((batch, widths[-1])))
-                   for _ in range(n)]
+        batches = synthetic_batches(widths, batch, n, seed + 1)
     lr = DEFAULT_LR if lr is None else lr
     steps = steps or len(batches)
 
