@@ -28,6 +28,7 @@ from __future__ import annotations
 import builtins
 import operator
 import secrets
+import types as types_
 
 import numba
 import numpy as np
@@ -39,7 +40,7 @@ __all__ = [
     "R", "BYTES", "ZERO", "ONE",
     "from_int", "to_int", "to_signed", "to_bytes", "from_bytes",
     "add", "sub", "neg", "mul", "square", "pow", "inv", "sum", "inner", "powers", "equal",
-    "zeros", "ones", "random", "random_seeded",
+    "zeros", "ones", "empty", "random", "random_seeded",
     "asarray", "parallel_chunks", "mont_mul", "add_mod", "sub_mod", "load", "store",
 ]
 
@@ -242,7 +243,12 @@ class kernel:
 
     def __init__(self, py_func) -> None:
         self.parallel = njit(parallel=True, cache=True)(py_func)
-        self.serial = njit(cache=True)(py_func)
+        # a renamed copy: numba's on-disk cache is keyed by the function's (code) name, not by
+        # the ``parallel`` flag, so the two variants must not share one
+        name = py_func.__name__ + "_serial"
+        code = py_func.__code__.replace(co_name=name, co_qualname=name)
+        serial = types_.FunctionType(code, py_func.__globals__, name)
+        self.serial = njit(cache=True)(serial)
         self.__doc__ = py_func.__doc__
 
     def __getitem__(self, n: int):
@@ -417,6 +423,16 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def empty(shape, dtype=np.uint64) -> np.ndarray:
+    """``np.empty`` with its pages touched on this thread when large: parallel kernels writing
+    into fresh pages from several threads fault them in several times slower (measured 3x on
+    the 2-core machine), so big outputs are pre-faulted (one write per 4 KiB page)."""
+    out = np.empty(shape, dtype=dtype)
+    if out.nbytes >= 1 << 22:
+        out.reshape(-1).view(np.uint8)[:: 4096] = 0
+    return out
+
+
 def _rows(a: np.ndarray, shape: tuple) -> np.ndarray:
     """``a`` as ``(prod(shape), 4)`` rows, or ``(1, 4)`` if ``a`` is one element (the kernels broadcast it)."""
     if a.shape[:-1] == shape or a.size == 4:
@@ -432,7 +448,7 @@ def parallel_chunks(n: int, grain: int) -> int:
 def _binary(op: int, a, b) -> np.ndarray:
     a, b = asarray(a, "a"), asarray(b, "b")
     shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
-    out = np.empty(shape + (4,), dtype=np.uint64)
+    out = empty(shape + (4,))
     _binary_kernel[out.size // 4](op, _rows(a, shape), _rows(b, shape), out.reshape(-1, 4))
     return out
 
@@ -449,7 +465,7 @@ def _canonical(a: np.ndarray) -> np.ndarray:
 def _from_canonical(raw: np.ndarray, what: str) -> np.ndarray:
     """Montgomery form of canonical ``(n, 4)`` limbs; ValueError naming the first one ``>= r``."""
     raw = _contiguous(raw.astype(np.uint64, copy=False))
-    out = np.empty_like(raw)
+    out = empty(raw.shape)
     bad = np.zeros(raw.shape[0], dtype=np.bool_)
     _from_canonical_kernel[raw.shape[0]](raw, out, bad)
     if bad.any():
@@ -468,7 +484,7 @@ def from_int(values) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind in "iub" and not (arr.dtype == np.uint64 and arr.size and arr.max() > _INT64_MAX):
         v = np.ascontiguousarray(arr, dtype=np.int64).reshape(-1)
-        out = np.empty((v.shape[0], 4), dtype=np.uint64)
+        out = empty((v.shape[0], 4))
         _from_i64_kernel[v.shape[0]](v, out)
         return out.reshape(arr.shape + (4,))
     if isinstance(values, np.ndarray) and arr.dtype.kind not in "uO":
@@ -559,7 +575,7 @@ def pow(a, e: int) -> np.ndarray:
     if e < 0:
         a, e = inv(a), -e
     exp = np.array([(e >> (64 * k)) & _MASK64 for k in range(max(1, -(-e.bit_length() // 64)))], dtype=np.uint64)
-    out = np.empty(a.shape, dtype=np.uint64)
+    out = empty(a.shape)
     _pow_kernel[out.size // 4 * 64](_contiguous(a).reshape(-1, 4), exp, out.reshape(-1, 4))
     return out
 
@@ -572,7 +588,7 @@ def inv(a) -> np.ndarray:
         where = np.unravel_index(int(np.argmax(zero)), zero.shape)
         raise ZeroDivisionError(f"inv: element at index {tuple(map(int, where))} is zero")
     rows = _contiguous(a).reshape(-1, 4)
-    out = np.empty(a.shape, dtype=np.uint64)
+    out = empty(a.shape)
     _inv_kernel[rows.shape[0]](rows, parallel_chunks(rows.shape[0], 4096), out.reshape(-1, 4))
     return out
 
@@ -607,7 +623,7 @@ def powers(x, n: int) -> np.ndarray:
     x = from_int(x) if isinstance(x, int) else asarray(x, "x")
     if x.shape != (4,):
         raise ValueError(f"powers: x must be one element, got shape {x.shape}")
-    out = np.empty((operator.index(n), 4), dtype=np.uint64)
+    out = empty((operator.index(n), 4))
     _powers_kernel(_contiguous(x).reshape(1, 4), out)
     return out
 
@@ -628,7 +644,7 @@ def ones(shape=()) -> np.ndarray:
 def _from_wide(raw: bytes, shape: tuple) -> np.ndarray:
     """Reduce 64 random bytes per element mod ``r`` (statistical distance from uniform < 2^-256)."""
     wide = np.frombuffer(raw, dtype="<u8").reshape(-1, 8).astype(np.uint64)
-    out = np.empty((wide.shape[0], 4), dtype=np.uint64)
+    out = empty((wide.shape[0], 4))
     _wide_reduce_kernel[wide.shape[0]](wide, out)
     return out.reshape(shape + (4,))
 

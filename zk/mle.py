@@ -96,7 +96,7 @@ def _eq_kernel(point, out):
 def eq_table(point) -> np.ndarray:
     """Table of ``x -> eq(point, x)`` over ``{0,1}^m`` (``point``: field array ``(m, 4)``)."""
     point = np.ascontiguousarray(field.asarray(point, "point")).reshape(-1, 4)
-    out = np.empty((1 << point.shape[0], 4), dtype=np.uint64)
+    out = field.empty((1 << point.shape[0], 4))
     out[0] = field.ONE
     _eq_kernel[out.shape[0]](point, out)
     return out

@@ -116,7 +116,9 @@ class SumcheckProver:
         shapes = {t.shape for t in tables}
         if len(shapes) != 1 or tables[0].ndim != 2 or not len(tables[0]) or len(tables[0]) & (len(tables[0]) - 1):
             raise ValueError(f"sumcheck: expected tables of one shape (2^m, 4), got shapes {sorted(shapes)}")
-        self._tables = np.array(tables, dtype=np.uint64, order="C")
+        self._tables = field.empty((len(tables),) + tables[0].shape)
+        for dst, src in zip(self._tables, tables):
+            dst[...] = src
         k, n = self._tables.shape[:2]
         if not terms:
             raise ValueError("sumcheck: no terms")
