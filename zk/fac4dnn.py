@@ -82,8 +82,8 @@ class Circuit:
         return 2 * self.scale_bits + 16
 
     @property
-    def q_update(self) -> int:  # weight updates (scale S)
-        return self.scale_bits + 16
+    def q_update(self) -> int:  # weight updates (scale S): |lr * gradient| < 128
+        return self.scale_bits + 8
 
     @property
     def k_update(self) -> int:  # remainder of the SGD division
@@ -215,11 +215,19 @@ class Circuit:
         return [inst for _, inst in sorted(by_shape.items())]
 
     def bit_groups(self) -> list[list[Key]]:
+        """Bit planes per padded shape, cut into power-of-two counts (86 planes: 64 + 16 + 4 + 2)
+        so no booleanity sumcheck runs over padding instances."""
         by_shape: dict = {}
         for key, shape in self.proof_keys:
             if key[3] >= 0:
                 by_shape.setdefault(shape, []).append(key)
-        return [keys for _, keys in sorted(by_shape.items())]
+        groups = []
+        for _, keys in sorted(by_shape.items()):
+            while keys:
+                n = 1 << (len(keys).bit_length() - 1)
+                groups.append(keys[:n])
+                keys = keys[n:]
+        return groups
 
     @staticmethod
     def h(t: int, l: int) -> Key:

@@ -17,11 +17,11 @@ from . import field, group
 from .commit import Commitment, Opening
 
 
-#: Instance commitments have at most 2^6 rows and at least 2^8 columns (when the instance is
+#: Instance commitments have at most 2^6 rows and at least 2^10 columns (when the instance is
 #: that big): wide rows keep the many commitments of bit planes short (small instances are one
-#: row), while openings stay an inner-product argument over 2^8..2^(m-6) columns.
+#: row), while openings stay an inner-product argument over 2^10..2^(m-6) columns.
 MAX_ROW_VARS = 6
-MIN_COL_VARS = 8
+MIN_COL_VARS = 10
 
 
 def instance_col_vars(num_vars: int) -> int:
