@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -171,9 +171,25 @@ class Commitment:
         if len(self.rows) != 1 << m_row:
             raise ValueError(f"Commitment: {self.num_vars} variables need {1 << m_row} rows, got {len(self.rows)}")
 
+    @cached_property
+    def row_bytes(self) -> bytes:
+        """The rows' compressed encodings, concatenated (computed once per commitment)."""
+        return group.points_to_bytes(self.rows)
+
     def to_bytes(self) -> bytes:
         """``version (1 byte) || num_vars (1 byte) || col_vars (1 byte) || rows (48 bytes each)``."""
-        return bytes([_COMMITMENT_VERSION, self.num_vars, self.col_vars]) + group.points_to_bytes(self.rows)
+        return bytes([_COMMITMENT_VERSION, self.num_vars, self.col_vars]) + self.row_bytes
+
+    @classmethod
+    def concat(cls, parts, num_vars: int, padding_rows: int = 0) -> "Commitment":
+        """The commitment whose rows are ``parts``' rows in order, then ``padding_rows`` identity
+        rows (commitments to zero rows with blind 0); it reuses the parts' encodings."""
+        identity = group.identity()
+        out = cls(num_vars, tuple(p for c in parts for p in c.rows) + (identity,) * padding_rows,
+                  parts[0].col_vars)
+        out.__dict__["row_bytes"] = (b"".join(c.row_bytes for c in parts)
+                                     + group.point_to_bytes(identity) * padding_rows)
+        return out
 
     @classmethod
     def from_bytes(cls, data) -> Commitment:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import field, group
+from . import field
 from .commit import Commitment, Opening
 
 
@@ -61,10 +61,8 @@ def stack(commitments, openings=None) -> Stack:
         raise ValueError("stack: instances of different layouts")
     n = _pad_count(len(commitments))
     rows_per = len(commitments[0].rows)
-    rows = [p for x in commitments for p in x.rows]
-    rows += [group.identity()] * ((n - len(commitments)) * rows_per)
     k = n.bit_length() - 1
-    com = Commitment(m + k, tuple(rows), c)
+    com = Commitment.concat(commitments, m + k, (n - len(commitments)) * rows_per)
     opening = None
     if openings is not None:
         openings = list(openings)
