@@ -43,3 +43,11 @@ def write_section(name: str, body: str, doc: Path = DOC) -> None:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def publish(name: str, body: str, write: bool = True, doc: Path = DOC) -> None:
+    """Print a benchmark's section and, unless ``write`` is false (``--no-write``), store it."""
+    print(body)
+    if write:
+        write_section(name, body, doc)
+        print(f"\nwrote {doc}")

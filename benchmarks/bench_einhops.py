@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _doc import DOC, machine, write_section
+from _doc import DOC, machine, publish
 
 import fhe
 from fhe.backends.params import desilo_params, seal_params
@@ -167,9 +167,7 @@ def main() -> None:
               + ", ".join(sorted({f"{r['backend']} {r['security']}-bit" for r in rows})))
     body = render(rows, config)
     print()
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
+    publish(SECTION, body, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _doc import DOC, machine, write_section
+from _doc import machine, publish
 
 import zk
 from zk.training import synthetic_mlp
@@ -323,10 +323,7 @@ def main() -> None:
                 rows.append(res)
 
     body = render(rows, arch, batch, config, ezkl_status)
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
-        print(f"\nwrote {DOC}")
+    publish(SECTION, body, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import datetime
 
 import numba
 import numpy as np
-from _doc import DOC, best_time, machine, write_section
+from _doc import best_time, machine, publish
 
 from zk import field as F
 from zk import mle, sumcheck
@@ -78,10 +78,7 @@ def main() -> None:
     else:
         rows, config = measure(20, [16, 18, 20], repeat=5), "full (Fr ops on 2^20 elements, tables 2^16..2^20, best of 5)"
     body = render(rows, config)
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
-        print(f"\nwrote {DOC}")
+    publish(SECTION, body, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 import random
 
 import numpy as np
-from _doc import best_time, machine, write_section
+from _doc import best_time, machine, publish
 from py_arkworks_bls12381 import G1Point, Scalar
 
 import gpu
@@ -125,14 +125,13 @@ def rows_gpu(rows: list[tuple]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-log", type=int, default=24, help="largest GPU size 2^N (default 24)")
+    parser.add_argument("--quick", action="store_true", help="GPU sizes up to 2^16 only (a smoke test)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
-    rows = bench(args.max_log, max_log_cpu_mul=20, max_log_cpu_msm=16 if gpu.available() else 14)
+    max_log = min(args.max_log, 16) if args.quick else args.max_log
+    rows = bench(max_log, max_log_cpu_mul=20, max_log_cpu_msm=16 if gpu.available() else 14)
     text = section(rows)
-    print(text)
-    if not args.no_write:
-        write_section(SECTION, text)
-        print("wrote docs/benchmarks.md")
+    publish(SECTION, text, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 import datetime
 
 import numpy as np
-from _doc import DOC, best_time, machine, write_section
+from _doc import best_time, machine, publish
 from py_arkworks_bls12381 import G1Point
 
 from zk import commit as cm
@@ -127,10 +127,7 @@ def main() -> None:
         config = "full (MSM 2^12..2^18, tensors 2^14..2^18 and 64x784, 784x256, best of 3)"
     cm.DEFAULT_KEY.g(1 << 10)  # derive the generators outside the timings
     body = render(measure_msm(msm_sizes, repeat), measure_hyrax(cases, repeat), config)
-    print(body)
-    if not args.no_write:
-        write_section(SECTION, body)
-        print(f"\nwrote {DOC}")
+    publish(SECTION, body, not args.no_write)
 
 
 if __name__ == "__main__":

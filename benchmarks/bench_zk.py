@@ -14,7 +14,7 @@ from datetime import date
 import numpy as np
 import zk
 from zk.training import synthetic_batches, synthetic_mlp
-from _doc import machine, write_section
+from _doc import machine, publish
 
 
 def timed(fn):
@@ -74,9 +74,7 @@ def main() -> None:
             f"Date {date.today()}; machine: {machine()}; configuration: "
             f"{'quick' if args.quick else 'full'}, scale 2^16, lr 0.01, one run each (CPU only).\n\n"
             + table)
-    print(body)
-    if not args.no_write:
-        write_section("bench_zk", body)
+    publish("bench_zk", body, not args.no_write)
 
 
 if __name__ == "__main__":

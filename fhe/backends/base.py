@@ -26,6 +26,8 @@ from collections import Counter
 
 import numpy as np
 
+from ..errors import ShapeMismatch
+
 
 class Backend(ABC):
     """A CKKS engine with its keys. Subclasses: ``sim``, ``seal``, ``desilo``."""
@@ -53,6 +55,10 @@ class Backend(ABC):
         return None
 
     # -- keys --------------------------------------------------------------------------
+    def _shift(self, step: int) -> int:
+        """A rotation amount as the left shift in ``[0, slots)`` it performs (the key's index)."""
+        return int(step) % self.slots
+
     @abstractmethod
     def ensure_rotation_keys(self, steps) -> None:
         """Generate the Galois keys for the given left-rotation amounts (idempotent)."""
@@ -62,6 +68,13 @@ class Backend(ABC):
         """Whether ``rotate(ct, step)`` can run without generating a key."""
 
     # -- encoding and encryption ------------------------------------------------------
+    def _vector(self, values) -> np.ndarray:
+        """A real vector zero-padded to ``slots`` (ShapeMismatch if it does not fit)."""
+        v = np.asarray(values, dtype=np.float64).ravel()
+        if v.size > self.slots:
+            raise ShapeMismatch(f"{v.size} values do not fit in {self.slots} slots")
+        return np.concatenate([v, np.zeros(self.slots - v.size)]) if v.size < self.slots else v
+
     @abstractmethod
     def encode(self, values: np.ndarray, level: int | None = None):
         """Encode a real vector as a plaintext usable with ciphertexts at ``level``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import MissingRotationKey, OutOfLevels, ShapeMismatch, UnsupportedBackend
+from ..errors import MissingRotationKey, OutOfLevels, UnsupportedBackend
 from .base import Backend
 from .params import DESILO_SCALE_BITS, DesiloParams, desilo_params
 
@@ -91,9 +91,6 @@ class DesiloBackend(Backend):
         return self.params.security_bits
 
     # -- keys ---------------------------------------------------------------------------
-    def _shift(self, step: int) -> int:
-        return int(step) % self.slots
-
     def ensure_rotation_keys(self, steps) -> None:
         for shift in sorted({self._shift(s) for s in steps} - {0} - self._rotation_keys.keys()):
             self._rotation_keys[shift] = self._engine.create_fixed_rotation_key(
@@ -104,14 +101,6 @@ class DesiloBackend(Backend):
         return shift == 0 or shift in self._rotation_keys
 
     # -- encoding and encryption -----------------------------------------------------------
-    def _vector(self, values) -> np.ndarray:
-        v = np.asarray(values, dtype=np.float64).ravel()
-        if v.size > self.slots:
-            raise ShapeMismatch(f"{v.size} values do not fit in {self.slots} slots")
-        if v.size < self.slots:
-            v = np.concatenate([v, np.zeros(self.slots - v.size)])
-        return v
-
     def encode(self, values, level: int | None = None):
         level = self.max_level if level is None else level
         if not 0 <= level <= self.max_level:

@@ -25,7 +25,6 @@ from ..errors import (
     FHEError,
     MissingRotationKey,
     OutOfLevels,
-    ShapeMismatch,
     UnsupportedBackend,
 )
 from .base import Backend
@@ -139,9 +138,6 @@ class SealBackend(Backend):
         return self.params.security_bits
 
     # -- keys ---------------------------------------------------------------------------
-    def _shift(self, step: int) -> int:
-        return int(step) % self.slots
-
     def ensure_rotation_keys(self, steps) -> None:
         for shift in sorted({self._shift(s) for s in steps} - {0} - self._galois.keys()):
             keys = _seal.GaloisKeys()
@@ -155,14 +151,6 @@ class SealBackend(Backend):
         return shift == 0 or shift in self._galois
 
     # -- encoding and encryption -----------------------------------------------------------
-    def _vector(self, values) -> np.ndarray:
-        v = np.asarray(values, dtype=np.float64).ravel()
-        if v.size > self.slots:
-            raise ShapeMismatch(f"{v.size} values do not fit in {self.slots} slots")
-        if v.size < self.slots:
-            v = np.concatenate([v, np.zeros(self.slots - v.size)])
-        return v
-
     def _check_level(self, level: int) -> int:
         if level not in self._parms_ids:
             raise OutOfLevels(f"level {level} is outside 0..{self.max_level}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ContextMismatch, MissingRotationKey, OutOfLevels, ShapeMismatch
+from ..errors import ContextMismatch, MissingRotationKey, OutOfLevels
 from .base import Backend
 
 
@@ -96,12 +96,6 @@ class SimBackend(Backend):
         return shift == 0 or shift in self._keys
 
     # -- encoding and encryption ------------------------------------------------------------
-    def _vector(self, values) -> np.ndarray:
-        v = np.asarray(values, dtype=np.float64).ravel()
-        if v.size > self.slots:
-            raise ShapeMismatch(f"{v.size} values do not fit in {self.slots} slots")
-        return np.concatenate([v, np.zeros(self.slots - v.size)])
-
     def _noisy(self, v: np.ndarray) -> np.ndarray:
         return v + self._rng.normal(0.0, self.noise, v.shape) if self.noise else v
 
