@@ -172,3 +172,9 @@ def test_point_from_bytes_mutations(gen_index, pos, xor):
     except ProofFormatError:
         return
     assert group.point_to_bytes(p) == bytes(good) and p.is_in_subgroup()
+
+
+def test_bit_rows_use_subset_sums_and_match_msm_small():
+    points = group.generators(40)
+    bits = np.random.default_rng(5).integers(0, 2, (6, 40)).astype(np.uint8)
+    assert group.msm_rows(points, bits) == [group.msm_small(points, row) for row in bits]

@@ -137,7 +137,38 @@ def msm_rows(points, scalars) -> list[G1Point]:
         return _map(_multiexp, [(points, sc[k:k + n]) for k in range(0, len(sc), n)])
     if arr.ndim != 2:
         raise ValueError(f"msm_rows: expected integer rows (k, n), got {arr.shape}")
+    if arr.size and arr.shape[1] >= 8 and arr.min() >= 0 and arr.max() <= 1:
+        return _bit_rows(points, arr)
     return _map(lambda row: msm_small(points, row), list(arr))
+
+
+_SUBSET_SUMS: dict = {}
+
+
+def _subset_sums(points) -> list[list[G1Point]]:
+    """For each group of 8 consecutive points, the sums of all 256 subsets (bit ``j`` of the index
+    selects point ``j``), cached per point list: 255 additions per group, once."""
+    key = (point_to_bytes(points[0]), point_to_bytes(points[-1]), len(points))
+    if key not in _SUBSET_SUMS:
+        tables = []
+        for g in range(0, len(points), 8):
+            group_ = points[g:g + 8]
+            table = [G1Point.identity()]
+            for s in range(1, 1 << len(group_)):
+                low = (s & -s).bit_length() - 1
+                table.append(table[s & (s - 1)] + group_[low])
+            tables.append(table)
+        _SUBSET_SUMS[key] = tables
+    return _SUBSET_SUMS[key]
+
+
+def _bit_rows(points, bits: np.ndarray) -> list[G1Point]:
+    """Rows of 0/1 values over the same points: one table lookup and at most one addition per 8
+    columns (Pippenger's idea with the buckets precomputed), instead of one addition per set bit."""
+    tables = _subset_sums(points)
+    packed = np.packbits(bits.astype(bool), axis=1, bitorder="little").tolist()
+    zero = G1Point.identity()
+    return [reduce(add, (t[b] for t, b in zip(tables, row) if b), zero) for row in packed]
 
 
 def _small_scalars(mag: np.ndarray) -> list[Scalar]:
