@@ -408,7 +408,7 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
             blocks = g.reshape(-1, len(a))
             cblocks = coef.reshape(-1, len(a), 4)
             g = np.empty(len(a), dtype=object)
-            g[:] = [group.msm(list(blocks[:, k]), cblocks[:, k]) for k in range(len(a))]
+            g[:] = group.msm_many([(blocks[:, k], cblocks[:, k]) for k in range(len(a))])
             coef = field.ones(len(a))
         h = len(a) // 2
         cg = coef.reshape(-1, 2, h, 4)  # [block, half, k]: original index (2 block + half) h + k
@@ -416,13 +416,15 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
         lr_blinds = field.random(2)
 
         def cross_term(a_half, b_other, other, blind):
-            """``<a_half, G_other> + <a_half, b_other> U' + blind H``."""
+            """The MSM of ``<a_half, G_other> + <a_half, b_other> U' + blind H``."""
             scalars = field.mul(cg[:, other], a_half[None]).reshape(-1, 4)
             cross = field.mul(xi, field.inner(a_half, b_other))
-            return group.msm(list(gg[:, other].reshape(-1)) + extra, np.concatenate([scalars, np.stack([cross, blind])]))
+            return list(gg[:, other].reshape(-1)) + extra, np.concatenate([scalars, np.stack([cross, blind])])
 
-        ls.append(cross_term(a[:h], b[h:], 1, lr_blinds[0]))
-        rs.append(cross_term(a[h:], b[:h], 0, lr_blinds[1]))
+        left, right = group.msm_many([cross_term(a[:h], b[h:], 1, lr_blinds[0]),
+                                      cross_term(a[h:], b[:h], 0, lr_blinds[1])])
+        ls.append(left)
+        rs.append(right)
         transcript.absorb("hyrax/L", group.point_to_bytes(ls[-1]))
         transcript.absorb("hyrax/R", group.point_to_bytes(rs[-1]))
         u = _challenge(transcript, "hyrax/u")

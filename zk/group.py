@@ -46,7 +46,7 @@ from .errors import ProofFormatError
 
 __all__ = [
     "Point", "POINT_BYTES", "GENERATOR_DST", "DEFAULT_LABEL",
-    "identity", "generators", "to_scalars", "msm", "msm_small", "msm_rows", "FixedBase",
+    "identity", "generators", "to_scalars", "msm", "msm_many", "msm_small", "msm_rows", "FixedBase",
     "point_to_bytes", "point_from_bytes", "points_to_bytes", "points_from_bytes",
 ]
 
@@ -121,6 +121,16 @@ def msm(points, scalars) -> G1Point:
     step = -(-len(sc) // _THREADS) if len(sc) >= PARALLEL_MIN else max(1, len(sc))
     jobs = [(points[k:k + step], sc[k:k + step]) for k in range(0, len(sc), step)]
     return reduce(add, _map(_multiexp, jobs), G1Point.identity())
+
+
+def msm_many(jobs) -> list[G1Point]:
+    """Several independent MSMs ``[(points, field scalars), ...]``, run side by side on the pool."""
+    prepared = []
+    for points, scalars in jobs:
+        sc = to_scalars(scalars)
+        _check_lengths(points, len(sc))
+        prepared.append((list(points), sc))
+    return _map(_multiexp, prepared)
 
 
 def msm_rows(points, scalars) -> list[G1Point]:
