@@ -284,3 +284,20 @@ def test_explicit_row_width(m, col_vars):
     cm.verify_eval(whole, point, cm.evaluate(joined, point), proof, Transcript(b"t"))
     with pytest.raises(ValueError, match="column variables"):
         cm.commit(values, col_vars=m + 1)
+
+
+def test_deferred_checks_batch_and_name_the_failure():
+    rng = np.random.default_rng(9)
+    com, opening = cm.commit(rng.integers(-50, 50, 64))
+    point = field.random(6)
+    value = cm.evaluate(opening, point)
+    proof = cm.prove_eval(opening, com, point, Transcript(b"d"))
+    checks = cm.DeferredChecks()
+    cm.verify_eval(com, point, value, proof, Transcript(b"d"), checks=checks)
+    cm.verify_eval(com, point, value, proof, Transcript(b"d"), checks=checks)
+    checks.run()  # both hold
+    bad = cm.DeferredChecks()
+    cm.verify_eval(com, point, value, proof, Transcript(b"d"), checks=bad)
+    cm.verify_eval(com, point, field.add(value, field.ONE), proof, Transcript(b"d"), checks=bad)
+    with pytest.raises(VerificationError, match="inner-product"):
+        bad.run()

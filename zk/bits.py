@@ -104,13 +104,14 @@ def prove_booleanity(planes: Stack, u: np.ndarray, t: Transcript,
 
 
 def verify_booleanity(planes: Stack, u: np.ndarray, proof: BooleanityProof, t: Transcript,
-                      key: commit.CommitKey = commit.DEFAULT_KEY) -> None:
+                      key: commit.CommitKey = commit.DEFAULT_KEY,
+                      checks: commit.DeferredChecks | None = None) -> None:
     """Check a :class:`BooleanityProof`; VerificationError naming the check otherwise."""
     what = "booleanity of committed bits"
     r, final = zksumcheck.verify(group.identity(), len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck")
     t.absorb("booleanity/values", group.points_to_bytes(proof.values))
-    commit.verify_eval(planes.commitment, r, proof.values[0], proof.opening, t, key)
+    commit.verify_eval(planes.commitment, r, proof.values[0], proof.opening, t, key, checks)
     cb, cz = proof.values
     sigma.verify_product((cb, cb, cz), proof.square, t, key, what=f"{what} (square)")
     sigma.check_zero(final - sigma.mul_point(cb - cz, mle.eq(u, r)), proof.final_blind, key,

@@ -447,12 +447,39 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
     return EvalProof(tuple(ls), tuple(rs), big_a, z1, z2)
 
 
+class DeferredChecks:
+    """Equations ``sum_i scalars_i * points_i = 0`` collected while verifying and checked at the
+    end as one random linear combination (batch verification; the weights are the verifier's own
+    randomness, so a false equation survives with probability 1/r). A failing batch is re-checked
+    one equation at a time to name the failing check."""
+
+    def __init__(self) -> None:
+        self._checks: list[tuple[str, list, np.ndarray]] = []
+
+    def add(self, what: str, points: list, scalars: np.ndarray) -> None:
+        self._checks.append((what, points, scalars))
+
+    def run(self) -> None:
+        if not self._checks:
+            return
+        weights = field.random(len(self._checks))
+        points = [p for _, pts, _ in self._checks for p in pts]
+        scalars = np.concatenate([field.mul(w, sc) for w, (_, _, sc) in zip(weights, self._checks)])
+        if group.msm(points, scalars) == group.identity():
+            return
+        for what, pts, sc in self._checks:
+            if group.msm(pts, sc) != group.identity():
+                raise VerificationError(what)
+        raise VerificationError("batched verification equations do not hold")
+
+
 def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcript: Transcript,
-                key: CommitKey = DEFAULT_KEY) -> None:
+                key: CommitKey = DEFAULT_KEY, checks: DeferredChecks | None = None) -> None:
     """Check ``proof`` that the committed table evaluates at ``point`` to ``value``.
 
     ``value`` is the public value (an int or field element) or a :data:`Point` ``C_v = v U + r_v H``.
-    Raises :class:`zk.errors.VerificationError` naming the failed check.
+    Raises :class:`zk.errors.VerificationError` naming the failed check; with ``checks`` the
+    final multi-scalar equation is added there instead of being checked now.
     """
     if not isinstance(commitment, Commitment) or not isinstance(proof, EvalProof):
         raise VerificationError("eval: expected a Commitment and an EvalProof")
@@ -498,5 +525,7 @@ def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcri
         field.mul(neg_c, field.square(us)), field.mul(neg_c, field.square(us_inv)),
         np.stack([u_coeff, proof.z2, field.neg(field.ONE)]), value_terms[1],
     ])
-    if group.msm(points, scalars) != group.identity():
+    if checks is not None:
+        checks.add("eval: inner-product argument check failed", points, scalars)
+    elif group.msm(points, scalars) != group.identity():
         raise VerificationError("eval: inner-product argument check failed")

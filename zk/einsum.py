@@ -298,7 +298,8 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
 
 
 def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof, t: Transcript,
-                    key: commit.CommitKey = commit.DEFAULT_KEY) -> None:
+                    key: commit.CommitKey = commit.DEFAULT_KEY,
+                    checks: commit.DeferredChecks | None = None) -> None:
     """Check an :class:`EinsumRelationProof` for ``commitments = (com A, com B, com C)``."""
     layout = EinsumLayout(parsed)
     com_a, com_b, com_c = commitments
@@ -310,14 +311,14 @@ def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof,
     u = _challenge_point(t, "einsum/u", len(out_vars))
     u_of = dict(zip(out_vars, u))
     c_point, pa, pb, pz = proof.value_commitments
-    commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key)
+    commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key, checks)
     sum_vars = layout.sum_variables
     r, final = zksumcheck.verify(c_point, len(sum_vars), layout.degree, proof.sumcheck, t, key,
                                  what=f"einsum '{parsed}' sumcheck")
     r_of = dict(zip(sum_vars, r))
     t.absorb("einsum/finals", group.points_to_bytes((pa, pb, pz)))
-    commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key)
-    commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key)
+    commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key, checks)
+    commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key, checks)
     sigma.verify_product((pa, pb, pz), proof.product, t, key, what=f"einsum '{parsed}' final product")
     sigma.check_zero(final - sigma.mul_point(pz, layout.batch_eq(u_of, r_of)), proof.final_blind,
                      key, f"einsum '{parsed}' final claim = eq * A(p_A) * B(p_B)")

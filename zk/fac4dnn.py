@@ -362,7 +362,9 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
 
 def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Transcript,
            key: commit.CommitKey) -> None:
-    """Check an :class:`AggregatedProof` against ``commitments`` ``{key: Commitment}``."""
+    """Check an :class:`AggregatedProof` against ``commitments`` ``{key: Commitment}``. The
+    openings' multi-scalar equations are batch-verified at the end."""
+    checks = commit.DeferredChecks()
     rho = field.from_int(t.challenge("fac4dnn/linear"))
     points, scalars = [], []
     ones = {}
@@ -391,13 +393,15 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
     for (spec, instances), rel in zip(groups, proof.einsums):
         a, b, c = (stacked(col) for col in zip(*instances))
         einsum.verify_relation(_parse(spec, a, b, circuit, instances[0]),
-                               (a.commitment, b.commitment, c.commitment), rel, t, key)
+                               (a.commitment, b.commitment, c.commitment), rel, t, key, checks)
     for instances, rel in zip(circuit.relu_groups(), proof.relus):
         out, f, g, u = _relu_forms(circuit, instances, stacked, t)
-        hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU")
+        hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU", checks=checks)
     for keys, rel in zip(circuit.bit_groups(), proof.booleanity):
         s = stacked(keys)
-        bits.verify_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars), rel, t, key)
+        bits.verify_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars), rel, t, key,
+                               checks)
+    checks.run()
 
 
 def _point(t: Transcript, label: str, n: int) -> np.ndarray:

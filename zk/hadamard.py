@@ -108,14 +108,15 @@ def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
 
 
 def verify(out: Affine, f: Affine, g: Affine, u: np.ndarray, proof: HadamardProof, t: Transcript,
-           key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "hadamard") -> None:
+           key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "hadamard",
+           checks: commit.DeferredChecks | None = None) -> None:
     """Check a :class:`HadamardProof`; raises VerificationError naming ``what``."""
-    commit.verify_eval(out.linear().commitment, u, proof.out_value, proof.out_eval, t, key)
+    commit.verify_eval(out.linear().commitment, u, proof.out_value, proof.out_eval, t, key, checks)
     r, final = zksumcheck.verify(proof.out_value, len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck")
     t.absorb("hadamard/values", group.points_to_bytes(proof.values))
     for lin, value, ev in zip((f.linear(), g.linear()), proof.values, proof.evals):
-        commit.verify_eval(lin.commitment, r, value, ev, t, key)
+        commit.verify_eval(lin.commitment, r, value, ev, t, key, checks)
     cf = proof.values[0] + _const_point(f.const, key)
     cg = proof.values[1] + _const_point(g.const, key)
     sigma.verify_product((cf, cg, proof.values[2]), proof.product, t, key, what=f"{what} product")
