@@ -152,8 +152,13 @@ def _table(values) -> tuple[np.ndarray, np.ndarray | None]:
     arr = np.asarray(values)
     if arr.dtype.kind in "iub" and arr.dtype != np.uint64:
         ints = mle.pad_pow2(arr).astype(np.int64).reshape(-1)
+        if arr.dtype in (np.bool_, np.uint8) and ints.size and ints.max() <= 1:
+            return _BIT_TABLE[ints], ints  # bit planes: a lookup, no field arithmetic
         return field.from_int(ints), ints
     return mle.table(arr), None
+
+
+_BIT_TABLE = np.stack([field.ZERO, field.ONE])
 
 
 @dataclass(frozen=True)
