@@ -319,7 +319,7 @@ def evaluate(opening: Opening, point) -> np.ndarray:
 
 def _row_combination(opening: Opening, left: np.ndarray) -> np.ndarray:
     """``t = L^T T``."""
-    return field.sum(field.mul(left[:, None, :], opening.table), axis=0)
+    return field.vecmat(left, opening.table)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from numba.extending import intrinsic
 __all__ = [
     "R", "BYTES", "ZERO", "ONE",
     "from_int", "to_int", "to_signed", "to_bytes", "from_bytes",
-    "add", "sub", "neg", "mul", "square", "pow", "inv", "sum", "inner", "powers", "equal",
+    "add", "sub", "neg", "mul", "square", "pow", "inv", "sum", "inner", "vecmat", "powers", "equal",
     "zeros", "ones", "empty", "random", "random_seeded",
     "asarray", "parallel_chunks", "mont_mul", "add_mod", "sub_mod", "load", "store",
 ]
@@ -312,6 +312,16 @@ def _inner_kernel(a, b, n, chunks, out):
     for c in range(chunks):
         acc = add_mod(acc, load(part, c))
     store(out, 0, acc)
+
+
+@kernel
+def _vecmat_kernel(v, m, rows, cols, out):
+    """``out[j] = sum_i v[i] * m[i * cols + j]``: parallel over columns, no temporaries."""
+    for j in prange(cols):
+        acc = _ZERO_T
+        for i in range(rows):
+            acc = add_mod(acc, mont_mul(load(v, i), load(m, i * cols + j)))
+        store(out, j, acc)
 
 
 @kernel
@@ -615,6 +625,17 @@ def inner(a, b) -> np.ndarray:
     n = int(np.prod(shape, dtype=np.int64))
     out = np.empty(4, dtype=np.uint64)
     _inner_kernel[n](_rows(a, shape), _rows(b, shape), n, parallel_chunks(n, 4096), out.reshape(1, 4))
+    return out
+
+
+def vecmat(v, m) -> np.ndarray:
+    """``v^T M`` for a vector ``v`` ``(r, 4)`` and a matrix ``M`` ``(r, c, 4)``: ``(c, 4)``."""
+    v, m = asarray(v, "v"), asarray(m, "m")
+    if m.ndim != 3 or v.shape != (m.shape[0], 4):
+        raise ValueError(f"vecmat: expected v (r, 4) and M (r, c, 4), got {v.shape} and {m.shape}")
+    rows, cols = m.shape[:2]
+    out = empty((cols, 4))
+    _vecmat_kernel[rows * cols](_contiguous(v), _contiguous(m).reshape(-1, 4), rows, cols, out)
     return out
 
 
