@@ -253,8 +253,9 @@ def pad(values: np.ndarray, shape: tuple) -> np.ndarray:
 def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, progress=None):
     """Commit every tensor named in ``keys`` (padded to its shape): ``{key: (Commitment, Opening)}``.
 
-    Tensors of one shape are committed in one call (their rows side by side) and split back into
-    per-instance commitments, which is what stacking later concatenates again.
+    Tensors of one shape are committed a power-of-two batch per call (their rows side by side, so no
+    padding instance is committed) and split back into per-instance commitments, which is what
+    stacking later concatenates again.
     """
     by_shape: dict = {}
     for k, shape in keys:
@@ -265,11 +266,13 @@ def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, 
         m = sum(mle.dim_bits(shape))
         c = instance_col_vars(m)
         rows = 1 << (m - c)
-        for start in range(0, len(names), 256):  # bounded memory per call
-            chunk = names[start:start + 256]
+        start = 0
+        while start < len(names):  # power-of-two chunks of at most 256: no padding instances
+            size = min(256, 1 << ((len(names) - start).bit_length() - 1))
+            chunk = names[start:start + size]
+            start += size
             tensors = np.stack([pad(values[k], shape) for k in chunk])
-            com, opening = commit.commit(tensors.reshape(len(chunk), -1), key,
-                                         col_vars=c)
+            com, opening = commit.commit(tensors.reshape(len(chunk), -1), key, col_vars=c)
             for i, k in enumerate(chunk):
                 sl = slice(i * rows, (i + 1) * rows)
                 out[k] = (Commitment(m, com.rows[sl], c), Opening(opening.table[sl], opening.blinds[sl]))
