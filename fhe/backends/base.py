@@ -26,7 +26,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import ShapeMismatch
+from ..errors import MissingRotationKey, ShapeMismatch
 
 
 class Backend(ABC):
@@ -37,6 +37,7 @@ class Backend(ABC):
 
     def __init__(self) -> None:
         self.counters: Counter = Counter()
+        self._rotation_keys: dict[int, object] = {}  # slot shift in [1, slots) -> backend key
 
     # -- parameters ---------------------------------------------------------------
     @property
@@ -60,12 +61,30 @@ class Backend(ABC):
         return int(step) % self.slots
 
     @abstractmethod
-    def ensure_rotation_keys(self, steps) -> None:
-        """Generate the Galois keys for the given left-rotation amounts (idempotent)."""
+    def _make_rotation_key(self, shift: int):
+        """The backend's key for a left shift by ``shift`` slots (``0 < shift < slots``)."""
 
-    @abstractmethod
+    def ensure_rotation_keys(self, steps) -> None:
+        """Generate the keys for the given left-rotation amounts (idempotent): only those asked for."""
+        for shift in sorted({self._shift(s) for s in steps} - {0} - self._rotation_keys.keys()):
+            self._rotation_keys[shift] = self._make_rotation_key(shift)
+
     def has_rotation_key(self, step: int) -> bool:
         """Whether ``rotate(ct, step)`` can run without generating a key."""
+        shift = self._shift(step)
+        return shift == 0 or shift in self._rotation_keys
+
+    def _rotation_key(self, step: int):
+        """``(shift, key)`` for a rotation by ``step``; key None for shift 0; MissingRotationKey
+        when it was never generated."""
+        shift = self._shift(step)
+        if shift == 0:
+            return 0, None
+        if shift not in self._rotation_keys:
+            raise MissingRotationKey(
+                f"no rotation key for a rotation by {step} (slot shift {shift}); "
+                f"call ensure_rotation_keys([{step}]) first")
+        return shift, self._rotation_keys[shift]
 
     # -- encoding and encryption ------------------------------------------------------
     def _vector(self, values) -> np.ndarray:

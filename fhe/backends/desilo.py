@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import MissingRotationKey, OutOfLevels, UnsupportedBackend
+from ..errors import OutOfLevels, UnsupportedBackend
 from .base import Backend
 from .params import DESILO_SCALE_BITS, DesiloParams, desilo_params
 
@@ -66,7 +66,6 @@ class DesiloBackend(Backend):
         self._secret_key = self._engine.create_secret_key()
         self._public_key = self._engine.create_public_key(self._secret_key)
         self._relin_key = self._engine.create_relinearization_key(self._secret_key, levels)
-        self._rotation_keys: dict[int, object] = {}  # slot shift in [1, slots) -> FixedRotationKey
 
     def __getstate__(self):
         raise TypeError("a DesiloBackend holds a secret key and cannot be serialised")
@@ -91,14 +90,8 @@ class DesiloBackend(Backend):
         return self.params.security_bits
 
     # -- keys ---------------------------------------------------------------------------
-    def ensure_rotation_keys(self, steps) -> None:
-        for shift in sorted({self._shift(s) for s in steps} - {0} - self._rotation_keys.keys()):
-            self._rotation_keys[shift] = self._engine.create_fixed_rotation_key(
-                self._secret_key, shift, self.max_level)
-
-    def has_rotation_key(self, step: int) -> bool:
-        shift = self._shift(step)
-        return shift == 0 or shift in self._rotation_keys
+    def _make_rotation_key(self, shift: int):
+        return self._engine.create_fixed_rotation_key(self._secret_key, shift, self.max_level)
 
     # -- encoding and encryption -----------------------------------------------------------
     def encode(self, values, level: int | None = None):
@@ -157,13 +150,8 @@ class DesiloBackend(Backend):
         return self._engine.multiply(a, self._plain(values, a.level))
 
     def rotate(self, a, step: int):
-        shift = self._shift(step)
+        shift, key = self._rotation_key(step)
         if shift == 0:
             return a
-        key = self._rotation_keys.get(shift)
-        if key is None:
-            raise MissingRotationKey(
-                f"no rotation key for a rotation by {step} (slot shift {shift}); "
-                f"call ensure_rotation_keys([{step}]) first")
         self.counters["rotate"] += 1
         return self._engine.rotate(a, key)

@@ -23,7 +23,6 @@ import numpy as np
 
 from ..errors import (
     FHEError,
-    MissingRotationKey,
     OutOfLevels,
     UnsupportedBackend,
 )
@@ -102,7 +101,6 @@ class SealBackend(Backend):
         self._decryptor = _seal.Decryptor(self._context, self._keygen.secret_key())
         self._evaluator = _seal.Evaluator(self._context)
         self._encoder = _seal.CKKSEncoder(self._context)
-        self._galois: dict[int, object] = {}  # slot shift in [1, slots) -> GaloisKeys
         self._galois_tool = self._context.key_context_data().galois_tool()
 
         self._scale = float(2**scale_bits)
@@ -138,17 +136,12 @@ class SealBackend(Backend):
         return self.params.security_bits
 
     # -- keys ---------------------------------------------------------------------------
-    def ensure_rotation_keys(self, steps) -> None:
-        for shift in sorted({self._shift(s) for s in steps} - {0} - self._galois.keys()):
-            keys = _seal.GaloisKeys()
-            # pass the Galois element: the binding resolves a list of positive ints to
-            # SEAL's galois-elements overload, not the steps one
-            self._keygen.create_galois_keys([self._galois_tool.get_elt_from_step(shift)], keys)
-            self._galois[shift] = keys
-
-    def has_rotation_key(self, step: int) -> bool:
-        shift = self._shift(step)
-        return shift == 0 or shift in self._galois
+    def _make_rotation_key(self, shift: int):
+        keys = _seal.GaloisKeys()
+        # pass the Galois element: the binding resolves a list of positive ints to
+        # SEAL's galois-elements overload, not the steps one
+        self._keygen.create_galois_keys([self._galois_tool.get_elt_from_step(shift)], keys)
+        return keys
 
     # -- encoding and encryption -----------------------------------------------------------
     def _check_level(self, level: int) -> int:
@@ -266,14 +259,9 @@ class SealBackend(Backend):
         return self._rescaled(out)
 
     def rotate(self, a, step: int):
-        shift = self._shift(step)
+        shift, keys = self._rotation_key(step)
         if shift == 0:
             return a
-        keys = self._galois.get(shift)
-        if keys is None:
-            raise MissingRotationKey(
-                f"no Galois key for a rotation by {step} (slot shift {shift}); "
-                f"call ensure_rotation_keys([{step}]) first")
         out = _seal.Ciphertext()
         self._evaluator.rotate_vector(a, shift, keys, out)
         self.counters["rotate"] += 1

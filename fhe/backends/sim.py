@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ContextMismatch, MissingRotationKey, OutOfLevels
+from ..errors import ContextMismatch, OutOfLevels
 from .base import Backend
 
 
@@ -72,7 +72,6 @@ class SimBackend(Backend):
         self.noise = float(noise)
         self._levels = int(levels)
         self._rng = np.random.default_rng(seed)
-        self._keys: set[int] = set()
 
     def __repr__(self) -> str:
         return (f"SimBackend(ring_degree={self.ring_degree}, levels={self._levels}, "
@@ -88,12 +87,8 @@ class SimBackend(Backend):
         return self._levels
 
     # -- keys ---------------------------------------------------------------------------
-    def ensure_rotation_keys(self, steps) -> None:
-        self._keys |= {int(s) % self.slots for s in steps} - {0}
-
-    def has_rotation_key(self, step: int) -> bool:
-        shift = int(step) % self.slots
-        return shift == 0 or shift in self._keys
+    def _make_rotation_key(self, shift: int):
+        return shift  # the simulator needs no key material, only the bookkeeping
 
     # -- encoding and encryption ------------------------------------------------------------
     def _noisy(self, v: np.ndarray) -> np.ndarray:
@@ -166,12 +161,8 @@ class SimBackend(Backend):
 
     def rotate(self, a, step: int):
         a = self._own(a)
-        shift = int(step) % self.slots
+        shift, _ = self._rotation_key(step)
         if shift == 0:
             return a
-        if shift not in self._keys:
-            raise MissingRotationKey(
-                f"no rotation key for a rotation by {step} (slot shift {shift}); "
-                f"call ensure_rotation_keys([{step}]) first")
         self.counters["rotate"] += 1
         return SimCiphertext(self._noisy(np.roll(a.values, -shift)), a.level, self)
