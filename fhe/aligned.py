@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .layout import Layout, pow2
-from .program import WEIGHTS, Builder, Packed, Term
+from .program import WEIGHTS, Builder, Cheapest, Packed, Term
 from .transform import gather, replicate, rotate_and_sum
 
 __all__ = ["plan_aligned", "term_map"]
@@ -45,19 +45,13 @@ def plan_aligned(b: Builder, terms: list[Term], out_labels, sizes, name: str,
     joint = joint_labels(terms, out_labels, sizes)
     per_tile = (WEIGHTS["mul"] * (sum(t.encrypted for t in terms) - 1)
                 + WEIGHTS["mul_plain"] * any(not t.encrypted for t in terms))
-    best = None
+    best = Cheapest(b)
     for emb in sorted(embeddings(terms, joint, out_labels, sizes, b.slots), key=lambda e: e.n_cts):
-        if emb.n_cts > MAX_TILES or (best and emb.n_cts * per_tile >= best[0]):
+        if emb.n_cts > MAX_TILES or (best.score is not None and emb.n_cts * per_tile >= best.score):
             continue  # more tiles than budget, or its multiplications alone cost more
         child = b.fork()
-        out = build(child, emb, joint, terms, out_labels, sizes, name, out_layout)
-        score = child.score(out.regs)
-        if best is None or score < best[0]:
-            best = (score, child, out)
-    if best is None:
-        return None
-    b.adopt(best[1])
-    return best[2]
+        best.offer(child, build(child, emb, joint, terms, out_labels, sizes, name, out_layout))
+    return best.adopt()
 
 
 def joint_labels(terms, out_labels, sizes) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from .layout import Layout, pow2
-from .program import Builder, Packed, Term
+from .program import Builder, Cheapest, Packed, Term
 from .transform import gather, replicate
 
 __all__ = ["plan_diagonal"]
@@ -53,7 +53,7 @@ def plan_diagonal(b: Builder, terms: list[Term], out_labels, sizes, name: str,
     ``out_layout`` costs one more gather."""
     if len(terms) != 2:
         return None
-    best = None
+    best = Cheapest(b)
     for rows, cols in ((0, 1), (1, 0)):
         groups = _groups(terms[rows], terms[cols], out_labels, sizes)
         if groups is None:
@@ -66,13 +66,8 @@ def plan_diagonal(b: Builder, terms: list[Term], out_labels, sizes, name: str,
                 out.regs = tuple(gather(child, out.regs, out.layout.element_map,
                                         out_layout.element_map))
                 out.layout = out_layout
-            score = child.score(out.regs)
-            if best is None or score < best[0]:
-                best = (score, child, out)
-    if best is None:
-        return None
-    b.adopt(best[1])
-    return best[2]
+            best.offer(child, out)
+    return best.adopt()
 
 
 def _groups(row: Term, col: Term, out_labels, sizes):

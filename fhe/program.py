@@ -234,3 +234,25 @@ class Builder:
         depth = max((self.used[r] for r in outputs), default=0)
         return (c["rotate"] + WEIGHTS["mul"] * c["mul"] + WEIGHTS["mul_plain"] * c["mul_plain"]
                 + WEIGHTS["add"] * c["add"] + WEIGHTS["level"] * depth)
+
+
+class Cheapest:
+    """The cheapest of several candidate programs, each written into a fork of ``builder``."""
+
+    def __init__(self, builder: Builder) -> None:
+        self._builder = builder
+        self.score: float | None = None
+        self._best = None
+
+    def offer(self, child: Builder, out) -> None:
+        """A candidate: the fork ``child`` it was written into and its output term."""
+        score = child.score(out.regs)
+        if self.score is None or score < self.score:
+            self.score, self._best = score, (child, out)
+
+    def adopt(self):
+        """Append the cheapest candidate to the builder and return its output (None if none)."""
+        if self._best is None:
+            return None
+        self._builder.adopt(self._best[0])
+        return self._best[1]
