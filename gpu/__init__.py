@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from .ops import (
     commit_rows, eq_table, fold, fp_op, fr_add, fr_inv, fr_mul, fr_sub, g1_add, g1_from_compressed,
-    g1_to_compressed, msm, round_poly,
+    g1_to_compressed, msm, round_poly, vecmat,
 )
 from .runtime import cuda_available as available
 
 __all__ = [
     "available", "to_device", "to_host",
-    "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly",
+    "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly", "vecmat",
     "fp_op", "g1_add", "g1_from_compressed", "g1_to_compressed", "msm", "commit_rows",
 ]
 

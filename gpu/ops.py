@@ -19,7 +19,7 @@ import numpy as np
 from . import runtime
 
 __all__ = [
-    "backend_of", "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly",
+    "backend_of", "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly", "vecmat",
     "fp_op", "g1_add", "g1_from_compressed", "g1_to_compressed", "msm", "commit_rows",
     "signed_digits", "window_size",
 ]
@@ -34,6 +34,7 @@ _G1_ERRORS = {1: "not a compressed encoding", 2: "malformed infinity", 3: "x is 
               4: "x is not on the curve"}
 _ROUND_MAX_TABLES, _ROUND_MAX_DEGREE = 3, 8
 _SUM_FAN = 32  # rows summed per thread in a reduction pass
+_VECMAT_SPAN = 64  # matrix rows per thread in a vector-matrix product
 _TASK = 32  # entries per thread in the MSM segmented sums (L)
 _GROUP = 64  # buckets per thread in the MSM bucket reduction (G)
 _MAX_WINDOW = 20
@@ -155,6 +156,20 @@ def round_poly(tables, degree: int):
     partial = be.xp.empty((threads, degree + 1, 4), dtype=np.uint64)
     padded = tables + [tables[0]] * (_ROUND_MAX_TABLES - len(tables))
     be.launch("fr_round_partial", threads, half, len(tables), degree, *padded, partial)
+    return _sum_rows(be, partial)
+
+
+def vecmat(v, m):
+    """``v^T M``: ``out[j] = sum_i v[i] M[i, j]`` for ``v (rows, 4)`` and ``M (rows, cols, 4)``: ``(cols, 4)``."""
+    be = backend_of(v, m)
+    v = _limbs(be, v, 4, "v").reshape(-1, 4)
+    m = _limbs(be, m, 4, "m")
+    if m.ndim != 3 or m.shape[0] != v.shape[0] or m.shape[0] == 0:
+        raise ValueError(f"vecmat: expected v (r, 4) and M (r, c, 4) with r >= 1, got {v.shape} and {m.shape}")
+    rows, cols = m.shape[0], m.shape[1]
+    chunks = -(-rows // _VECMAT_SPAN)
+    partial = be.xp.empty((chunks, cols, 4), dtype=np.uint64)
+    be.launch("fr_vecmat_partial", chunks * cols, rows, cols, _VECMAT_SPAN, v, m, partial)
     return _sum_rows(be, partial)
 
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import commit, field, group, mle, sigma, zksumcheck
+from . import commit, device, field, group, mle, sigma, zksumcheck
 from .commit import EvalProof
 from .errors import ProofFormatError
 from .stack import Stack
-from .sumcheck import SumcheckProver
 from .transcript import Transcript
 
 
@@ -89,8 +88,9 @@ _BOOLEANITY_TERMS = [(1, (0, 1)), (-1, (0, 0, 1))]  # tables: b, eq(u, .)
 def prove_booleanity(planes: Stack, u: np.ndarray, t: Transcript,
                      key: commit.CommitKey = commit.DEFAULT_KEY) -> BooleanityProof:
     """Prove that every entry of the committed stack is 0 or 1, at the random point ``u``."""
-    tables = [planes.opening.table.reshape(-1, 4), mle.eq_table(u)]
-    sc, r, finals, final_blind = zksumcheck.prove(SumcheckProver(tables, _BOOLEANITY_TERMS),
+    dev = device.current()
+    tables = [planes.opening.table.reshape(-1, 4), dev.eq_table(u)]
+    sc, r, finals, final_blind = zksumcheck.prove(dev.sumcheck(tables, _BOOLEANITY_TERMS),
                                                   field.zeros(), t, key)
     b = finals[0]
     blinds = field.random(2)

@@ -58,7 +58,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from . import field, group, mle
+from . import device, field, group, mle
 from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .transcript import Transcript
@@ -282,11 +282,10 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None,
     m_row, m_col = split_vars(m, col_vars)
     rows, cols = 1 << m_row, 1 << m_col
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
-    g = key.g(cols)
-    masks = _fixed_base(key.label + b"/H").mul(blinds)
-    scalars = ints.reshape(rows, cols) if ints is not None else table.reshape(rows, cols, 4)
-    points = [p + mask for p, mask in zip(group.msm_rows(g, scalars), masks)]
-    return Commitment(m, tuple(points), m_col), Opening(table.reshape(rows, cols, 4), blinds)
+    table = table.reshape(rows, cols, 4)
+    points = device.current().commit_rows(key.g(cols), table, None if ints is None else ints.reshape(rows, cols),
+                                          blinds, _fixed_base(key.label + b"/H"))
+    return Commitment(m, tuple(points), m_col), Opening(table, blinds)
 
 
 def commit_scalars(values, key: CommitKey = DEFAULT_KEY, *, blinds=None) -> tuple[list[Point], np.ndarray]:
@@ -318,8 +317,8 @@ def evaluate(opening: Opening, point) -> np.ndarray:
 
 
 def _row_combination(opening: Opening, left: np.ndarray) -> np.ndarray:
-    """``t = L^T T``."""
-    return field.vecmat(left, opening.table)
+    """``t = L^T T`` (on the current device)."""
+    return device.current().vecmat(left, opening.table)
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,10 @@ import numpy as np
 
 from circuits import EinsumSpec, exact_einsum, parse_einsum
 
-from . import commit, field, group, mle, sigma, zksumcheck
+from . import commit, device as _device, field, group, mle, sigma, zksumcheck
 from .commit import Commitment, EvalProof
 from .errors import ProofFormatError, VerificationError
 from .group import Point
-from .sumcheck import SumcheckProver
 from .transcript import Transcript
 from .wire import Reader, section
 
@@ -278,7 +277,7 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
         eq = mle.eq_table(np.stack([u_of[v] for v in batch_vars]))
         tables.append(_restrict(eq, batch_vars, {}, sum_vars))
         terms = [(1, (0, 1, 2))]
-    prover = SumcheckProver(tables, terms)
+    prover = _device.current().sumcheck(tables, terms)
     sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
     r_of = dict(zip(sum_vars, r))
 
@@ -324,12 +323,19 @@ def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof,
                      key, f"einsum '{parsed}' final claim = eq * A(p_A) * B(p_B)")
 
 
-def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFAULT_KEY) -> EinsumProof:
+def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFAULT_KEY,
+                 device: str = "auto") -> EinsumProof:
     """Commit to integer tensors ``A``, ``B`` and ``C = einsum(spec, A, B)`` and prove the relation.
 
     ``C`` may be given (e.g. by a caller that already holds it); a wrong ``C`` yields a proof
-    that does not verify. Returns an :class:`EinsumProof`.
+    that does not verify. ``device`` (:mod:`zk.device`) picks where the heavy loops run; the
+    proof does not depend on it. Returns an :class:`EinsumProof`.
     """
+    with _device.using(device):
+        return _prove_einsum(spec, A, B, C, key)
+
+
+def _prove_einsum(spec: str, A, B, C, key: commit.CommitKey) -> EinsumProof:
     a = _integer_operand(A, "A")
     b = _integer_operand(B, "B")
     parsed = parse_einsum(spec, a.shape, b.shape)

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field as dc_field
 
 import numpy as np
 
-from . import commit, field, group, mle, sigma, stack, zksumcheck
+from . import commit, device, field, group, mle, sigma, stack, zksumcheck
 from .commit import EvalProof
 from .errors import ProofFormatError
 from .group import Point
 from .stack import Stack
-from .sumcheck import SumcheckProver
 from .transcript import Transcript
 
 
@@ -89,8 +88,9 @@ def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
     out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u), key, blind=blinds[0])
     out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0])
     f_lin, g_lin = f.linear(), g.linear()
-    tables = [f.table(f_lin), g.table(g_lin), mle.eq_table(u)]
-    sc, r, finals, final_blind = zksumcheck.prove(SumcheckProver(tables, [(1, (0, 1, 2))]),
+    dev = device.current()
+    tables = [f.table(f_lin), g.table(g_lin), dev.eq_table(u)]
+    sc, r, finals, final_blind = zksumcheck.prove(dev.sumcheck(tables, [(1, (0, 1, 2))]),
                                                   blinds[0], t, key)
     fv, gv = finals[0], finals[1]
     lin_values = np.stack([field.sub(fv, field.from_int(f.const)),

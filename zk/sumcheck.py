@@ -41,7 +41,7 @@ from .field import ONE, R, add_mod, kernel, load, mont_mul, store, sub_mod
 from .transcript import Transcript
 
 __all__ = [
-    "SumcheckProver", "SumcheckResult", "prove", "verify",
+    "SumcheckProver", "SumcheckResult", "check_terms", "prove", "verify",
     "round_challenge", "verify_round", "interpolate", "combine",
 ]
 
@@ -102,6 +102,19 @@ def _coefficient(c) -> np.ndarray:
     return field.from_int(c) if isinstance(c, (int, np.integer)) else field.asarray(c, "term coefficient").reshape(4)
 
 
+def check_terms(terms: Sequence[tuple], k: int) -> tuple[int, np.ndarray]:
+    """Validate ``(coefficient, table indices)`` terms over ``k`` tables: ``(degree, coefficients)``,
+    the degree being the longest term (at least 1) and the coefficients a field array ``(terms, 4)``."""
+    if not terms:
+        raise ValueError("sumcheck: no terms")
+    for t, (_, idx) in enumerate(terms):
+        for j in idx:
+            if not 0 <= j < k:
+                raise ValueError(f"sumcheck: term {t} refers to table {j}, but there are {k} tables")
+    degree = max(1, *(len(idx) for _, idx in terms))
+    return degree, np.array([_coefficient(c) for c, _ in terms], dtype=np.uint64)
+
+
 class SumcheckProver:
     """Prover state for ``sum_x sum_t c_t prod_j P_j(x)``: working copies of the tables, bound one
     variable per round.
@@ -120,20 +133,14 @@ class SumcheckProver:
         for dst, src in zip(self._tables, tables):
             dst[...] = src
         k, n = self._tables.shape[:2]
-        if not terms:
-            raise ValueError("sumcheck: no terms")
+        self.degree, self._coeffs = check_terms(terms, k)
         counts = [len(idx) for _, idx in terms]
-        self._factors = np.zeros((len(terms), max(1, *counts)), dtype=np.int64)
+        self._factors = np.zeros((len(terms), self.degree), dtype=np.int64)
         for t, (_, idx) in enumerate(terms):
-            for l, j in enumerate(idx):
-                if not 0 <= j < k:
-                    raise ValueError(f"sumcheck: term {t} refers to table {j}, but there are {k} tables")
-                self._factors[t, l] = j
+            self._factors[t, :len(idx)] = idx
         self._counts = np.array(counts, dtype=np.int64)
-        self._coeffs = np.array([_coefficient(c) for c, _ in terms], dtype=np.uint64)
         self._n = n
         self.num_vars = n.bit_length() - 1
-        self.degree = max(1, *counts)
 
     def round_polynomial(self) -> np.ndarray:
         """Evaluations ``(d+1, 4)`` of the current round polynomial at ``0, 1, ..., d``."""

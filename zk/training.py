@@ -26,6 +26,7 @@ import circuits
 from circuits import FixedPoint, UnsupportedOp, quantize_lr
 
 from . import bits, commit, fac4dnn, field, mle
+from . import device as _device
 from .bits import BooleanityProof
 from .commit import Commitment
 from .einsum import EinsumLayout, EinsumRelationProof
@@ -367,9 +368,14 @@ def _float_inputs(x, what: str) -> np.ndarray:
 # API
 # ----------------------------------------------------------------------------------------
 def prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey = commit.DEFAULT_KEY,
-                  progress=None):
+                  progress=None, device="auto"):
     """Commit to a witness (``{key: integer tensor}`` for every key of ``circuit``) and prove the
-    circuit. An invalid witness yields a proof that does not verify."""
+    circuit on ``device`` (:mod:`zk.device`). An invalid witness yields a proof that does not verify."""
+    with _device.using(device):
+        return _prove_witness(circuit, values, lr, key, progress)
+
+
+def _prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey, progress):
     stmt_com = fac4dnn.commit_tensors(circuit, values, circuit.statement_keys, key,
                                       _stage(progress, "commit statement"))
     proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key,
@@ -433,17 +439,20 @@ def training_witness(model, batches, lr: float, steps: int | None = None, scale_
 
 
 def prove_training(model, batches, lr: float, steps: int | None = None, scale_bits: int = 16,
-                   progress=None, key: commit.CommitKey = commit.DEFAULT_KEY):
+                   progress=None, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto"):
     """Run ``steps`` SGD steps (MSE loss) of a bias-free ReLU MLP on ``batches`` in exact fixed
     point and prove them. Returns ``(TrainingProof, trained_model)``.
 
     ``batches``: a sequence of ``(X, Y)`` arrays or tensors, all of one batch size, cycled if
     ``steps`` exceeds their number. ``progress(stage, done, total)`` is called as work proceeds.
+    ``device``: ``"auto"`` (CUDA when cupy sees a GPU, else CPU), ``"cpu"`` or ``"cuda"``; the
+    proof does not depend on it.
     """
     import torch
 
+    dev = _device.resolve(device)
     circuit, values, weights = training_witness(model, batches, lr, steps, scale_bits, progress)
-    proof = prove_witness(circuit, values, float(lr), key, progress)
+    proof = prove_witness(circuit, values, float(lr), key, progress, dev)
     trained = copy.deepcopy(model)
     state = trained.state_dict()
     fp = FixedPoint(scale_bits)
@@ -454,9 +463,11 @@ def prove_training(model, batches, lr: float, steps: int | None = None, scale_bi
 
 
 def prove_inference(model, X, scale_bits: int = 16, progress=None,
-                    key: commit.CommitKey = commit.DEFAULT_KEY) -> InferenceProof:
+                    key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto") -> InferenceProof:
     """Prove that the committed output is ``model(X)`` in exact fixed point (statement:
-    architecture, commitments to ``X``, the weights and the output)."""
+    architecture, commitments to ``X``, the weights and the output), on ``device`` as in
+    :func:`prove_training`."""
+    dev = _device.resolve(device)
     prefixes = _mlp(model)
     x = _float_inputs(X, "X")
     graph = circuits.trace(model, x)
@@ -468,7 +479,7 @@ def prove_inference(model, X, scale_bits: int = 16, progress=None,
                         mode="fixed")
     values = {("W", 0, l, -1): vals[f"{p}.weight"] for l, p in enumerate(prefixes, start=1)}
     _witness_step(circuit, graph, vals, prefixes, 0, values)
-    return prove_witness(circuit, values, 0.0, key, progress)
+    return prove_witness(circuit, values, 0.0, key, progress, dev)
 
 
 def _verify(proof, cls, key) -> bool:

@@ -100,3 +100,16 @@ ZK_KERNEL(fr_sum_rows, u64 n, u64 width, u64 fan, const Fr* in, Fr* out) {
         out[tid] = acc;
     }
 }
+
+// Partial vector-matrix products: thread t = k * cols + j writes
+// out[t] = sum_{i in [k span, min(rows, (k + 1) span))} v[i] m[i * cols + j];
+// summing out over k (fr_sum_rows) gives v^T M, the row combination of a Hyrax opening.
+ZK_KERNEL(fr_vecmat_partial, u64 rows, u64 cols, u64 span, const Fr* v, const Fr* m, Fr* out) {
+    ZK_THREAD_LOOP(t) {
+        u64 k = t / cols, j = t % cols;
+        u64 end = (k + 1) * span < rows ? (k + 1) * span : rows;
+        Fr acc = fe_zero<FrP>();
+        for (u64 i = k * span; i < end; ++i) acc = fe_add(acc, fe_mul(v[i], m[i * cols + j]));
+        out[t] = acc;
+    }
+}

@@ -1,0 +1,203 @@
+"""Where the prover's heavy loops run: zk's own CPU kernels or the CUDA kernels of :mod:`gpu`.
+
+Four loops dominate a proof: Hyrax row commitments (multi-scalar multiplications), sumcheck rounds
+(round polynomials and folding), eq tables, and the vector-matrix product that starts every
+opening. The prover runs them on the *current device*:
+
+* ``cpu``: zk's numba kernels and arkworks (the reference path);
+* ``cuda``: :mod:`gpu`'s kernels on the current CUDA device (needs cupy and a GPU);
+* ``host``: the very same CUDA sources compiled for the CPU (gpu's host build). It is slow; it exists
+  so that a machine without a GPU can check that the kernel path yields the same proof, bit for bit.
+
+Everything else (transcript, small field arithmetic, the inner-product argument's short MSMs, proof
+objects) stays on the host. A proof's bytes do not depend on the device: every kernel returns
+canonical field elements and affine points, and the blinding randomness is drawn on the host, in
+the same order, whatever the device.
+
+On a kernel device a sumcheck's tables are uploaded once and stay on the device for all its rounds;
+only the round messages (``d + 1`` field elements) and the final evaluations come back. The public
+prover functions take ``device="auto" | "cpu" | "cuda"`` and run under :func:`using`; ``auto`` picks
+``cuda`` when cupy imports and sees a GPU, else ``cpu``. Prover code asks :func:`current`.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+from typing import Sequence
+
+import numpy as np
+
+from . import field, group, mle
+from .sumcheck import SumcheckProver, check_terms
+
+__all__ = ["DEVICES", "CpuDevice", "KernelDevice", "resolve", "using", "current"]
+
+#: Names accepted by :func:`resolve` (``host`` is the kernels' CPU build, for checking).
+DEVICES = ("auto", "cpu", "cuda", "host")
+
+
+class CpuDevice:
+    """The reference path: :mod:`zk.field` / :mod:`zk.mle` numba kernels and arkworks MSMs."""
+
+    name = "cpu"
+
+    @staticmethod
+    def commit_rows(points, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
+                    h: group.FixedBase) -> list:
+        """Blinded row commitments ``C_i = sum_j T[i, j] points[j] + blinds[i] H`` of a table
+        ``(rows, cols, 4)`` (``ints``: the same entries as int64, when the tensor is integer)."""
+        rows = group.msm_rows(points, ints if ints is not None else table)
+        return [p + mask for p, mask in zip(rows, h.mul(blinds))]
+
+    @staticmethod
+    def sumcheck(tables, terms: Sequence[tuple]) -> SumcheckProver:
+        """A sumcheck prover (:class:`zk.sumcheck.SumcheckProver` interface) on this device."""
+        return SumcheckProver(tables, terms)
+
+    @staticmethod
+    def eq_table(point):
+        """``eq(point, .)`` as a table this device's :meth:`sumcheck` takes."""
+        return mle.eq_table(point)
+
+    @staticmethod
+    def vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """``v^T M`` for ``v (rows, 4)`` and ``M (rows, cols, 4)``, on the host."""
+        return field.vecmat(v, m)
+
+
+class KernelDevice:
+    """:mod:`gpu`'s kernels on the GPU (``backend="cuda"``) or on the host build (``"host"``)."""
+
+    def __init__(self, backend: str) -> None:
+        import gpu
+        from gpu import runtime
+
+        self.name = backend
+        self._gpu = gpu
+        self._xp = runtime.cuda_backend().xp if backend == "cuda" else np
+        self._generators: dict = {}
+
+    # -- transfers --------------------------------------------------------------------------
+    def upload(self, a):
+        """A host array on this device (device arrays pass through)."""
+        return self._xp.ascontiguousarray(self._xp.asarray(a))
+
+    def download(self, a) -> np.ndarray:
+        """A device array on the host."""
+        return self._gpu.to_host(a)
+
+    def _points(self, points) -> object:
+        """Affine points ``(n, 12)`` (Fp Montgomery limbs) of arkworks points, cached per list."""
+        points = list(points)
+        key = (group.point_to_bytes(points[0]), len(points)) if points else (b"", 0)
+        if key not in self._generators:
+            raw = b"".join(bytes(p.to_xy_bytes_le()) for p in points)
+            xy = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(-1, 12)
+            self._generators[key] = self._gpu.fp_op("to_mont", self.upload(xy).reshape(-1, 6)).reshape(-1, 12)
+        return self._generators[key]
+
+    def _to_points(self, points) -> list:
+        """arkworks points from affine device points ``(n, 12)`` (the kernels' outputs: on the
+        curve and in the subgroup by construction, so decoded without checks)."""
+        xy = self.download(self._gpu.fp_op("from_mont", points.reshape(-1, 6)))
+        raw = np.ascontiguousarray(xy, dtype="<u8").tobytes()
+        decode = group.Point.from_xy_bytes_unchecked_le
+        return [decode(raw[k:k + 96]) for k in range(0, len(raw), 96)]
+
+    # -- the four loops ---------------------------------------------------------------------
+    def commit_rows(self, points, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
+                    h: group.FixedBase) -> list:
+        gpu = self._gpu
+        rows = gpu.commit_rows(self._points(points), self.upload(table))
+        masks = gpu.commit_rows(self._points([h.point]), self.upload(blinds).reshape(-1, 1, 4))
+        return self._to_points(gpu.g1_add(rows, masks))
+
+    def sumcheck(self, tables, terms: Sequence[tuple]) -> "KernelSumcheckProver":
+        return KernelSumcheckProver(self, tables, terms)
+
+    def eq_table(self, point):
+        return self._gpu.eq_table(self.upload(field.asarray(point, "point").reshape(-1, 4)))
+
+    def vecmat(self, v: np.ndarray, m: np.ndarray) -> np.ndarray:
+        return self.download(self._gpu.vecmat(self.upload(v), self.upload(m)))
+
+
+class KernelSumcheckProver:
+    """:class:`zk.sumcheck.SumcheckProver` on a :class:`KernelDevice`: the tables live on the device;
+    a round polynomial is the combination ``sum_t c_t g_t`` of one kernel reduction per term."""
+
+    def __init__(self, device: KernelDevice, tables, terms: Sequence[tuple]) -> None:
+        self._device = device
+        self._tables = [device.upload(t).reshape(-1, 4) for t in tables]
+        sizes = {t.shape[0] for t in self._tables}
+        n = self._tables[0].shape[0] if self._tables else 0
+        if len(sizes) != 1 or n & (n - 1) or not n:
+            raise ValueError(f"sumcheck: expected tables of one shape (2^m, 4), got sizes {sorted(sizes)}")
+        self.degree, coeffs = check_terms(terms, len(self._tables))
+        self._terms = [(c, tuple(idx)) for c, (_, idx) in zip(coeffs, terms)]
+        if any(not idx for _, idx in self._terms):
+            raise ValueError("sumcheck: a term without tables is not supported on a kernel device")
+        self.num_vars = n.bit_length() - 1
+
+    def round_polynomial(self) -> np.ndarray:
+        if self._tables[0].shape[0] < 2:
+            raise ValueError("sumcheck: every variable is already bound")
+        gpu, out = self._device._gpu, field.zeros(self.degree + 1)
+        for coeff, idx in self._terms:
+            g = self._device.download(gpu.round_poly([self._tables[j] for j in idx], self.degree))
+            out = field.add(out, field.mul(coeff, g))
+        return out
+
+    def bind(self, challenge) -> None:
+        c = self._device.upload(field.asarray(challenge, "challenge").reshape(1, 4))
+        self._tables = [self._device._gpu.fold(t, c) for t in self._tables]
+
+    def final_evaluations(self) -> np.ndarray:
+        if self._tables[0].shape[0] != 1:
+            raise ValueError(f"sumcheck: {self._tables[0].shape[0].bit_length() - 1} variables are still unbound")
+        return np.stack([self._device.download(t[0]) for t in self._tables])
+
+
+@functools.cache
+def _named(name: str):
+    if name == "cpu":
+        return CpuDevice()
+    if name == "cuda":
+        from gpu import runtime
+
+        if not runtime.cuda_available():
+            raise RuntimeError("device 'cuda': cupy is not installed or sees no CUDA device "
+                               "(pip install 'zkfhe[gpu]' on a machine with an NVIDIA GPU, or use device='cpu')")
+    return KernelDevice(name)
+
+
+def resolve(device="auto"):
+    """The device for a name in :data:`DEVICES` (or a device object, returned as is)."""
+    if isinstance(device, (CpuDevice, KernelDevice)):
+        return device
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    if device == "auto":
+        from gpu import runtime
+
+        device = "cuda" if runtime.cuda_available() else "cpu"
+    return _named(device)
+
+
+_CURRENT = contextvars.ContextVar("zk_device", default=CpuDevice())
+
+
+@contextlib.contextmanager
+def using(device="auto"):
+    """Run the enclosed prover code on ``device`` (a name of :data:`DEVICES` or a device)."""
+    token = _CURRENT.set(resolve(device))
+    try:
+        yield _CURRENT.get()
+    finally:
+        _CURRENT.reset(token)
+
+
+def current():
+    """The device the prover's loops run on (``cpu`` outside :func:`using`)."""
+    return _CURRENT.get()
