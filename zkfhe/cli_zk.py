@@ -209,12 +209,14 @@ def _write_atomic(path: Path, write) -> None:
         raise
 
 
-def _check_device(device: str) -> None:
-    if device == "cuda":
-        # the CUDA kernels (gpu/) exist and are tested on the host, but the prover does not
-        # dispatch to them yet: refuse rather than silently proving on the CPU
-        raise click.BadParameter("GPU proving is not available yet (the prover runs on the CPU); "
-                                 "use --device cpu", param_hint="--device")
+def _check_device(device: str):
+    """The prover device for ``--device`` (zk.device); a clear error where CUDA cannot be used."""
+    from zk import device as zk_device
+
+    try:
+        return zk_device.resolve(device)
+    except RuntimeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -237,8 +239,9 @@ def _check_device(device: str) -> None:
 @click.option("--out", required=True, type=str, metavar="FILE", help="proof file to write")
 @click.option("--save-model", type=str, metavar="FILE",
               help="also write the trained model's state_dict here (training)")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="cuda is refused for now: the prover does not dispatch to the GPU kernels yet")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="where the prover's heavy loops run: auto = cuda when cupy sees a GPU, else cpu "
+                   "(the proof is the same)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no summary")
 def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, out, save_model, device, quiet):
     """Prove SGD training (or, with --inference, inference) of a ReLU MLP and write the proof.
@@ -256,7 +259,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, ou
                 raise click.UsageError(f"{name} applies to training proofs, not --inference")
     out_path = _check_writable(out, "--out")
     save_path = _check_writable(save_model, "--save-model") if save_model else None
-    _check_device(device)
+    device = _check_device(device)
 
     from zk.training import synthetic_batches, synthetic_mlp
 
@@ -294,10 +297,11 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, ou
     t0 = time.perf_counter()
     try:
         if inference:
-            proof = zk.prove_inference(model, batches[0][0], progress=progress)
+            proof = zk.prove_inference(model, batches[0][0], progress=progress, device=device)
             trained = None
         else:
-            proof, trained = zk.prove_training(model, batches, lr, steps=steps, progress=progress)
+            proof, trained = zk.prove_training(model, batches, lr, steps=steps, progress=progress,
+                                               device=device)
     except (circuits.UnsupportedOp, ValueError, TypeError, OverflowError) as exc:
         raise click.ClickException(f"cannot prove: {exc}") from None
     finally:
@@ -314,7 +318,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, ou
         what = ("inference proof" if inference else
                 f"training proof of {steps} SGD step{'s' if steps > 1 else ''} (lr {lr})")
         click.echo(f"wrote {out}: {what}, MLP {'-'.join(map(str, widths))}, batch {batch}; "
-                   f"{len(data):,} bytes, proved in {elapsed:.1f} s")
+                   f"{len(data):,} bytes, proved in {elapsed:.1f} s on {device.name}")
         if save_path is not None:
             click.echo(f"wrote {save_model}: the trained model (state_dict)")
 

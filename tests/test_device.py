@@ -1,0 +1,203 @@
+"""zk.device: the prover's loops on the gpu kernels give the same proofs, bit for bit, as the CPU path.
+
+Without a GPU the kernel path runs on the host build of the same CUDA sources (device "host"),
+which exercises every line of the dispatch; the same checks run on "cuda" where a GPU is present.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpu
+from gpu import runtime
+from zk import commit, device, einsum, field, group, mle, sumcheck, training
+from zk.sumcheck import SumcheckProver
+
+
+@pytest.fixture(scope="module")
+def host():
+    try:
+        runtime.host_backend()
+    except runtime.HostBuildError as exc:
+        pytest.skip(f"host build of gpu/kernels unavailable: {exc}")
+    return device.resolve("host")
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    if not gpu.available():
+        pytest.skip("no CUDA device visible to cupy (gpu.available() is False)")
+    return device.resolve("cuda")
+
+
+def seeded_randomness(monkeypatch, seed: int) -> None:
+    """Replace the prover's OS randomness by a seeded stream (tests only), so two runs that draw
+    the same number of blinds in the same order produce the same proof."""
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(field, "random", lambda shape=(): field.random_seeded(shape, rng))
+
+
+def prove_twice(monkeypatch, prove, devices):
+    out = []
+    for dev in devices:
+        seeded_randomness(monkeypatch, 11)
+        out.append(prove(dev))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# whole proofs
+# ---------------------------------------------------------------------------------------------
+def einsum_proofs(monkeypatch, dev):
+    rng = np.random.default_rng(3)
+    cases = [("ij,jk->ik", (8, 20), (20, 6)), ("bij,bjk->bik", (3, 4, 5), (3, 5, 2))]
+    out = []
+    for spec, sa, sb in cases:
+        a, b = rng.integers(-500, 500, sa), rng.integers(-500, 500, sb)
+        cpu, other = prove_twice(monkeypatch, lambda d: einsum.prove_einsum(spec, a, b, device=d), ["cpu", dev])
+        assert einsum.verify_einsum(other)
+        out.append((cpu.to_bytes(), other.to_bytes()))
+    return out
+
+
+def training_proofs(monkeypatch, dev):
+    widths = (12, 8, 8, 4)
+    model = training.synthetic_mlp(widths, 0)
+    data = training.synthetic_batches(widths, 3, 2, 1)
+    cpu, other = prove_twice(monkeypatch, lambda d: training.prove_training(model, data, 0.05, device=d)[0],
+                             ["cpu", dev])
+    assert training.verify_training(other)
+    x = data[0][0]
+    cpu_inf, other_inf = prove_twice(monkeypatch, lambda d: training.prove_inference(model, x, device=d),
+                                     ["cpu", dev])
+    assert training.verify_inference(other_inf)
+    return [(cpu.to_bytes(), other.to_bytes()), (cpu_inf.to_bytes(), other_inf.to_bytes())]
+
+
+def test_einsum_proofs_are_identical_on_the_kernel_path(monkeypatch, host):
+    for cpu, other in einsum_proofs(monkeypatch, "host"):
+        assert cpu == other
+
+
+def test_training_and_inference_proofs_are_identical_on_the_kernel_path(monkeypatch, host):
+    for cpu, other in training_proofs(monkeypatch, "host"):
+        assert cpu == other
+
+
+@pytest.mark.gpu
+def test_gpu_proofs_are_identical_to_cpu_proofs(monkeypatch, cuda):
+    for cpu, other in einsum_proofs(monkeypatch, "cuda") + training_proofs(monkeypatch, "cuda"):
+        assert cpu == other
+
+
+def test_the_seeded_stream_really_drives_the_blinds(monkeypatch):
+    """Guards the identity tests above: different seeds give different proofs of the same relation."""
+    a, b = np.arange(6).reshape(2, 3), np.arange(6).reshape(3, 2)
+    seeded_randomness(monkeypatch, 1)
+    one = einsum.prove_einsum("ij,jk->ik", a, b, device="cpu").to_bytes()
+    seeded_randomness(monkeypatch, 2)
+    assert einsum.prove_einsum("ij,jk->ik", a, b, device="cpu").to_bytes() != one
+
+
+# ---------------------------------------------------------------------------------------------
+# the four loops
+# ---------------------------------------------------------------------------------------------
+def test_row_commitments_match_for_bits_small_ints_and_field_tables(host):
+    rng = np.random.default_rng(5)
+    key = commit.DEFAULT_KEY
+    h = commit._fixed_base(key.label + b"/H")
+    blinds = field.random_seeded(4, rng)
+    for ints in (rng.integers(0, 2, (4, 16)), rng.integers(-1000, 1000, (4, 16))):
+        table = field.from_int(ints)
+        expected = device.CpuDevice.commit_rows(key.g(16), table, ints, blinds, h)
+        assert host.commit_rows(key.g(16), table, ints, blinds, h) == expected
+    table = field.random_seeded((4, 16), rng)
+    assert host.commit_rows(key.g(16), table, None, blinds, h) == \
+        device.CpuDevice.commit_rows(key.g(16), table, None, blinds, h)
+    # the identity and repeated points survive the device round trip
+    points = [group.identity()] + key.g(3) + key.g(1)
+    assert host.commit_rows(points, field.from_int(np.ones((1, 5), np.int64)), None, field.zeros(1), h) == \
+        [group.msm_small(points, np.ones(5, np.int64))]
+
+
+def test_kernel_sumcheck_matches_the_cpu_prover_round_by_round(host):
+    rng = np.random.default_rng(6)
+    tables = [field.random_seeded(32, rng) for _ in range(3)]
+    terms = [(5, (0, 1)), (-1, (0, 0, 2)), (field.random_seeded((), rng), (2,))]
+    cpu, dev = SumcheckProver(tables, terms), host.sumcheck(tables, terms)
+    assert (dev.num_vars, dev.degree) == (cpu.num_vars, cpu.degree) == (5, 3)
+    for _ in range(5):
+        assert np.array_equal(dev.round_polynomial(), cpu.round_polynomial())
+        c = field.random_seeded((), rng)
+        cpu.bind(c)
+        dev.bind(c)
+    assert np.array_equal(dev.final_evaluations(), cpu.final_evaluations())
+    with pytest.raises(ValueError, match="already bound"):
+        dev.round_polynomial()
+
+
+def test_kernel_sumcheck_rejects_what_the_cpu_prover_rejects(host):
+    t = field.ones(8)
+    with pytest.raises(ValueError, match="refers to table 3"):
+        host.sumcheck([t], [(1, (3,))])
+    with pytest.raises(ValueError, match="no terms"):
+        host.sumcheck([t], [])
+    with pytest.raises(ValueError, match="one shape"):
+        host.sumcheck([t, field.ones(4)], [(1, (0, 1))])
+    with pytest.raises(ValueError, match="without tables"):
+        host.sumcheck([t], [(1, ())])
+    with pytest.raises(ValueError, match="still unbound"):
+        host.sumcheck([t], [(1, (0,))]).final_evaluations()
+
+
+def test_eq_tables_and_vecmat_match(host):
+    rng = np.random.default_rng(7)
+    point = field.random_seeded(7, rng)
+    assert np.array_equal(host.download(host.eq_table(point)), mle.eq_table(point))
+    for rows, cols in ((1, 8), (3, 5), (130, 16)):
+        v, m = field.random_seeded(rows, rng), field.random_seeded((rows, cols), rng)
+        assert np.array_equal(host.vecmat(v, m), field.vecmat(v, m))
+
+
+def test_a_kernel_sumcheck_proves_with_the_plain_verifier(host):
+    """The kernel prover drives zk.sumcheck.prove's protocol: the CPU verifier accepts its messages."""
+    from zk.transcript import Transcript
+
+    rng = np.random.default_rng(8)
+    tables = [field.random_seeded(16, rng) for _ in range(2)]
+    prover = host.sumcheck(tables, [(1, (0, 1))])
+    t = Transcript(b"test")
+    messages, point = [], []
+    for _ in range(prover.num_vars):
+        messages.append(prover.round_polynomial())
+        point.append(sumcheck.round_challenge(t, messages[-1]))
+        prover.bind(point[-1])
+    claim = field.inner(tables[0], tables[1])
+    r, expected = sumcheck.verify(claim, 4, 2, np.stack(messages), Transcript(b"test"))
+    assert np.array_equal(expected, sumcheck.combine([(1, (0, 1))], prover.final_evaluations()))
+
+
+# ---------------------------------------------------------------------------------------------
+# choosing a device
+# ---------------------------------------------------------------------------------------------
+def test_resolve_names_and_errors():
+    assert device.resolve("cpu").name == "cpu"
+    assert device.resolve("auto").name == ("cuda" if gpu.available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        device.resolve("tpu")
+    if not gpu.available():
+        with pytest.raises(RuntimeError, match="sees no CUDA device"):
+            device.resolve("cuda")
+        with pytest.raises(RuntimeError, match="sees no CUDA device"):
+            einsum.prove_einsum("ij,jk->ik", np.ones((2, 2), int), np.ones((2, 2), int), device="cuda")
+
+
+def test_using_scopes_the_device_and_restores_it():
+    assert device.current().name == "cpu"
+    with device.using("cpu") as dev:
+        assert device.current() is dev
+    assert device.current().name == "cpu"
+    with pytest.raises(ZeroDivisionError):
+        with device.using("cpu"):
+            raise ZeroDivisionError
+    assert device.current().name == "cpu"
