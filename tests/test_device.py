@@ -108,16 +108,27 @@ def test_row_commitments_match_for_bits_small_ints_and_field_tables(host):
     h = commit._fixed_base(key.label + b"/H")
     blinds = field.random_seeded(4, rng)
     for ints in (rng.integers(0, 2, (4, 16)), rng.integers(-1000, 1000, (4, 16))):
-        table = field.from_int(ints)
-        expected = device.CpuDevice.commit_rows(key.g(16), table, ints, blinds, h)
-        assert host.commit_rows(key.g(16), table, ints, blinds, h) == expected
+        table = field.from_int(ints).reshape(4, 16, 4)
+        expected = device.CpuDevice.commit_rows(key, table, ints, blinds, h)
+        assert host.commit_rows(key, table, ints, blinds, h) == expected
     table = field.random_seeded((4, 16), rng)
-    assert host.commit_rows(key.g(16), table, None, blinds, h) == \
-        device.CpuDevice.commit_rows(key.g(16), table, None, blinds, h)
-    # the identity and repeated points survive the device round trip
-    points = [group.identity()] + key.g(3) + key.g(1)
-    assert host.commit_rows(points, field.from_int(np.ones((1, 5), np.int64)), None, field.zeros(1), h) == \
-        [group.msm_small(points, np.ones(5, np.int64))]
+    assert host.commit_rows(key, table, None, blinds, h) == device.CpuDevice.commit_rows(key, table, None, blinds, h)
+
+
+def test_generator_msms_match_with_repeated_indices_zero_sums_and_growing_keys(host):
+    rng = np.random.default_rng(9)
+    key = commit.CommitKey(b"test/device")
+    s = field.random_seeded(6, rng)
+    jobs = [(np.array([3, 3, 0, 5, 1, 3]), s),  # repeated generators share a bucket
+            (np.array([2, 2]), np.stack([s[0], field.neg(s[0])])),  # sums to the identity
+            (np.array([], dtype=np.int64), field.zeros(0))]
+    expected = device.CpuDevice.generator_msms(key, jobs)
+    assert expected[1] == group.identity() == expected[2]
+    assert host.generator_msms(key, jobs) == expected
+    # a later job reaching further grows the cached generators (a prefix family)
+    far = [(np.array([0, 40, 7]), field.random_seeded(3, rng))]
+    assert host.generator_msms(key, far) == device.CpuDevice.generator_msms(key, far)
+    assert host.generator_msms(key, []) == []
 
 
 def test_kernel_sumcheck_matches_the_cpu_prover_round_by_round(host):

@@ -283,7 +283,7 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None,
     rows, cols = 1 << m_row, 1 << m_col
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
     table = table.reshape(rows, cols, 4)
-    points = device.current().commit_rows(key.g(cols), table, None if ints is None else ints.reshape(rows, cols),
+    points = device.current().commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
                                           blinds, _fixed_base(key.label + b"/H"))
     return Commitment(m, tuple(points), m_col), Opening(table, blinds)
 
@@ -401,32 +401,36 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
         rho = field.add(rho, field.mul(xi, r_v))
 
     n = a.shape[0]
-    g = np.empty(n, dtype=object)
-    g[:] = key.g(n)
-    extra = [key.U, key.H]
-    coef = field.ones(n)  # current generator k = sum of coef[i] * G_i over i = k mod len(a)
+    dev = device.current()
+    base_u, base_h = _fixed_base(key.label + b"/U"), _fixed_base(key.label + b"/H")
+    # The current generator k is sum_i coef[i] * g[i] over i = k mod len(a), where g is the key's
+    # generators (by index, on the current device) until few remain, then explicit points.
+    g: np.ndarray | list = np.arange(n)
+    coef = field.ones(n)
+
+    def msms(jobs):  # sum_k scalars[k] g[index[k]] per job (index, scalars)
+        if isinstance(g, list):
+            return group.msm_many([([g[i] for i in idx.tolist()], sc) for idx, sc in jobs])
+        return dev.generator_msms(key, [(g[idx], sc) for idx, sc in jobs])
+
     ls, rs = [], []
     while len(a) > 1:
         if len(g) > len(a) and len(a) <= _EXPLICIT_GENERATORS:
             # the folded generators are now few: compute them once, then fold explicit points
-            blocks = g.reshape(-1, len(a))
+            blocks = np.arange(len(g)).reshape(-1, len(a))
             cblocks = coef.reshape(-1, len(a), 4)
-            g = np.empty(len(a), dtype=object)
-            g[:] = group.msm_many([(blocks[:, k], cblocks[:, k]) for k in range(len(a))])
+            g = msms([(blocks[:, k], cblocks[:, k]) for k in range(len(a))])
             coef = field.ones(len(a))
         h = len(a) // 2
         cg = coef.reshape(-1, 2, h, 4)  # [block, half, k]: original index (2 block + half) h + k
-        gg = g.reshape(-1, 2, h)
+        gi = np.arange(len(g)).reshape(-1, 2, h)
         lr_blinds = field.random(2)
-
-        def cross_term(a_half, b_other, other, blind):
-            """The MSM of ``<a_half, G_other> + <a_half, b_other> U' + blind H``."""
-            scalars = field.mul(cg[:, other], a_half[None]).reshape(-1, 4)
-            cross = field.mul(xi, field.inner(a_half, b_other))
-            return list(gg[:, other].reshape(-1)) + extra, np.concatenate([scalars, np.stack([cross, blind])])
-
-        left, right = group.msm_many([cross_term(a[:h], b[h:], 1, lr_blinds[0]),
-                                      cross_term(a[h:], b[:h], 0, lr_blinds[1])])
+        # <a_half, G_other> + <a_half, b_other> U' + blind H for both halves
+        halves = ((a[:h], b[h:], 1), (a[h:], b[:h], 0))
+        cross = np.stack([field.mul(xi, field.inner(a_half, b_other)) for a_half, b_other, _ in halves])
+        parts = msms([(gi[:, other].reshape(-1), field.mul(cg[:, other], a_half[None]).reshape(-1, 4))
+                      for a_half, _, other in halves])
+        left, right = (p + cu + bh for p, cu, bh in zip(parts, base_u.mul(cross), base_h.mul(lr_blinds)))
         ls.append(left)
         rs.append(right)
         transcript.absorb("hyrax/L", group.point_to_bytes(ls[-1]))
@@ -439,10 +443,10 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
         b = field.add(field.mul(u_inv, b[:h]), field.mul(u, b[h:]))
         coef = field.mul(cg, np.stack([u_inv, u])[None, :, None, :]).reshape(-1, 4)
 
-    g_final = group.msm(list(g), coef)
+    g_final = msms([(np.arange(len(g)), coef)])[0]
     d, s = field.random(2)
     ub = field.mul(xi, b[0])
-    big_a = group.msm([g_final] + extra, np.stack([d, field.mul(d, ub), s]))
+    big_a = group.msm([g_final, key.U, key.H], np.stack([d, field.mul(d, ub), s]))
     transcript.absorb("hyrax/A", group.point_to_bytes(big_a))
     c = _challenge(transcript, "hyrax/c")
     z1 = field.add(d, field.mul(c, a[0]))

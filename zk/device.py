@@ -1,16 +1,17 @@
 """Where the prover's heavy loops run: zk's own CPU kernels or the CUDA kernels of :mod:`gpu`.
 
-Four loops dominate a proof: Hyrax row commitments (multi-scalar multiplications), sumcheck rounds
-(round polynomials and folding), eq tables, and the vector-matrix product that starts every
-opening. The prover runs them on the *current device*:
+Five loops dominate a proof: Hyrax row commitments and the inner-product argument's multi-scalar
+multiplications over the commitment key's generators, sumcheck rounds (round polynomials and
+folding), eq tables, and the vector-matrix product that starts every opening. The prover runs them
+on the *current device*:
 
 * ``cpu``: zk's numba kernels and arkworks (the reference path);
 * ``cuda``: :mod:`gpu`'s kernels on the current CUDA device (needs cupy and a GPU);
 * ``host``: the very same CUDA sources compiled for the CPU (gpu's host build). It is slow; it exists
   so that a machine without a GPU can check that the kernel path yields the same proof, bit for bit.
 
-Everything else (transcript, small field arithmetic, the inner-product argument's short MSMs, proof
-objects) stays on the host. A proof's bytes do not depend on the device: every kernel returns
+Everything else (transcript, small field arithmetic, MSMs over a few points, proof objects) stays
+on the host. A proof's bytes do not depend on the device: every kernel returns
 canonical field elements and affine points, and the blinding randomness is drawn on the host, in
 the same order, whatever the device.
 
@@ -43,12 +44,20 @@ class CpuDevice:
     name = "cpu"
 
     @staticmethod
-    def commit_rows(points, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
+    def commit_rows(key, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
                     h: group.FixedBase) -> list:
-        """Blinded row commitments ``C_i = sum_j T[i, j] points[j] + blinds[i] H`` of a table
-        ``(rows, cols, 4)`` (``ints``: the same entries as int64, when the tensor is integer)."""
-        rows = group.msm_rows(points, ints if ints is not None else table)
+        """Blinded row commitments ``C_i = sum_j T[i, j] G_j + blinds[i] H`` of a table
+        ``(rows, cols, 4)`` with the generators ``G_j`` of ``key`` (a :class:`zk.commit.CommitKey`)
+        and ``h`` the fixed-base table of ``H`` (``ints``: the entries as int64, when integer)."""
+        rows = group.msm_rows(key.g(table.shape[1]), ints if ints is not None else table)
         return [p + mask for p, mask in zip(rows, h.mul(blinds))]
+
+    @staticmethod
+    def generator_msms(key, jobs) -> list:
+        """``sum_k scalars[k] G_{indices[k]}`` for each job ``(indices, scalars)`` over the
+        generators ``G`` of ``key``."""
+        gens = key.g(_generators_used(jobs))
+        return group.msm_many([([gens[i] for i in idx.tolist()], sc) for idx, sc in jobs])
 
     @staticmethod
     def sumcheck(tables, terms: Sequence[tuple]) -> SumcheckProver:
@@ -66,6 +75,11 @@ class CpuDevice:
         return field.vecmat(v, m)
 
 
+def _generators_used(jobs) -> int:
+    """How many of a key's generators the jobs ``(indices, scalars)`` reach."""
+    return 1 + max((int(idx.max()) for idx, _ in jobs if len(idx)), default=-1)
+
+
 class KernelDevice:
     """:mod:`gpu`'s kernels on the GPU (``backend="cuda"``) or on the host build (``"host"``)."""
 
@@ -76,7 +90,8 @@ class KernelDevice:
         self.name = backend
         self._gpu = gpu
         self._xp = runtime.cuda_backend().xp if backend == "cuda" else np
-        self._generators: dict = {}
+        self._generators: dict = {}  # key label -> the key's first generators, (n, 12) on the device
+        self._fixed: dict = {}  # compressed point -> the point, (1, 12) on the device
 
     # -- transfers --------------------------------------------------------------------------
     def upload(self, a):
@@ -87,15 +102,24 @@ class KernelDevice:
         """A device array on the host."""
         return self._gpu.to_host(a)
 
-    def _points(self, points) -> object:
-        """Affine points ``(n, 12)`` (Fp Montgomery limbs) of arkworks points, cached per list."""
-        points = list(points)
-        key = (group.point_to_bytes(points[0]), len(points)) if points else (b"", 0)
-        if key not in self._generators:
-            raw = b"".join(bytes(p.to_xy_bytes_le()) for p in points)
-            xy = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(-1, 12)
-            self._generators[key] = self._gpu.fp_op("to_mont", self.upload(xy).reshape(-1, 6)).reshape(-1, 12)
-        return self._generators[key]
+    def _points(self, points):
+        """Affine device points ``(n, 12)`` (Fp Montgomery limbs) of arkworks points."""
+        raw = b"".join(bytes(p.to_xy_bytes_le()) for p in points)
+        xy = np.frombuffer(raw, dtype="<u8").astype(np.uint64).reshape(-1, 6)
+        return self._gpu.fp_op("to_mont", self.upload(xy)).reshape(-1, 12)
+
+    def _key_generators(self, key, n: int):
+        """The first ``n`` generators of ``key`` on the device (a prefix of one cached array)."""
+        have = self._generators.get(key.label)
+        if have is None or have.shape[0] < n:
+            have = self._generators[key.label] = self._points(key.g(max(n, 2 * (0 if have is None else have.shape[0]))))
+        return have[:n]
+
+    def _fixed_point(self, point):
+        data = group.point_to_bytes(point)
+        if data not in self._fixed:
+            self._fixed[data] = self._points([point])
+        return self._fixed[data]
 
     def _to_points(self, points) -> list:
         """arkworks points from affine device points ``(n, 12)`` (the kernels' outputs: on the
@@ -105,13 +129,20 @@ class KernelDevice:
         decode = group.Point.from_xy_bytes_unchecked_le
         return [decode(raw[k:k + 96]) for k in range(0, len(raw), 96)]
 
-    # -- the four loops ---------------------------------------------------------------------
-    def commit_rows(self, points, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
+    # -- the loops --------------------------------------------------------------------------
+    def commit_rows(self, key, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
                     h: group.FixedBase) -> list:
         gpu = self._gpu
-        rows = gpu.commit_rows(self._points(points), self.upload(table))
-        masks = gpu.commit_rows(self._points([h.point]), self.upload(blinds).reshape(-1, 1, 4))
+        rows = gpu.commit_rows(self._key_generators(key, table.shape[1]), self.upload(table))
+        masks = gpu.commit_rows(self._fixed_point(h.point), self.upload(blinds).reshape(-1, 1, 4))
         return self._to_points(gpu.g1_add(rows, masks))
+
+    def generator_msms(self, key, jobs) -> list:
+        if not jobs:
+            return []
+        gens = self._key_generators(key, _generators_used(jobs))
+        sums = [self._gpu.msm(gens[self.upload(idx.astype(np.int64))], self.upload(sc)) for idx, sc in jobs]
+        return self._to_points(self._xp.stack(sums))
 
     def sumcheck(self, tables, terms: Sequence[tuple]) -> "KernelSumcheckProver":
         return KernelSumcheckProver(self, tables, terms)
