@@ -1,7 +1,11 @@
 """The EinHops benchmark suite on the real CKKS backends (``seal``, ``desilo``).
 
 Usage: ``python benchmarks/bench_einhops.py [--quick] [--backend seal|desilo|all]
-[--runs N] [--ring-degree N] [--cases PATH] [--no-write]``
+[--device cpu|cuda] [--runs N] [--ring-degree N] [--cases PATH] [--no-write]``
+
+``--device cuda`` runs desilofhe in its GPU mode (a CUDA build of desilofhe, e.g.
+``desilofhe-cu130``, and a visible device); SEAL is CPU-only, so it runs desilo alone and
+writes its own section (``bench_einhops_cuda``).
 
 Runs the 15 workloads of ``../shared/bench/einhops_cases.json`` plus ``ij,jk->ik`` on
 64×64 · 64×64, every operand encrypted, each at the level the suite lists. Ring degree
@@ -70,7 +74,8 @@ def einhops_cost(spec: str, shapes) -> fhe.Cost | None:
         return None
 
 
-def run_case(backend: str, case: dict, ring_degree: int, runs: int, seed: int = 0) -> dict:
+def run_case(backend: str, case: dict, ring_degree: int, runs: int, seed: int = 0,
+             device: str = "cpu") -> dict:
     """Encrypt the operands, run the einsum once to warm up, then time ``runs`` calls."""
     rng = np.random.default_rng(seed)
     spec, shapes, level = case["spec"], [tuple(s) for s in case["shapes"]], case["level"]
@@ -78,7 +83,8 @@ def run_case(backend: str, case: dict, ring_degree: int, runs: int, seed: int = 
     exact = np.einsum(spec, *operands)
 
     t0 = time.perf_counter()
-    ctx = fhe.Context(backend=backend, ring_degree=ring_degree, levels=level)
+    kwargs = {"device": device} if backend == "desilo" else {}
+    ctx = fhe.Context(backend=backend, ring_degree=ring_degree, levels=level, **kwargs)
     cts = [ctx.encrypt(x) for x in operands]
     fhe.einsum(spec, *cts)  # warm-up: rotation keys, encoded masks
     setup = time.perf_counter() - t0
@@ -94,7 +100,8 @@ def run_case(backend: str, case: dict, ring_degree: int, runs: int, seed: int = 
     plan = ctx.plan(spec, *cts)
     base = einhops_cost(spec, shapes)
     return {
-        "id": case["id"], "spec": spec, "shapes": shapes, "backend": backend,
+        "id": case["id"], "spec": spec, "shapes": shapes,
+        "backend": backend if device == "cpu" else f"{backend} ({device})",
         "ring": ring_degree, "level": level, "security": ctx.backend.security_bits,
         "time": float(np.mean(times)), "setup": setup,
         "max_err": float(np.max(np.abs(got - exact))),
@@ -139,6 +146,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help=f"only cases {', '.join(QUICK)}, one run")
     ap.add_argument("--backend", choices=BACKENDS + ("all",), default="all")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where desilofhe runs (cuda: desilo only)")
     ap.add_argument("--runs", type=int, default=None, help="timed runs per case (default 3; quick 1)")
     ap.add_argument("--ring-degree", default="auto",
                     help="'auto' (default: smallest secure ring that fits) or a power of two")
@@ -147,12 +156,16 @@ def main() -> None:
     args = ap.parse_args()
     runs = args.runs or (1 if args.quick else 3)
     backends = BACKENDS if args.backend == "all" else (args.backend,)
+    if args.device == "cuda":
+        if args.backend == "seal":
+            ap.error("--device cuda: the seal backend runs on the CPU only")
+        backends = ("desilo",)
 
     rows = []
     for case in load_cases(args.cases, args.quick):
         for backend in backends:
             ring = auto_ring(backend, case) if args.ring_degree == "auto" else int(args.ring_degree)
-            r = run_case(backend, case, ring, runs)
+            r = run_case(backend, case, ring, runs, device=args.device)
             rows.append(r)
             print(f"{r['id']:>4} {r['spec']:<20} {backend:<6} N=2^{ring.bit_length() - 1} "
                   f"{r['time']:8.3f} s  "
@@ -162,12 +175,13 @@ def main() -> None:
                   flush=True)
     ring = ("smallest 128-bit-secure ring holding each operand in one ciphertext"
             if args.ring_degree == "auto" else f"{args.ring_degree}")
-    config = (f"{'quick' if args.quick else 'full'}; ring degree: {ring}; {runs} timed run(s) "
+    config = (f"{'quick' if args.quick else 'full'}; desilofhe on {args.device}; ring degree: {ring}; "
+              f"{runs} timed run(s) "
               f"per case; security "
               + ", ".join(sorted({f"{r['backend']} {r['security']}-bit" for r in rows})))
     body = render(rows, config)
     print()
-    publish(SECTION, body, not args.no_write)
+    publish(SECTION if args.device == "cpu" else f"{SECTION}_{args.device}", body, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,16 @@ def test_fr_inv_matches_galois(n):
     assert decode(gpu.fr_inv(encode(xs))) == expected
 
 
+def test_vecmat_matches_zk_field_and_rejects_bad_shapes():
+    field = pytest.importorskip("zk.field")
+    rng = np.random.default_rng(4)
+    for rows, cols in ((1, 1), (63, 3), (64, 8), (65, 8), (200, 2)):
+        v, m = field.random_seeded(rows, rng), field.random_seeded((rows, cols), rng)
+        assert np.array_equal(gpu.vecmat(v, m), field.vecmat(v, m))
+    with pytest.raises(ValueError, match="vecmat"):
+        gpu.vecmat(field.ones(3), field.ones((4, 2)))
+
+
 def test_fr_inv_rejects_zero():
     with pytest.raises(ZeroDivisionError, match="element 2"):
         gpu.fr_inv(encode([3, 4, 0, 5]))
@@ -456,6 +466,8 @@ def test_gpu_field_and_sumcheck_ops_match_host(cuda):
     assert np.array_equal(gpu.to_host(gpu.eq_table(gpu.to_device(point))), gpu.eq_table(point))
     for k in (1, 2, 3):
         assert np.array_equal(gpu.to_host(gpu.round_poly([da, db, da][:k], 4)), gpu.round_poly([a, b, a][:k], 4))
+    m = a.reshape(128, 128, 4)  # 128 rows: two vecmat chunks
+    assert np.array_equal(gpu.to_host(gpu.vecmat(db[:128], gpu.to_device(m))), gpu.vecmat(b[:128], m))
 
 
 @pytest.mark.gpu
