@@ -185,4 +185,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except fhe.errors.UnsupportedBackend as exc:  # e.g. --device cuda without a CUDA desilofhe
+        raise SystemExit(f"bench_einhops: {exc}") from None

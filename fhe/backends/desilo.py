@@ -25,9 +25,29 @@ try:
 except ImportError:  # pragma: no cover - exercised only without desilofhe
     _desilo = None
 
+
+def _major_version() -> int | None:
+    """The major version of the desilofhe build actually imported (``desilofhe`` or a CUDA build
+    such as ``desilofhe-cu130``: its dist-info sits beside the module), None if unknown."""
+    import re
+    from pathlib import Path
+
+    if _desilo is None or not getattr(_desilo, "__file__", None):
+        return None
+    for info in sorted(Path(_desilo.__file__).parent.glob("desilofhe*.dist-info")):
+        match = re.fullmatch(r"desilofhe(?:_cu\d+)?-(\d+)\..*\.dist-info", info.name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+#: desilofhe 2 rotates a fixed-key rotation by k to the left (slot i receives slot i + k); the 1.x
+#: builds (the CUDA 13.0 wheel is 1.17) rotate to the right, so their keys take the shift -k.
+_ROTATION_SIGN = -1 if (_major_version() or 2) < 2 else 1
+
 #: ``device`` argument -> desilofhe engine mode. "parallel" is desilofhe's multi-threaded
-#: CPU mode; "cuda" needs a CUDA build of desilofhe (``desilofhe-cu1xx``) and a device.
-_MODES = {"cpu": "parallel", "cuda": "cuda", "gpu": "cuda"}
+#: CPU mode; its GPU mode ("gpu") needs a CUDA build of desilofhe (``desilofhe-cu1xx``) and a device.
+_MODES = {"cpu": "parallel", "cuda": "gpu", "gpu": "gpu"}
 
 
 class DesiloBackend(Backend):
@@ -91,7 +111,8 @@ class DesiloBackend(Backend):
 
     # -- keys ---------------------------------------------------------------------------
     def _make_rotation_key(self, shift: int):
-        return self._engine.create_fixed_rotation_key(self._secret_key, shift, self.max_level)
+        return self._engine.create_fixed_rotation_key(self._secret_key, _ROTATION_SIGN * shift % self.slots,
+                                                      self.max_level)
 
     # -- encoding and encryption -----------------------------------------------------------
     def encode(self, values, level: int | None = None):
