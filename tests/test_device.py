@@ -212,3 +212,22 @@ def test_using_scopes_the_device_and_restores_it():
         with device.using("cpu"):
             raise ZeroDivisionError
     assert device.current().name == "cpu"
+
+
+def test_tables_never_reach_host_field_arithmetic_on_a_kernel_device(monkeypatch, host):
+    """On a kernel device the committed tables stay device arrays: zk.field (the host's arithmetic)
+    only ever sees vectors as long as one row (the inner-product argument's), never a table."""
+    largest: dict = {}
+    for name in ("add", "sub", "mul", "sum", "inner", "vecmat", "square", "neg"):
+        def spy(*args, _f=getattr(field, name), _name=name, **kwargs):
+            size = max((a.size // 4 for a in args if isinstance(a, np.ndarray)), default=0)
+            largest[_name] = max(largest.get(_name, 0), size)
+            return _f(*args, **kwargs)
+        monkeypatch.setattr(field, name, spy)
+    widths = (40, 24, 24, 8)  # stacks of up to 64 instances of 512 entries: tables of 32768
+    model, data = training.synthetic_mlp(widths, 0), training.synthetic_batches(widths, 8, 1, 0)
+    training.prove_training(model, data, 0.05, device="cpu")
+    assert max(largest.values()) > 1 << 14  # the CPU path does work on whole tables here
+    largest.clear()
+    training.prove_training(model, data, 0.05, device="host")
+    assert max(largest.values()) <= 1 << 10, largest  # one row of 2^10 columns at most

@@ -237,7 +237,8 @@ class Commitment:
 
 @dataclass(frozen=True)
 class Opening:
-    """The secret side of a commitment: the table as a ``(rows, cols, 4)`` field array and the row blinds."""
+    """The secret side of a commitment: the table as a ``(rows, cols, 4)`` field array (on the
+    prover's device, :mod:`zk.device`) and the row blinds (on the host)."""
 
     table: np.ndarray
     blinds: np.ndarray
@@ -254,10 +255,10 @@ class Opening:
         return f"Opening(num_vars={self.num_vars})"
 
     def __add__(self, other: Opening) -> Opening:
-        return Opening(field.add(self.table, other.table), field.add(self.blinds, other.blinds))
+        return Opening(device.current().add(self.table, other.table), field.add(self.blinds, other.blinds))
 
     def __sub__(self, other: Opening) -> Opening:
-        return Opening(field.sub(self.table, other.table), field.sub(self.blinds, other.blinds))
+        return Opening(device.current().sub(self.table, other.table), field.sub(self.blinds, other.blinds))
 
     @classmethod
     def combine(cls, coeffs, openings) -> Opening:
@@ -266,7 +267,7 @@ class Opening:
         if len(coeffs) != len(openings) or not openings:
             raise ValueError(f"combine: {len(coeffs)} coefficients for {len(openings)} openings")
         c = np.stack([_scalar(x) for x in coeffs])
-        table = field.sum(field.mul(c[:, None, None, :], np.stack([o.table for o in openings])), axis=0)
+        table = device.current().lincomb(c, [o.table for o in openings])
         blinds = field.sum(field.mul(c[:, None, :], np.stack([o.blinds for o in openings])), axis=0)
         return cls(table, blinds)
 
@@ -282,9 +283,10 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None,
     m_row, m_col = split_vars(m, col_vars)
     rows, cols = 1 << m_row, 1 << m_col
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
-    table = table.reshape(rows, cols, 4)
-    points = device.current().commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
-                                          blinds, _fixed_base(key.label + b"/H"))
+    dev = device.current()
+    table = dev.asarray(table.reshape(rows, cols, 4))
+    points = dev.commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
+                             blinds, _fixed_base(key.label + b"/H"))
     return Commitment(m, tuple(points), m_col), Opening(table, blinds)
 
 

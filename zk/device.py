@@ -15,8 +15,11 @@ on the host. A proof's bytes do not depend on the device: every kernel returns
 canonical field elements and affine points, and the blinding randomness is drawn on the host, in
 the same order, whatever the device.
 
-On a kernel device a sumcheck's tables are uploaded once and stay on the device for all its rounds;
-only the round messages (``d + 1`` field elements) and the final evaluations come back. The public
+On a kernel device the committed tables live on the device from the moment they are committed:
+an :class:`zk.commit.Opening`'s table is a device array, and stacking, linear combinations,
+binding variables, sumchecks and openings all run there (the *table operations* below: ``xp``,
+``asarray``, ``add``, ``sub``, ``mul``, ``lincomb``). Only round messages (``d + 1`` field
+elements), final evaluations and the short vectors of the inner-product argument come back. The public
 prover functions take ``device="auto" | "cpu" | "cuda"`` and run under :func:`using`; ``auto`` picks
 ``cuda`` when cupy imports and sees a GPU, else ``cpu``. Prover code asks :func:`current`.
 """
@@ -42,6 +45,21 @@ class CpuDevice:
     """The reference path: :mod:`zk.field` / :mod:`zk.mle` numba kernels and arkworks MSMs."""
 
     name = "cpu"
+    xp = np
+
+    # -- table operations (field arrays (..., 4) on this device) -----------------------------
+    asarray = staticmethod(np.asarray)
+    add = staticmethod(field.add)
+    sub = staticmethod(field.sub)
+    mul = staticmethod(field.mul)
+
+    @staticmethod
+    def lincomb(coeffs: np.ndarray, tables) -> np.ndarray:
+        """``sum_k coeffs[k] tables[k]`` (host coefficients ``(k, 4)``, tables of one shape)."""
+        stacked = np.stack(tables)
+        return field.sum(field.mul(coeffs.reshape((len(tables),) + (1,) * (stacked.ndim - 2) + (4,)), stacked), axis=0)
+
+    # -- the loops --------------------------------------------------------------------------
 
     @staticmethod
     def commit_rows(key, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
@@ -89,14 +107,34 @@ class KernelDevice:
 
         self.name = backend
         self._gpu = gpu
-        self._xp = runtime.cuda_backend().xp if backend == "cuda" else np
+        self.xp = runtime.cuda_backend().xp if backend == "cuda" else np
         self._generators: dict = {}  # key label -> the key's first generators, (n, 12) on the device
         self._fixed: dict = {}  # compressed point -> the point, (1, 12) on the device
 
     # -- transfers --------------------------------------------------------------------------
     def upload(self, a):
         """A host array on this device (device arrays pass through)."""
-        return self._xp.ascontiguousarray(self._xp.asarray(a))
+        return self.xp.ascontiguousarray(self.xp.asarray(a))
+
+    # -- table operations -------------------------------------------------------------------
+    def asarray(self, a):
+        return self.upload(a)
+
+    def add(self, a, b):
+        return self._gpu.fr_add(self.upload(a), self.upload(b))
+
+    def sub(self, a, b):
+        return self._gpu.fr_sub(self.upload(a), self.upload(b))
+
+    def mul(self, a, b):
+        return self._gpu.fr_mul(self.upload(a), self.upload(b))
+
+    def lincomb(self, coeffs: np.ndarray, tables):
+        out = None
+        for c, t in zip(coeffs, tables):
+            term = self.mul(t, c)
+            out = term if out is None else self.add(out, term)
+        return out
 
     def download(self, a) -> np.ndarray:
         """A device array on the host."""
@@ -142,7 +180,7 @@ class KernelDevice:
             return []
         gens = self._key_generators(key, _generators_used(jobs))
         sums = [self._gpu.msm(gens[self.upload(idx.astype(np.int64))], self.upload(sc)) for idx, sc in jobs]
-        return self._to_points(self._xp.stack(sums))
+        return self._to_points(self.xp.stack(sums))
 
     def sumcheck(self, tables, terms: Sequence[tuple]) -> "KernelSumcheckProver":
         return KernelSumcheckProver(self, tables, terms)

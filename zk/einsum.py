@@ -103,23 +103,25 @@ class EinsumLayout:
         return np.stack(coords) if coords else field.zeros(0)
 
 
-def _restrict(tab: np.ndarray, variables: list, fixed: dict, order: list) -> np.ndarray:
+def _restrict(tab, variables: list, fixed: dict, order: list):
     """Bind the ``fixed`` variables of an MLE table, then lay the rest out over ``order``
-    (variables of ``order`` the table lacks are broadcast): a table over ``order``."""
-    t = tab.reshape((2,) * len(variables) + (4,))
+    (variables of ``order`` the table lacks are broadcast): a table over ``order``, on the
+    current device."""
+    dev = _device.current()
+    t = dev.asarray(tab).reshape((2,) * len(variables) + (4,))
     names = list(variables)
     for pos in reversed(range(len(names))):
         v = names[pos]
         if v in fixed:
-            lo = np.take(t, 0, axis=pos)
-            hi = np.take(t, 1, axis=pos)
-            t = field.add(lo, field.mul(fixed[v], field.sub(hi, lo)))
+            lo = dev.xp.take(t, 0, axis=pos)
+            hi = dev.xp.take(t, 1, axis=pos)
+            t = dev.add(lo, dev.mul(dev.sub(hi, lo), fixed[v]))
             del names[pos]
     perm = sorted(range(len(names)), key=lambda i: order.index(names[i]))
     t = t.transpose(perm + [len(names)])
     t = t.reshape(tuple(2 if v in names else 1 for v in order) + (4,))
-    full = np.broadcast_to(t, (2,) * len(order) + (4,))
-    return np.ascontiguousarray(full).reshape(-1, 4)
+    full = dev.xp.broadcast_to(t, (2,) * len(order) + (4,))
+    return dev.xp.ascontiguousarray(full).reshape(-1, 4)
 
 
 def _integer_operand(x, name: str) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import field
+from . import device, field
 from .commit import Commitment, Opening
 
 
@@ -67,8 +67,9 @@ def stack(commitments, openings=None) -> Stack:
     if openings is not None:
         openings = list(openings)
         zeros = n - len(openings)
-        table = np.concatenate([o.table for o in openings]
-                               + [np.zeros((zeros * rows_per, 1 << c, 4), np.uint64)])
+        xp = device.current().xp
+        table = xp.concatenate([o.table for o in openings]
+                               + [xp.zeros((zeros * rows_per, 1 << c, 4), np.uint64)])
         blinds = np.concatenate([o.blinds for o in openings] + [field.zeros(zeros * rows_per)])
         opening = Opening(table, blinds)
     return Stack(com, opening, len(commitments), k)
