@@ -9,14 +9,14 @@ can be used. ``docs/gpu.md`` describes the kernels and how they are tested witho
 from __future__ import annotations
 
 from .ops import (
-    commit_rows, eq_table, fold, fp_op, fr_add, fr_inv, fr_mul, fr_sub, g1_add, g1_from_compressed,
+    commit_rows, eq_table, fold, fp_op, fr_add, fr_from_int64, fr_inv, fr_mul, fr_sub, g1_add, g1_from_compressed,
     g1_to_compressed, msm, round_poly, vecmat,
 )
 from .runtime import cuda_available as available
 
 __all__ = [
     "available", "to_device", "to_host",
-    "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly", "vecmat",
+    "fr_from_int64", "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly", "vecmat",
     "fp_op", "g1_add", "g1_from_compressed", "g1_to_compressed", "msm", "commit_rows",
 ]
 

@@ -19,7 +19,7 @@ import numpy as np
 from . import runtime
 
 __all__ = [
-    "backend_of", "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly", "vecmat",
+    "backend_of", "fr_from_int64", "fr_add", "fr_sub", "fr_mul", "fr_inv", "fold", "eq_table", "round_poly", "vecmat",
     "fp_op", "g1_add", "g1_from_compressed", "g1_to_compressed", "msm", "commit_rows",
     "signed_digits", "window_size",
 ]
@@ -71,6 +71,18 @@ def _fr_binary(op: int, a, b):
     out = be.xp.empty(shape, dtype=np.uint64)
     n = out.size // 4
     be.launch("fr_binary", n, op, int(a.size > 4 or n == 1), int(b.size > 4 or n == 1), a, b, out)
+    return out
+
+
+def fr_from_int64(values):
+    """Signed integers (``int64``, any shape) as Fr elements ``(..., 4)`` (``v mod r``, Montgomery form)."""
+    be = backend_of(values)
+    v = be.xp.asarray(values)
+    if v.dtype != np.int64:
+        raise TypeError(f"fr_from_int64: expected an int64 array, got {v.dtype}")
+    v = be.xp.ascontiguousarray(v)
+    out = be.xp.empty(v.shape + (4,), dtype=np.uint64)
+    be.launch("fr_from_i64", v.size, v, out)
     return out
 
 

@@ -154,6 +154,17 @@ def test_fr_inv_matches_galois(n):
     assert decode(gpu.fr_inv(encode(xs))) == expected
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(-(1 << 63), (1 << 63) - 1), min_size=1, max_size=50))
+def test_fr_from_int64_matches_zk_field(values):
+    field = pytest.importorskip("zk.field")
+    v = np.array(values + [0, -1, 1, -(1 << 63), (1 << 63) - 1], dtype=np.int64)
+    assert np.array_equal(gpu.fr_from_int64(v), field.from_int(v))
+    assert decode(gpu.fr_from_int64(v.reshape(-1, 1))) == [x % R for x in v.tolist()]
+    with pytest.raises(TypeError, match="int64"):
+        gpu.fr_from_int64(v.astype(np.int32))
+
+
 def test_vecmat_matches_zk_field_and_rejects_bad_shapes():
     field = pytest.importorskip("zk.field")
     rng = np.random.default_rng(4)
@@ -466,6 +477,8 @@ def test_gpu_field_and_sumcheck_ops_match_host(cuda):
     assert np.array_equal(gpu.to_host(gpu.eq_table(gpu.to_device(point))), gpu.eq_table(point))
     for k in (1, 2, 3):
         assert np.array_equal(gpu.to_host(gpu.round_poly([da, db, da][:k], 4)), gpu.round_poly([a, b, a][:k], 4))
+    ints = np.array([rng.randrange(-(1 << 63), 1 << 63) for _ in range(1000)], dtype=np.int64)
+    assert np.array_equal(gpu.to_host(gpu.fr_from_int64(gpu.to_device(ints))), gpu.fr_from_int64(ints))
     m = a.reshape(128, 128, 4)  # 128 rows: two vecmat chunks
     assert np.array_equal(gpu.to_host(gpu.vecmat(db[:128], gpu.to_device(m))), gpu.vecmat(b[:128], m))
 

@@ -145,20 +145,19 @@ def _tensor_table(pairs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _table(values) -> tuple[np.ndarray, np.ndarray | None]:
-    """The MLE table of a tensor (:func:`zk.mle.table`), and its int64 entries for an integer tensor."""
+def _table(values) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(table, None)``: the MLE table (:func:`zk.mle.table`) of a field array or of Python
+    integers; or ``(None, entries)`` for an integer tensor, its padded entries flattened (uint8
+    for 0/1 planes, else int64), which the prover's device turns into a table."""
     if hasattr(values, "detach"):  # a torch tensor
         values = values.detach().cpu().numpy()
     arr = np.asarray(values)
     if arr.dtype.kind in "iub" and arr.dtype != np.uint64:
-        ints = mle.pad_pow2(arr).astype(np.int64).reshape(-1)
-        if arr.dtype in (np.bool_, np.uint8) and ints.size and ints.max() <= 1:
-            return _BIT_TABLE[ints], ints  # bit planes: a lookup, no field arithmetic
-        return field.from_int(ints), ints
+        ints = mle.pad_pow2(arr).reshape(-1)
+        if arr.dtype in (np.bool_, np.uint8) and ints.max() <= 1:
+            return None, ints.astype(np.uint8)
+        return None, ints.astype(np.int64)
     return mle.table(arr), None
-
-
-_BIT_TABLE = np.stack([field.ZERO, field.ONE])
 
 
 @dataclass(frozen=True)
@@ -279,12 +278,12 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None,
     of two. ``blinds`` (``(rows, 4)``) defaults to fresh secret randomness; ``col_vars`` fixes the
     row width (``2^col_vars``) instead of the square split."""
     table, ints = _table(values)
-    m = table.shape[0].bit_length() - 1
+    m = len(table if ints is None else ints).bit_length() - 1
     m_row, m_col = split_vars(m, col_vars)
     rows, cols = 1 << m_row, 1 << m_col
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
     dev = device.current()
-    table = dev.asarray(table.reshape(rows, cols, 4))
+    table = (dev.asarray(table) if ints is None else dev.table_from_ints(ints)).reshape(rows, cols, 4)
     points = dev.commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
                              blinds, _fixed_base(key.label + b"/H"))
     return Commitment(m, tuple(points), m_col), Opening(table, blinds)

@@ -113,3 +113,15 @@ ZK_KERNEL(fr_vecmat_partial, u64 rows, u64 cols, u64 span, const Fr* v, const Fr
         out[t] = acc;
     }
 }
+
+// Signed 64-bit integers to Fr: out[i] = v[i] mod r in Montgomery form (the zk.field.from_int
+// encoding), |v| taken without overflow at -2^63.
+ZK_KERNEL(fr_from_i64, const long long* v, Fr* out) {
+    ZK_THREAD_LOOP(i) {
+        long long x = v[i];
+        Fr mag = fe_zero<FrP>();
+        mag.v[0] = x < 0 ? (u64)0 - (u64)x : (u64)x;
+        Fr m = fe_to_mont(mag);
+        out[i] = x < 0 ? fe_neg(m) : m;
+    }
+}
