@@ -82,16 +82,14 @@ class BooleanityProof:
         return cls(sc, values, opening, square, final_blind)
 
 
-_BOOLEANITY_TERMS = [(1, (0, 1)), (-1, (0, 0, 1))]  # tables: b, eq(u, .)
+_BOOLEANITY_TERMS = [(1, (0,)), (-1, (0, 0))]  # b - b^2, weighted by eq(u, .)
 
 
 def prove_booleanity(planes: Stack, u: np.ndarray, t: Transcript,
                      key: commit.CommitKey = commit.DEFAULT_KEY) -> BooleanityProof:
     """Prove that every entry of the committed stack is 0 or 1, at the random point ``u``."""
-    dev = device.current()
-    tables = [planes.opening.table.reshape(-1, 4), dev.eq_table(u)]
-    sc, r, finals, final_blind = zksumcheck.prove(dev.sumcheck(tables, _BOOLEANITY_TERMS),
-                                                  field.zeros(), t, key)
+    prover = device.current().eq_sumcheck(u, [planes.opening.table.reshape(-1, 4)], _BOOLEANITY_TERMS)
+    sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     b = finals[0]
     blinds = field.random(2)
     values, _ = commit.commit_scalars(np.stack([b, field.square(b)]), key, blinds=blinds)

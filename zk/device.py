@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from . import field, group, mle
-from .sumcheck import SumcheckProver, check_terms
+from .sumcheck import EqSumcheckProver, SumcheckProver, check_terms
 
 __all__ = ["DEVICES", "CpuDevice", "KernelDevice", "resolve", "using", "current"]
 
@@ -89,9 +89,10 @@ class CpuDevice:
         return SumcheckProver(tables, terms)
 
     @staticmethod
-    def eq_table(point):
-        """``eq(point, .)`` as a table this device's :meth:`sumcheck` takes."""
-        return mle.eq_table(point)
+    def eq_sumcheck(point, tables, terms: Sequence[tuple]) -> EqSumcheckProver:
+        """A prover for ``sum_x eq(point, x) sum_t c_t prod_j P_j(x)`` (the eq factor left out
+        of ``terms``) with :class:`SumcheckProver`'s interface and messages."""
+        return EqSumcheckProver(point, tables, terms)
 
     @staticmethod
     def vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -198,7 +199,13 @@ class KernelDevice:
         return KernelSumcheckProver(self, tables, terms)
 
     def eq_table(self, point):
+        """The table of ``eq(point, .)`` on the device."""
         return self._gpu.eq_table(self.upload(field.asarray(point, "point").reshape(-1, 4)))
+
+    def eq_sumcheck(self, point, tables, terms: Sequence[tuple]) -> "KernelSumcheckProver":
+        # the eq table materialised as one more factor of every term: the same polynomials
+        tables = list(tables)
+        return self.sumcheck(tables + [self.eq_table(point)], [(c, tuple(idx) + (len(tables),)) for c, idx in terms])
 
     def vecmat(self, v: np.ndarray, m: np.ndarray) -> np.ndarray:
         return self.download(self._gpu.vecmat(self.upload(v), self.upload(m)))

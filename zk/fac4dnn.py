@@ -255,14 +255,15 @@ def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, 
 
     Tensors of one shape are committed a power-of-two batch per call (their rows side by side, so no
     padding instance is committed) and split back into per-instance commitments, which is what
-    stacking later concatenates again.
+    stacking later concatenates again. Bit planes are batched apart from value tensors, so that
+    they stay 0/1 bytes and take the bit-commitment path.
     """
     by_shape: dict = {}
     for k, shape in keys:
-        by_shape.setdefault(shape, []).append(k)
+        by_shape.setdefault((shape, k[3] >= 0), []).append(k)
     out = {}
     done, total = 0, len(list(keys))
-    for shape, names in by_shape.items():
+    for (shape, _), names in by_shape.items():
         m = sum(mle.dim_bits(shape))
         c = instance_col_vars(m)
         rows = 1 << (m - c)

@@ -88,10 +88,8 @@ def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
     out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u), key, blind=blinds[0])
     out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0])
     f_lin, g_lin = f.linear(), g.linear()
-    dev = device.current()
-    tables = [f.table(f_lin), g.table(g_lin), dev.eq_table(u)]
-    sc, r, finals, final_blind = zksumcheck.prove(dev.sumcheck(tables, [(1, (0, 1, 2))]),
-                                                  blinds[0], t, key)
+    prover = device.current().eq_sumcheck(u, [f.table(f_lin), g.table(g_lin)], [(1, (0, 1))])
+    sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
     fv, gv = finals[0], finals[1]
     lin_values = np.stack([field.sub(fv, field.from_int(f.const)),
                            field.sub(gv, field.from_int(g.const)), field.mul(fv, gv)])

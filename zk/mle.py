@@ -103,30 +103,32 @@ def eq_table(point) -> np.ndarray:
 
 
 @kernel
-def _fold_kernel(tab, half, c):
-    """``tab[j] += c (tab[j + half] - tab[j])`` for ``j < half``."""
+def _fold_kernel(tab, half, c, out):
+    """``out[j] = tab[j] + c (tab[j + half] - tab[j])`` for ``j < half`` (``out`` may be ``tab``)."""
     r = load(c, 0)
     for j in prange(half):
         low = load(tab, j)
-        store(tab, j, add_mod(low, mont_mul(r, sub_mod(load(tab, j + half), low))))
+        store(out, j, add_mod(low, mont_mul(r, sub_mod(load(tab, j + half), low))))
 
 
-def fold(tab, challenge) -> np.ndarray:
+def fold(tab, challenge, *, in_place: bool = True) -> np.ndarray:
     """Bind variable 0 of the MLE to ``challenge`` (one field element): the table of half the size.
 
-    The result is a view on the first half of ``tab``, which is overwritten (a read-only or
-    non-contiguous ``tab`` is copied first).
+    In place (the default) the result is a view on the first half of ``tab``, which is
+    overwritten (a read-only or non-contiguous ``tab`` is copied first); otherwise it is a new
+    array and ``tab`` is left as it was.
     """
     tab = field.asarray(tab, "table")
     m = _num_vars(tab, "fold")
     if m == 0:
         raise ValueError("fold: the table has no variable left to bind")
-    if not (tab.flags.c_contiguous and tab.flags.writeable):
+    if not (tab.flags.c_contiguous and (tab.flags.writeable or not in_place)):
         tab = np.array(tab)
     c = np.ascontiguousarray(field.asarray(challenge, "challenge")).reshape(1, 4)
     half = tab.shape[0] // 2
-    _fold_kernel[half](tab, half, c)
-    return tab[:half]
+    out = tab if in_place else field.empty((half, 4))
+    _fold_kernel[half](tab, half, c, out)
+    return out[:half]
 
 
 def evaluate(tab, point) -> np.ndarray:

@@ -41,7 +41,7 @@ from .field import ONE, R, add_mod, kernel, load, mont_mul, store, sub_mod
 from .transcript import Transcript
 
 __all__ = [
-    "SumcheckProver", "SumcheckResult", "check_terms", "prove", "verify",
+    "SumcheckProver", "EqSumcheckProver", "SumcheckResult", "check_terms", "prove", "verify",
     "round_challenge", "verify_round", "interpolate", "combine",
 ]
 
@@ -56,17 +56,15 @@ class SumcheckResult(NamedTuple):
 
 
 @kernel
-def _round_kernel(rows, stride, n, factors, counts, coeffs, degree, chunks, out):
-    """Evaluations at ``X = 0..degree`` of the round polynomial of the current (size ``n``) tables.
-
-    ``rows`` holds ``k`` tables of ``stride`` rows each (only the first ``n`` are live).
-    ``out[X] = sum_t coeffs[t] sum_{i < n/2} prod_l P_{factors[t, l]}(X; i)`` with
-    ``P(X; i) = P[i] + X (P[i + n/2] - P[i])``.
+def _round_kernel(tables, n, weights, factors, counts, coeffs, width, chunks, out):
+    """Evaluations at ``X = 0..width-1`` of ``sum_t coeffs[t] sum_{i < n/2} w_i prod_l
+    P_{factors[t, l]}(X; i)`` over the current (size ``n``) ``tables``, with
+    ``P(X; i) = P[i] + X (P[i + n/2] - P[i])`` and ``w_i = weights[i]`` (1 if ``weights`` is empty).
     """
-    k = rows.shape[0] // stride
+    k = len(tables)
     half = n // 2
     terms = factors.shape[0]
-    width = degree + 1
+    weighted = weights.shape[0] > 0
     part = np.zeros((chunks * terms * width, 4), dtype=np.uint64)
     step = (half + chunks - 1) // chunks
     one = (ONE[0], ONE[1], ONE[2], ONE[3])
@@ -75,17 +73,20 @@ def _round_kernel(rows, stride, n, factors, counts, coeffs, degree, chunks, out)
         ev = np.empty((k * width, 4), dtype=np.uint64)  # ev[f * width + X] = P_f(X; i)
         for i in range(c * step, min(half, (c + 1) * step)):
             for f in range(k):
-                low = load(rows, f * stride + i)
-                slope = sub_mod(load(rows, f * stride + i + half), low)
+                low = load(tables[f], i)
+                slope = sub_mod(load(tables[f], i + half), low)
                 store(ev, f * width, low)
                 for x in range(1, width):
                     low = add_mod(low, slope)
                     store(ev, f * width + x, low)
+            w = load(weights, i) if weighted else one
             for t in range(terms):
                 for x in range(width):
-                    p = one if counts[t] == 0 else load(ev, factors[t, 0] * width + x)
+                    p = w if counts[t] == 0 else load(ev, factors[t, 0] * width + x)
                     for l in range(1, counts[t]):
                         p = mont_mul(p, load(ev, factors[t, l] * width + x))
+                    if weighted and counts[t] > 0:
+                        p = mont_mul(p, w)
                     slot = (c * terms + t) * width + x
                     store(part, slot, add_mod(load(part, slot), p))
     for x in range(width):
@@ -96,6 +97,9 @@ def _round_kernel(rows, stride, n, factors, counts, coeffs, degree, chunks, out)
                 s = add_mod(s, load(part, (c * terms + t) * width + x))
             acc = add_mod(acc, mont_mul(load(coeffs, t), s))
         store(out, x, acc)
+
+
+_NO_WEIGHTS = np.zeros((0, 4), dtype=np.uint64)
 
 
 def _coefficient(c) -> np.ndarray:
@@ -116,12 +120,12 @@ def check_terms(terms: Sequence[tuple], k: int) -> tuple[int, np.ndarray]:
 
 
 class SumcheckProver:
-    """Prover state for ``sum_x sum_t c_t prod_j P_j(x)``: working copies of the tables, bound one
-    variable per round.
+    """Prover state for ``sum_x sum_t c_t prod_j P_j(x)``: the tables, bound one variable per round.
 
     ``tables``: a sequence of MLE tables (field arrays ``(2^m, 4)``, all the same size) or one
-    ``(k, 2^m, 4)`` array; they are copied, never modified. ``terms``: ``(coefficient, indices)``
-    pairs. Per round call :meth:`round_polynomial`, then :meth:`bind` with the challenge.
+    ``(k, 2^m, 4)`` array; they are never modified (the first :meth:`bind` folds them into new
+    arrays of half the size, later ones fold those in place). ``terms``: ``(coefficient,
+    indices)`` pairs. Per round call :meth:`round_polynomial`, then :meth:`bind` with the challenge.
     """
 
     def __init__(self, tables, terms: Sequence[tuple]) -> None:
@@ -129,11 +133,10 @@ class SumcheckProver:
         shapes = {t.shape for t in tables}
         if len(shapes) != 1 or tables[0].ndim != 2 or not len(tables[0]) or len(tables[0]) & (len(tables[0]) - 1):
             raise ValueError(f"sumcheck: expected tables of one shape (2^m, 4), got shapes {sorted(shapes)}")
-        self._tables = field.empty((len(tables),) + tables[0].shape)
-        for dst, src in zip(self._tables, tables):
-            dst[...] = src
-        k, n = self._tables.shape[:2]
-        self.degree, self._coeffs = check_terms(terms, k)
+        self._tables = tuple(np.ascontiguousarray(t) if t.flags.writeable else np.array(t) for t in tables)
+        self._owned = False  # the tables are the caller's until the first bind
+        n = len(tables[0])
+        self.degree, self._coeffs = check_terms(terms, len(tables))
         counts = [len(idx) for _, idx in terms]
         self._factors = np.zeros((len(terms), self.degree), dtype=np.int64)
         for t, (_, idx) in enumerate(terms):
@@ -142,26 +145,75 @@ class SumcheckProver:
         self._n = n
         self.num_vars = n.bit_length() - 1
 
-    def round_polynomial(self) -> np.ndarray:
-        """Evaluations ``(d+1, 4)`` of the current round polynomial at ``0, 1, ..., d``."""
+    def evaluate(self, width: int, weights: np.ndarray = _NO_WEIGHTS) -> np.ndarray:
+        """``(width, 4)``: at ``X = 0..width-1``, ``sum_{x'} w(x') sum_t c_t prod_j P_j(r, X, x')``
+        over the unbound variables ``x'`` after the current one (``w`` = 1, or the table ``weights``)."""
         if self._n < 2:
             raise ValueError("sumcheck: every variable is already bound")
-        out = np.empty((self.degree + 1, 4), dtype=np.uint64)
-        _round_kernel[self._n * len(self._tables)](self._tables.reshape(-1, 4), self._tables.shape[1], self._n, self._factors, self._counts,
-                      self._coeffs, self.degree, field.parallel_chunks(self._n // 2, 1024), out)
+        out = np.empty((width, 4), dtype=np.uint64)
+        _round_kernel[self._n * len(self._tables)](self._tables, self._n, weights, self._factors, self._counts,
+                                                    self._coeffs, width, field.parallel_chunks(self._n // 2, 1024), out)
         return out
+
+    def round_polynomial(self) -> np.ndarray:
+        """Evaluations ``(d+1, 4)`` of the current round polynomial at ``0, 1, ..., d``."""
+        return self.evaluate(self.degree + 1)
 
     def bind(self, challenge) -> None:
         """Fix the current first variable of every table to ``challenge`` (one field element)."""
-        for table in self._tables:
-            mle.fold(table[: self._n], challenge)
+        self._tables = tuple(mle.fold(t, challenge, in_place=self._owned) for t in self._tables)
+        self._owned = True
         self._n //= 2
 
     def final_evaluations(self) -> np.ndarray:
         """Every table's MLE at the point bound so far, ``(k, 4)`` (all variables must be bound)."""
         if self._n != 1:
             raise ValueError(f"sumcheck: {self._n.bit_length() - 1} variables are still unbound")
-        return self._tables[:, 0].copy()
+        return np.stack([t[0] for t in self._tables])
+
+
+class EqSumcheckProver:
+    """Prover for ``sum_x eq(u, x) sum_t c_t prod_j P_j(x)`` that never builds the table of
+    ``eq(u, .)``: its messages are those of :class:`SumcheckProver` with ``eq(u, .)`` as one more
+    factor of every term, computed as (Gruen's factoring of eq)
+
+        g_i(X) = eq(u_<i, r_<i) * eq(u_i, X) * h_i(X),
+        h_i(X) = sum_{x'} eq(u_>i, x') sum_t c_t prod_j P_j(r_<i, X, x').
+
+    ``h_i`` has one degree less than ``g_i``: the kernel evaluates it at ``0..deg h`` and one more
+    value is extrapolated. The weights ``eq(u_>i, .)`` are one table of half the size, which each
+    round halves by adding its halves (``eq(u, 0) + eq(u, 1) = 1``).
+    """
+
+    def __init__(self, point, tables, terms: Sequence[tuple]) -> None:
+        self._inner = SumcheckProver(tables, terms)
+        self._u = [int(v) for v in field.to_int(field.asarray(point, "eq point").reshape(-1, 4))]
+        if len(self._u) != self._inner.num_vars:
+            raise ValueError(f"sumcheck: eq point has {len(self._u)} coordinates, the tables {self._inner.num_vars} variables")
+        self.num_vars = self._inner.num_vars
+        self.degree = self._inner.degree + 1
+        self._prefix = 1  # eq(u_<i, r_<i)
+        self._round = 0
+        self._weights = mle.eq_table(field.from_int(self._u[1:])) if self._u else None
+
+    def round_polynomial(self) -> np.ndarray:
+        h = [int(v) for v in field.to_int(self._inner.evaluate(self.degree, self._weights))]
+        h.append(interpolate(h, len(h)))
+        u = self._u[self._round]
+        return field.from_int([self._prefix * ((1 - u) * (1 - x) + u * x) * hx % R for x, hx in enumerate(h)])
+
+    def bind(self, challenge) -> None:
+        u, r = self._u[self._round], field.to_int(field.asarray(challenge, "challenge").reshape(4))
+        self._prefix = self._prefix * ((1 - u) * (1 - r) + u * r) % R
+        self._inner.bind(challenge)
+        half = len(self._weights) // 2
+        if half:
+            self._weights = field.add(self._weights[:half], self._weights[half:])
+        self._round += 1
+
+    def final_evaluations(self) -> np.ndarray:
+        """Every table's MLE at the bound point (``eq`` not included)."""
+        return self._inner.final_evaluations()
 
 
 def round_challenge(transcript: Transcript, evaluations: np.ndarray) -> np.ndarray:
