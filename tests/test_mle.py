@@ -94,6 +94,8 @@ def test_fold_binds_first_variable():
     frozen.flags.writeable = False
     assert np.array_equal(mle.fold(frozen, point[0]), folded)  # read-only input: copied, left alone
     assert np.array_equal(frozen, t)
+    fresh = mle.fold(t, point[0], in_place=False)  # a new array, the input left alone
+    assert np.array_equal(fresh, folded) and not np.shares_memory(fresh, t)
     with pytest.raises(ValueError):
         mle.fold(F.ones(1), point[0])
 

@@ -170,3 +170,35 @@ def test_prover_validates_input():
         S.SumcheckProver([F.zeros(6)], [(1, (0,))])
     with pytest.raises(ValueError, match="no terms"):
         S.SumcheckProver(make(2, 1), [])
+
+
+@pytest.mark.parametrize("m", [1, 2, 5])
+@pytest.mark.parametrize("terms", [[(1, (0,)), (-1, (0, 0))], [(1, (0, 1))], [(3, (1,)), (2, (0, 1, 1))], [(5, ())]])
+def test_eq_prover_sends_the_messages_of_the_prover_with_an_eq_table(m, terms):
+    """EqSumcheckProver never builds eq(u, .), yet every round message equals SumcheckProver's with
+    eq(u, .) as one more factor of each term, and the final evaluations agree."""
+    rng = np.random.default_rng(m)
+    tables = [F.random_seeded(1 << m, rng) for _ in range(2)]
+    u = F.random_seeded(m, rng)
+    with_table = S.SumcheckProver(tables + [mle.eq_table(u)], [(c, idx + (2,)) for c, idx in terms])
+    factored = S.EqSumcheckProver(u, tables, terms)
+    assert factored.degree == with_table.degree and factored.num_vars == m
+    for _ in range(m):
+        assert np.array_equal(factored.round_polynomial(), with_table.round_polynomial())
+        r = F.random_seeded((), rng)
+        factored.bind(r)
+        with_table.bind(r)
+    assert np.array_equal(factored.final_evaluations(), with_table.final_evaluations()[:2])
+
+
+def test_prover_leaves_the_callers_tables_untouched():
+    rng = np.random.default_rng(4)
+    tables = [F.random_seeded(8, rng) for _ in range(2)]
+    before = [t.copy() for t in tables]
+    prover = S.SumcheckProver(tables, [(1, (0, 1))])
+    for _ in range(3):
+        prover.round_polynomial()
+        prover.bind(F.random_seeded((), rng))
+    assert all(np.array_equal(a, b) for a, b in zip(tables, before))
+    with pytest.raises(ValueError, match="coordinates"):
+        S.EqSumcheckProver(F.random_seeded(2, rng), tables, [(1, (0,))])

@@ -191,7 +191,7 @@ class EqSumcheckProver:
         if len(self._u) != self._inner.num_vars:
             raise ValueError(f"sumcheck: eq point has {len(self._u)} coordinates, the tables {self._inner.num_vars} variables")
         self.num_vars = self._inner.num_vars
-        self.degree = self._inner.degree + 1
+        self.degree = 1 + max(len(idx) for _, idx in terms)  # h has degree max(len), the eq factor one
         self._prefix = 1  # eq(u_<i, r_<i)
         self._round = 0
         self._weights = mle.eq_table(field.from_int(self._u[1:])) if self._u else None
