@@ -39,7 +39,6 @@ __all__ = ["DEVICES", "CpuDevice", "KernelDevice", "resolve", "using", "current"
 
 #: Names accepted by :func:`resolve` (``host`` is the kernels' CPU build, for checking).
 DEVICES = ("auto", "cpu", "cuda", "host")
-_BIT_TABLE = np.stack([field.ZERO, field.ONE])
 
 
 class CpuDevice:
@@ -56,8 +55,8 @@ class CpuDevice:
 
     @staticmethod
     def table_from_ints(ints: np.ndarray) -> np.ndarray:
-        """Field elements of integer entries: uint8 0/1 planes (a lookup) or int64 values."""
-        return _BIT_TABLE[ints] if ints.dtype == np.uint8 else field.from_int(ints)
+        """Field elements of integer entries (uint8 0/1 planes or int64 values)."""
+        return field.from_int(ints)
 
     @staticmethod
     def lincomb(coeffs: np.ndarray, tables) -> np.ndarray:
@@ -129,9 +128,7 @@ class KernelDevice:
 
     def table_from_ints(self, ints: np.ndarray):
         # uploads 1 byte per bit and 8 per value, not the 32 of a field element
-        if ints.dtype == np.uint8:
-            return self.upload(_BIT_TABLE)[self.upload(ints).astype(np.int32)]
-        return self._gpu.fr_from_int64(self.upload(ints))
+        return self._gpu.fr_from_int64(self.upload(ints).astype(np.int64))
 
     def add(self, a, b):
         return self._gpu.fr_add(self.upload(a), self.upload(b))
