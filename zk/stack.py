@@ -51,6 +51,34 @@ def _pad_count(n: int) -> int:
     return max(1, 1 << (n - 1).bit_length())
 
 
+def _address(a) -> int:
+    return a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data  # cupy or numpy
+
+
+def _root(a):
+    while isinstance(a.base, type(a)):
+        a = a.base
+    return a
+
+
+def _adjacent(tables):
+    """The tables as one array without copying when they lie one after the other in one
+    C-contiguous array (instances committed in one batch, :func:`zk.fac4dnn.commit_tensors`),
+    else None. Opening tables are never written in place, so sharing their memory is safe."""
+    root = _root(tables[0])
+    if not root.flags.c_contiguous or root.dtype != tables[0].dtype:
+        return None
+    start = _address(tables[0])
+    end = start
+    for t in tables:
+        if _root(t) is not root or not t.flags.c_contiguous or _address(t) != end:
+            return None
+        end += t.nbytes
+    offset = (start - _address(root)) // root.itemsize
+    flat = root.reshape(-1)[offset:offset + (end - start) // root.itemsize]
+    return flat.reshape((-1,) + tables[0].shape[1:])
+
+
 def stack(commitments, openings=None) -> Stack:
     """Stack instance commitments (and, for the prover, their openings) of one layout."""
     commitments = list(commitments)
@@ -68,8 +96,10 @@ def stack(commitments, openings=None) -> Stack:
         openings = list(openings)
         zeros = n - len(openings)
         xp = device.current().xp
-        table = xp.concatenate([o.table for o in openings]
-                               + [xp.zeros((zeros * rows_per, 1 << c, 4), np.uint64)])
+        tables = [o.table for o in openings]
+        table = None if zeros else _adjacent(tables)
+        if table is None:
+            table = xp.concatenate(tables + [xp.zeros((zeros * rows_per, 1 << c, 4), np.uint64)])
         blinds = np.concatenate([o.blinds for o in openings] + [field.zeros(zeros * rows_per)])
         opening = Opening(table, blinds)
     return Stack(com, opening, len(commitments), k)
