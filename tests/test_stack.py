@@ -43,3 +43,23 @@ def test_stacked_commitment_opens_to_the_stacked_table():
     value = commit.evaluate(s.opening, point)
     proof = commit.prove_eval(s.opening, s.commitment, point, Transcript(b"t"))
     commit.verify_eval(s.commitment, point, value, proof, Transcript(b"t"))
+
+
+def test_bit_planes_are_kept_as_bytes_and_open_like_field_tables():
+    from zk import field
+    from zk.transcript import Transcript
+
+    bits = np.random.default_rng(3).integers(0, 2, (4, 64)).astype(np.uint8)
+    com, opening = commit.commit(bits, col_vars=5)
+    assert opening.table.dtype == np.uint8 and opening.table.shape == (8, 32)  # 1 byte per bit
+    same_com, same_opening = commit.commit(field.from_int(bits), col_vars=5, blinds=opening.blinds)
+    assert com == same_com
+    assert np.array_equal(opening.field_table(), same_opening.table)
+    point = field.random_seeded(8, np.random.default_rng(4))
+    value = commit.evaluate(opening, point)
+    assert np.array_equal(value, commit.evaluate(same_opening, point))
+    proof = commit.prove_eval(opening, com, point, Transcript(b"t"))
+    commit.verify_eval(com, point, value, proof, Transcript(b"t"))
+    # stacking bytes with a field table (a cheating prover's non-0/1 "plane") expands the bytes
+    mixed = stack.stack([com, same_com], [opening, same_opening])
+    assert mixed.opening.table.shape == (16, 32, 4)

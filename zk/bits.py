@@ -88,13 +88,14 @@ _BOOLEANITY_TERMS = [(1, (0,)), (-1, (0, 0))]  # b - b^2, weighted by eq(u, .)
 def prove_booleanity(planes: Stack, u: np.ndarray, t: Transcript,
                      key: commit.CommitKey = commit.DEFAULT_KEY) -> BooleanityProof:
     """Prove that every entry of the committed stack is 0 or 1, at the random point ``u``."""
-    prover = device.current().eq_sumcheck(u, [planes.opening.table.reshape(-1, 4)], _BOOLEANITY_TERMS)
+    expanded = planes.opening.expanded()  # field elements for this proof only
+    prover = device.current().eq_sumcheck(u, [expanded.table.reshape(-1, 4)], _BOOLEANITY_TERMS)
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     b = finals[0]
     blinds = field.random(2)
     values, _ = commit.commit_scalars(np.stack([b, field.square(b)]), key, blinds=blinds)
     t.absorb("booleanity/values", group.points_to_bytes(values))
-    opening = commit.prove_eval(planes.opening, planes.commitment, r, t, key, value_blind=blinds[0])
+    opening = commit.prove_eval(expanded, planes.commitment, r, t, key, value_blind=blinds[0])
     square = sigma.prove_product(b, blinds[0], b, blinds[0], blinds[1], (values[0], values[0], values[1]),
                                  t, key)
     delta = field.sub(final_blind, field.mul(mle.eq(u, r), field.sub(blinds[0], blinds[1])))

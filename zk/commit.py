@@ -236,11 +236,21 @@ class Commitment:
 
 @dataclass(frozen=True)
 class Opening:
-    """The secret side of a commitment: the table as a ``(rows, cols, 4)`` field array (on the
-    prover's device, :mod:`zk.device`) and the row blinds (on the host)."""
+    """The secret side of a commitment: the table and the row blinds (on the host). The table is
+    on the prover's device (:mod:`zk.device`): a ``(rows, cols, 4)`` field array, or for a bit
+    plane its ``(rows, cols)`` 0/1 bytes, 32 times smaller, expanded only where a relation
+    computes on it (:meth:`field_table`)."""
 
     table: np.ndarray
     blinds: np.ndarray
+
+    def field_table(self):
+        """The table as field elements ``(rows, cols, 4)`` on the current device."""
+        return device.current().field_table(self.table)
+
+    def expanded(self) -> "Opening":
+        """This opening with its table as field elements (the same opening for a field table)."""
+        return self if self.table.ndim == 3 else Opening(self.field_table(), self.blinds)
 
     @property
     def num_vars(self) -> int:
@@ -254,10 +264,12 @@ class Opening:
         return f"Opening(num_vars={self.num_vars})"
 
     def __add__(self, other: Opening) -> Opening:
-        return Opening(device.current().add(self.table, other.table), field.add(self.blinds, other.blinds))
+        return Opening(device.current().add(self.field_table(), other.field_table()),
+                       field.add(self.blinds, other.blinds))
 
     def __sub__(self, other: Opening) -> Opening:
-        return Opening(device.current().sub(self.table, other.table), field.sub(self.blinds, other.blinds))
+        return Opening(device.current().sub(self.field_table(), other.field_table()),
+                       field.sub(self.blinds, other.blinds))
 
     @classmethod
     def combine(cls, coeffs, openings) -> Opening:
@@ -266,7 +278,7 @@ class Opening:
         if len(coeffs) != len(openings) or not openings:
             raise ValueError(f"combine: {len(coeffs)} coefficients for {len(openings)} openings")
         c = np.stack([_scalar(x) for x in coeffs])
-        table = device.current().lincomb(c, [o.table for o in openings])
+        table = device.current().lincomb(c, [o.field_table() for o in openings])
         blinds = field.sum(field.mul(c[:, None, :], np.stack([o.blinds for o in openings])), axis=0)
         return cls(table, blinds)
 
@@ -283,7 +295,12 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None,
     rows, cols = 1 << m_row, 1 << m_col
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
     dev = device.current()
-    table = (dev.asarray(table) if ints is None else dev.table_from_ints(ints)).reshape(rows, cols, 4)
+    if ints is None:
+        table = dev.asarray(table).reshape(rows, cols, 4)
+    elif ints.dtype == np.uint8:  # bit planes stay bytes
+        table = dev.asarray(ints).reshape(rows, cols)
+    else:
+        table = dev.table_from_ints(ints).reshape(rows, cols, 4)
     points = dev.commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
                              blinds, _fixed_base(key.label + b"/H"))
     return Commitment(m, tuple(points), m_col), Opening(table, blinds)
@@ -319,7 +336,7 @@ def evaluate(opening: Opening, point) -> np.ndarray:
 
 def _row_combination(opening: Opening, left: np.ndarray) -> np.ndarray:
     """``t = L^T T`` (on the current device)."""
-    return device.current().vecmat(left, opening.table)
+    return device.current().vecmat(left, opening.field_table())
 
 
 @dataclass(frozen=True)

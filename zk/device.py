@@ -58,6 +58,11 @@ class CpuDevice:
         """Field elements of integer entries (uint8 0/1 planes or int64 values)."""
         return field.from_int(ints)
 
+    @classmethod
+    def field_table(cls, table):
+        """A table as field elements: bit tables (uint8) expanded, field tables as they are."""
+        return cls.table_from_ints(table) if table.dtype == np.uint8 else table
+
     @staticmethod
     def lincomb(coeffs: np.ndarray, tables) -> np.ndarray:
         """``sum_k coeffs[k] tables[k]`` (host coefficients ``(k, 4)``, tables of one shape)."""
@@ -130,6 +135,9 @@ class KernelDevice:
         # uploads 1 byte per bit and 8 per value, not the 32 of a field element
         return self._gpu.fr_from_int64(self.upload(ints).astype(np.int64))
 
+    def field_table(self, table):
+        return self.table_from_ints(table) if table.dtype == np.uint8 else self.upload(table)
+
     def add(self, a, b):
         return self._gpu.fr_add(self.upload(a), self.upload(b))
 
@@ -181,7 +189,7 @@ class KernelDevice:
     def commit_rows(self, key, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
                     h: group.FixedBase) -> list:
         gpu = self._gpu
-        rows = gpu.commit_rows(self._key_generators(key, table.shape[1]), self.upload(table))
+        rows = gpu.commit_rows(self._key_generators(key, table.shape[1]), self.field_table(table))
         masks = gpu.commit_rows(self._fixed_point(h.point), self.upload(blinds).reshape(-1, 1, 4))
         return self._to_points(gpu.g1_add(rows, masks))
 

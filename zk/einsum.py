@@ -271,7 +271,7 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
     # sumcheck over batch + contracted variables
     sum_vars = layout.sum_variables
     free_fixed = {v: u_of[v] for v in out_vars if v[0] not in layout.batch}
-    tables = [_restrict(open_x.table.reshape(-1, 4), layout.variables(k), free_fixed, sum_vars)
+    tables = [_restrict(open_x.field_table().reshape(-1, 4), layout.variables(k), free_fixed, sum_vars)
               for k, open_x in enumerate((open_a, open_b))]
     terms = [(1, (0, 1))]
     batch_vars = [v for v in sum_vars if v[0] in layout.batch]

@@ -43,6 +43,8 @@ from .transcript import Transcript
 Key = tuple  # (name, step, layer, plane); -1 where not applicable
 
 EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad": "nbo,noi->nbi"}
+#: Largest booleanity stack, in variables: 2^26 entries, 2 GiB as field elements while proved.
+MAX_BOOLEANITY_VARS = 26
 
 
 def _pow2(n: int) -> int:
@@ -216,15 +218,17 @@ class Circuit:
 
     def bit_groups(self) -> list[list[Key]]:
         """Bit planes per padded shape, cut into power-of-two counts (86 planes: 64 + 16 + 4 + 2)
-        so no booleanity sumcheck runs over padding instances."""
+        so no booleanity sumcheck runs over padding instances, each group at most
+        ``2^MAX_BOOLEANITY_VARS`` entries (the prover expands a group to field elements)."""
         by_shape: dict = {}
         for key, shape in self.proof_keys:
             if key[3] >= 0:
                 by_shape.setdefault(shape, []).append(key)
         groups = []
-        for _, keys in sorted(by_shape.items()):
+        for shape, keys in sorted(by_shape.items()):
+            cap = 1 << max(0, MAX_BOOLEANITY_VARS - sum(mle.dim_bits(shape)))
             while keys:
-                n = 1 << (len(keys).bit_length() - 1)
+                n = min(cap, 1 << (len(keys).bit_length() - 1))
                 groups.append(keys[:n])
                 keys = keys[n:]
         return groups

@@ -40,7 +40,7 @@ class Affine:
 
     def table(self, lin: Stack) -> np.ndarray:
         """The prover's table of the form (``lin`` = :meth:`linear`)."""
-        base = lin.opening.table.reshape(-1, 4)
+        base = lin.opening.field_table().reshape(-1, 4)
         return device.current().add(base, field.from_int(self.const)) if self.const else base
 
 

@@ -97,9 +97,12 @@ def stack(commitments, openings=None) -> Stack:
         zeros = n - len(openings)
         xp = device.current().xp
         tables = [o.table for o in openings]
+        if len({t.dtype for t in tables}) > 1:  # bits beside a field table (a non-0/1 "plane")
+            tables = [o.field_table() for o in openings]
         table = None if zeros else _adjacent(tables)
         if table is None:
-            table = xp.concatenate(tables + [xp.zeros((zeros * rows_per, 1 << c, 4), np.uint64)])
+            padding = xp.zeros((zeros * rows_per,) + tables[0].shape[1:], tables[0].dtype)
+            table = xp.concatenate(tables + [padding])
         blinds = np.concatenate([o.blinds for o in openings] + [field.zeros(zeros * rows_per)])
         opening = Opening(table, blinds)
     return Stack(com, opening, len(commitments), k)
