@@ -104,9 +104,10 @@ def test_verify_missing_file_and_directory(tmp_path):
     assert_clean_failure(run("inspect", tmp_path / "nope.zkp"), 1, "no such file")
 
 
-def test_model_and_data_files(tmp_path):
+@pytest.mark.parametrize("bias", [False, True])
+def test_model_and_data_files(tmp_path, bias):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.ReLU(),
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=bias), torch.nn.ReLU(),
                                 torch.nn.Linear(3, 2, bias=False))
     torch.save(model.state_dict(), tmp_path / "model.pt")
     rng = np.random.default_rng(0)
@@ -224,7 +225,8 @@ def test_bad_model_and_data_files(tmp_path):
 
     good = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.ReLU(), torch.nn.Linear(3, 2, bias=False))
     torch.save(good.state_dict(), tmp_path / "good.pt")
-    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2)).state_dict(), tmp_path / "bias.pt")
+    torch.save({"0.weight": torch.zeros(2, 4), "0.bias": torch.zeros(3)}, tmp_path / "bias.pt")
+    torch.save({"0.weight": torch.zeros(2, 4), "2.bias": torch.zeros(2)}, tmp_path / "orphan.pt")
     torch.save({"0.weight": torch.zeros(3, 4), "1.weight": torch.zeros(2, 3)}, tmp_path / "gap.pt")
     torch.save({"0.weight": torch.zeros(3, 4), "2.weight": torch.zeros(2, 5)}, tmp_path / "shapes.pt")
     torch.save({"layer.weight": torch.zeros(3, 4)}, tmp_path / "keys.pt")
@@ -245,7 +247,8 @@ def test_bad_model_and_data_files(tmp_path):
     cases = [
         (["--model", tmp_path / "missing.pt", *d], ["no such file"]),
         (["--model", tmp_path, *d], ["is a directory"]),
-        (["--model", tmp_path / "bias.pt", *d], ["bias-free"]),
+        (["--model", tmp_path / "bias.pt", *d], ["0.bias has 3 entries"]),
+        (["--model", tmp_path / "orphan.pt", *d], ["2.bias has no 2.weight"]),
         (["--model", tmp_path / "gap.pt", *d], ["layer indices"]),
         (["--model", tmp_path / "shapes.pt", *d], ["has 5 inputs"]),
         (["--model", tmp_path / "keys.pt", *d], ["unexpected key"]),

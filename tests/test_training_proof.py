@@ -198,8 +198,9 @@ def test_no_witness_value_in_the_clear(honest):
 
 
 def test_unsupported_models_and_bad_inputs():
-    with pytest.raises(circuits.UnsupportedOp, match="bias"):
-        zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2)), batches((3, 2), 2, 1), 0.1)
+    with pytest.raises(circuits.UnsupportedOp, match="Tanh"):
+        zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 2)),
+                          batches((3, 2), 2, 1), 0.1)
     with pytest.raises(circuits.UnsupportedOp, match="end with a Linear"):
         zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.ReLU()),
                           batches((3, 2), 2, 1), 0.1)
@@ -230,3 +231,82 @@ def test_tiny_learning_rate_and_size_limits():
     assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes()))
     with pytest.raises(ValueError, match="too large to prove"):
         zk.prove_training(mlp((3, 70000, 2)), batches((3, 70000, 2), 1, 1), 0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear layers with a bias
+# ---------------------------------------------------------------------------------------------
+def biased_mlp(seed=3):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4, bias=False),
+                               torch.nn.ReLU(), torch.nn.Linear(4, 3))
+
+
+@pytest.fixture(scope="module")
+def honest_bias():
+    model = biased_mlp()
+    data = batches((5, 4, 4, 3), 3, 2)
+    circuit, values, _ = training.training_witness(model, data, 0.1)
+    proof, trained = zk.prove_training(model, data, 0.1)
+    return model, data, circuit, values, proof, trained
+
+
+def test_bias_training_proof_verifies_and_trains_like_circuits(honest_bias):
+    model, data, circuit, _, proof, trained = honest_bias
+    assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes())) is True
+    ref = copy.deepcopy(model)
+    for X, Y in data:
+        new = circuits.train_step(ref, X, Y, 0.1, mode="fixed")
+        ref.load_state_dict({k: torch.from_numpy(v).float() for k, v in new.items()})
+    for k, v in ref.state_dict().items():
+        assert torch.equal(trained.state_dict()[k], v), k
+    assert not torch.equal(trained[0].bias, model[0].bias)  # the biases were trained too
+    st_ = proof.statement
+    assert st_.biases == (True, False, True) and circuit.biases == (True, False, True)
+    assert "bias in layer(s) 1, 3" in st_.describe()
+    assert sorted(k for k in st_.commitments if k[0] == "B") == \
+        [("B", 0, 1, -1), ("B", 0, 3, -1), ("B", 2, 1, -1), ("B", 2, 3, -1)]
+
+
+def test_bias_inference_proof():
+    model = biased_mlp(4)
+    X = batches((5, 4, 4, 3), 6, 1)[0][0]
+    proof = zk.prove_inference(model, X)
+    assert zk.verify_inference(zk.InferenceProof.from_bytes(proof.to_bytes()))
+    assert proof.statement.biases == (True, False, True)
+
+
+def test_wrong_bias_update_broadcast_or_gradient_is_rejected(honest_bias):
+    _, _, circuit, values, _, _ = honest_bias
+
+    def next_bias(v):
+        v[("B", 1, 1, -1)][0] += 1
+    assert "linear relations" in _cheat(circuit, values, next_bias)
+
+    def broadcast(v):  # Z and the broadcast move together: only the broadcast relation sees it
+        z = np.array(v[("Z", 0, 1, -1)])
+        i, j = map(int, np.argwhere(z < 0)[0])  # stays negative: ReLU and its gradient unchanged
+        v[("BB", 0, 1, -1)] = np.array(v[("BB", 0, 1, -1)])
+        v[("BB", 0, 1, -1)][i, j] -= 1
+        v[("Z", 0, 1, -1)][i, j] -= 1  # the rescale relation P = 2^S (Z - BB) + R still holds
+        planes = zk.bits.signed(pad(v[("Z", 0, 1, -1)], circuit.act(1)) - 1, circuit.q_act, "z")
+        for k, plane in enumerate(planes):
+            v[("Zb", 0, 1, k)] = plane
+    assert "einsum" in _cheat(circuit, values, broadcast)
+
+    def gradient(v):  # a bias gradient that is not the batch sum of G
+        v[("GB", 0, 1, -1)][0] += 1 << 20
+    _cheat(circuit, values, gradient)
+
+
+def test_bias_flags_are_validated(honest_bias):
+    *_, proof, _ = honest_bias
+    data = bytearray(proof.to_bytes())
+    flags_at = 8 + 1 + 4 + 1 + 4 * len(proof.statement.widths)  # magic, version, section, n, widths
+    assert list(data[flags_at:flags_at + 3]) == [1, 0, 1]
+    data[flags_at + 1] = 2
+    with pytest.raises(zk.ProofFormatError, match="bias flags"):
+        zk.TrainingProof.from_bytes(bytes(data))
+    data[flags_at + 1] = 1  # claims a bias the commitments do not have
+    with pytest.raises(zk.ProofFormatError):
+        zk.TrainingProof.from_bytes(bytes(data))

@@ -42,7 +42,11 @@ from .transcript import Transcript
 
 Key = tuple  # (name, step, layer, plane); -1 where not applicable
 
-EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad": "nbo,noi->nbi"}
+EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad": "nbo,noi->nbi",
+           "bias_broadcast": "nb,no->nbo", "bias_grad": "nbo,nb->no"}
+#: The public indicator of the batch's real rows (1 for ``b < B``, 0 on padding rows), committed
+#: with blind 0 by prover and verifier alike: it broadcasts biases and sums their gradients.
+ONES: "Key" = ("ONES", 0, 0, -1)
 #: Largest booleanity stack, in variables: 2^26 entries, 2 GiB as field elements while proved.
 MAX_BOOLEANITY_VARS = 26
 
@@ -62,10 +66,22 @@ class Circuit:
     lr_q: int = 0
     lr_bits: int = 0
     training: bool = True
+    biases: tuple[bool, ...] = ()  # per Linear layer 1..L: has a bias (empty: none has)
+
+    def __post_init__(self) -> None:
+        if self.biases and len(self.biases) != self.layers:
+            raise ValueError(f"{len(self.biases)} bias flags for {self.layers} layers")
 
     @property
     def layers(self) -> int:
         return len(self.widths) - 1
+
+    def has_bias(self, l: int) -> bool:
+        return bool(self.biases) and bool(self.biases[l - 1])
+
+    def bias(self, l: int) -> tuple[int]:
+        """Padded shape of the bias of layer ``l``."""
+        return (_pow2(self.widths[l]),)
 
     def act(self, l: int) -> tuple[int, int]:
         """Padded shape of an activation of width ``d_l``."""
@@ -88,8 +104,12 @@ class Circuit:
         return self.scale_bits + 8
 
     @property
-    def k_update(self) -> int:  # remainder of the SGD division
+    def k_update(self) -> int:  # remainder of the SGD division (weight gradients: scale 3S)
         return self.lr_bits + 2 * self.scale_bits
+
+    @property
+    def k_bias_update(self) -> int:  # bias gradients: scale 2S
+        return self.lr_bits + self.scale_bits
 
     @property
     def loss_count(self) -> int:
@@ -103,11 +123,14 @@ class Circuit:
     @cached_property
     def statement_keys(self) -> list[tuple[Key, tuple]]:
         L, T = self.layers, self.steps
+        biased = [l for l in range(1, L + 1) if self.has_bias(l)]
         keys = [(("X", t, 1, -1), self.act(0)) for t in range(T)]
         keys += [(("W", 0, l, -1), self.weight(l)) for l in range(1, L + 1)]
+        keys += [(("B", 0, l, -1), self.bias(l)) for l in biased]
         if self.training:
             keys += [(("Y", t, L, -1), self.act(L)) for t in range(T)]
             keys += [(("W", T, l, -1), self.weight(l)) for l in range(1, L + 1)]
+            keys += [(("B", T, l, -1), self.bias(l)) for l in biased]
         else:
             keys += [(("Z", 0, L, -1), self.act(L))]
         return keys
@@ -130,8 +153,17 @@ class Circuit:
                     keys.append((("Z", t, l, -1), a))
                 planes("R", t, l, S, a)
                 planes("Zb", t, l, self.q_act, a)
+                if self.has_bias(l):
+                    keys.append((("BB", t, l, -1), a))  # the bias broadcast over the batch
                 if not self.training:
                     continue
+                if self.has_bias(l):
+                    b = self.bias(l)
+                    keys += [(("GB", t, l, -1), b), (("UB", t, l, -1), b)]
+                    planes("RUB", t, l, self.k_bias_update, b)
+                    planes("UBb", t, l, self.q_update, b)
+                    if t < T - 1:
+                        keys.append((("B", t + 1, l, -1), b))
                 keys += [(("G", t, l, -1), a), (("GW", t, l, -1), w), (("U", t, l, -1), w)]
                 planes("RU", t, l, self.k_update, w)
                 planes("Ub", t, l, self.q_update, w)
@@ -149,8 +181,13 @@ class Circuit:
         return keys
 
     @cached_property
+    def public_keys(self) -> list[tuple[Key, tuple]]:
+        """Tensors both sides commit to themselves (blind 0): :data:`ONES` when a layer has a bias."""
+        return [(ONES, (_pow2(self.batch),))] if any(self.has_bias(l) for l in range(1, self.layers + 1)) else []
+
+    @cached_property
     def shapes(self) -> dict[Key, tuple]:
-        return dict(self.statement_keys + self.proof_keys)
+        return dict(self.statement_keys + self.proof_keys + self.public_keys)
 
     # -- relations ------------------------------------------------------------------------
     @cached_property
@@ -165,11 +202,18 @@ class Circuit:
         for t in range(T):
             for l in range(1, L + 1):
                 P, Z = ("P", t, l, -1), ("Z", t, l, -1)
-                # P = 2^S Z + R with R = sum 2^k R_k, folded into one relation
-                recompose([(1, P), (-(1 << S), Z)], "R", t, l, bits.unsigned_weights(S))
+                # P = 2^S (Z - BB) + R with R = sum 2^k R_k, folded into one relation (BB: bias)
+                bias_term = [(1 << S, ("BB", t, l, -1))] if self.has_bias(l) else []
+                recompose([(1, P), (-(1 << S), Z)] + bias_term, "R", t, l, bits.unsigned_weights(S))
                 recompose([(1, Z)], "Zb", t, l, bits.signed_weights(self.q_act), const=1)
                 if not self.training:
                     continue
+                if self.has_bias(l):
+                    GB, UB = ("GB", t, l, -1), ("UB", t, l, -1)
+                    recompose([(self.lr_q, GB), (-(1 << self.k_bias_update), UB)], "RUB", t, l,
+                              bits.unsigned_weights(self.k_bias_update))
+                    recompose([(1, UB)], "UBb", t, l, bits.signed_weights(self.q_update))
+                    rels.append(([(1, ("B", t + 1, l, -1)), (-1, ("B", t, l, -1)), (1, UB)], 0))
                 GW, U = ("GW", t, l, -1), ("U", t, l, -1)
                 recompose([(self.lr_q, GW), (-(1 << self.k_update), U)], "RU", t, l,
                           bits.unsigned_weights(self.k_update))
@@ -192,16 +236,21 @@ class Circuit:
     def einsum_groups(self) -> list[tuple[str, list[tuple[Key, Key, Key]]]]:
         """``(spec, [(A, B, C) per instance])`` grouped by padded shapes (one sumcheck each)."""
         L, T = self.layers, self.steps
-        kinds = [("forward", lambda t, l: (self.h(t, l), ("W", t, l, -1), ("P", t, l, -1)), 1)]
+        every, biased = (lambda l: True), self.has_bias
+        kinds = [("forward", lambda t, l: (self.h(t, l), ("W", t, l, -1), ("P", t, l, -1)), every),
+                 ("bias_broadcast", lambda t, l: (ONES, ("B", t, l, -1), ("BB", t, l, -1)), biased)]
         if self.training:
-            kinds += [("weight_grad", lambda t, l: (("G", t, l, -1), self.h(t, l), ("GW", t, l, -1)), 1),
-                      ("input_grad", lambda t, l: (("G", t, l, -1), ("W", t, l, -1), ("GX", t, l, -1)), 2)]
+            kinds += [("weight_grad", lambda t, l: (("G", t, l, -1), self.h(t, l), ("GW", t, l, -1)), every),
+                      ("input_grad", lambda t, l: (("G", t, l, -1), ("W", t, l, -1), ("GX", t, l, -1)),
+                       lambda l: l >= 2),
+                      ("bias_grad", lambda t, l: (("G", t, l, -1), ONES, ("GB", t, l, -1)), biased)]
         groups = []
-        for kind, keys_of, first in kinds:
+        for kind, keys_of, included in kinds:
             by_shape: dict = {}
             for t in range(T):
-                for l in range(first, L + 1):
-                    by_shape.setdefault((self.act(l - 1), self.weight(l)), []).append(keys_of(t, l))
+                for l in filter(included, range(1, L + 1)):
+                    a, b, c = keys_of(t, l)
+                    by_shape.setdefault((self.shapes[a], self.shapes[b]), []).append((a, b, c))
             groups += [(EINSUMS[kind], inst) for _, inst in sorted(by_shape.items())]
         return groups
 
@@ -294,6 +343,19 @@ def _ones_row(circuit_shape: tuple, key: commit.CommitKey) -> group.Point:
     return group.msm_small(key.g(cols), np.ones(cols, dtype=np.int64))
 
 
+def public_tensors(circuit: Circuit, key: commit.CommitKey) -> dict:
+    """The circuit's public tensors (:attr:`Circuit.public_keys`) committed with blind 0, as both
+    sides compute them: ``{key: (Commitment, Opening)}``."""
+    out = {}
+    for k, shape in circuit.public_keys:
+        ones = np.zeros(shape, dtype=np.uint8)
+        ones[:circuit.batch] = 1
+        m = sum(mle.dim_bits(shape))
+        c = instance_col_vars(m)
+        out[k] = commit.commit(ones, key, blinds=field.zeros(1 << (m - c)), col_vars=c)
+    return out
+
+
 # ----------------------------------------------------------------------------------------
 # proof object
 # ----------------------------------------------------------------------------------------
@@ -324,6 +386,7 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
           progress=None) -> AggregatedProof:
     """Prove every relation of ``circuit`` for the committed ``tensors`` ``{key: (com, opening)}``
     (their commitments already absorbed into ``t``)."""
+    tensors = {**tensors, **public_tensors(circuit, key)}
     total = 1 + len(circuit.einsum_groups()) + len(circuit.relu_groups()) + len(circuit.bit_groups())
     done = 0
 
@@ -372,6 +435,7 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
            key: commit.CommitKey) -> None:
     """Check an :class:`AggregatedProof` against ``commitments`` ``{key: Commitment}``. The
     openings' multi-scalar equations are batch-verified at the end."""
+    commitments = {**commitments, **{k: c for k, (c, _) in public_tensors(circuit, key).items()}}
     checks = commit.DeferredChecks()
     rho = field.from_int(t.challenge("fac4dnn/linear"))
     points, scalars = [], []
@@ -434,4 +498,4 @@ def _relu_forms(circuit: Circuit, instances, stacked, t: Transcript):
             Affine(0, [(1, z), (gamma, gh)]), u)
 
 
-__all__ = ["Circuit", "AggregatedProof", "commit_tensors", "prove", "verify", "pad"]
+__all__ = ["Circuit", "AggregatedProof", "ONES", "commit_tensors", "public_tensors", "prove", "verify", "pad"]

@@ -41,7 +41,7 @@ __all__ = ["TrainingStatement", "TrainingProof", "InferenceProof", "prove_traini
            "verify_training", "prove_inference", "verify_inference", "synthetic_mlp",
            "synthetic_batches"]
 
-VERSION = 1
+VERSION = 2  # 2: per-layer bias flags in the statement
 MAGIC = {True: b"ZKTRAIN\0", False: b"ZKINFER\0"}
 #: Bounds a statement may declare (parsing refuses more before allocating anything).
 MAX_LAYERS, MAX_WIDTH, MAX_BATCH, MAX_STEPS = 64, 1 << 16, 1 << 16, 1 << 12
@@ -53,8 +53,9 @@ MAX_LAYERS, MAX_WIDTH, MAX_BATCH, MAX_STEPS = 64, 1 << 16, 1 << 16, 1 << 12
 @dataclass(frozen=True)
 class TrainingStatement:
     """What a proof is about. ``commitments`` maps the circuit's statement keys
-    (``("X", t, 1, -1)``, ``("Y", t, L, -1)``, ``("W", 0 or T, l, -1)``; inference:
-    ``("Z", 0, L, -1)`` for the output) to Hyrax commitments."""
+    (``("X", t, 1, -1)``, ``("Y", t, L, -1)``, ``("W", 0 or T, l, -1)``, ``("B", 0 or T, l, -1)``
+    for the biased layers; inference: ``("Z", 0, L, -1)`` for the output) to Hyrax commitments.
+    ``biases``: per Linear layer, whether it has a bias (empty: none has)."""
 
     widths: tuple[int, ...]
     batch_size: int
@@ -63,6 +64,7 @@ class TrainingStatement:
     scale_bits: int
     training: bool
     commitments: dict
+    biases: tuple[bool, ...] = ()
 
     @property
     def arch(self) -> tuple[int, ...]:
@@ -72,7 +74,7 @@ class TrainingStatement:
     def circuit(self) -> Circuit:
         lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
         return Circuit(self.widths, self.batch_size, self.steps, self.scale_bits, lr_q, lr_bits,
-                       self.training)
+                       self.training, self.biases)
 
     def _select(self, name: str, step=None) -> list[Commitment]:
         return [c for k, c in self.commitments.items() if k[0] == name and (step is None or k[1] == step)]
@@ -92,8 +94,10 @@ class TrainingStatement:
 
     def describe(self) -> str:
         kind = "training" if self.training else "inference"
+        biased = [str(l) for l, b in enumerate(self.biases, start=1) if b]
+        layers = f"Linear + ReLU, bias in layer(s) {', '.join(biased)}" if biased else "bias-free Linear + ReLU"
         lines = [f"zkfhe {kind} proof statement",
-                 f"  architecture : MLP {'-'.join(map(str, self.widths))} (bias-free Linear + ReLU)",
+                 f"  architecture : MLP {'-'.join(map(str, self.widths))} ({layers})",
                  f"  batch size   : {self.batch_size}",
                  f"  fixed point  : scale 2^{self.scale_bits}"]
         if self.training:
@@ -101,19 +105,26 @@ class TrainingStatement:
                       "  loss         : MSE (mean)"]
         for (name, t, l, _), c in self.commitments.items():
             what = {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "Z": "output",
-                    "W": f"weights W{l} after {t} step(s)"}[name]
+                    "W": f"weights W{l} after {t} step(s)", "B": f"bias b{l} after {t} step(s)"}[name]
             lines.append(f"  commitment   : {what:28s} {c.to_bytes()[3:11].hex()}…")
         return "\n".join(lines)
 
     def absorb(self, t: Transcript) -> None:
         t.absorb_ints("statement/widths", self.widths)
+        t.absorb_ints("statement/biases", self._bias_flags())
         t.absorb_ints("statement/params", [self.batch_size, self.steps, self.scale_bits, int(self.training)])
         t.absorb("statement/lr", struct.pack("<d", self.lr))
         for key, c in self.commitments.items():
             t.absorb(f"statement/{key}", c.to_bytes())
 
+    def _bias_flags(self) -> list[int]:
+        return [int(bool(b)) for b in self.biases] if self.biases else [0] * (len(self.widths) - 1)
+
     def to_bytes(self) -> bytes:
+        """``n (1 byte) || widths (n x u32) || bias flags (n - 1 bytes, 0/1) || batch, steps (u32)
+        || scale bits (1 byte) || lr (f64)`` then one section per statement commitment."""
         head = struct.pack("<B", len(self.widths)) + b"".join(struct.pack("<I", w) for w in self.widths)
+        head += bytes(self._bias_flags())
         head += struct.pack("<IIBd", self.batch_size, self.steps, self.scale_bits, self.lr)
         return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
 
@@ -124,6 +135,10 @@ class TrainingStatement:
         if not 2 <= n <= MAX_LAYERS + 1:
             raise ProofFormatError(f"statement: {n} widths (an MLP has 2..{MAX_LAYERS + 1})")
         widths = tuple(r.unpack("<I") for _ in range(n))
+        flags = r.take(n - 1)
+        if any(f > 1 for f in flags):
+            raise ProofFormatError("statement: bias flags must be 0 or 1")
+        biases = tuple(bool(f) for f in flags) if any(flags) else ()
         batch, steps, scale_bits = r.unpack("<I"), r.unpack("<I"), r.unpack("<B")
         lr = r.unpack("<d")
         if not all(1 <= w <= MAX_WIDTH for w in widths) or not 1 <= batch <= MAX_BATCH:
@@ -134,7 +149,7 @@ class TrainingStatement:
             raise ProofFormatError(f"statement: scale_bits {scale_bits} out of range")
         if training and not (np.isfinite(lr) and 0 < lr < 2**15):
             raise ProofFormatError(f"statement: learning rate {lr} out of range")
-        stmt = cls(widths, batch, steps, lr, scale_bits, training, {})
+        stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases)
         stmt.commitments.update(_read_commitments(r, stmt.circuit.statement_keys))
         r.end()
         return stmt
@@ -253,8 +268,9 @@ def _transcript(statement: TrainingStatement, commitments: dict) -> Transcript:
 # ----------------------------------------------------------------------------------------
 # witness
 # ----------------------------------------------------------------------------------------
-def _mlp(model) -> list:
-    """The Linear layers of a bias-free ``Linear, ReLU, ..., Linear`` Sequential (UnsupportedOp else)."""
+def _mlp(model) -> tuple[list, tuple[bool, ...]]:
+    """The Linear layers of a ``Linear, ReLU, ..., Linear`` Sequential and whether each has a bias
+    (``()`` when none has); UnsupportedOp for anything else."""
     import torch.nn as nn
 
     if not isinstance(model, nn.Sequential):
@@ -268,13 +284,11 @@ def _mlp(model) -> list:
                 f"module {name} ({type(m).__name__}): zk proofs support MLPs of alternating "
                 "Linear and ReLU layers that start and end with Linear")
         if isinstance(m, nn.Linear):
-            if m.bias is not None:
-                raise UnsupportedOp(f"module {name} (Linear with bias): zk proofs support "
-                                    "bias-free Linear layers (bias=False)")
-            linears.append(name)
+            linears.append((name, m.bias is not None))
     if len(mods) % 2 == 0:
         raise UnsupportedOp("the model must end with a Linear layer (no final ReLU)")
-    return linears
+    biases = tuple(b for _, b in linears)
+    return [name for name, _ in linears], biases if any(biases) else ()
 
 
 def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, out: dict) -> None:
@@ -294,7 +308,11 @@ def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, o
         out[("P", t, l, -1)] = vals[f"{p}.matmul"]
         z = vals[f"{p}.z"]
         out[("Z", t, l, -1)] = z
-        planes("R", l, vals[f"{p}.z.rem"], bits.unsigned, S, f"rescale remainder (layer {l})")
+        rescaled = f"{p}.zw" if circuit.has_bias(l) else f"{p}.z"  # z = rescale(P) (+ bias)
+        planes("R", l, vals[f"{rescaled}.rem"], bits.unsigned, S, f"rescale remainder (layer {l})")
+        if circuit.has_bias(l):
+            bias = np.asarray(vals[f"{p}.bias"]).astype(np.int64)
+            out[("BB", t, l, -1)] = np.broadcast_to(bias, (circuit.batch, bias.shape[0]))
         for k, plane in enumerate(bits.signed(fac4dnn.pad(z, circuit.act(l)) - 1, circuit.q_act,
                                               f"pre-activation of layer {l} at step {t}")):
             out[("Zb", t, l, k)] = plane
@@ -310,6 +328,15 @@ def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, o
                f"SGD remainder (layer {l})")
         planes("Ub", l, out[("U", t, l, -1)], bits.signed, circuit.q_update,
                f"weight update of layer {l} at step {t}")
+        if circuit.has_bias(l):
+            b = f"{p}.bias"
+            out[("GB", t, l, -1)] = vals[f"{b}.grad"]
+            out[("UB", t, l, -1)] = vals[b] - vals[f"{b}.next"]
+            out[("B", t + 1, l, -1)] = vals[f"{b}.next"]
+            planes("RUB", l, vals[f"{b}.next.rem"], bits.unsigned, circuit.k_bias_update,
+                   f"SGD remainder of the bias (layer {l})")
+            planes("UBb", l, out[("UB", t, l, -1)], bits.signed, circuit.q_update,
+                   f"bias update of layer {l} at step {t}")
         if l >= 2:
             out[("GX", t, l, -1)] = vals[f"{p}.in.grad.raw"]
             out[("GH", t, l, -1)] = vals[f"{p}.in.grad"]
@@ -335,18 +362,20 @@ def _check_limits(widths, batch: int) -> None:
                          f"widths {widths}, batch {batch})")
 
 
-def synthetic_mlp(widths, seed: int = 0):
-    """A seeded bias-free ReLU MLP ``Linear, ReLU, ..., Linear`` of the given widths, float32
-    weights uniform in torch's default range ``±1/sqrt(fan_in)`` (for demos, the CLI's
-    ``--arch``, tests and benchmarks)."""
+def synthetic_mlp(widths, seed: int = 0, bias: bool = False):
+    """A seeded ReLU MLP ``Linear, ReLU, ..., Linear`` of the given widths (bias-free unless
+    ``bias``), float32 parameters uniform in torch's default range ``±1/sqrt(fan_in)`` (for demos,
+    the CLI's ``--arch``, tests and benchmarks)."""
     import torch
 
     rng = np.random.default_rng(seed)
     layers: list = []
     for i, (a, b) in enumerate(zip(widths, widths[1:])):
-        linear = torch.nn.Linear(a, b, bias=False)
+        linear = torch.nn.Linear(a, b, bias=bias)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(rng.uniform(-1, 1, (b, a)) / np.sqrt(a)))
+            if bias:
+                linear.bias.copy_(torch.from_numpy(rng.uniform(-1, 1, b) / np.sqrt(a)))
         layers += [linear, torch.nn.ReLU()] if i < len(widths) - 2 else [linear]
     return torch.nn.Sequential(*layers)
 
@@ -382,7 +411,8 @@ def _prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.Commit
                                        _stage(progress, "commit witness"))
     statement = TrainingStatement(circuit.widths, circuit.batch, circuit.steps, lr,
                                   circuit.scale_bits, circuit.training,
-                                  {k: c for k, (c, _) in stmt_com.items()})
+                                  {k: c for k, (c, _) in stmt_com.items()},
+                                  circuit.biases if any(circuit.biases) else ())
     commitments = {k: c for k, (c, _) in proof_com.items()}
     t = _transcript(statement, commitments)
     aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, _stage(progress, "prove"))
@@ -398,9 +428,10 @@ def _stage(progress, name):
 
 def training_witness(model, batches, lr: float, steps: int | None = None, scale_bits: int = 16,
                      progress=None):
-    """Run the SGD steps in exact fixed point: ``(circuit, tensors, final integer weights)``,
-    ``tensors`` mapping every key of the circuit to its integer tensor (the prover's witness)."""
-    prefixes = _mlp(model)
+    """Run the SGD steps in exact fixed point: ``(circuit, tensors, final integer parameters)``,
+    ``tensors`` mapping every key of the circuit to its integer tensor (the prover's witness) and
+    the parameters keyed by their state_dict names."""
+    prefixes, biases = _mlp(model)
     batches = list(batches)
     if not batches:
         raise ValueError("prove_training needs at least one (X, Y) batch")
@@ -422,26 +453,37 @@ def training_witness(model, batches, lr: float, steps: int | None = None, scale_
     batch = data[0][0].shape[0]
     _check_limits(widths, batch)
     lr_q, lr_bits = quantize_lr(lr)
-    circuit = Circuit(widths, batch, steps, scale_bits, lr_q, lr_bits, True)
+    circuit = Circuit(widths, batch, steps, scale_bits, lr_q, lr_bits, True, biases)
     graph = circuits.trace_training(model, batch, lr, scale_bits=scale_bits)
     fp = FixedPoint(scale_bits)
-    weights = {p: fp.encode(_float_inputs(params[f"{p}.weight"], p)) for p in prefixes}
-    values: dict = {("W", 0, l, -1): weights[p] for l, p in enumerate(prefixes, start=1)}
+    names = _parameters(circuit, prefixes)
+    state = {n: fp.encode(_float_inputs(params[n], n)) for _, n in names}
+    values: dict = {(k[0], 0, k[2], -1): state[n] for k, n in names}
     for t in range(steps):
         x, y = data[t % len(data)]
-        inputs = {"x": x, "y": y, **{f"{p}.weight": fp.decode(weights[p]) for p in prefixes}}
+        inputs = {"x": x, "y": y, **{n: fp.decode(v) for n, v in state.items()}}
         vals = circuits.run(graph, inputs, mode="fixed")
         _witness_step(circuit, graph, vals, prefixes, t, values)
-        weights = {p: np.asarray(vals[f"{p}.weight.next"]).astype(np.int64) for p in prefixes}
+        state = {n: np.asarray(vals[f"{n}.next"]).astype(np.int64) for n in state}
         if progress:
             progress("witness", t + 1, steps)
-    return circuit, values, weights
+    return circuit, values, state
+
+
+def _parameters(circuit: Circuit, prefixes: list) -> list[tuple[tuple, str]]:
+    """``(("W" or "B", 0, l, -1), state_dict name)`` of every parameter, layer by layer."""
+    out = []
+    for l, p in enumerate(prefixes, start=1):
+        out.append((("W", 0, l, -1), f"{p}.weight"))
+        if circuit.has_bias(l):
+            out.append((("B", 0, l, -1), f"{p}.bias"))
+    return out
 
 
 def prove_training(model, batches, lr: float, steps: int | None = None, scale_bits: int = 16,
                    progress=None, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto"):
-    """Run ``steps`` SGD steps (MSE loss) of a bias-free ReLU MLP on ``batches`` in exact fixed
-    point and prove them. Returns ``(TrainingProof, trained_model)``.
+    """Run ``steps`` SGD steps (MSE loss) of a ReLU MLP (Linear layers with or without bias) on
+    ``batches`` in exact fixed point and prove them. Returns ``(TrainingProof, trained_model)``.
 
     ``batches``: a sequence of ``(X, Y)`` arrays or tensors, all of one batch size, cycled if
     ``steps`` exceeds their number. ``progress(stage, done, total)`` is called as work proceeds.
@@ -451,13 +493,13 @@ def prove_training(model, batches, lr: float, steps: int | None = None, scale_bi
     import torch
 
     dev = _device.resolve(device)
-    circuit, values, weights = training_witness(model, batches, lr, steps, scale_bits, progress)
+    circuit, values, params = training_witness(model, batches, lr, steps, scale_bits, progress)
     proof = prove_witness(circuit, values, float(lr), key, progress, dev)
     trained = copy.deepcopy(model)
     state = trained.state_dict()
     fp = FixedPoint(scale_bits)
-    for p, w in weights.items():
-        state[f"{p}.weight"] = torch.from_numpy(fp.decode(w)).to(state[f"{p}.weight"].dtype)
+    for name, v in params.items():
+        state[name] = torch.from_numpy(fp.decode(v)).to(state[name].dtype)
     trained.load_state_dict(state)
     return proof, trained
 
@@ -468,16 +510,16 @@ def prove_inference(model, X, scale_bits: int = 16, progress=None,
     architecture, commitments to ``X``, the weights and the output), on ``device`` as in
     :func:`prove_training`."""
     dev = _device.resolve(device)
-    prefixes = _mlp(model)
+    prefixes, biases = _mlp(model)
     x = _float_inputs(X, "X")
     graph = circuits.trace(model, x)
     params = model.state_dict()
     widths = tuple([x.shape[1]] + [params[f"{p}.weight"].shape[0] for p in prefixes])
     _check_limits(widths, x.shape[0])
-    circuit = Circuit(widths, x.shape[0], 1, scale_bits, training=False)
+    circuit = Circuit(widths, x.shape[0], 1, scale_bits, training=False, biases=biases)
     vals = circuits.run(graph, {"x": x, **{k: _float_inputs(v, k) for k, v in params.items()}},
                         mode="fixed")
-    values = {("W", 0, l, -1): vals[f"{p}.weight"] for l, p in enumerate(prefixes, start=1)}
+    values = {key: vals[name] for key, name in _parameters(circuit, prefixes)}
     _witness_step(circuit, graph, vals, prefixes, 0, values)
     return prove_witness(circuit, values, 0.0, key, progress, dev)
 

@@ -6,11 +6,12 @@
     zkfhe verify run.zkp          # exit 0 and "valid", or exit 1 and the reason
     zkfhe inspect run.zkp         # statement and proof size breakdown (does not verify)
 
-The model is either ``--arch`` (a seeded random bias-free ReLU MLP) or ``--model`` (a torch
-``state_dict`` of a ``Sequential`` of bias-free ``Linear`` layers with ``ReLU`` between them:
-keys ``0.weight``, ``2.weight``, ...). The data is either ``--data`` (an ``.npz`` with arrays
-``X`` and ``Y``, cut into consecutive batches of ``--batch`` rows; ``Y`` is not needed for
-``--inference``) or seeded random ``X, Y ~ N(0, 1)``, one batch per step. ``--inference``
+The model is either ``--arch`` (a seeded random ReLU MLP, with biases if ``--bias``) or
+``--model`` (a torch ``state_dict`` of a ``Sequential`` of ``Linear`` layers, with or without
+bias, and ``ReLU`` between them: keys ``0.weight``, ``0.bias``, ``2.weight``, ...). The data is
+either ``--data`` (an ``.npz`` with arrays ``X`` and ``Y``, cut into consecutive batches of
+``--batch`` rows; ``Y`` is not needed for ``--inference``) or seeded random ``X, Y ~ N(0, 1)``,
+one batch per step. ``--inference``
 proves the model's output on one batch instead of training. The proof file is written to a
 temporary file beside ``--out`` and renamed, so a failed run never leaves a partial file.
 """
@@ -65,16 +66,19 @@ def _readable(path: str, what: str) -> Path:
     return p
 
 
-def mlp_from_weights(weights: list):
-    """A ``Sequential(Linear, ReLU, ..., Linear)`` (bias-free) holding the given weight tensors
-    (``(out, in)`` each; their dtype is kept)."""
+def mlp_from_weights(weights: list, biases: list | None = None):
+    """A ``Sequential(Linear, ReLU, ..., Linear)`` holding the given weight tensors (``(out, in)``
+    each; their dtype is kept) and biases (``(out,)`` each, or None for a bias-free layer)."""
     import torch
 
     layers: list[torch.nn.Module] = []
     for i, w in enumerate(weights):
-        linear = torch.nn.Linear(w.shape[1], w.shape[0], bias=False, dtype=w.dtype)
+        b = biases[i] if biases else None
+        linear = torch.nn.Linear(w.shape[1], w.shape[0], bias=b is not None, dtype=w.dtype)
         with torch.no_grad():
             linear.weight.copy_(w)
+            if b is not None:
+                linear.bias.copy_(b)
         layers.append(linear)
         if i < len(weights) - 1:
             layers.append(torch.nn.ReLU())
@@ -94,19 +98,19 @@ def load_model(path: str):
     if not isinstance(state, dict) or not state:
         raise click.ClickException(f"--model {path}: expected a state_dict (torch.save(model.state_dict(), "
                                    f"path)), got {type(state).__name__}")
-    layers = {}
+    layers, biases = {}, {}
     for key, value in state.items():
         m = re.fullmatch(r"(\d+)\.(weight|bias)", str(key))
         if m is None:
             raise click.ClickException(f"--model {path}: unexpected key {key!r} (expected the keys of a "
-                                       "Sequential MLP: 0.weight, 2.weight, ...)")
-        if m[2] == "bias":
-            raise click.ClickException(f"--model {path}: {key}: zk proofs support bias-free Linear layers only")
-        if not isinstance(value, torch.Tensor) or value.ndim != 2 or not value.is_floating_point():
-            raise click.ClickException(f"--model {path}: {key} is not a 2-D floating-point weight matrix")
+                                       "Sequential MLP: 0.weight, 0.bias, 2.weight, ...)")
+        ndim = 2 if m[2] == "weight" else 1
+        if not isinstance(value, torch.Tensor) or value.ndim != ndim or not value.is_floating_point():
+            what = "2-D floating-point weight matrix" if ndim == 2 else "1-D floating-point bias vector"
+            raise click.ClickException(f"--model {path}: {key} is not a {what}")
         if not torch.isfinite(value).all():
             raise click.ClickException(f"--model {path}: {key} has non-finite values")
-        layers[int(m[1])] = value.detach()
+        (layers if ndim == 2 else biases)[int(m[1])] = value.detach()
     indices = sorted(layers)
     if indices != list(range(0, 2 * len(indices), 2)):
         raise click.ClickException(f"--model {path}: layer indices {indices}; expected 0, 2, 4, ... "
@@ -116,7 +120,13 @@ def load_model(path: str):
         if b.shape[1] != a.shape[0]:
             raise click.ClickException(f"--model {path}: {2 * i + 2}.weight has {b.shape[1]} inputs but "
                                        f"{2 * i}.weight has {a.shape[0]} outputs")
-    return mlp_from_weights(weights)
+    for i, b in biases.items():
+        if i not in layers:
+            raise click.ClickException(f"--model {path}: {i}.bias has no {i}.weight")
+        if b.shape[0] != layers[i].shape[0]:
+            raise click.ClickException(f"--model {path}: {i}.bias has {b.shape[0]} entries but "
+                                       f"{i}.weight has {layers[i].shape[0]} outputs")
+    return mlp_from_weights(weights, [biases.get(i) for i in indices])
 
 
 def load_data(path: str, need_y: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -235,6 +245,7 @@ def _check_device(device: str):
               help="SGD steps [default: 1; with --data one per batch]; batches cycle if more")
 @click.option("--lr", type=float, callback=_lr, help=f"learning rate [default: {DEFAULT_LR}]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the random model and data")
+@click.option("--bias", is_flag=True, help="the --arch model's Linear layers have biases")
 @click.option("--inference", is_flag=True, help="prove inference on one batch instead of training")
 @click.option("--out", required=True, type=str, metavar="FILE", help="proof file to write")
 @click.option("--save-model", type=str, metavar="FILE",
@@ -243,7 +254,8 @@ def _check_device(device: str):
               help="where the prover's heavy loops run: auto = cuda when cupy sees a GPU, else cpu "
                    "(the proof is the same)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no summary")
-def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, out, save_model, device, quiet):
+def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, bias, inference, out, save_model, device,
+              quiet):
     """Prove SGD training (or, with --inference, inference) of a ReLU MLP and write the proof.
 
     \b
@@ -253,6 +265,8 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, ou
     """
     if (arch is None) == (model_path is None):
         raise click.UsageError("give exactly one of --arch (random model) or --model (state_dict file)")
+    if bias and model_path:
+        raise click.UsageError("--bias applies to --arch models (a --model file has its own biases)")
     if inference:
         for name, value in (("--steps", steps), ("--lr", lr), ("--save-model", save_model)):
             if value is not None:
@@ -263,7 +277,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, inference, ou
 
     from zk.training import synthetic_batches, synthetic_mlp
 
-    model = load_model(model_path) if model_path else synthetic_mlp(arch, seed)
+    model = load_model(model_path) if model_path else synthetic_mlp(arch, seed, bias=bias)
     widths = tuple([model[0].in_features] + [m.out_features for m in model if hasattr(m, "out_features")])
     if data_path:
         x, y = load_data(data_path, need_y=not inference)
