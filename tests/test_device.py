@@ -62,7 +62,7 @@ def einsum_proofs(monkeypatch, dev):
 
 def training_proofs(monkeypatch, dev):
     widths = (12, 8, 8, 4)
-    model = training.synthetic_mlp(widths, 0)
+    model = training.synthetic_mlp(widths, 0, bias=True)  # biases: the public ONES tensor too
     data = training.synthetic_batches(widths, 3, 2, 1)
     cpu, other = prove_twice(monkeypatch, lambda d: training.prove_training(model, data, 0.05, device=d)[0],
                              ["cpu", dev])
