@@ -43,17 +43,21 @@ def test_honest_training_proofs_verify(widths, batch, steps):
     proof, trained = zk.prove_training(model, data, 0.05)
     assert zk.verify_training(proof) is True
     assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes())) is True
-    # the trained model is the exact fixed-point training of circuits
-    ref = copy.deepcopy(model)
-    for X, Y in data:
-        new = circuits.train_step(ref, X, Y, 0.05, mode="fixed")
-        ref.load_state_dict({k: torch.from_numpy(v).float() for k, v in new.items()})
-    for k, v in ref.state_dict().items():
-        assert torch.equal(trained.state_dict()[k], v), k
+    assert_trained_like_circuits(model, data, 0.05, trained)
     st_ = proof.statement
     assert st_.arch == widths and st_.steps == steps and st_.batch_size == batch
     assert len(st_.initial_weights) == len(st_.final_weights) == len(widths) - 1
     assert len(st_.data) == 2 * steps
+
+
+def assert_trained_like_circuits(model, data, lr, trained):
+    """The trained model is the exact fixed-point training of circuits."""
+    ref = copy.deepcopy(model)
+    for X, Y in data:
+        new = circuits.train_step(ref, X, Y, lr, mode="fixed")
+        ref.load_state_dict({k: torch.from_numpy(v).float() for k, v in new.items()})
+    for k, v in ref.state_dict().items():
+        assert torch.equal(trained.state_dict()[k], v), k
 
 
 def test_inference_proof(honest):
@@ -254,12 +258,7 @@ def honest_bias():
 def test_bias_training_proof_verifies_and_trains_like_circuits(honest_bias):
     model, data, circuit, _, proof, trained = honest_bias
     assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes())) is True
-    ref = copy.deepcopy(model)
-    for X, Y in data:
-        new = circuits.train_step(ref, X, Y, 0.1, mode="fixed")
-        ref.load_state_dict({k: torch.from_numpy(v).float() for k, v in new.items()})
-    for k, v in ref.state_dict().items():
-        assert torch.equal(trained.state_dict()[k], v), k
+    assert_trained_like_circuits(model, data, 0.1, trained)
     assert not torch.equal(trained[0].bias, model[0].bias)  # the biases were trained too
     st_ = proof.statement
     assert st_.biases == (True, False, True) and circuit.biases == (True, False, True)

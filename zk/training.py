@@ -318,25 +318,20 @@ def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, o
             out[("Zb", t, l, k)] = plane
         if not circuit.training:
             continue
-        w = f"{p}.weight"
-        gw_node = nodes[f"{w}.grad"]
-        out[("G", t, l, -1)] = vals[gw_node.inputs[0]]
-        out[("GW", t, l, -1)] = vals[f"{w}.grad"]
-        out[("U", t, l, -1)] = vals[w] - vals[f"{w}.next"]
-        out[("W", t + 1, l, -1)] = vals[f"{w}.next"]
-        planes("RU", l, vals[f"{w}.next.rem"], bits.unsigned, circuit.k_update,
-               f"SGD remainder (layer {l})")
-        planes("Ub", l, out[("U", t, l, -1)], bits.signed, circuit.q_update,
-               f"weight update of layer {l} at step {t}")
+        def sgd(param, names, k, what):
+            """Gradient, update, next value, remainder planes and update planes of ``param``."""
+            grad, update, nxt, rem, update_bits = names
+            out[(grad, t, l, -1)] = vals[f"{param}.grad"]
+            out[(update, t, l, -1)] = vals[param] - vals[f"{param}.next"]
+            out[(nxt, t + 1, l, -1)] = vals[f"{param}.next"]
+            planes(rem, l, vals[f"{param}.next.rem"], bits.unsigned, k, f"SGD remainder of {what} (layer {l})")
+            planes(update_bits, l, out[(update, t, l, -1)], bits.signed, circuit.q_update,
+                   f"update of {what} of layer {l} at step {t}")
+
+        out[("G", t, l, -1)] = vals[nodes[f"{p}.weight.grad"].inputs[0]]
+        sgd(f"{p}.weight", ("GW", "U", "W", "RU", "Ub"), circuit.k_update, "the weights")
         if circuit.has_bias(l):
-            b = f"{p}.bias"
-            out[("GB", t, l, -1)] = vals[f"{b}.grad"]
-            out[("UB", t, l, -1)] = vals[b] - vals[f"{b}.next"]
-            out[("B", t + 1, l, -1)] = vals[f"{b}.next"]
-            planes("RUB", l, vals[f"{b}.next.rem"], bits.unsigned, circuit.k_bias_update,
-                   f"SGD remainder of the bias (layer {l})")
-            planes("UBb", l, out[("UB", t, l, -1)], bits.signed, circuit.q_update,
-                   f"bias update of layer {l} at step {t}")
+            sgd(f"{p}.bias", ("GB", "UB", "B", "RUB", "UBb"), circuit.k_bias_update, "the bias")
         if l >= 2:
             out[("GX", t, l, -1)] = vals[f"{p}.in.grad.raw"]
             out[("GH", t, l, -1)] = vals[f"{p}.in.grad"]
