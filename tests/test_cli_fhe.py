@@ -79,3 +79,16 @@ def test_bad_files_give_clean_errors(runner, tmp_path):
                                   "--backend", "sim"])
         assert res.exit_code != 0 and message in res.output, (files, res.output)
         assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_device_cuda_needs_desilo_and_a_gpu(runner, tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((2, 2)))
+    res = runner.invoke(cli, ["einsum", "ij->i", str(tmp_path / "a.npy"), "--backend", "seal", "--device", "cuda"])
+    assert res.exit_code == 2 and "--device cuda needs --backend desilo" in res.output
+    import gpu
+
+    if gpu.available():
+        pytest.skip("this machine has a GPU")
+    res = runner.invoke(cli, ["einsum", "ij->i", str(tmp_path / "a.npy"), "--backend", "desilo", "--device", "cuda"])
+    assert res.exit_code == 1 and "desilofhe cannot run on 'cuda'" in res.output
+    assert "Traceback" not in res.output

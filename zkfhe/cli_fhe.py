@@ -88,11 +88,16 @@ def _load(path: str) -> np.ndarray:
               help="multiplicative levels (default: what the plan needs)")
 @click.option("--scale-bits", type=int, default=40, show_default=True)
 @click.option("--allow-insecure", is_flag=True, help="allow parameters below 128-bit security")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="where desilofhe runs (cuda: its GPU mode; --backend desilo only)")
 def einsum_cmd(spec, operands, backend, out, plain, ring_degree, levels, scale_bits,
-               allow_insecure):
+               allow_insecure, device):
     """Encrypt the .npy operands, run the einsum encrypted, decrypt, compare with numpy."""
     import fhe
 
+    if device == "cuda" and backend != "desilo":
+        raise click.BadParameter(f"the {backend} backend runs on the CPU; --device cuda needs --backend desilo",
+                                 param_hint="--device")
     arrays = [_load(p) for p in operands]
     encrypted = _flags(plain, len(arrays))
     if not any(encrypted):
@@ -100,7 +105,8 @@ def einsum_cmd(spec, operands, backend, out, plain, ring_degree, levels, scale_b
     try:
         expected = fhe.plan(spec, *[a.shape for a in arrays], slots=8192, encrypted=encrypted)
         ctx = _context(backend, ring_degree, levels or max(expected.levels, 1), scale_bits,
-                       allow_insecure, spec, arrays, encrypted, fixed=levels is not None)
+                       allow_insecure, spec, arrays, encrypted, fixed=levels is not None,
+                       device=device)
         if backend == "sim":
             click.echo("warning: 'sim' is a simulator: nothing is encrypted")
         t0 = time.perf_counter()
@@ -129,14 +135,15 @@ def einsum_cmd(spec, operands, backend, out, plain, ring_degree, levels, scale_b
 
 
 def _context(backend, ring_degree, levels, scale_bits, allow_insecure, spec, arrays, encrypted,
-             fixed: bool):
+             fixed: bool, device: str = "cpu"):
     """A context whose ciphertexts have enough levels for the plan (raising them unless the
     user fixed ``--levels``)."""
     import fhe
 
+    extra = {"device": device} if backend == "desilo" else {}
     while True:
         ctx = fhe.Context(backend, ring_degree=ring_degree, levels=levels, scale_bits=scale_bits,
-                          allow_insecure=allow_insecure)
+                          allow_insecure=allow_insecure, **extra)
         try:
             fhe.plan(spec, *[a.shape for a in arrays], slots=ctx.slots, encrypted=encrypted,
                      levels=ctx.levels)
