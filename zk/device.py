@@ -1,9 +1,9 @@
 """Where the prover's heavy loops run: zk's own CPU kernels or the CUDA kernels of :mod:`gpu`.
 
-Five loops dominate a proof: Hyrax row commitments and the inner-product argument's multi-scalar
+Four loops dominate a proof: Hyrax row commitments and the inner-product argument's multi-scalar
 multiplications over the commitment key's generators, sumcheck rounds (round polynomials and
-folding), eq tables, and the vector-matrix product that starts every opening. The prover runs them
-on the *current device*:
+folding, eq-weighted sums included), and the vector-matrix product that starts every opening. The
+prover runs them on the *current device*:
 
 * ``cpu``: zk's numba kernels and arkworks (the reference path);
 * ``cuda``: :mod:`gpu`'s kernels on the current CUDA device (needs cupy and a GPU);
@@ -11,17 +11,18 @@ on the *current device*:
   so that a machine without a GPU can check that the kernel path yields the same proof, bit for bit.
 
 Everything else (transcript, small field arithmetic, MSMs over a few points, proof objects) stays
-on the host. A proof's bytes do not depend on the device: every kernel returns
-canonical field elements and affine points, and the blinding randomness is drawn on the host, in
-the same order, whatever the device.
+on the host. A proof's bytes do not depend on the device: every kernel returns canonical field
+elements and affine points, and the blinding randomness is drawn on the host, in the same order,
+whatever the device.
 
 On a kernel device the committed tables live on the device from the moment they are committed:
 an :class:`zk.commit.Opening`'s table is a device array, and stacking, linear combinations,
 binding variables, sumchecks and openings all run there (the *table operations* below: ``xp``,
-``asarray``, ``add``, ``sub``, ``mul``, ``lincomb``). Only round messages (``d + 1`` field
-elements), final evaluations and the short vectors of the inner-product argument come back. The public
-prover functions take ``device="auto" | "cpu" | "cuda"`` and run under :func:`using`; ``auto`` picks
-``cuda`` when cupy imports and sees a GPU, else ``cpu``. Prover code asks :func:`current`.
+``asarray``, ``table_from_ints``, ``field_table``, ``add``, ``sub``, ``mul``, ``lincomb``). Only
+round messages (``d + 1`` field elements), final evaluations and the one-row vectors of the
+inner-product argument come back. The public prover functions take ``device="auto" | "cpu" |
+"cuda"`` and run under :func:`using`; ``auto`` picks ``cuda`` when cupy imports and sees a GPU,
+else ``cpu``. Prover code asks :func:`current`.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import field, group, mle
+from . import field, group
 from .sumcheck import EqSumcheckProver, SumcheckProver, check_terms
 
 __all__ = ["DEVICES", "CpuDevice", "KernelDevice", "resolve", "using", "current"]
@@ -70,13 +71,13 @@ class CpuDevice:
         return field.sum(field.mul(coeffs.reshape((len(tables),) + (1,) * (stacked.ndim - 2) + (4,)), stacked), axis=0)
 
     # -- the loops --------------------------------------------------------------------------
-
     @staticmethod
     def commit_rows(key, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
                     h: group.FixedBase) -> list:
         """Blinded row commitments ``C_i = sum_j T[i, j] G_j + blinds[i] H`` of a table
-        ``(rows, cols, 4)`` with the generators ``G_j`` of ``key`` (a :class:`zk.commit.CommitKey`)
-        and ``h`` the fixed-base table of ``H`` (``ints``: the entries as int64, when integer)."""
+        (``(rows, cols, 4)`` field elements or ``(rows, cols)`` bits) with the generators ``G_j``
+        of ``key`` (a :class:`zk.commit.CommitKey`) and ``h`` the fixed-base table of ``H``
+        (``ints``: the integer entries, when the tensor is integer)."""
         rows = group.msm_rows(key.g(table.shape[1]), ints if ints is not None else table)
         return [p + mask for p, mask in zip(rows, h.mul(blinds))]
 
@@ -168,7 +169,7 @@ class KernelDevice:
         """The first ``n`` generators of ``key`` on the device (a prefix of one cached array)."""
         have = self._generators.get(key.label)
         if have is None or have.shape[0] < n:
-            have = self._generators[key.label] = self._points(key.g(max(n, 2 * (0 if have is None else have.shape[0]))))
+            have = self._generators[key.label] = self._points(key.g(n))
         return have[:n]
 
     def _fixed_point(self, point):
