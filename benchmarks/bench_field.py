@@ -49,6 +49,13 @@ def measure(log2_field: int, log2_tables: list[int], repeat: int) -> list[tuple]
         row("sumcheck round, P*Q (degree 2)", size, all_threads, best_time(prover.round_polynomial, repeat), size)
         row("sumcheck prove, P*Q (all rounds)", size, all_threads,
             best_time(lambda: sumcheck.prove(tables, [(1, (0, 1))], Transcript(b"bench")), repeat), size)
+        # booleanity, sum_x eq(u, x) (b - b^2): eq as a table vs Gruen's factoring (same messages)
+        bits = F.from_int(rng.integers(0, 2, size).astype(np.uint8))
+        u = F.random_seeded(k, rng)
+        with_table = sumcheck.SumcheckProver([bits, mle.eq_table(u)], [(1, (0, 1)), (-1, (0, 0, 1))])
+        factored = sumcheck.EqSumcheckProver(u, [bits], [(1, (0,)), (-1, (0, 0))])
+        row("booleanity round, eq table", size, all_threads, best_time(with_table.round_polynomial, repeat), size)
+        row("booleanity round, eq factored", size, all_threads, best_time(factored.round_polynomial, repeat), size)
     return rows
 
 
