@@ -237,3 +237,20 @@ def test_from_bytes_fuzz(data, count):
         return
     assert a.shape == (count, 4)
     assert F.to_bytes(a) == data
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, R - 1)), max_size=40))
+def test_scatter_add_sums_values_into_their_slots(entries):
+    index = [i for i, _ in entries]
+    values = F.from_int([v for _, v in entries]) if entries else F.zeros(0)
+    got = F.to_int(F.scatter_add(index, values, 6))
+    expected = [sum(v for i, v in entries if i == j) % R for j in range(6)]
+    assert [int(x) for x in got] == expected
+
+
+def test_scatter_add_rejects_bad_indices():
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        F.scatter_add([0, 2], F.ones(2), 2)
+    with pytest.raises(ValueError, match="2 indices for 1 values"):
+        F.scatter_add([0, 1], F.ones(1), 2)

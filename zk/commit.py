@@ -489,9 +489,17 @@ class DeferredChecks:
         if not self._checks:
             return
         weights = field.random(len(self._checks))
-        points = [p for _, pts, _ in self._checks for p in pts]
+        # a point object that recurs (the key's generators, U, H in every opening) is one MSM term
+        slot: dict[int, int] = {}
+        points, index = [], []
+        for _, pts, _ in self._checks:
+            for p in pts:
+                k = slot.setdefault(id(p), len(points))
+                if k == len(points):
+                    points.append(p)
+                index.append(k)
         scalars = np.concatenate([field.mul(w, sc) for w, (_, _, sc) in zip(weights, self._checks)])
-        if group.msm(points, scalars) == group.identity():
+        if group.msm(points, field.scatter_add(index, scalars, len(points))) == group.identity():
             return
         for what, pts, sc in self._checks:
             if group.msm(pts, sc) != group.identity():

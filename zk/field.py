@@ -40,7 +40,7 @@ from numba.extending import intrinsic
 __all__ = [
     "R", "BYTES", "ZERO", "ONE",
     "from_int", "to_int", "to_signed", "to_bytes", "from_bytes",
-    "add", "sub", "neg", "mul", "square", "pow", "inv", "sum", "inner", "vecmat", "powers", "equal",
+    "add", "sub", "neg", "mul", "square", "pow", "inv", "sum", "scatter_add", "inner", "vecmat", "powers", "equal",
     "zeros", "ones", "empty", "random", "random_seeded",
     "asarray", "parallel_chunks", "mont_mul", "add_mod", "sub_mod", "load", "store",
 ]
@@ -615,6 +615,26 @@ def inv(a) -> np.ndarray:
     rows = _contiguous(a).reshape(-1, 4)
     out = empty(a.shape)
     _inv_kernel[rows.shape[0]](rows, parallel_chunks(rows.shape[0], 4096), out.reshape(-1, 4))
+    return out
+
+
+@njit(cache=True)
+def _scatter_add_kernel(index, values, out):
+    for i in range(index.shape[0]):  # serial: several i may share one slot
+        store(out, index[i], add_mod(load(out, index[i]), load(values, i)))
+
+
+def scatter_add(index, values, size: int) -> np.ndarray:
+    """``out[j] = sum of values[i] over the i with index[i] == j``: ``(size, 4)`` from ``values``
+    ``(n, 4)`` and an integer ``index`` ``(n,)`` in ``[0, size)``."""
+    values = _contiguous(asarray(values, "values")).reshape(-1, 4)
+    index = np.ascontiguousarray(index, dtype=np.int64).reshape(-1)
+    if index.shape[0] != values.shape[0]:
+        raise ValueError(f"scatter_add: {index.shape[0]} indices for {values.shape[0]} values")
+    if index.size and not (0 <= index.min() and index.max() < size):
+        raise ValueError(f"scatter_add: indices must lie in [0, {size})")
+    out = np.zeros((size, 4), dtype=np.uint64)
+    _scatter_add_kernel(index, values, out)
     return out
 
 
