@@ -2,8 +2,8 @@
 
 1. Trains a small MLP for a few SGD steps through circuits, in float64 and in exact fixed
    point, and prints how both agree with torch autograd + torch.optim.SGD.
-2. Proves 2 training steps of a bias-free MLP in zero knowledge, verifies the proof, and
-   shows its statement, size and timings.
+2. Proves 2 training steps of an MLP (Linear layers with biases) in zero knowledge, verifies
+   the proof, and shows its statement, size and timings.
 3. Runs an einsum on CKKS ciphertexts (SEAL) and shows the packing plan's cost and the error.
 """
 from __future__ import annotations
@@ -59,8 +59,7 @@ def main() -> None:
 
 def zk_demo() -> None:
     torch.manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 32, bias=False), torch.nn.ReLU(),
-                                torch.nn.Linear(32, 4, bias=False))
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
     batches = [(torch.randn(12, 16), torch.randn(12, 4)) for _ in range(2)]
     print("\n== zk: proving 2 SGD steps of MLP 16-32-4 (batch 12) in zero knowledge ==")
     t0 = time.perf_counter()
