@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import gpu
 from gpu import runtime
@@ -231,3 +233,15 @@ def test_tables_never_reach_host_field_arithmetic_on_a_kernel_device(monkeypatch
     largest.clear()
     training.prove_training(model, data, 0.05, device="host")
     assert max(largest.values()) <= 1 << 10, largest  # one row of 2^10 columns at most
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(widths=st.lists(st.integers(1, 9), min_size=2, max_size=4), batch=st.integers(1, 5),
+       steps=st.integers(1, 2), bias=st.booleans(), seed=st.integers(0, 1000))
+def test_random_training_circuits_prove_identically_on_the_kernel_path(monkeypatch, host, widths, batch,
+                                                                       steps, bias, seed):
+    model = training.synthetic_mlp(widths, seed, bias=bias)
+    data = training.synthetic_batches(widths, batch, steps, seed)
+    cpu, other = prove_twice(monkeypatch, lambda d: training.prove_training(model, data, 0.1, device=d)[0],
+                             ["cpu", "host"])
+    assert cpu.to_bytes() == other.to_bytes()

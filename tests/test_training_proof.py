@@ -36,6 +36,7 @@ def honest():
     ((6, 5, 4, 2), 3, 2),  # three layers, batch not a power of two
     ((3, 7, 1), 5, 3),  # width-1 output, odd sizes
     ((2, 2, 2), 1, 4),  # batch 1, four steps
+    ((1, 1), 1, 1),  # batch x outputs = 1: the loss remainder has no bit planes
 ])
 def test_honest_training_proofs_verify(widths, batch, steps):
     model = mlp(widths, seed=steps)

@@ -298,8 +298,10 @@ def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, o
     L, S = circuit.layers, circuit.scale_bits
 
     def planes(name, l, arr, fn, width, what):
-        key0 = (name, t, l, 0)
-        for k, plane in enumerate(fn(fac4dnn.pad(arr, shapes[key0]), width, what)):
+        if not width:  # e.g. the loss remainder when batch x outputs = 1: no planes, it must be 0
+            fn(arr, width, what)
+            return
+        for k, plane in enumerate(fn(fac4dnn.pad(arr, shapes[(name, t, l, 0)]), width, what)):
             out[(name, t, l, k)] = plane
 
     for l, p in enumerate(prefixes, start=1):
