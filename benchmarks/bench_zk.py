@@ -34,10 +34,10 @@ def bench_einsum(shape_a, shape_b):
             len(proof.to_bytes()))
 
 
-def bench_training(widths, batch, steps, inference=False):
-    model = synthetic_mlp(widths)
+def bench_training(widths, batch, steps, inference=False, bias=False):
+    model = synthetic_mlp(widths, bias=bias)
     batches = synthetic_batches(widths, batch, steps)
-    arch = "-".join(map(str, widths))
+    arch = "-".join(map(str, widths)) + (" with biases" if bias else "")
     if inference:
         proof, tp = timed(lambda: zk.prove_inference(model, batches[0][0]))
         _, tv = timed(lambda: zk.verify_inference(proof))
@@ -57,10 +57,12 @@ def main() -> None:
         runs = [lambda: bench_einsum((16, 64), (64, 32)),
                 lambda: bench_training((16, 8, 4), 8, 1),
                 lambda: bench_training((16, 8, 4), 8, 2),
+                lambda: bench_training((16, 8, 4), 8, 1, bias=True),
                 lambda: bench_training((16, 8, 4), 8, 1, inference=True)]
     else:
         runs = [lambda: bench_einsum((64, 784), (784, 256)),
                 lambda: bench_training((784, 256, 256, 10), 64, 1),
+                lambda: bench_training((784, 256, 256, 10), 64, 1, bias=True),
                 lambda: bench_training((784, 256, 256, 10), 64, 1, inference=True)]
         runs += [lambda s=s: bench_training((64, 32, 32, 10), 16, s) for s in (1, 2, 4, 8)]
         runs += [lambda w=w: bench_training((64, w, w, 10), 16, 1) for w in (32, 64, 128)]
