@@ -133,6 +133,7 @@ class SumcheckProver:
         shapes = {t.shape for t in tables}
         if len(shapes) != 1 or tables[0].ndim != 2 or not len(tables[0]) or len(tables[0]) & (len(tables[0]) - 1):
             raise ValueError(f"sumcheck: expected tables of one shape (2^m, 4), got shapes {sorted(shapes)}")
+        # the kernel takes the tables as one tuple of a single array type: read-only ones are copied
         self._tables = tuple(np.ascontiguousarray(t) if t.flags.writeable else np.array(t) for t in tables)
         self._owned = False  # the tables are the caller's until the first bind
         n = len(tables[0])
