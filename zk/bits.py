@@ -27,6 +27,13 @@ def signed_weights(q: int) -> list[int]:
     return [1 << i for i in range(q - 1)] + [-(1 << (q - 1))]
 
 
+def signed_width(arrays) -> int:
+    """The narrowest two's-complement width (at least 2) that holds every integer of ``arrays``."""
+    lo = min((int(np.min(a)) for a in arrays if np.size(a)), default=0)
+    hi = max((int(np.max(a)) for a in arrays if np.size(a)), default=0)
+    return max(2, max(hi.bit_length(), (-lo - 1).bit_length()) + 1)
+
+
 def _checked(values: np.ndarray, lo: int, hi: int, what: str) -> np.ndarray:
     """``values`` after checking ``lo <= v < hi`` (ValueError naming ``what``): int64 when the
     range fits, Python integers (object array) when it does not."""

@@ -11,3 +11,8 @@ class VerificationError(ZKError):
 
 class ProofFormatError(ZKError, ValueError):
     """Proof bytes (or a proof object) are malformed: wrong version, length, or a non-canonical value."""
+
+
+class StatementError(ZKError, ValueError):
+    """A statement no sound proof can be made for (e.g. parameters whose equations could wrap
+    modulo the field order); the message names the parameter."""

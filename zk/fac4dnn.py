@@ -15,13 +15,17 @@ loss (linear)         ``2^(S+1) (Z_L - Y) = N G_L + RL``, ``N = B d_L``
 sgd (linear)          ``lr_q GW = 2^k U + RU``; ``W_{t+1} = W_t - U`` (``k = lr_bits + 2S``)
 bits (linear)         ``Z - 1``, ``G_L``, ``GH``, ``U`` in two's complement; ``R``, ``RH``, ``RU``,
                       ``RL``, ``N - 1 - RL`` unsigned: every plane committed, recomposed
+ranges (linear)       statement tensors ``X``, ``Y`` in ``data_bits``, ``W_0``, ``b_0`` in
+                      ``param_bits`` (two's complement)
+zero padding          every statement tensor is zero outside its true shape (:mod:`zk.padding`)
 zkReLU (sumcheck)     ``H_{l+1} + gamma G_l = (1 - s_l) (Z_l + gamma GH_{l+1})``, ``s_l`` the sign
                       plane of ``Z_l - 1`` (so ``1 - s = [Z > 0]``, torch's convention)
 booleanity (sumcheck) ``b (1 - b) = 0`` for every plane
 ====================  ==========================================================================
 
 Bit widths bound every quotient, so each fixed-point equation holds over the integers, not just
-modulo ``r``. All linear relations are checked at once: for a challenge ``rho`` the verifier
+modulo ``r``: :mod:`zk.magnitudes` computes every equation's largest magnitude from the statement
+and refuses statements that could wrap. All linear relations are checked at once: for a challenge ``rho`` the verifier
 forms ``sum_i rho^i (relation on row i)`` from the commitments and the prover reveals its blind.
 """
 from __future__ import annotations
@@ -33,10 +37,13 @@ import numpy as np
 
 from circuits import parse_einsum
 
-from . import bits, commit, einsum, field, group, hadamard, mle
+from . import bits, commit, einsum, field, group, hadamard, magnitudes, mle, padding
+from .bits import BooleanityProof
 from .commit import Commitment, Opening
+from .einsum import EinsumRelationProof
 from .errors import VerificationError
-from .hadamard import Affine
+from .hadamard import Affine, HadamardProof
+from .padding import PaddingProof
 from .stack import Stack, instance_col_vars, stack
 from .transcript import Transcript
 
@@ -49,6 +56,8 @@ EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad
 ONES: "Key" = ("ONES", 0, 0, -1)
 #: Largest booleanity stack, in variables: 2^26 entries, 2 GiB as field elements while proved.
 MAX_BOOLEANITY_VARS = 26
+#: Widest range check a statement may declare for its data or initial parameters.
+MAX_RANGE_BITS = 128
 
 
 def _pow2(n: int) -> int:
@@ -67,10 +76,36 @@ class Circuit:
     lr_bits: int = 0
     training: bool = True
     biases: tuple[bool, ...] = ()  # per Linear layer 1..L: has a bias (empty: none has)
+    data_bits: int = 0  # range of X (and Y): two's complement of this width (0: scale_bits + 16)
+    param_bits: int = 0  # range of the initial weights and biases (0: scale_bits + 8)
 
     def __post_init__(self) -> None:
         if self.biases and len(self.biases) != self.layers:
             raise ValueError(f"{len(self.biases)} bias flags for {self.layers} layers")
+        if not self.data_bits:
+            object.__setattr__(self, "data_bits", self.scale_bits + 16)
+        if not self.param_bits:
+            object.__setattr__(self, "param_bits", self.scale_bits + 8)
+        for name in ("data_bits", "param_bits"):
+            if not 2 <= getattr(self, name) <= MAX_RANGE_BITS:
+                raise ValueError(f"{name} must be in [2, {MAX_RANGE_BITS}], got {getattr(self, name)}")
+
+    def check_sound(self) -> None:
+        """Refuse (:class:`zk.StatementError`, naming the parameter) a statement whose equations
+        could wrap modulo ``r`` (:mod:`zk.magnitudes`)."""
+        magnitudes.check(self)
+
+    @property
+    def lr_repr(self) -> str:
+        """The quantised learning rate, for messages."""
+        return f"{self.lr_q / (1 << self.lr_bits):.3g}" if self.training else "-"
+
+    def plane_widths(self) -> list[int]:
+        """Every bit width a range check of this circuit uses."""
+        widths = [self.scale_bits, self.q_act, self.data_bits, self.param_bits]
+        if self.training:
+            widths += [self.q_grad, self.q_update, self.k_update, self.k_bias_update, self.k_loss]
+        return widths
 
     @property
     def layers(self) -> int:
@@ -135,49 +170,88 @@ class Circuit:
             keys += [(("Z", 0, L, -1), self.act(L))]
         return keys
 
+    def true_shape(self, key: Key) -> tuple:
+        """The unpadded shape of a statement tensor."""
+        name, _, l, _ = key
+        d = self.widths
+        return {"X": (self.batch, d[0]), "Y": (self.batch, d[-1]), "Z": (self.batch, d[-1]),
+                "W": (d[l], d[l - 1]) if l else (), "B": (d[l],)}[name]
+
+    def padding_groups(self) -> list[tuple[tuple, list[Key]]]:
+        """Statement tensors with padding entries, by padded shape (one zero-padding proof each)."""
+        by_shape: dict = {}
+        for key, shape in self.statement_keys:
+            if padding.needs_proof(self.true_shape(key), shape):
+                by_shape.setdefault(shape, []).append(key)
+        return sorted(by_shape.items())
+
     @cached_property
     def proof_keys(self) -> list[tuple[Key, tuple]]:
+        keys = self._initial_keys()
+        for t in range(self.steps):
+            keys += self._step_keys(t)
+        return keys
+
+    def proof_key_count(self) -> int:
+        """``len(proof_keys)`` without building the list (steps other than the last have the same
+        keys): what a parser checks against the bytes it was given before allocating."""
+        T = self.steps
+        return len(self._initial_keys()) + (T - 1) * len(self._step_keys(0)) + len(self._step_keys(T - 1))
+
+    def _initial_keys(self) -> list[tuple[Key, tuple]]:
+        """Range checks of the initial parameters."""
+        keys: list = []
+        for l in range(1, self.layers + 1):
+            keys += [(("Wb", 0, l, k), self.weight(l)) for k in range(self.param_bits)]
+            if self.has_bias(l):
+                keys += [(("Bb", 0, l, k), self.bias(l)) for k in range(self.param_bits)]
+        return keys
+
+    def _step_keys(self, t: int) -> list[tuple[Key, tuple]]:
+        """The committed tensors of step ``t``."""
         L, T, S = self.layers, self.steps, self.scale_bits
         keys = []
 
         def planes(name, t, l, n, shape):
             keys.extend(((name, t, l, k), shape) for k in range(n))
 
-        for t in range(T):
-            for l in range(1, L + 1):
-                a, a_in, w = self.act(l), self.act(l - 1), self.weight(l)
-                if l >= 2:
-                    keys.append((("H", t, l, -1), a_in))
-                keys.append((("P", t, l, -1), a))
-                if self.training or l < L:
-                    keys.append((("Z", t, l, -1), a))
-                planes("R", t, l, S, a)
-                planes("Zb", t, l, self.q_act, a)
-                if self.has_bias(l):
-                    keys.append((("BB", t, l, -1), a))  # the bias broadcast over the batch
-                if not self.training:
-                    continue
-                if self.has_bias(l):
-                    b = self.bias(l)
-                    keys += [(("GB", t, l, -1), b), (("UB", t, l, -1), b)]
-                    planes("RUB", t, l, self.k_bias_update, b)
-                    planes("UBb", t, l, self.q_update, b)
-                    if t < T - 1:
-                        keys.append((("B", t + 1, l, -1), b))
-                keys += [(("G", t, l, -1), a), (("GW", t, l, -1), w), (("U", t, l, -1), w)]
-                planes("RU", t, l, self.k_update, w)
-                planes("Ub", t, l, self.q_update, w)
+        planes("Xb", t, 1, self.data_bits, self.act(0))
+        if self.training:
+            planes("Yb", t, L, self.data_bits, self.act(L))
+        for l in range(1, L + 1):
+            a, a_in, w = self.act(l), self.act(l - 1), self.weight(l)
+            if l >= 2:
+                keys.append((("H", t, l, -1), a_in))
+            keys.append((("P", t, l, -1), a))
+            if self.training or l < L:
+                keys.append((("Z", t, l, -1), a))
+            planes("R", t, l, S, a)
+            planes("Zb", t, l, self.q_act, a)
+            if self.has_bias(l):
+                keys.append((("BB", t, l, -1), a))  # the bias broadcast over the batch
+            if not self.training:
+                continue
+            if self.has_bias(l):
+                b = self.bias(l)
+                keys += [(("GB", t, l, -1), b), (("UB", t, l, -1), b)]
+                planes("RUB", t, l, self.k_bias_update, b)
+                planes("UBb", t, l, self.q_update, b)
                 if t < T - 1:
-                    keys.append((("W", t + 1, l, -1), w))
-                if l >= 2:
-                    keys += [(("GX", t, l, -1), a_in), (("GH", t, l, -1), a_in)]
-                    planes("RH", t, l, S, a_in)
-                    planes("GHb", t, l, self.q_grad, a_in)
-                if l == L:
-                    keys.append((("RL", t, l, -1), a))
-                    planes("RLb", t, l, self.k_loss, a)
-                    planes("RL2b", t, l, self.k_loss, a)
-                    planes("Gb", t, l, self.q_grad, a)
+                    keys.append((("B", t + 1, l, -1), b))
+            keys += [(("G", t, l, -1), a), (("GW", t, l, -1), w), (("U", t, l, -1), w)]
+            planes("RU", t, l, self.k_update, w)
+            planes("Ub", t, l, self.q_update, w)
+            if t < T - 1:
+                keys.append((("W", t + 1, l, -1), w))
+            if l >= 2:
+                keys += [(("GX", t, l, -1), a_in), (("GH", t, l, -1), a_in)]
+                planes("RH", t, l, S, a_in)
+                planes("GHb", t, l, self.q_grad, a_in)
+            if l == L:
+                keys.append((("RL", t, l, -1), a))
+                planes("RLb", t, l, self.k_loss, a)
+                planes("RL2b", t, l, self.k_loss, a)
+                planes("Gb", t, l, self.q_grad, a)
         return keys
 
     @cached_property
@@ -199,7 +273,14 @@ class Circuit:
         def recompose(value_terms, name, t, l, weights, const=0):
             rels.append((value_terms + [(-w, (name, t, l, k)) for k, w in enumerate(weights)], const))
 
+        for l in range(1, L + 1):  # the statement's initial parameters and data are in range
+            recompose([(1, ("W", 0, l, -1))], "Wb", 0, l, bits.signed_weights(self.param_bits))
+            if self.has_bias(l):
+                recompose([(1, ("B", 0, l, -1))], "Bb", 0, l, bits.signed_weights(self.param_bits))
         for t in range(T):
+            recompose([(1, ("X", t, 1, -1))], "Xb", t, 1, bits.signed_weights(self.data_bits))
+            if self.training:
+                recompose([(1, ("Y", t, L, -1))], "Yb", t, L, bits.signed_weights(self.data_bits))
             for l in range(1, L + 1):
                 P, Z = ("P", t, l, -1), ("Z", t, l, -1)
                 # P = 2^S (Z - BB) + R with R = sum 2^k R_k, folded into one relation (BB: bias)
@@ -361,12 +442,32 @@ def public_tensors(circuit: Circuit, key: commit.CommitKey) -> dict:
 # ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AggregatedProof:
-    """Everything after the commitments: the linear-relations blind and the sumcheck relations."""
+    """Everything after the commitments: the zero-padding proofs, the linear-relations blind and
+    the sumcheck relations."""
 
+    padding: tuple  # PaddingProof per padding group
     linear_blind: np.ndarray
     einsums: tuple  # EinsumRelationProof per einsum group
     relus: tuple  # HadamardProof per relu group
     booleanity: tuple  # BooleanityProof per bit group
+
+    def check_shape(self, circuit: "Circuit") -> None:
+        """VerificationError unless the proof holds exactly one relation proof of the right kind
+        for every relation group the statement implies (objects as well as parsed bytes)."""
+        expected = (("zero-padding", self.padding, circuit.padding_groups(), PaddingProof),
+                    ("einsum", self.einsums, circuit.einsum_groups(), EinsumRelationProof),
+                    ("zkReLU", self.relus, circuit.relu_groups(), HadamardProof),
+                    ("booleanity", self.booleanity, circuit.bit_groups(), BooleanityProof))
+        for name, got, groups, cls in expected:
+            if not isinstance(got, tuple) or len(got) != len(groups):
+                count = len(got) if isinstance(got, (tuple, list)) else type(got).__name__
+                raise VerificationError(f"the proof has {count} {name} relations, the statement "
+                                        f"implies {len(groups)}")
+            if not all(isinstance(rel, cls) for rel in got):
+                raise VerificationError(f"the proof's {name} relations are not {cls.__name__} objects")
+        blind = self.linear_blind
+        if not (isinstance(blind, np.ndarray) and blind.dtype == np.uint64 and blind.shape == (4,)):
+            raise VerificationError("the proof's linear-relations blind is not one field element")
 
 
 def _linear_combination(circuit: Circuit, rho: np.ndarray, rows_of):
@@ -387,7 +488,8 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     """Prove every relation of ``circuit`` for the committed ``tensors`` ``{key: (com, opening)}``
     (their commitments already absorbed into ``t``)."""
     tensors = {**tensors, **public_tensors(circuit, key)}
-    total = 1 + len(circuit.einsum_groups()) + len(circuit.relu_groups()) + len(circuit.bit_groups())
+    total = (1 + len(circuit.padding_groups()) + len(circuit.einsum_groups()) + len(circuit.relu_groups())
+             + len(circuit.bit_groups()))
     done = 0
 
     def tick():
@@ -396,6 +498,13 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
         if progress:
             progress("prove", done, total)
 
+    def stacked(keys) -> Stack:
+        return stack([tensors[k][0] for k in keys], [tensors[k][1] for k in keys])
+
+    pads = []
+    for shape, keys in circuit.padding_groups():
+        pads.append(padding.prove(stacked(keys), [circuit.true_shape(k) for k in keys], shape, t, key))
+        tick()
     # linear relations, batched: the prover reveals sum_i rho^i (blind combination of row i)
     rho = field.from_int(t.challenge("fac4dnn/linear"))
     blind = field.zeros()
@@ -405,9 +514,6 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
                                                field.inner(weights, tensors[k][1].blinds)))
     t.absorb("fac4dnn/linear-blind", field.to_bytes(blind))
     tick()
-
-    def stacked(keys) -> Stack:
-        return stack([tensors[k][0] for k in keys], [tensors[k][1] for k in keys])
 
     einsums = []
     for spec, instances in circuit.einsum_groups():
@@ -428,15 +534,24 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
         booleanity.append(bits.prove_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars),
                                                 t, key))
         tick()
-    return AggregatedProof(blind, tuple(einsums), tuple(relus), tuple(booleanity))
+    return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(booleanity))
 
 
 def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Transcript,
            key: commit.CommitKey) -> None:
     """Check an :class:`AggregatedProof` against ``commitments`` ``{key: Commitment}``. The
     openings' multi-scalar equations are batch-verified at the end."""
+    proof.check_shape(circuit)
     commitments = {**commitments, **{k: c for k, (c, _) in public_tensors(circuit, key).items()}}
     checks = commit.DeferredChecks()
+
+    def stacked(keys) -> Stack:
+        return stack([commitments[k] for k in keys])
+
+    for (shape, keys), rel in zip(circuit.padding_groups(), proof.padding):
+        padding.verify(stacked(keys), [circuit.true_shape(k) for k in keys], shape, rel, t, key,
+                       f"zero padding of the statement tensors {'/'.join(sorted({k[0] for k in keys}))} "
+                       f"(padded shape {shape})", checks)
     rho = field.from_int(t.challenge("fac4dnn/linear"))
     points, scalars = [], []
     ones = {}
@@ -456,13 +571,7 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
                                 "do not hold on the commitments")
     t.absorb("fac4dnn/linear-blind", field.to_bytes(proof.linear_blind))
 
-    def stacked(keys) -> Stack:
-        return stack([commitments[k] for k in keys])
-
-    groups = circuit.einsum_groups()
-    if len(proof.einsums) != len(groups):
-        raise VerificationError("wrong number of einsum relations")
-    for (spec, instances), rel in zip(groups, proof.einsums):
+    for (spec, instances), rel in zip(circuit.einsum_groups(), proof.einsums):
         a, b, c = (stacked(col) for col in zip(*instances))
         einsum.verify_relation(_parse(spec, a, b, circuit, instances[0]),
                                (a.commitment, b.commitment, c.commitment), rel, t, key, checks)

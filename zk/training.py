@@ -10,13 +10,15 @@ File format (all integers little-endian; every section is ``u32 length || bytes`
 
     magic "ZKTRAIN\\0" or "ZKINFER\\0" || version u8 || statement section
     || one section per committed tensor, in the circuit's canonical order
-    || linear-relations blind || einsum relations || zkReLU relations || booleanity relations
+    || zero-padding relations || linear-relations blind || einsum relations || zkReLU relations
+    || booleanity relations
 
 Parsing is bounded and validating: malformed bytes raise :class:`zk.ProofFormatError` only.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import struct
 from dataclasses import dataclass
 
@@ -25,14 +27,15 @@ import numpy as np
 import circuits
 from circuits import FixedPoint, UnsupportedOp, quantize_lr
 
-from . import bits, commit, fac4dnn, field, mle
+from . import bits, commit, fac4dnn, field, group, mle
 from . import device as _device
 from .bits import BooleanityProof
 from .commit import Commitment
 from .einsum import EinsumLayout, EinsumRelationProof
-from .errors import ProofFormatError, VerificationError
+from .errors import ProofFormatError, StatementError, VerificationError, ZKError
 from .fac4dnn import AggregatedProof, Circuit
 from .hadamard import HadamardProof
+from .padding import PaddingProof
 from .stack import instance_col_vars
 from .transcript import Transcript
 from .wire import Reader, section
@@ -41,7 +44,7 @@ __all__ = ["TrainingStatement", "TrainingProof", "InferenceProof", "prove_traini
            "verify_training", "prove_inference", "verify_inference", "synthetic_mlp",
            "synthetic_batches"]
 
-VERSION = 2  # 2: per-layer bias flags in the statement
+VERSION = 3  # 2: per-layer bias flags; 3: range widths, zero-padding proofs, magnitude bounds
 MAGIC = {True: b"ZKTRAIN\0", False: b"ZKINFER\0"}
 #: Bounds a statement may declare (parsing refuses more before allocating anything).
 MAX_LAYERS, MAX_WIDTH, MAX_BATCH, MAX_STEPS = 64, 1 << 16, 1 << 16, 1 << 12
@@ -55,7 +58,9 @@ class TrainingStatement:
     """What a proof is about. ``commitments`` maps the circuit's statement keys
     (``("X", t, 1, -1)``, ``("Y", t, L, -1)``, ``("W", 0 or T, l, -1)``, ``("B", 0 or T, l, -1)``
     for the biased layers; inference: ``("Z", 0, L, -1)`` for the output) to Hyrax commitments.
-    ``biases``: per Linear layer, whether it has a bias (empty: none has)."""
+    ``biases``: per Linear layer, whether it has a bias (empty: none has). ``data_bits`` and
+    ``param_bits``: the proved ranges (two's complement widths, scale included) of the data and
+    targets, and of the initial weights and biases."""
 
     widths: tuple[int, ...]
     batch_size: int
@@ -65,6 +70,8 @@ class TrainingStatement:
     training: bool
     commitments: dict
     biases: tuple[bool, ...] = ()
+    data_bits: int = 0
+    param_bits: int = 0
 
     @property
     def arch(self) -> tuple[int, ...]:
@@ -74,7 +81,7 @@ class TrainingStatement:
     def circuit(self) -> Circuit:
         lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
         return Circuit(self.widths, self.batch_size, self.steps, self.scale_bits, lr_q, lr_bits,
-                       self.training, self.biases)
+                       self.training, self.biases, self.data_bits, self.param_bits)
 
     def _select(self, name: str, step=None) -> list[Commitment]:
         return [c for k, c in self.commitments.items() if k[0] == name and (step is None or k[1] == step)]
@@ -99,7 +106,9 @@ class TrainingStatement:
         lines = [f"zkfhe {kind} proof statement",
                  f"  architecture : MLP {'-'.join(map(str, self.widths))} ({layers})",
                  f"  batch size   : {self.batch_size}",
-                 f"  fixed point  : scale 2^{self.scale_bits}"]
+                 f"  fixed point  : scale 2^{self.scale_bits}",
+                 f"  ranges       : data {self.data_bits} bits, initial parameters {self.param_bits} bits "
+                 "(two's complement, proved)"]
         if self.training:
             lines += [f"  steps        : {self.steps}", f"  learning rate: {self.lr}",
                       "  loss         : MSE (mean)"]
@@ -112,7 +121,8 @@ class TrainingStatement:
     def absorb(self, t: Transcript) -> None:
         t.absorb_ints("statement/widths", self.widths)
         t.absorb_ints("statement/biases", self._bias_flags())
-        t.absorb_ints("statement/params", [self.batch_size, self.steps, self.scale_bits, int(self.training)])
+        t.absorb_ints("statement/params", [self.batch_size, self.steps, self.scale_bits, int(self.training),
+                                           self.data_bits, self.param_bits])
         t.absorb("statement/lr", struct.pack("<d", self.lr))
         for key, c in self.commitments.items():
             t.absorb(f"statement/{key}", c.to_bytes())
@@ -122,14 +132,18 @@ class TrainingStatement:
 
     def to_bytes(self) -> bytes:
         """``n (1 byte) || widths (n x u32) || bias flags (n - 1 bytes, 0/1) || batch, steps (u32)
-        || scale bits (1 byte) || lr (f64)`` then one section per statement commitment."""
+        || scale bits, data bits, parameter bits (1 byte each) || lr (f64)`` then one section per
+        statement commitment."""
         head = struct.pack("<B", len(self.widths)) + b"".join(struct.pack("<I", w) for w in self.widths)
         head += bytes(self._bias_flags())
-        head += struct.pack("<IIBd", self.batch_size, self.steps, self.scale_bits, self.lr)
+        head += struct.pack("<IIBBBd", self.batch_size, self.steps, self.scale_bits, self.data_bits,
+                            self.param_bits, self.lr)
         return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
 
     @classmethod
-    def read(cls, data: bytes, training: bool) -> "TrainingStatement":
+    def read(cls, data: bytes, training: bool, following: int) -> "TrainingStatement":
+        """Parse a statement section; ``following``: how many proof bytes come after it, checked
+        against what the statement implies before anything proportional to it is allocated."""
         r = Reader(data)
         n = r.unpack("<B")
         if not 2 <= n <= MAX_LAYERS + 1:
@@ -140,6 +154,7 @@ class TrainingStatement:
             raise ProofFormatError("statement: bias flags must be 0 or 1")
         biases = tuple(bool(f) for f in flags) if any(flags) else ()
         batch, steps, scale_bits = r.unpack("<I"), r.unpack("<I"), r.unpack("<B")
+        data_bits, param_bits = r.unpack("<B"), r.unpack("<B")
         lr = r.unpack("<d")
         if not all(1 <= w <= MAX_WIDTH for w in widths) or not 1 <= batch <= MAX_BATCH:
             raise ProofFormatError("statement: widths or batch size out of range")
@@ -149,10 +164,30 @@ class TrainingStatement:
             raise ProofFormatError(f"statement: scale_bits {scale_bits} out of range")
         if training and not (np.isfinite(lr) and 0 < lr < 2**15):
             raise ProofFormatError(f"statement: learning rate {lr} out of range")
-        stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases)
-        stmt.commitments.update(_read_commitments(r, stmt.circuit.statement_keys))
+        if not all(2 <= b <= fac4dnn.MAX_RANGE_BITS for b in (data_bits, param_bits)):
+            raise ProofFormatError(f"statement: range widths {data_bits}, {param_bits} out of range "
+                                   f"[2, {fac4dnn.MAX_RANGE_BITS}]")
+        stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases, data_bits, param_bits)
+        circuit = stmt.circuit
+        try:
+            circuit.check_sound()
+        except StatementError as exc:
+            raise ProofFormatError(f"statement: {exc}") from None
+        need = len(circuit.statement_keys) * _MIN_COMMITMENT
+        if r.remaining() < need:
+            raise ProofFormatError(f"statement: declares {len(circuit.statement_keys)} commitments "
+                                   f"(at least {need} bytes), the section has {r.remaining()}")
+        need = circuit.proof_key_count() * _MIN_COMMITMENT
+        if following < need:
+            raise ProofFormatError(f"the statement implies {circuit.proof_key_count()} committed tensors "
+                                   f"(at least {need} bytes), the proof has {following} bytes")
+        stmt.commitments.update(_read_commitments(r, circuit.statement_keys))
         r.end()
         return stmt
+
+
+#: Fewest bytes a commitment section can take: length, header and one row.
+_MIN_COMMITMENT = 4 + 3 + group.POINT_BYTES
 
 
 def _layout(shape) -> tuple[int, int]:
@@ -188,6 +223,7 @@ class TrainingProof:
         out = [("statement", self.statement.to_bytes())]
         out += [(f"commitments/{k[0]}", c.to_bytes()) for k, c in self.commitments.items()]
         agg = self.aggregated
+        out += [("zero-padding sumchecks", s) for rel in agg.padding for s in rel.sections()]
         out.append(("linear relations", field.to_bytes(agg.linear_blind)))
         for name, rels in (("einsum sumchecks", agg.einsums), ("zkReLU sumchecks", agg.relus),
                            ("booleanity sumchecks", agg.booleanity)):
@@ -225,9 +261,11 @@ class TrainingProof:
         version = r.take(1)[0]
         if version != VERSION:
             raise ProofFormatError(f"unsupported proof version {version} (this zkfhe reads {VERSION})")
-        statement = TrainingStatement.read(r.section(), cls.training)
+        head = r.section()
+        statement = TrainingStatement.read(head, cls.training, r.remaining())
         circuit = statement.circuit
         commitments = _read_commitments(r, circuit.proof_keys)
+        pads = [PaddingProof.read(r, _stack_vars(circuit, keys)) for _, keys in circuit.padding_groups()]
         try:
             blind = field.from_bytes(r.section(), 1)[0]
         except ValueError as exc:
@@ -241,8 +279,8 @@ class TrainingProof:
                  for inst in circuit.relu_groups()]
         booleanity = [BooleanityProof.read(r, _stack_vars(circuit, keys)) for keys in circuit.bit_groups()]
         r.end()
-        return cls(statement, commitments, AggregatedProof(blind, tuple(einsums), tuple(relus),
-                                                           tuple(booleanity)))
+        return cls(statement, commitments, AggregatedProof(tuple(pads), blind, tuple(einsums),
+                                                           tuple(relus), tuple(booleanity)))
 
 
 class InferenceProof(TrainingProof):
@@ -351,6 +389,25 @@ def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, o
             planes("Gb", l, vals["loss.grad"], bits.signed, circuit.q_grad, "loss gradient")
 
 
+def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
+    """``circuit`` with the narrowest range widths that hold the witness's data and initial
+    parameters, and ``values`` completed with their bit planes (the range checks)."""
+    stmt = [k for k, _ in circuit.statement_keys]
+    data = [values[k] for k in stmt if k[0] in ("X", "Y")]
+    params = [values[k] for k in stmt if k[0] in ("W", "B") and k[1] == 0]
+    circuit = dataclasses.replace(circuit, data_bits=bits.signed_width(data),
+                                  param_bits=bits.signed_width(params))
+    for k in stmt:
+        name, t, l, _ = k
+        if name in ("X", "Y") or (name in ("W", "B") and t == 0):
+            width = circuit.data_bits if name in ("X", "Y") else circuit.param_bits
+            what = {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "W": f"initial weights of layer {l}",
+                    "B": f"initial bias of layer {l}"}[name]
+            for j, plane in enumerate(bits.signed(fac4dnn.pad(values[k], circuit.shapes[k]), width, what)):
+                values[(name + "b", t, l, j)] = plane
+    return circuit
+
+
 def _check_limits(widths, batch: int) -> None:
     """Refuse what the proof format cannot state (the parser enforces the same limits)."""
     if len(widths) - 1 > MAX_LAYERS or max(widths) > MAX_WIDTH or batch > MAX_BATCH:
@@ -396,7 +453,9 @@ def _float_inputs(x, what: str) -> np.ndarray:
 def prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey = commit.DEFAULT_KEY,
                   progress=None, device="auto"):
     """Commit to a witness (``{key: integer tensor}`` for every key of ``circuit``) and prove the
-    circuit on ``device`` (:mod:`zk.device`). An invalid witness yields a proof that does not verify."""
+    circuit on ``device`` (:mod:`zk.device`). An invalid witness yields a proof that does not verify;
+    a statement whose equations could wrap modulo ``r`` is refused (:class:`zk.StatementError`)."""
+    circuit.check_sound()
     with _device.using(device):
         return _prove_witness(circuit, values, lr, key, progress)
 
@@ -409,7 +468,8 @@ def _prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.Commit
     statement = TrainingStatement(circuit.widths, circuit.batch, circuit.steps, lr,
                                   circuit.scale_bits, circuit.training,
                                   {k: c for k, (c, _) in stmt_com.items()},
-                                  circuit.biases if any(circuit.biases) else ())
+                                  circuit.biases if any(circuit.biases) else (),
+                                  circuit.data_bits, circuit.param_bits)
     commitments = {k: c for k, (c, _) in proof_com.items()}
     t = _transcript(statement, commitments)
     aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, _stage(progress, "prove"))
@@ -464,7 +524,7 @@ def training_witness(model, batches, lr: float, steps: int | None = None, scale_
         state = {n: np.asarray(vals[f"{n}.next"]).astype(np.int64) for n in state}
         if progress:
             progress("witness", t + 1, steps)
-    return circuit, values, state
+    return _with_ranges(circuit, values), values, state
 
 
 def _parameters(circuit: Circuit, prefixes: list) -> list[tuple[tuple, str]]:
@@ -518,20 +578,40 @@ def prove_inference(model, X, scale_bits: int = 16, progress=None,
                         mode="fixed")
     values = {key: vals[name] for key, name in _parameters(circuit, prefixes)}
     _witness_step(circuit, graph, vals, prefixes, 0, values)
-    return prove_witness(circuit, values, 0.0, key, progress, dev)
+    return prove_witness(_with_ranges(circuit, values), values, 0.0, key, progress, dev)
 
 
 def _verify(proof, cls, key) -> bool:
-    if not isinstance(proof, cls):
+    if not isinstance(proof, cls) or (cls is TrainingProof and isinstance(proof, InferenceProof)):
         raise VerificationError(f"expected a {cls.__name__}, got {type(proof).__name__}")
-    circuit = proof.statement.circuit
+    statement = proof.statement
+    if not isinstance(statement, TrainingStatement):
+        raise VerificationError(f"the proof's statement is a {type(statement).__name__}, not a TrainingStatement")
+    if statement.training is not cls.training:
+        raise VerificationError(f"a {cls.__name__} cannot hold {'a training' if statement.training else 'an inference'} "
+                                "statement")
+    try:
+        return _check(proof, key)
+    except ZKError:
+        raise
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
+        raise VerificationError(f"malformed {cls.__name__} object: {exc}") from None
+
+
+def _check(proof, key) -> bool:
+    try:
+        circuit = proof.statement.circuit
+        circuit.check_sound()
+    except (StatementError, ValueError) as exc:
+        raise VerificationError(f"statement: {exc}") from None
     expected = [k for k, _ in circuit.proof_keys]
     if list(proof.commitments) != expected or \
             list(proof.statement.commitments) != [k for k, _ in circuit.statement_keys]:
         raise VerificationError("the proof's commitments do not match its statement")
     commitments = {**proof.statement.commitments, **proof.commitments}
     for k, shape in circuit.statement_keys + circuit.proof_keys:
-        if (commitments[k].num_vars, commitments[k].col_vars) != _layout(shape):
+        if not isinstance(commitments[k], Commitment) or \
+                (commitments[k].num_vars, commitments[k].col_vars) != _layout(shape):
             raise VerificationError(f"commitment {k} does not have the layout of shape {shape}")
     t = _transcript(proof.statement, proof.commitments)
     fac4dnn.verify(circuit, commitments, proof.aggregated, t, key)
@@ -541,8 +621,6 @@ def _verify(proof, cls, key) -> bool:
 def verify_training(proof: TrainingProof, key: commit.CommitKey = commit.DEFAULT_KEY) -> bool:
     """Verify a training proof against its statement: True, or VerificationError naming the
     failing check."""
-    if isinstance(proof, InferenceProof):
-        raise VerificationError("expected a TrainingProof, got an InferenceProof")
     return _verify(proof, TrainingProof, key)
 
 

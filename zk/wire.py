@@ -28,6 +28,9 @@ class Reader:
     def unpack(self, fmt: str) -> int:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
 
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
     def section(self) -> bytes:
         return self.take(self.unpack("<I"))
 
