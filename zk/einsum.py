@@ -19,7 +19,13 @@ Hyrax openings (:func:`zk.commit.prove_eval`), the product with :func:`zk.sigma.
 and links the sumcheck's final claim to ``e`` times the product by a zero opening. Nothing but
 commitments and uniformly blinded messages leaves the prover.
 
-Statement absorbed first: the normalised spec, the operand shapes and the three commitments.
+Zero padding: the relation holds over the padded tensors, so the proof also shows that ``A`` and
+``B`` are zero outside their true shapes (:mod:`zk.padding`, one proof per operand that has
+padding); ``C``'s padding is then forced, since every padding entry of ``C`` has a free or batch
+index outside the true range of an operand that carries it, so each of its products is zero.
+
+Statement absorbed first: the canonical spec (``str(parse_einsum(...))``; other spellings are
+refused so that proof bytes are not malleable), the operand shapes and the three commitments.
 """
 from __future__ import annotations
 
@@ -30,10 +36,12 @@ import numpy as np
 
 from circuits import EinsumSpec, exact_einsum, parse_einsum
 
-from . import commit, device as _device, field, group, mle, sigma, zksumcheck
+from . import commit, device as _device, field, group, mle, padding, sigma, zksumcheck
 from .commit import Commitment, EvalProof
-from .errors import ProofFormatError, VerificationError
+from .errors import ProofFormatError, VerificationError, ZKError
 from .group import Point
+from .padding import PaddingProof
+from .stack import stack
 from .transcript import Transcript
 from .wire import Reader, section
 
@@ -42,7 +50,7 @@ __all__ = ["EinsumProof", "EinsumRelationProof", "EinsumLayout", "prove_einsum",
 
 DOMAIN = b"zkfhe/einsum/v1"
 MAGIC = b"ZKEINSUM"
-VERSION = 1
+VERSION = 2  # 2: zero-padding proofs of the operands, canonical spec
 #: Upper bound on any dimension a proof file may declare (2^32 entries per axis).
 MAX_DIM = 1 << 32
 MAX_RANK = 16
@@ -175,14 +183,24 @@ class EinsumRelationProof:
         return cls(values, sc, evals, product, final_blind)
 
 
+def _padded(shape) -> tuple[int, ...]:
+    return tuple(1 << b for b in mle.dim_bits(shape))
+
+
+def padded_operands(shapes) -> list[int]:
+    """Which operands (0: A, 1: B) have padding entries, hence a zero-padding proof."""
+    return [k for k, shape in enumerate(shapes) if padding.needs_proof(shape, _padded(shape))]
+
+
 @dataclass(frozen=True)
 class EinsumProof:
-    """A proof that committed ``C = einsum(spec, A, B)``; the statement is ``spec``, the shapes
-    and the three commitments."""
+    """A proof that committed ``C = einsum(spec, A, B)`` with ``A`` and ``B`` zero outside their
+    shapes; the statement is ``spec`` (canonical), the shapes and the three commitments."""
 
     spec: str
     shapes: tuple[tuple[int, ...], tuple[int, ...]]
     commitments: tuple[Commitment, Commitment, Commitment]  # A, B, C
+    padding: tuple  # PaddingProof per operand in padded_operands(shapes)
     relation: EinsumRelationProof
 
     # -- serialisation ---------------------------------------------------------------
@@ -193,7 +211,8 @@ class EinsumProof:
         out.append(struct.pack("<H", len(spec)) + spec)
         for shape in self.shapes:
             out.append(struct.pack("<B", len(shape)) + b"".join(struct.pack("<Q", n) for n in shape))
-        sections = [c.to_bytes() for c in self.commitments] + self.relation.sections()
+        sections = [c.to_bytes() for c in self.commitments]
+        sections += [x for p in self.padding for x in p.sections()] + self.relation.sections()
         out += [section(s) for s in sections]
         return b"".join(out)
 
@@ -206,6 +225,9 @@ class EinsumProof:
             raise
         except (ValueError, TypeError, IndexError, struct.error, UnicodeDecodeError) as exc:
             raise ProofFormatError(f"einsum proof: {exc}") from None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "padding", tuple(self.padding))
 
     @classmethod
     def _parse(cls, data: bytes) -> "EinsumProof":
@@ -230,14 +252,26 @@ class EinsumProof:
             _check_spec(spec)
         except ValueError as exc:
             raise ProofFormatError(f"einsum proof: invalid statement ({exc})") from None
+        if spec_text != str(spec):
+            raise ProofFormatError(f"einsum proof: spec '{spec_text}' is not in canonical form '{spec}'")
         commitments = tuple(Commitment.from_bytes(reader.section()) for _ in range(3))
+        for name, com, shape in zip("ABC", commitments, (*shapes, spec.output_shape)):
+            if (com.num_vars, com.col_vars) != _layout(shape):
+                raise ProofFormatError(f"einsum proof: commitment {name} does not have the layout of shape {shape}")
+        pads = tuple(PaddingProof.read(reader, commitments[k].num_vars) for k in padded_operands(shapes))
         relation = EinsumRelationProof.read(reader, EinsumLayout(spec))
         reader.end()
-        return cls(str(spec), tuple(shapes), commitments, relation)
+        return cls(str(spec), tuple(shapes), commitments, pads, relation)
 
     @property
     def size(self) -> int:
         return len(self.to_bytes())
+
+
+def _layout(shape) -> tuple[int, int]:
+    """``(num_vars, col_vars)`` of a standalone commitment to a tensor of ``shape`` (square split)."""
+    m = sum(mle.dim_bits(shape))
+    return m, commit.split_vars(m)[1]
 
 
 def _absorb_statement(t: Transcript, spec: str, shapes, commitments) -> None:
@@ -348,9 +382,12 @@ def _prove_einsum(spec: str, A, B, C, key: commit.CommitKey) -> EinsumProof:
     committed = [commit.commit(x, key) for x in (a, b, c)]
     commitments = tuple(com for com, _ in committed)
     t = Transcript(DOMAIN)
-    _absorb_statement(t, str(parsed), (a.shape, b.shape), commitments)
+    shapes = (a.shape, b.shape)
+    _absorb_statement(t, str(parsed), shapes, commitments)
+    pads = tuple(padding.prove(stack([commitments[k]], [committed[k][1]]), [shapes[k]], _padded(shapes[k]), t, key)
+                 for k in padded_operands(shapes))
     relation = prove_relation(parsed, [o for _, o in committed], commitments, t, key)
-    return EinsumProof(str(parsed), (a.shape, b.shape), commitments, relation)
+    return EinsumProof(str(parsed), shapes, commitments, pads, relation)
 
 
 def verify_einsum(proof: EinsumProof, key: commit.CommitKey = commit.DEFAULT_KEY) -> bool:
@@ -359,11 +396,37 @@ def verify_einsum(proof: EinsumProof, key: commit.CommitKey = commit.DEFAULT_KEY
     if not isinstance(proof, EinsumProof):
         raise VerificationError(f"expected an EinsumProof, got {type(proof).__name__}")
     try:
-        parsed = parse_einsum(proof.spec, *proof.shapes)
+        return _verify_einsum(proof, key)
+    except ZKError:
+        raise
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
+        raise VerificationError(f"malformed EinsumProof object: {exc}") from None
+
+
+def _verify_einsum(proof: EinsumProof, key: commit.CommitKey) -> bool:
+    try:
+        shapes = tuple(tuple(int(n) for n in s) for s in proof.shapes)
+        parsed = parse_einsum(proof.spec, *shapes)
         _check_spec(parsed)
     except ValueError as exc:
         raise VerificationError(f"statement: {exc}") from None
+    if proof.spec != str(parsed):
+        raise VerificationError(f"statement: spec '{proof.spec}' is not in canonical form '{parsed}'")
+    for name, com, shape in zip("ABC", proof.commitments, (*shapes, parsed.output_shape)):
+        if not isinstance(com, Commitment) or (com.num_vars, com.col_vars) != _layout(shape):
+            raise VerificationError(f"statement: commitment {name} does not have the layout of shape {shape}")
+    operands = padded_operands(shapes)
+    if len(proof.padding) != len(operands) or not all(isinstance(p, PaddingProof) for p in proof.padding):
+        raise VerificationError(f"the proof has {len(proof.padding)} zero-padding proofs, operands "
+                                f"{', '.join('AB'[k] for k in operands) or 'none'} need one each")
+    if not isinstance(proof.relation, EinsumRelationProof):
+        raise VerificationError("the proof's relation is not an EinsumRelationProof")
     t = Transcript(DOMAIN)
-    _absorb_statement(t, str(parsed), proof.shapes, proof.commitments)
-    verify_relation(parsed, proof.commitments, proof.relation, t, key)
+    _absorb_statement(t, str(parsed), shapes, proof.commitments)
+    checks = commit.DeferredChecks()
+    for k, rel in zip(operands, proof.padding):
+        padding.verify(stack([proof.commitments[k]]), [shapes[k]], _padded(shapes[k]), rel, t, key,
+                       f"zero padding of operand {'AB'[k]}", checks)
+    verify_relation(parsed, proof.commitments, proof.relation, t, key, checks)
+    checks.run()
     return True
