@@ -3,13 +3,16 @@
 Modules, one concept each: ``field`` (Fr vectors), ``group`` (G1, MSM), ``transcript``
 (Fiat–Shamir), ``mle`` (multilinear extensions), ``sumcheck`` / ``zksumcheck`` (plain and
 committed sumcheck), ``commit`` (Hyrax/Pedersen), ``sigma`` (product and zero proofs),
-``einsum`` (einsum relation proofs).
+``einsum`` (einsum relation proofs), ``padding`` (zero padding), ``magnitudes`` (the integer
+bounds that make every equation hold over the integers).
 """
-from .errors import ProofFormatError, VerificationError, ZKError
+from .errors import ProofFormatError, StatementError, VerificationError, ZKError
 from .einsum import EinsumProof, prove_einsum, verify_einsum
-from .training import (InferenceProof, TrainingProof, TrainingStatement, prove_inference,
-                       prove_training, verify_inference, verify_training)
+from .training import (InferenceProof, TrainingProof, TrainingStatement, inference_witness,
+                       prove_inference, prove_training, training_witness, verify_inference,
+                       verify_training)
 
-__all__ = ["EinsumProof", "InferenceProof", "ProofFormatError", "TrainingProof",
-           "TrainingStatement", "VerificationError", "ZKError", "prove_einsum", "prove_inference",
-           "prove_training", "verify_einsum", "verify_inference", "verify_training"]
+__all__ = ["EinsumProof", "InferenceProof", "ProofFormatError", "StatementError", "TrainingProof",
+           "TrainingStatement", "VerificationError", "ZKError", "inference_witness", "prove_einsum",
+           "prove_inference", "prove_training", "training_witness", "verify_einsum",
+           "verify_inference", "verify_training"]

@@ -561,12 +561,8 @@ def prove_training(model, batches, lr: float, steps: int | None = None, scale_bi
     return proof, trained
 
 
-def prove_inference(model, X, scale_bits: int = 16, progress=None,
-                    key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto") -> InferenceProof:
-    """Prove that the committed output is ``model(X)`` in exact fixed point (statement:
-    architecture, commitments to ``X``, the weights and the output), on ``device`` as in
-    :func:`prove_training`."""
-    dev = _device.resolve(device)
+def inference_witness(model, X, scale_bits: int = 16):
+    """Run ``model`` on ``X`` in exact fixed point: ``(circuit, tensors)`` as in :func:`training_witness`."""
     prefixes, biases = _mlp(model)
     x = _float_inputs(X, "X")
     graph = circuits.trace(model, x)
@@ -578,7 +574,17 @@ def prove_inference(model, X, scale_bits: int = 16, progress=None,
                         mode="fixed")
     values = {key: vals[name] for key, name in _parameters(circuit, prefixes)}
     _witness_step(circuit, graph, vals, prefixes, 0, values)
-    return prove_witness(_with_ranges(circuit, values), values, 0.0, key, progress, dev)
+    return _with_ranges(circuit, values), values
+
+
+def prove_inference(model, X, scale_bits: int = 16, progress=None,
+                    key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto") -> InferenceProof:
+    """Prove that the committed output is ``model(X)`` in exact fixed point (statement:
+    architecture, commitments to ``X``, the weights and the output), on ``device`` as in
+    :func:`prove_training`."""
+    dev = _device.resolve(device)
+    circuit, values = inference_witness(model, X, scale_bits)
+    return prove_witness(circuit, values, 0.0, key, progress, dev)
 
 
 def _verify(proof, cls, key) -> bool:

@@ -1,0 +1,82 @@
+"""Equations that could wrap modulo r: refused in prove, verify and parse, from the statement alone."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import zk
+from zk import bits, fac4dnn, field, magnitudes, training
+
+from forge import forge, honest_witness, rejection
+
+LR = 2.0 ** -208  # at scale 2^16 the SGD remainder needs lr_bits + 2S = 255 bits: wider than Fr
+
+
+def _wrapped_update(circuit, values, delta=3):
+    """Change one weight update by ``delta`` and solve the SGD division modulo r: the remainder
+    ``lr_q GW - 2^k U`` wraps to a field element below 2^255, genuine bits of a 255-bit range."""
+    k = circuit.k_update
+    u = values[("U", 0, 1, -1)] = np.array(values[("U", 0, 1, -1)], dtype=object)
+    u[0, 0] += delta
+    values[("W", 1, 1, -1)] = np.array(values[("W", 0, 1, -1)], dtype=object) - u
+    gw = np.array(values[("GW", 0, 1, -1)], dtype=object)
+    rem = fac4dnn.pad((circuit.lr_q * gw - (u << k)) % field.R, circuit.weight(1))
+    for j, plane in enumerate(bits.unsigned(rem, k, "wrapped remainder")):
+        values[("RU", 0, 1, j)] = plane
+    for j, plane in enumerate(bits.signed(fac4dnn.pad(u, circuit.weight(1)), circuit.q_update, "update")):
+        values[("Ub", 0, 1, j)] = plane
+
+
+def test_a_wrapped_sgd_remainder_is_refused(monkeypatch):
+    circuit, values = honest_witness((3, 2, 2), 2, lr=LR)
+    assert circuit.k_update == 255
+    with pytest.raises(zk.StatementError, match="learning rate .* is too small for scale 2\\^16"):
+        training.prove_witness(circuit, values, LR)
+    _wrapped_update(circuit, values)
+    proof = forge(circuit, values, LR)
+    assert "too small for scale" in rejection(proof)
+    with pytest.raises(zk.ProofFormatError, match="too small for scale"):
+        zk.TrainingProof.from_bytes(proof.to_bytes())
+    # the forgery is genuine: without the magnitude bounds, arbitrary final weights verify
+    monkeypatch.setattr(magnitudes, "check", lambda circuit: None)
+    assert zk.verify_training(proof)
+
+
+def _sound(lr, widths=(3, 2, 2), batch=2, scale=16):
+    from circuits import quantize_lr
+
+    c = fac4dnn.Circuit(widths, batch, 1, scale, *quantize_lr(lr))
+    try:
+        c.check_sound()
+        return True
+    except zk.StatementError:
+        return False
+
+
+def test_the_learning_rate_bound_at_its_edge():
+    """The smallest accepted learning rate keeps every equation below 2^240 < r/2, the next
+    power of two down is refused."""
+    edge = next(e for e in range(1, 400) if not _sound(2.0 ** -e)) - 1
+    assert _sound(2.0 ** -edge) and not _sound(2.0 ** -(edge + 1))
+    from circuits import quantize_lr
+
+    worst = max(b.magnitude for b in magnitudes.bounds(fac4dnn.Circuit((3, 2, 2), 2, 1, 16, *quantize_lr(2.0 ** -edge))))
+    assert worst < magnitudes.LIMIT < field.R // 2
+    assert 150 < edge < 200  # lr down to about 2^-170 at scale 2^16
+
+
+@pytest.mark.parametrize("change, parameter", [
+    (dict(widths=(1 << 16, 8, 2), data_bits=120, param_bits=110), "input width 65536 of layer 1"),
+    (dict(data_bits=128, param_bits=128), "input width 3 of layer 1"),
+    (dict(scale_bits=40, lr_bits=165), "too small for scale 2\\^40"),
+])
+def test_wide_statements_are_refused_naming_the_parameter(change, parameter):
+    c = dataclasses.replace(fac4dnn.Circuit((3, 2, 2), 2, 1, 16, 1 << 15, 22), **change)
+    with pytest.raises(zk.StatementError, match=parameter):
+        c.check_sound()
+
+
+def test_honest_statements_pass():
+    circuit, _ = honest_witness((4, 3, 2), 3, lr=0.01)
+    circuit.check_sound()
+    assert max(b.magnitude for b in magnitudes.bounds(circuit)).bit_length() < 200

@@ -1,0 +1,50 @@
+"""Crafted statements: the parser refuses what the bytes cannot hold before allocating."""
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import zk
+
+HUGE = textwrap.dedent("""
+    import resource, struct, sys, time
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+    import zk
+    steps, layers, lr, scale = 4096, 64, float(sys.argv[1]), int(sys.argv[2])
+    head = struct.pack("<B", layers + 1) + struct.pack("<I", 512) * (layers + 1) + bytes(layers)
+    head += struct.pack("<IIBBBd", 512, steps, scale, 40, 40, lr)
+    commitment = struct.pack("<I", 51) + bytes([1, 18, 12]) + bytes(48)
+    stmt = head + commitment * (2 * steps + 2 * layers)
+    data = b"ZKTRAIN\\0" + bytes([3]) + struct.pack("<I", len(stmt)) + stmt
+    t0 = time.perf_counter()
+    try:
+        zk.TrainingProof.from_bytes(data)
+    except zk.ProofFormatError as exc:
+        print(f"{time.perf_counter() - t0:.3f} {len(data)} {exc}")
+""")
+
+
+@pytest.mark.parametrize("lr, scale, reason", [(1e-300, 40, "too small for scale"),
+                                               (0.01, 16, "the statement implies")])
+def test_a_crafted_huge_statement_fails_fast_under_a_memory_cap(lr, scale, reason):
+    out = subprocess.run([sys.executable, "-c", HUGE, str(lr), str(scale)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seconds, size, message = out.stdout.split(" ", 2)  # seconds: reported, not asserted
+    assert int(size) > 450_000 and reason in message
+
+
+def test_old_versions_are_refused_by_name():
+    with pytest.raises(zk.ProofFormatError, match="unsupported proof version 2"):
+        zk.TrainingProof.from_bytes(b"ZKTRAIN\0\x02" + bytes(100))
+    with pytest.raises(zk.ProofFormatError, match="unsupported version 1"):
+        zk.EinsumProof.from_bytes(b"ZKEINSUM\x01" + bytes(100))
+
+
+def test_truncated_statement_sections_are_refused():
+    head = struct.pack("<B", 3) + struct.pack("<I", 4) * 3 + bytes(2) + struct.pack("<IIBBBd", 2, 2, 16, 18, 16, 0.1)
+    data = b"ZKTRAIN\0\x03" + struct.pack("<I", len(head)) + head
+    with pytest.raises(zk.ProofFormatError, match="commitments"):
+        zk.TrainingProof.from_bytes(data)
