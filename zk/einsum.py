@@ -38,7 +38,7 @@ from circuits import EinsumSpec, exact_einsum, parse_einsum
 
 from . import commit, device as _device, field, group, mle, padding, sigma, zksumcheck
 from .commit import Commitment, EvalProof
-from .errors import ProofFormatError, VerificationError, ZKError
+from .errors import ProofFormatError, VerificationError, malformed_as_verification_error
 from .group import Point
 from .padding import PaddingProof
 from .stack import stack
@@ -395,12 +395,8 @@ def verify_einsum(proof: EinsumProof, key: commit.CommitKey = commit.DEFAULT_KEY
     naming the failing check."""
     if not isinstance(proof, EinsumProof):
         raise VerificationError(f"expected an EinsumProof, got {type(proof).__name__}")
-    try:
+    with malformed_as_verification_error("EinsumProof"):
         return _verify_einsum(proof, key)
-    except ZKError:
-        raise
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
-        raise VerificationError(f"malformed EinsumProof object: {exc}") from None
 
 
 def _verify_einsum(proof: EinsumProof, key: commit.CommitKey) -> bool:

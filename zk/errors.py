@@ -1,4 +1,5 @@
 """Exceptions raised by the zk package."""
+from contextlib import contextmanager
 
 
 class ZKError(Exception):
@@ -16,3 +17,15 @@ class ProofFormatError(ZKError, ValueError):
 class StatementError(ZKError, ValueError):
     """A statement no sound proof can be made for (e.g. parameters whose equations could wrap
     modulo the field order); the message names the parameter."""
+
+
+@contextmanager
+def malformed_as_verification_error(what: str):
+    """Turn what arithmetic raises on a proof object of the wrong structure (a missing field, a
+    wrongly shaped array) into :class:`VerificationError`; ZKErrors pass unchanged."""
+    try:
+        yield
+    except ZKError:
+        raise
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
+        raise VerificationError(f"malformed {what} object: {exc}") from None

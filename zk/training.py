@@ -32,7 +32,7 @@ from . import device as _device
 from .bits import BooleanityProof
 from .commit import Commitment
 from .einsum import EinsumLayout, EinsumRelationProof
-from .errors import ProofFormatError, StatementError, VerificationError, ZKError
+from .errors import ProofFormatError, StatementError, VerificationError, malformed_as_verification_error
 from .fac4dnn import AggregatedProof, Circuit
 from .hadamard import HadamardProof
 from .padding import PaddingProof
@@ -596,12 +596,8 @@ def _verify(proof, cls, key) -> bool:
     if statement.training is not cls.training:
         raise VerificationError(f"a {cls.__name__} cannot hold {'a training' if statement.training else 'an inference'} "
                                 "statement")
-    try:
+    with malformed_as_verification_error(cls.__name__):
         return _check(proof, key)
-    except ZKError:
-        raise
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as exc:
-        raise VerificationError(f"malformed {cls.__name__} object: {exc}") from None
 
 
 def _check(proof, key) -> bool:
