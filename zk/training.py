@@ -127,6 +127,35 @@ class TrainingStatement:
         for key, c in self.commitments.items():
             t.absorb(f"statement/{key}", c.to_bytes())
 
+    def validated_circuit(self) -> Circuit:
+        """The circuit, after checking that the statement is one a sound proof can be about: sizes
+        within the format's limits, a usable learning rate (0 for inference), and every equation
+        below the magnitude bound (:mod:`zk.magnitudes`); StatementError naming the problem."""
+        widths, batch, steps = self.widths, self.batch_size, self.steps
+        if not isinstance(widths, tuple) or not 2 <= len(widths) <= MAX_LAYERS + 1 or \
+                not all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in widths):
+            raise StatementError(f"widths {widths!r}: an MLP has 2..{MAX_LAYERS + 1} widths in [1, {MAX_WIDTH}]")
+        if not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+            raise StatementError(f"batch size {batch!r} out of range [1, {MAX_BATCH}]")
+        if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS or (not self.training and steps != 1):
+            raise StatementError(f"{steps!r} steps out of range")
+        if not isinstance(self.scale_bits, int) or not 1 <= self.scale_bits <= 40:
+            raise StatementError(f"scale_bits {self.scale_bits!r} out of range [1, 40]")
+        if self.training and not (isinstance(self.lr, float) and np.isfinite(self.lr) and 0 < self.lr < 2**15):
+            raise StatementError(f"learning rate {self.lr!r} out of range")
+        if not self.training and self.lr != 0.0:
+            raise StatementError(f"an inference statement has learning rate 0, not {self.lr!r}")
+        if not all(isinstance(b, int) and 2 <= b <= fac4dnn.MAX_RANGE_BITS
+                   for b in (self.data_bits, self.param_bits)):
+            raise StatementError(f"range widths {self.data_bits!r}, {self.param_bits!r} out of range "
+                                 f"[2, {fac4dnn.MAX_RANGE_BITS}]")
+        try:
+            circuit = self.circuit
+        except ValueError as exc:
+            raise StatementError(str(exc)) from None
+        circuit.check_sound()
+        return circuit
+
     def _bias_flags(self) -> list[int]:
         return [int(bool(b)) for b in self.biases] if self.biases else [0] * (len(self.widths) - 1)
 
@@ -156,21 +185,9 @@ class TrainingStatement:
         batch, steps, scale_bits = r.unpack("<I"), r.unpack("<I"), r.unpack("<B")
         data_bits, param_bits = r.unpack("<B"), r.unpack("<B")
         lr = r.unpack("<d")
-        if not all(1 <= w <= MAX_WIDTH for w in widths) or not 1 <= batch <= MAX_BATCH:
-            raise ProofFormatError("statement: widths or batch size out of range")
-        if not 1 <= steps <= MAX_STEPS or (not training and steps != 1):
-            raise ProofFormatError(f"statement: {steps} steps out of range")
-        if not 1 <= scale_bits <= 40:
-            raise ProofFormatError(f"statement: scale_bits {scale_bits} out of range")
-        if training and not (np.isfinite(lr) and 0 < lr < 2**15):
-            raise ProofFormatError(f"statement: learning rate {lr} out of range")
-        if not all(2 <= b <= fac4dnn.MAX_RANGE_BITS for b in (data_bits, param_bits)):
-            raise ProofFormatError(f"statement: range widths {data_bits}, {param_bits} out of range "
-                                   f"[2, {fac4dnn.MAX_RANGE_BITS}]")
         stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases, data_bits, param_bits)
-        circuit = stmt.circuit
         try:
-            circuit.check_sound()
+            circuit = stmt.validated_circuit()
         except StatementError as exc:
             raise ProofFormatError(f"statement: {exc}") from None
         need = len(circuit.statement_keys) * _MIN_COMMITMENT
@@ -602,9 +619,8 @@ def _verify(proof, cls, key) -> bool:
 
 def _check(proof, key) -> bool:
     try:
-        circuit = proof.statement.circuit
-        circuit.check_sound()
-    except (StatementError, ValueError) as exc:
+        circuit = proof.statement.validated_circuit()
+    except StatementError as exc:
         raise VerificationError(f"statement: {exc}") from None
     expected = [k for k, _ in circuit.proof_keys]
     if list(proof.commitments) != expected or \
