@@ -177,6 +177,21 @@ class Circuit:
         return {"X": (self.batch, d[0]), "Y": (self.batch, d[-1]), "Z": (self.batch, d[-1]),
                 "W": (d[l], d[l - 1]) if l else (), "B": (d[l],)}[name]
 
+    def range_checks(self) -> list[tuple[Key, str, int]]:
+        """``(statement key, plane name, width)`` of every statement tensor the circuit range-checks
+        in two's complement: the data and targets, the initial weights and biases."""
+        L = self.layers
+        out = []
+        for l in range(1, L + 1):
+            out.append((("W", 0, l, -1), "Wb", self.param_bits))
+            if self.has_bias(l):
+                out.append((("B", 0, l, -1), "Bb", self.param_bits))
+        for t in range(self.steps):
+            out.append((("X", t, 1, -1), "Xb", self.data_bits))
+            if self.training:
+                out.append((("Y", t, L, -1), "Yb", self.data_bits))
+        return out
+
     def padding_groups(self) -> list[tuple[tuple, list[Key]]]:
         """Statement tensors with padding entries, by padded shape (one zero-padding proof each)."""
         by_shape: dict = {}
@@ -273,14 +288,9 @@ class Circuit:
         def recompose(value_terms, name, t, l, weights, const=0):
             rels.append((value_terms + [(-w, (name, t, l, k)) for k, w in enumerate(weights)], const))
 
-        for l in range(1, L + 1):  # the statement's initial parameters and data are in range
-            recompose([(1, ("W", 0, l, -1))], "Wb", 0, l, bits.signed_weights(self.param_bits))
-            if self.has_bias(l):
-                recompose([(1, ("B", 0, l, -1))], "Bb", 0, l, bits.signed_weights(self.param_bits))
+        for key, name, width in self.range_checks():  # the statement's data and initial parameters
+            recompose([(1, key)], name, key[1], key[2], bits.signed_weights(width))
         for t in range(T):
-            recompose([(1, ("X", t, 1, -1))], "Xb", t, 1, bits.signed_weights(self.data_bits))
-            if self.training:
-                recompose([(1, ("Y", t, L, -1))], "Yb", t, L, bits.signed_weights(self.data_bits))
             for l in range(1, L + 1):
                 P, Z = ("P", t, l, -1), ("Z", t, l, -1)
                 # P = 2^S (Z - BB) + R with R = sum 2^k R_k, folded into one relation (BB: bias)

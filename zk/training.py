@@ -112,10 +112,8 @@ class TrainingStatement:
         if self.training:
             lines += [f"  steps        : {self.steps}", f"  learning rate: {self.lr}",
                       "  loss         : MSE (mean)"]
-        for (name, t, l, _), c in self.commitments.items():
-            what = {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "Z": "output",
-                    "W": f"weights W{l} after {t} step(s)", "B": f"bias b{l} after {t} step(s)"}[name]
-            lines.append(f"  commitment   : {what:28s} {c.to_bytes()[3:11].hex()}…")
+        for key, c in self.commitments.items():
+            lines.append(f"  commitment   : {_tensor_name(key):28s} {c.to_bytes()[3:11].hex()}…")
         return "\n".join(lines)
 
     def absorb(self, t: Transcript) -> None:
@@ -205,6 +203,13 @@ class TrainingStatement:
 
 #: Fewest bytes a commitment section can take: length, header and one row.
 _MIN_COMMITMENT = 4 + 3 + group.POINT_BYTES
+
+
+def _tensor_name(key) -> str:
+    """A statement tensor's name for people (``describe``, error messages)."""
+    name, t, l, _ = key
+    return {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "Z": "output",
+            "W": f"weights W{l} after {t} step(s)", "B": f"bias b{l} after {t} step(s)"}[name]
 
 
 def _layout(shape) -> tuple[int, int]:
@@ -408,20 +413,16 @@ def _witness_step(circuit: Circuit, graph, vals: dict, prefixes: list, t: int, o
 
 def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
     """``circuit`` with the narrowest range widths that hold the witness's data and initial
-    parameters, and ``values`` completed with their bit planes (the range checks)."""
-    stmt = [k for k, _ in circuit.statement_keys]
-    data = [values[k] for k in stmt if k[0] in ("X", "Y")]
-    params = [values[k] for k in stmt if k[0] in ("W", "B") and k[1] == 0]
-    circuit = dataclasses.replace(circuit, data_bits=bits.signed_width(data),
-                                  param_bits=bits.signed_width(params))
-    for k in stmt:
-        name, t, l, _ = k
-        if name in ("X", "Y") or (name in ("W", "B") and t == 0):
-            width = circuit.data_bits if name in ("X", "Y") else circuit.param_bits
-            what = {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "W": f"initial weights of layer {l}",
-                    "B": f"initial bias of layer {l}"}[name]
-            for j, plane in enumerate(bits.signed(fac4dnn.pad(values[k], circuit.shapes[k]), width, what)):
-                values[(name + "b", t, l, j)] = plane
+    parameters, and ``values`` completed with their bit planes (:meth:`Circuit.range_checks`)."""
+    checked = [(key, key[0] in ("X", "Y")) for key, _, _ in circuit.range_checks()]
+    circuit = dataclasses.replace(
+        circuit, data_bits=bits.signed_width([values[k] for k, is_data in checked if is_data]),
+        param_bits=bits.signed_width([values[k] for k, is_data in checked if not is_data]))
+    for key, name, width in circuit.range_checks():
+        _, t, l, _ = key
+        planes = bits.signed(fac4dnn.pad(values[key], circuit.shapes[key]), width, _tensor_name(key))
+        for j, plane in enumerate(planes):
+            values[(name, t, l, j)] = plane
     return circuit
 
 
