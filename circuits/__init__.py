@@ -6,7 +6,7 @@ A model, a training step or an einsum is described once as a :class:`Graph` of o
 exact fixed point (:class:`FixedPoint`), the latter being the prover's witness.
 """
 from .einsum_spec import EinsumSpec, parse_einsum
-from .fixed_point import FixedPoint, quantize_lr
+from .fixed_point import FixedPoint, param_scale_for, quantize_lr
 from .graph import Graph, Node, Tensor
 from .interpret import decode, exact_einsum, run
 from .trace import UnsupportedOp, trace, trace_training
@@ -16,6 +16,6 @@ einsum_spec = parse_einsum  # the name the issues use: ``circuits.einsum_spec(sp
 
 __all__ = [
     "EinsumSpec", "FixedPoint", "Graph", "Node", "Tensor", "UnsupportedOp", "decode",
-    "einsum_spec", "exact_einsum", "parse_einsum", "quantize_lr", "run", "trace",
+    "einsum_spec", "exact_einsum", "param_scale_for", "parse_einsum", "quantize_lr", "run", "trace",
     "trace_training", "train_step", "training_inputs",
 ]

@@ -4,10 +4,14 @@ A real number ``x`` is represented at *scale exponent* ``s`` by the signed integ
 ``round(x * 2**s)`` (round half to even, numpy's ``rint``). Every tensor of a graph has its
 own scale exponent, fixed when the graph is built:
 
-* inputs, activations, weights and biases live at ``S`` (``scale_bits``, default 16);
+* inputs and activations live at ``S`` (``scale_bits``, default 16); weights and biases at
+  ``P >= S`` (``param_scale``): master weights, kept more precise than the forward pass so that
+  an SGD update far below ``2**-S`` still moves them (mixed-precision training's habit);
 * a product (``einsum``) of tensors at ``s1`` and ``s2`` lives at ``s1 + s2``; the graph then
-  ``rescale``s it back with a **floor** division by a power of two, whose remainder
-  ``0 <= rem < 2**bits`` is kept (the prover range-checks it);
+  ``rescale``s it back with a division by a power of two **rounded to nearest** (``floor`` of
+  ``x + 2**(bits-1)``), whose remainder ``0 <= rem < 2**bits`` is kept (the prover range-checks
+  it); every other division (loss gradient, SGD update) rounds to nearest the same way, so the
+  fixed-point run has no systematic drift;
 * gradients live at ``2S``: the extra ``S`` bits keep the small values of the MSE gradient
   (which is divided by the number of outputs) precise;
 * the learning rate is quantised as ``lr_q = round(lr * 2**lr_bits)`` with ``lr_bits`` chosen
@@ -69,3 +73,21 @@ def quantize_lr(lr: float, target_bits: int = 16) -> tuple[int, int]:
     if lr_bits < 0:
         raise ValueError(f"learning rate {lr} is too large for fixed point")
     return lr_q, lr_bits
+
+
+#: Extra bits of parameter precision beyond ``ceil(log2(1 / lr))`` (see :func:`param_scale_for`).
+PARAM_HEADROOM_BITS = 6
+#: Most extra bits :func:`param_scale_for` adds to ``scale_bits``.
+MAX_PARAM_EXTRA_BITS = 24
+
+
+def param_scale_for(lr: float | None, scale_bits: int = 16) -> int:
+    """The parameter scale exponent for training at ``lr``: ``scale_bits`` plus
+    ``ceil(log2(1 / lr)) + PARAM_HEADROOM_BITS`` bits, so that an update ``lr * g`` with a gradient
+    ``|g|`` around ``2**-6`` still spans about ``2**6`` units of the parameters' last place
+    (``scale_bits`` alone for inference, ``lr=None``)."""
+    if lr is None:
+        return scale_bits
+    quantize_lr(lr)  # a positive finite learning rate, or ValueError naming it
+    extra = max(0, math.ceil(-math.log2(lr)) + PARAM_HEADROOM_BITS)
+    return scale_bits + min(extra, MAX_PARAM_EXTRA_BITS)

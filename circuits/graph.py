@@ -6,9 +6,10 @@ Every linear operation is an ``einsum`` node (spec string + operands). The other
 op                      meaning on real values (fixed point: see ``interpret``)
 ======================  ============================================================
 ``einsum(spec)``        ``numpy.einsum(spec, *operands)``
-``add``                 ``a + b`` (numpy broadcasting, e.g. a bias over a batch)
-``rescale(bits)``       identity on real values; in fixed point ``floor(x / 2**bits)``
-                        with remainder, lowering the scale exponent by ``bits``
+``add``                 ``a + b`` (numpy broadcasting, e.g. a bias over a batch); in fixed
+                        point the operand at the lower scale is shifted up, exactly
+``rescale(bits)``       identity on real values; in fixed point ``x / 2**bits`` rounded to
+                        nearest with remainder, lowering the scale exponent by ``bits``
 ``relu``                ``max(z, 0)``
 ``relu_grad``           ``g * (z > 0)`` (torch's convention at ``z == 0``)
 ``loss_grad(n)``        MSE gradient ``2 * (out - target) / n`` (``n`` = element count)
@@ -63,8 +64,12 @@ class Node:
 class Graph:
     """A directed acyclic graph of tensor ops, built in topological order."""
 
-    def __init__(self, scale_bits: int = 16) -> None:
+    def __init__(self, scale_bits: int = 16, param_scale: int | None = None) -> None:
         self.scale_bits = scale_bits
+        #: scale exponent of the parameters (master weights: at least ``scale_bits``)
+        self.param_scale = scale_bits if param_scale is None else param_scale
+        if self.param_scale < scale_bits:
+            raise ValueError(f"param_scale {param_scale} is below scale_bits {scale_bits}")
         self.tensors: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
         #: public name -> tensor name (e.g. ``"out"`` or a parameter's updated value)
@@ -100,7 +105,8 @@ class Graph:
         return name
 
     def __str__(self) -> str:
-        lines = [f"graph (scale 2^{self.scale_bits}):"]
+        params = f", parameters 2^{self.param_scale}" if self.param_scale != self.scale_bits else ""
+        lines = [f"graph (scale 2^{self.scale_bits}{params}):"]
         for t in self.inputs:
             lines.append(f"  input {t.name}: {t.role} {t.shape} @2^{t.scale}")
         for n in self.nodes:
@@ -112,7 +118,8 @@ class Graph:
 
     # -- builders -----------------------------------------------------------------------
     def input(self, name: str, shape, role: str = "data", scale: int | None = None) -> str:
-        """Declare an input tensor (data batch, training target or parameter)."""
+        """Declare an input tensor (data batch, training target or parameter); parameters
+        default to :attr:`param_scale`, the others to :attr:`scale_bits`."""
         if role not in ROLES or role == "intermediate":
             raise ValueError(f"input role must be one of data/target/param, got {role!r}")
         if name in self.tensors:
@@ -120,7 +127,9 @@ class Graph:
         shape = tuple(int(n) for n in shape)
         if any(n <= 0 for n in shape):
             raise ValueError(f"input {name!r} needs positive dimensions, got {shape}")
-        self.tensors[name] = Tensor(name, shape, self.scale_bits if scale is None else scale, role)
+        if scale is None:
+            scale = self.param_scale if role == "param" else self.scale_bits
+        self.tensors[name] = Tensor(name, shape, scale, role)
         return name
 
     def einsum(self, spec: str, *operands: str, name: str | None = None) -> str:
@@ -131,18 +140,17 @@ class Graph:
                               spec=str(parsed), parsed=parsed)
 
     def add(self, a: str, b: str, name: str | None = None) -> str:
-        """``a + b`` with numpy broadcasting; both at the same scale."""
+        """``a + b`` with numpy broadcasting, at the larger of the two scales (the other operand
+        is shifted up exactly, e.g. a bias at the parameter scale added to a product)."""
         ta, tb = self[a], self[b]
-        if ta.scale != tb.scale:
-            raise ValueError(f"add: {a!r} is at scale 2^{ta.scale}, {b!r} at 2^{tb.scale}")
         try:
             shape = np.broadcast_shapes(ta.shape, tb.shape)
         except ValueError:
             raise ValueError(f"add: shapes {ta.shape} and {tb.shape} do not broadcast") from None
-        return self._add_node("add", (a, b), shape, ta.scale, name)
+        return self._add_node("add", (a, b), shape, max(ta.scale, tb.scale), name)
 
     def rescale(self, x: str, bits: int, name: str | None = None) -> str:
-        """Fixed-point floor division by ``2**bits`` (identity on real values)."""
+        """Fixed-point division by ``2**bits``, rounded to nearest (identity on real values)."""
         t = self[x]
         if not 0 < bits <= t.scale:
             raise ValueError(f"rescale: cannot drop {bits} bits from {x!r} at scale 2^{t.scale}")

@@ -8,12 +8,15 @@ exact integer arithmetic; it is the witness generator of the prover:
 
 * ``einsum``: exact integer einsum (int64 when a bound on the result proves it cannot
   overflow, Python integers in object arrays otherwise);
-* ``rescale(bits)``: ``q = floor(x / 2**bits)``, ``rem = x - q * 2**bits`` in ``[0, 2**bits)``;
-* ``loss_grad``: ``g = floor(2**(S+1) * (out - target) / n)`` with ``rem`` in ``[0, n)``;
-* ``sgd_update``: ``w' = w - floor(lr_q * g / 2**k)``, ``k = lr_bits + scale(g) - scale(w)``,
-  with ``rem`` in ``[0, 2**k)``.
+* ``add``: the operand at the lower scale exponent is multiplied by ``2**(difference)``;
+* ``rescale(bits)``: ``q = floor((x + 2**(bits-1)) / 2**bits)`` (round to nearest, ties up),
+  ``rem = x + 2**(bits-1) - q * 2**bits`` in ``[0, 2**bits)``;
+* ``loss_grad``: ``g = floor((2**(S+1) * (out - target) + n // 2) / n)`` with ``rem`` in ``[0, n)``;
+* ``sgd_update``: ``w' = w - floor((lr_q * g + 2**(k-1)) / 2**k)``,
+  ``k = lr_bits + scale(g) - scale(w)``, with ``rem`` in ``[0, 2**k)``.
 
-Remainders are returned as ``"<tensor>.rem"`` next to the tensors.
+Every division rounds to nearest, so the fixed-point run has no systematic drift against the
+float run. Remainders are returned as ``"<tensor>.rem"`` next to the tensors.
 """
 from __future__ import annotations
 
@@ -65,8 +68,10 @@ def exact_einsum(spec: str, *arrays: np.ndarray) -> np.ndarray:
     return _compact(np.einsum(spec, *(_wide(a) for a in arrays)))
 
 
-def _floor_div(x: np.ndarray, divisor: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(q, rem)`` with ``x = q * divisor + rem`` and ``0 <= rem < divisor``."""
+def _round_div(x: np.ndarray, divisor: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, rem)`` with ``x + divisor // 2 = q * divisor + rem`` and ``0 <= rem < divisor``:
+    ``q`` is ``x / divisor`` rounded to nearest (ties up)."""
+    x = _add_const(x, divisor // 2)
     if x.dtype != object and _maxabs(x) < INT64_SAFE and divisor < INT64_SAFE:
         q, r = np.divmod(x.astype(np.int64), np.int64(divisor))
         return q, r
@@ -79,6 +84,12 @@ def _mul_const(x: np.ndarray, c: int) -> np.ndarray:
     if _maxabs(x) * abs(c) < INT64_SAFE:
         return x.astype(np.int64) * np.int64(c)
     return _compact(_wide(x) * c)
+
+
+def _add_const(x: np.ndarray, c: int) -> np.ndarray:
+    if x.dtype != object and _maxabs(x) + c < INT64_SAFE:
+        return x.astype(np.int64) + np.int64(c)
+    return _compact(_wide(x) + c)
 
 
 def _add(a: np.ndarray, b: np.ndarray, sign: int = 1) -> np.ndarray:
@@ -113,9 +124,11 @@ def _step_fixed(node: Node, graph: Graph, args: list[np.ndarray]) -> dict[str, n
     if op == "einsum":
         return {out: exact_einsum(a["spec"], *args)}
     if op == "add":
-        return {out: _add(*args)}
+        top = graph[out].scale
+        return {out: _add(*(_mul_const(x, 1 << (top - graph[name].scale))
+                           for x, name in zip(args, node.inputs)))}
     if op == "rescale":
-        q, r = _floor_div(args[0], 1 << a["bits"])
+        q, r = _round_div(args[0], 1 << a["bits"])
         return {out: q, out + ".rem": r}
     if op == "relu":
         x = args[0]
@@ -125,22 +138,23 @@ def _step_fixed(node: Node, graph: Graph, args: list[np.ndarray]) -> dict[str, n
         return {out: np.where(z > 0, g, 0).astype(g.dtype)}
     if op == "loss_grad":
         diff = _add(args[0], args[1], sign=-1)
-        q, r = _floor_div(_mul_const(diff, 1 << (graph.scale_bits + 1)), a["count"])
+        q, r = _round_div(_mul_const(diff, 1 << (graph.scale_bits + 1)), a["count"])
         return {out: q, out + ".rem": r}
     if op == "sgd_update":
         w, g = args
         shift = a["lr_bits"] + graph[node.inputs[1]].scale - graph[node.inputs[0]].scale
-        q, r = _floor_div(_mul_const(g, a["lr_q"]), 1 << shift)
+        q, r = _round_div(_mul_const(g, a["lr_q"]), 1 << shift)
         return {out: _add(w, q, sign=-1), out + ".rem": r}
     if op == "reshape":
         return {out: args[0].reshape(a["shape"])}
     raise ValueError(f"unknown op {op!r}")
 
 
-def run(graph: Graph, inputs: dict, mode: str = "float") -> dict[str, np.ndarray]:
+def run(graph: Graph, inputs: dict, mode: str = "float", encoded=()) -> dict[str, np.ndarray]:
     """Run ``graph`` on real-valued ``inputs`` (name -> array or torch tensor).
 
-    Returns every tensor by name (fixed mode: integers at each tensor's scale exponent,
+    ``encoded`` (fixed mode): names of inputs given as integers already at their scale exponent
+    (e.g. committed parameters carried from a previous proof), used exactly as they are. Returns every tensor by name (fixed mode: integers at each tensor's scale exponent,
     plus ``"<name>.rem"`` remainders). Raises ``ValueError``/``TypeError`` naming a missing,
     unexpected or mis-shaped input.
     """
@@ -159,7 +173,12 @@ def run(graph: Graph, inputs: dict, mode: str = "float") -> dict[str, np.ndarray
         x = as_array(inputs[name], f"input {name!r}")
         if x.shape != t.shape:
             raise ValueError(f"input {name!r} has shape {x.shape}, the graph expects {t.shape}")
-        env[name] = fp.encode(x, t.scale) if mode == "fixed" else x.astype(np.float64)
+        if name in encoded:
+            if mode != "fixed" or not np.issubdtype(x.dtype, np.integer):
+                raise ValueError(f"input {name!r}: encoded inputs are integers in fixed mode")
+            env[name] = x.astype(np.int64)
+        else:
+            env[name] = fp.encode(x, t.scale) if mode == "fixed" else x.astype(np.float64)
     step = _step_fixed if mode == "fixed" else _step_float
     for node in graph.nodes:
         env.update(step(node, graph, [env[x] for x in node.inputs]))

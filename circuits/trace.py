@@ -1,16 +1,19 @@
 """Build graphs from torch models: inference (`trace`) and one SGD step (`trace_training`).
 
 Supported: ``torch.nn.Sequential`` of ``Linear`` (with or without bias), ``ReLU`` and
-``Flatten``. A ``Linear`` layer ``z = h @ W.T + b`` becomes
+``Flatten``. Activations live at scale ``S`` (``scale_bits``), parameters at ``P >= S``
+(``param_scale``: master weights, so that small SGD updates do not round away). A ``Linear``
+layer ``z = h @ W.T + b`` becomes
 
-    p = einsum("bi,oi->bo", h, W)      # scale 2S
-    z = rescale(p, S) [+ b]            # scale S
+    p = einsum("bi,oi->bo", h, W)      # scale S + P
+    p = add(p, b)                      # (with a bias: b shifted up to S + P, exactly)
+    z = rescale(p, P)                  # scale S, rounded to nearest
 
 and one training step appends the MSE loss gradient, the backward pass
 
     g_W = einsum("bo,bi->oi", g_z, h)                  # scale 3S, consumed by sgd_update
-    g_h = einsum("bo,oi->bi", g_z, W)  -> rescale(S)   # gradients live at scale 2S
-    g_b = einsum("bo->o", g_z)
+    g_h = einsum("bo,oi->bi", g_z, W)  -> rescale(P)   # gradients live at scale 2S
+    g_b = einsum("bo->o", g_z)                         # scale 2S
     g_z(prev) = relu_grad(g_h, z(prev))
 
 and an ``sgd_update`` per parameter. Parameters are named as in the model's
@@ -74,7 +77,6 @@ def _declare_params(g: Graph, layers: list[_Layer]) -> None:
 
 def _forward(g: Graph, layers: list[_Layer], x: str) -> tuple[str, list[tuple]]:
     """Append the forward pass; returns the output and a tape for the backward pass."""
-    s = g.scale_bits
     h, tape = x, []
     for l in layers:
         if l.kind == "flatten":
@@ -88,9 +90,9 @@ def _forward(g: Graph, layers: list[_Layer], x: str) -> tuple[str, list[tuple]]:
                     f"got {g[h].shape}")
             w = f"{l.prefix}.weight"
             p = g.einsum("bi,oi->bo", h, w, name=f"{l.prefix}.matmul")
-            z = g.rescale(p, s, name=f"{l.prefix}.z" if not l.bias else f"{l.prefix}.zw")
             if l.bias:
-                z = g.add(z, f"{l.prefix}.bias", name=f"{l.prefix}.z")
+                p = g.add(p, f"{l.prefix}.bias", name=f"{l.prefix}.biased")
+            z = g.rescale(p, g.param_scale, name=f"{l.prefix}.z")
             tape.append(("linear", l, h))
             h = z
         else:  # relu
@@ -99,7 +101,7 @@ def _forward(g: Graph, layers: list[_Layer], x: str) -> tuple[str, list[tuple]]:
     return h, tape
 
 
-def trace(model, example_input) -> Graph:
+def trace(model, example_input, scale_bits: int = 16, param_scale: int | None = None) -> Graph:
     """The inference graph of ``model`` on inputs shaped like ``example_input``.
 
     Inputs: ``"x"`` (data) and the parameters; output ``"out"``.
@@ -110,7 +112,7 @@ def trace(model, example_input) -> Graph:
     if len(shape) < 2:
         raise ValueError(f"example_input must be batched (batch, features), got shape {shape}")
     layers = _layers(model)
-    g = Graph()
+    g = Graph(scale_bits, param_scale)
     x = g.input("x", shape, role="data")
     _declare_params(g, layers)
     out, _ = _forward(g, layers, x)
@@ -119,7 +121,8 @@ def trace(model, example_input) -> Graph:
 
 
 def trace_training(model, batch_size: int, lr: float, loss: str = "mse",
-                   input_shape: tuple[int, ...] | None = None, scale_bits: int = 16) -> Graph:
+                   input_shape: tuple[int, ...] | None = None, scale_bits: int = 16,
+                   param_scale: int | None = None) -> Graph:
     """The graph of one SGD step of ``model`` on a batch: forward, loss gradient, backward,
     update. Inputs ``"x"`` (data), ``"y"`` (target) and the parameters; outputs: each
     parameter's updated value under its state_dict name, and ``"out"`` (the forward output).
@@ -129,8 +132,7 @@ def trace_training(model, batch_size: int, lr: float, loss: str = "mse",
     layers = _layers(model)
     first = next(l for l in layers if l.kind == "linear")
     last = next(l for l in reversed(layers) if l.kind == "linear")
-    g = Graph(scale_bits)
-    s = g.scale_bits
+    g = Graph(scale_bits, param_scale)
     x = g.input("x", input_shape or (batch_size, first.in_features), role="data")
     if g[x].shape[0] != batch_size:
         raise ValueError(f"input_shape {g[x].shape} does not start with batch_size {batch_size}")
@@ -154,7 +156,7 @@ def trace_training(model, batch_size: int, lr: float, loss: str = "mse",
             updates[b] = g.sgd_update(b, gb, lr, name=f"{b}.next")
         if not any(k == "linear" for k, _, _ in tape[:i]):
             break  # no parameter further back: the input gradient is not needed
-        grad = g.rescale(g.einsum("bo,oi->bi", grad, w, name=f"{l.prefix}.in.grad.raw"), s,
+        grad = g.rescale(g.einsum("bo,oi->bi", grad, w, name=f"{l.prefix}.in.grad.raw"), g.param_scale,
                          name=f"{l.prefix}.in.grad")
     for name in g.tensors:
         if g[name].role == "param":

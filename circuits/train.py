@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fixed_point import param_scale_for
 from .interpret import as_array, decode, run
 from .trace import trace_training
 
@@ -16,11 +17,12 @@ def training_inputs(model, X, Y) -> dict[str, np.ndarray]:
 
 
 def train_step(model, X, Y, lr: float, mode: str = "float", scale_bits: int = 16,
-               loss: str = "mse") -> dict[str, np.ndarray]:
+               loss: str = "mse", param_scale: int | None = None) -> dict[str, np.ndarray]:
     """The model's parameters after one SGD step on ``(X, Y)`` with the MSE loss.
 
     Returns a state_dict-like mapping (torch parameter names -> float64 numpy arrays). In
     ``"fixed"`` mode the step runs in exact fixed-point arithmetic at scale ``2**scale_bits``
+    with parameters at ``param_scale`` (default :func:`~circuits.fixed_point.param_scale_for`)
     and the result is decoded; the model itself is not modified.
     """
     inputs = training_inputs(model, X, Y)
@@ -31,7 +33,8 @@ def train_step(model, X, Y, lr: float, mode: str = "float", scale_bits: int = 16
         raise ValueError(f"Y must have shape (batch, outputs) with batch {x.shape[0]}, "
                          f"got {y.shape}")
     graph = trace_training(model, x.shape[0], lr, loss=loss, input_shape=x.shape,
-                           scale_bits=scale_bits)
+                           scale_bits=scale_bits,
+                           param_scale=param_scale_for(lr, scale_bits) if param_scale is None else param_scale)
     values = run(graph, inputs, mode=mode)
     if mode == "fixed":
         return {name: decode(graph, values, t) for name, t in graph.outputs.items()

@@ -83,7 +83,8 @@ def test_fixed_run_is_exact_integer_arithmetic():
             x = vals[node.inputs[0]]
             rem = vals[node.output + ".rem"]
             assert np.all((rem >= 0) & (rem < 2 ** node.attrs["bits"]))
-            np.testing.assert_array_equal(out * 2 ** node.attrs["bits"] + rem, x)
+            bits = node.attrs["bits"]
+            np.testing.assert_array_equal(out * 2 ** bits + rem, x + 2 ** (bits - 1))  # to nearest
         if node.op == "einsum":
             ins = [vals[i].astype(object) for i in node.inputs]
             np.testing.assert_array_equal(out, np.einsum(node.attrs["spec"], *ins))
@@ -92,7 +93,14 @@ def test_fixed_run_is_exact_integer_arithmetic():
             rem = vals[node.output + ".rem"]
             n = node.attrs["count"]
             assert np.all((rem >= 0) & (rem < n))
-            np.testing.assert_array_equal(out * n + rem, (o - y) * 2 ** 17)
+            np.testing.assert_array_equal(out * n + rem, (o - y) * 2 ** 17 + n // 2)
+        if node.op == "sgd_update":
+            w, gr = (vals[i] for i in node.inputs)
+            k = node.attrs["lr_bits"] + graph[node.inputs[1]].scale - graph[node.inputs[0]].scale
+            rem = vals[node.output + ".rem"]
+            assert np.all((rem >= 0) & (rem < 2 ** k))
+            np.testing.assert_array_equal((w - out) * 2 ** k + rem,
+                                          gr.astype(object) * node.attrs["lr_q"] + 2 ** (k - 1))
 
 
 def test_wide_integers_switch_to_python_ints():

@@ -4,15 +4,20 @@ Modules, one concept each: ``field`` (Fr vectors), ``group`` (G1, MSM), ``transc
 (Fiat–Shamir), ``mle`` (multilinear extensions), ``sumcheck`` / ``zksumcheck`` (plain and
 committed sumcheck), ``commit`` (Hyrax/Pedersen), ``sigma`` (product and zero proofs),
 ``einsum`` (einsum relation proofs), ``padding`` (zero padding), ``magnitudes`` (the integer
-bounds that make every equation hold over the integers).
+bounds that make every equation hold over the integers), ``dataset`` and ``model`` (published
+commitments), ``chain`` (proofs linked through model commitments).
 """
 from .errors import ProofFormatError, StatementError, VerificationError, ZKError
 from .einsum import EinsumProof, prove_einsum, verify_einsum
-from .training import (InferenceProof, TrainingProof, TrainingStatement, inference_witness,
+from .dataset import DatasetCommitment, DatasetOpening, commit_dataset
+from .model import ModelCommitment, ModelOpening, commit_model
+from .training import (InferenceProof, TrainingProof, TrainingResult, TrainingStatement, inference_witness,
                        prove_inference, prove_training, training_witness, verify_inference,
                        verify_training)
+from .chain import ChainReport, verify_chain
 
-__all__ = ["EinsumProof", "InferenceProof", "ProofFormatError", "StatementError", "TrainingProof",
+__all__ = ["ChainReport", "DatasetCommitment", "DatasetOpening", "ModelCommitment", "ModelOpening",
+           "TrainingResult", "commit_dataset", "commit_model", "verify_chain", "EinsumProof", "InferenceProof", "ProofFormatError", "StatementError", "TrainingProof",
            "TrainingStatement", "VerificationError", "ZKError", "inference_witness", "prove_einsum",
            "prove_inference", "prove_training", "training_witness", "verify_einsum",
            "verify_inference", "verify_training"]

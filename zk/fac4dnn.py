@@ -7,12 +7,13 @@ sumcheck; everything linear is checked on the commitments directly. docs/fac4dnn
 figure; the tensors of step ``t``, layer ``l`` (widths ``d_0..d_L``, batch ``B``, scale ``S``):
 
 ====================  ==========================================================================
-relation              tensors
+relation              tensors (parameters at scale ``p >= S``; every division rounds to nearest)
 ====================  ==========================================================================
 einsum (sumcheck)     ``P = H W^T``; ``GW = G^T H``; ``GX = G W`` (``l >= 2``)
-rescale (linear)      ``P = 2^S Z + R``; ``GX = 2^S GH + RH``
-loss (linear)         ``2^(S+1) (Z_L - Y) = N G_L + RL``, ``N = B d_L``
-sgd (linear)          ``lr_q GW = 2^k U + RU``; ``W_{t+1} = W_t - U`` (``k = lr_bits + 2S``)
+rescale (linear)      ``P + 2^S BB + 2^(p-1) = 2^p Z + R``; ``GX + 2^(p-1) = 2^p GH + RH``
+loss (linear)         ``2^(S+1) (Z_L - Y) + N/2 = N G_L + RL``, ``N = n_t d_L`` (``n_t`` real rows)
+sgd (linear)          ``lr_q GW + 2^(k-1) = 2^k U + RU``; ``W_{t+1} = W_t - U``
+                      (``k = lr_bits + 3S - p``)
 bits (linear)         ``Z - 1``, ``G_L``, ``GH``, ``U`` in two's complement; ``R``, ``RH``, ``RU``,
                       ``RL``, ``N - 1 - RL`` unsigned: every plane committed, recomposed
 ranges (linear)       statement tensors ``X``, ``Y`` in ``data_bits``, ``W_0``, ``b_0`` in
@@ -51,9 +52,13 @@ Key = tuple  # (name, step, layer, plane); -1 where not applicable
 
 EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad": "nbo,noi->nbi",
            "bias_broadcast": "nb,no->nbo", "bias_grad": "nbo,nb->no"}
-#: The public indicator of the batch's real rows (1 for ``b < B``, 0 on padding rows), committed
-#: with blind 0 by prover and verifier alike: it broadcasts biases and sums their gradients.
-ONES: "Key" = ("ONES", 0, 0, -1)
+
+def ones(rows: int) -> Key:
+    """The public indicator of a batch's ``rows`` real rows (1 for ``b < rows``, 0 on padding
+    rows), committed with blind 0 by prover and verifier alike: it broadcasts biases and sums
+    their gradients."""
+    return ("ONES", rows, 0, -1)
+
 #: Largest booleanity stack, in variables: 2^26 entries, 2 GiB as field elements while proved.
 MAX_BOOLEANITY_VARS = 26
 #: Widest range check a statement may declare for its data or initial parameters.
@@ -77,15 +82,29 @@ class Circuit:
     training: bool = True
     biases: tuple[bool, ...] = ()  # per Linear layer 1..L: has a bias (empty: none has)
     data_bits: int = 0  # range of X (and Y): two's complement of this width (0: scale_bits + 16)
-    param_bits: int = 0  # range of the initial weights and biases (0: scale_bits + 8)
+    param_bits: int = 0  # range of the initial weights and biases (0: param_scale + 8)
+    param_scale: int = 0  # scale exponent p of the weights and biases (0: scale_bits)
+    rows: tuple[int, ...] = ()  # real rows of each step's batch (empty: ``batch`` every step)
 
     def __post_init__(self) -> None:
         if self.biases and len(self.biases) != self.layers:
             raise ValueError(f"{len(self.biases)} bias flags for {self.layers} layers")
+        if not self.param_scale:
+            object.__setattr__(self, "param_scale", self.scale_bits)
+        if not self.rows:
+            object.__setattr__(self, "rows", (self.batch,) * self.steps)
+        if len(self.rows) != self.steps or not all(1 <= n <= self.batch for n in self.rows):
+            raise ValueError(f"rows per step {self.rows[:8]}...: one count in [1, {self.batch}] per step")
+        p, S = self.param_scale, self.scale_bits
+        if not S <= p <= 2 * S + 24:
+            raise ValueError(f"param_scale {p} must be in [scale_bits, 2 scale_bits + 24] = [{S}, {2 * S + 24}]")
+        if self.training and self.k_bias_update < 1:
+            raise ValueError(f"param_scale {p} leaves no SGD remainder at learning rate {self.lr_repr} "
+                             f"(it must stay below lr_bits + 2 scale_bits = {self.lr_bits + 2 * S})")
         if not self.data_bits:
             object.__setattr__(self, "data_bits", self.scale_bits + 16)
         if not self.param_bits:
-            object.__setattr__(self, "param_bits", self.scale_bits + 8)
+            object.__setattr__(self, "param_bits", p + 8)
         for name in ("data_bits", "param_bits"):
             if not 2 <= getattr(self, name) <= MAX_RANGE_BITS:
                 raise ValueError(f"{name} must be in [2, {MAX_RANGE_BITS}], got {getattr(self, name)}")
@@ -102,7 +121,7 @@ class Circuit:
 
     def plane_widths(self) -> list[int]:
         """Every bit width a range check of this circuit uses."""
-        widths = [self.scale_bits, self.q_act, self.data_bits, self.param_bits]
+        widths = [self.param_scale, self.q_act, self.data_bits, self.param_bits]
         if self.training:
             widths += [self.q_grad, self.q_update, self.k_update, self.k_bias_update, self.k_loss]
         return widths
@@ -135,24 +154,24 @@ class Circuit:
         return 2 * self.scale_bits + 16
 
     @property
-    def q_update(self) -> int:  # weight updates (scale S): |lr * gradient| < 128
-        return self.scale_bits + 8
+    def q_update(self) -> int:  # weight updates (scale p): |lr * gradient| < 128
+        return self.param_scale + 8
 
     @property
     def k_update(self) -> int:  # remainder of the SGD division (weight gradients: scale 3S)
-        return self.lr_bits + 2 * self.scale_bits
+        return self.lr_bits + 3 * self.scale_bits - self.param_scale
 
     @property
     def k_bias_update(self) -> int:  # bias gradients: scale 2S
-        return self.lr_bits + self.scale_bits
+        return self.lr_bits + 2 * self.scale_bits - self.param_scale
 
-    @property
-    def loss_count(self) -> int:
-        return self.batch * self.widths[-1]
+    def loss_count(self, t: int) -> int:
+        """``N``, the number of loss terms of step ``t`` (its real rows times the outputs)."""
+        return self.rows[t] * self.widths[-1]
 
     @property
     def k_loss(self) -> int:
-        return (self.loss_count - 1).bit_length()
+        return (self.batch * self.widths[-1] - 1).bit_length()
 
     # -- the committed tensors ---------------------------------------------------------
     @cached_property
@@ -172,9 +191,9 @@ class Circuit:
 
     def true_shape(self, key: Key) -> tuple:
         """The unpadded shape of a statement tensor."""
-        name, _, l, _ = key
-        d = self.widths
-        return {"X": (self.batch, d[0]), "Y": (self.batch, d[-1]), "Z": (self.batch, d[-1]),
+        name, t, l, _ = key
+        d, n = self.widths, self.rows[t] if name in "XYZ" else 0
+        return {"X": (n, d[0]), "Y": (n, d[-1]), "Z": (n, d[-1]),
                 "W": (d[l], d[l - 1]) if l else (), "B": (d[l],)}[name]
 
     def range_checks(self) -> list[tuple[Key, str, int]]:
@@ -224,7 +243,7 @@ class Circuit:
 
     def _step_keys(self, t: int) -> list[tuple[Key, tuple]]:
         """The committed tensors of step ``t``."""
-        L, T, S = self.layers, self.steps, self.scale_bits
+        L, T, p = self.layers, self.steps, self.param_scale
         keys = []
 
         def planes(name, t, l, n, shape):
@@ -240,7 +259,7 @@ class Circuit:
             keys.append((("P", t, l, -1), a))
             if self.training or l < L:
                 keys.append((("Z", t, l, -1), a))
-            planes("R", t, l, S, a)
+            planes("R", t, l, p, a)
             planes("Zb", t, l, self.q_act, a)
             if self.has_bias(l):
                 keys.append((("BB", t, l, -1), a))  # the bias broadcast over the batch
@@ -260,7 +279,7 @@ class Circuit:
                 keys.append((("W", t + 1, l, -1), w))
             if l >= 2:
                 keys += [(("GX", t, l, -1), a_in), (("GH", t, l, -1), a_in)]
-                planes("RH", t, l, S, a_in)
+                planes("RH", t, l, p, a_in)
                 planes("GHb", t, l, self.q_grad, a_in)
             if l == L:
                 keys.append((("RL", t, l, -1), a))
@@ -271,8 +290,11 @@ class Circuit:
 
     @cached_property
     def public_keys(self) -> list[tuple[Key, tuple]]:
-        """Tensors both sides commit to themselves (blind 0): :data:`ONES` when a layer has a bias."""
-        return [(ONES, (_pow2(self.batch),))] if any(self.has_bias(l) for l in range(1, self.layers + 1)) else []
+        """Tensors both sides commit to themselves (blind 0): the row indicators (:func:`ones`) of
+        the batches' row counts when a layer has a bias."""
+        if not any(self.has_bias(l) for l in range(1, self.layers + 1)):
+            return []
+        return [(ones(n), (_pow2(self.batch),)) for n in sorted(set(self.rows))]
 
     @cached_property
     def shapes(self) -> dict[Key, tuple]:
@@ -281,8 +303,10 @@ class Circuit:
     # -- relations ------------------------------------------------------------------------
     @cached_property
     def linear_relations(self) -> list[tuple[list[tuple[int, Key]], int]]:
-        """``(terms, const)``: ``sum coeff * tensor = const * ONES`` entrywise (incl. padding)."""
-        L, T, S = self.layers, self.steps, self.scale_bits
+        """``(terms, const)``: ``sum coeff * tensor = const`` entrywise (padding included: the
+        constants are what round to nearest adds before each division)."""
+        L, T, S, p = self.layers, self.steps, self.scale_bits, self.param_scale
+        half = lambda k: (1 << k) >> 1  # noqa: E731  (2^(k-1), and 0 for k = 0)
         rels = []
 
         def recompose(value_terms, name, t, l, weights, const=0):
@@ -293,34 +317,35 @@ class Circuit:
         for t in range(T):
             for l in range(1, L + 1):
                 P, Z = ("P", t, l, -1), ("Z", t, l, -1)
-                # P = 2^S (Z - BB) + R with R = sum 2^k R_k, folded into one relation (BB: bias)
+                # P + 2^S BB + 2^(p-1) = 2^p Z + R with R = sum 2^k R_k, one relation (BB: bias)
                 bias_term = [(1 << S, ("BB", t, l, -1))] if self.has_bias(l) else []
-                recompose([(1, P), (-(1 << S), Z)] + bias_term, "R", t, l, bits.unsigned_weights(S))
+                recompose([(1, P), (-(1 << p), Z)] + bias_term, "R", t, l, bits.unsigned_weights(p),
+                          const=-half(p))
                 recompose([(1, Z)], "Zb", t, l, bits.signed_weights(self.q_act), const=1)
                 if not self.training:
                     continue
                 if self.has_bias(l):
                     GB, UB = ("GB", t, l, -1), ("UB", t, l, -1)
                     recompose([(self.lr_q, GB), (-(1 << self.k_bias_update), UB)], "RUB", t, l,
-                              bits.unsigned_weights(self.k_bias_update))
+                              bits.unsigned_weights(self.k_bias_update), const=-half(self.k_bias_update))
                     recompose([(1, UB)], "UBb", t, l, bits.signed_weights(self.q_update))
                     rels.append(([(1, ("B", t + 1, l, -1)), (-1, ("B", t, l, -1)), (1, UB)], 0))
                 GW, U = ("GW", t, l, -1), ("U", t, l, -1)
                 recompose([(self.lr_q, GW), (-(1 << self.k_update), U)], "RU", t, l,
-                          bits.unsigned_weights(self.k_update))
+                          bits.unsigned_weights(self.k_update), const=-half(self.k_update))
                 recompose([(1, U)], "Ub", t, l, bits.signed_weights(self.q_update))
                 rels.append(([(1, ("W", t + 1, l, -1)), (-1, ("W", t, l, -1)), (1, U)], 0))
                 if l >= 2:
-                    recompose([(1, ("GX", t, l, -1)), (-(1 << S), ("GH", t, l, -1))], "RH", t, l,
-                              bits.unsigned_weights(S))
+                    recompose([(1, ("GX", t, l, -1)), (-(1 << p), ("GH", t, l, -1))], "RH", t, l,
+                              bits.unsigned_weights(p), const=-half(p))
                     recompose([(1, ("GH", t, l, -1))], "GHb", t, l, bits.signed_weights(self.q_grad))
                 if l == L:
                     G, RL, Y = ("G", t, l, -1), ("RL", t, l, -1), ("Y", t, l, -1)
-                    c = 1 << (S + 1)
-                    rels.append(([(c, Z), (-c, Y), (-self.loss_count, G), (-1, RL)], 0))
+                    c, n = 1 << (S + 1), self.loss_count(t)
+                    rels.append(([(c, Z), (-c, Y), (-n, G), (-1, RL)], -(n // 2)))
                     recompose([(1, RL)], "RLb", t, l, bits.unsigned_weights(self.k_loss))
                     recompose([(-1, RL)], "RL2b", t, l, bits.unsigned_weights(self.k_loss),
-                              const=-(self.loss_count - 1))
+                              const=-(n - 1))
                     recompose([(1, G)], "Gb", t, l, bits.signed_weights(self.q_grad))
         return rels
 
@@ -329,12 +354,14 @@ class Circuit:
         L, T = self.layers, self.steps
         every, biased = (lambda l: True), self.has_bias
         kinds = [("forward", lambda t, l: (self.h(t, l), ("W", t, l, -1), ("P", t, l, -1)), every),
-                 ("bias_broadcast", lambda t, l: (ONES, ("B", t, l, -1), ("BB", t, l, -1)), biased)]
+                 ("bias_broadcast", lambda t, l: (ones(self.rows[t]), ("B", t, l, -1), ("BB", t, l, -1)),
+                  biased)]
         if self.training:
             kinds += [("weight_grad", lambda t, l: (("G", t, l, -1), self.h(t, l), ("GW", t, l, -1)), every),
                       ("input_grad", lambda t, l: (("G", t, l, -1), ("W", t, l, -1), ("GX", t, l, -1)),
                        lambda l: l >= 2),
-                      ("bias_grad", lambda t, l: (("G", t, l, -1), ONES, ("GB", t, l, -1)), biased)]
+                      ("bias_grad", lambda t, l: (("G", t, l, -1), ones(self.rows[t]), ("GB", t, l, -1)),
+                       biased)]
         groups = []
         for kind, keys_of, included in kinds:
             by_shape: dict = {}
@@ -382,14 +409,15 @@ class Circuit:
 # ----------------------------------------------------------------------------------------
 # committing
 # ----------------------------------------------------------------------------------------
-def pad(values: np.ndarray, shape: tuple) -> np.ndarray:
-    """``values`` zero-padded to ``shape``: uint8 planes stay uint8, integers become int64, or
-    Python integers where they exceed int64 (e.g. remainders of a very small learning rate)."""
+def pad(values: np.ndarray, shape: tuple, fill: int = 0) -> np.ndarray:
+    """``values`` padded to ``shape`` with ``fill`` (0, or the constant a remainder takes on the
+    padding): uint8 planes stay uint8, integers become int64, or Python integers where they
+    exceed int64 (e.g. remainders of a very small learning rate)."""
     a = np.asarray(values)
-    if a.dtype == object and a.size and max(abs(int(a.min())), abs(int(a.max()))) < 1 << 62:
+    if a.dtype == object and a.size and max(abs(int(a.min())), abs(int(a.max())), fill) < 1 << 62:
         a = a.astype(np.int64)
     dtype = a.dtype if a.dtype in (np.uint8, object) else np.int64
-    out = np.zeros(shape, dtype=dtype)
+    out = np.full(shape, fill, dtype=dtype)
     out[tuple(slice(0, n) for n in a.shape)] = a
     return out
 
@@ -439,11 +467,11 @@ def public_tensors(circuit: Circuit, key: commit.CommitKey) -> dict:
     sides compute them: ``{key: (Commitment, Opening)}``."""
     out = {}
     for k, shape in circuit.public_keys:
-        ones = np.zeros(shape, dtype=np.uint8)
-        ones[:circuit.batch] = 1
+        indicator = np.zeros(shape, dtype=np.uint8)
+        indicator[:k[1]] = 1
         m = sum(mle.dim_bits(shape))
         c = instance_col_vars(m)
-        out[k] = commit.commit(ones, key, blinds=field.zeros(1 << (m - c)), col_vars=c)
+        out[k] = commit.commit(indicator, key, blinds=field.zeros(1 << (m - c)), col_vars=c)
     return out
 
 
@@ -617,4 +645,4 @@ def _relu_forms(circuit: Circuit, instances, stacked, t: Transcript):
             Affine(0, [(1, z), (gamma, gh)]), u)
 
 
-__all__ = ["Circuit", "AggregatedProof", "ONES", "commit_tensors", "public_tensors", "prove", "verify", "pad"]
+__all__ = ["Circuit", "AggregatedProof", "ones", "commit_tensors", "public_tensors", "prove", "verify", "pad"]

@@ -40,7 +40,7 @@ def _pow2(n: int) -> int:
 
 def bounds(c: "Circuit") -> list[Bound]:
     """Every equation kind of ``c`` with its magnitude bound (one entry per layer where it varies)."""
-    S, T = c.scale_bits, c.steps
+    S, T, p = c.scale_bits, c.steps, c.param_scale
     act = 1 << (c.data_bits - 1)  # |X|, |Y|: two's complement of data_bits
     z = (1 << (c.q_act - 1)) + 1  # |Z| (and |H| = |(1 - s) Z|): Z - 1 in q_act bits
     g = 1 << (c.q_grad - 1)  # |G|, |GH|
@@ -52,27 +52,27 @@ def bounds(c: "Circuit") -> list[Bound]:
         h = act if l == 1 else z
         fan_in = _pow2(c.widths[l - 1])
         bias = w if c.has_bias(l) else 0
-        out.append(Bound(f"forward product and rescale of layer {l} (P = H W^T = 2^S (Z - b) + R)",
-                         fan_in * h * w + (z + bias + 1) * (1 << S),
+        out.append(Bound(f"forward product and rescale of layer {l} (P + 2^S b + 2^(p-1) = 2^p Z + R)",
+                         fan_in * h * w + bias * (1 << S) + (z + 2) * (1 << p),
                          f"the input width {c.widths[l - 1]} of layer {l}, the scale 2^{S} and the data and "
                          "parameter bits are too large"))
         if not c.training:
             continue
         k = c.k_update
         out.append(Bound(f"SGD update of layer {l}'s weights (lr_q G^T H = 2^{k} U + RU)",
-                         c.lr_q * nb * g * h + (u + 1) * (1 << k), _sgd_drivers(c, k, c.lr_q * nb * g * h)))
+                         c.lr_q * nb * g * h + (u + 2) * (1 << k), _sgd_drivers(c, k, c.lr_q * nb * g * h)))
         if c.has_bias(l):
             kb = c.k_bias_update
             out.append(Bound(f"SGD update of layer {l}'s bias (lr_q sum_b G = 2^{kb} UB + RUB)",
-                             c.lr_q * nb * g + (u + 1) * (1 << kb), _sgd_drivers(c, kb, c.lr_q * nb * g)))
+                             c.lr_q * nb * g + (u + 2) * (1 << kb), _sgd_drivers(c, kb, c.lr_q * nb * g)))
         if l >= 2:
-            out.append(Bound(f"input gradient of layer {l} (G W = 2^S GH + RH)",
-                             _pow2(c.widths[l]) * g * w + (g + 1) * (1 << S),
+            out.append(Bound(f"input gradient of layer {l} (G W + 2^(p-1) = 2^p GH + RH)",
+                             _pow2(c.widths[l]) * g * w + (g + 2) * (1 << p),
                              f"the width {c.widths[l]} of layer {l} and the scale 2^{S} are too large"))
     if c.training:
-        n = c.loss_count
-        out.append(Bound("loss gradient (2^(S+1) (Z - Y) = N G + RL)",
-                         (1 << (S + 1)) * (z + act) + n * (g + 1),
+        n = c.batch * c.widths[-1]  # the largest N of any step
+        out.append(Bound("loss gradient (2^(S+1) (Z - Y) + N/2 = N G + RL)",
+                         (1 << (S + 1)) * (z + act) + n * (g + 2),
                          f"the scale 2^{S}, batch size {c.batch} and output width {c.widths[-1]} are too large"))
     out.append(Bound("bit recomposition of the widest range check", 1 << (max(c.plane_widths()) + 1),
                      "the range checks (scale, data and parameter bits, learning rate) are too wide"))
