@@ -87,7 +87,7 @@ def warm_up() -> None:
 
 
 def zkfhe_training(model, x, y) -> Result:
-    (proof, _), t_prove = timed(lambda: zk.prove_training(model, [(x, y)], LR, steps=1))
+    (proof, _, _), t_prove = timed(lambda: zk.prove_training(model, [(x, y)], LR, steps=1))
     _, t_verify = timed(lambda: zk.verify_training(proof))
     return Result("zkfhe", "training step", len(x), t_prove, t_verify, len(proof.to_bytes()),
                   note=f"SGD lr {LR}, MSE, scale 2^16; no setup (transparent)")

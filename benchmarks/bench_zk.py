@@ -42,7 +42,7 @@ def bench_training(widths, batch, steps, inference=False, bias=False):
         proof, tp = timed(lambda: zk.prove_inference(model, batches[0][0]))
         _, tv = timed(lambda: zk.verify_inference(proof))
         return f"inference MLP {arch}, batch {batch}", tp, tv, len(proof.to_bytes())
-    (proof, _), tp = timed(lambda: zk.prove_training(model, batches, 0.01))
+    (proof, _, _), tp = timed(lambda: zk.prove_training(model, batches, 0.01))
     _, tv = timed(lambda: zk.verify_training(proof))
     return f"training MLP {arch}, batch {batch}, {steps} step(s)", tp, tv, len(proof.to_bytes())
 

@@ -67,7 +67,7 @@ def run(widths, batch: int, training: bool, device) -> dict:
     stages = Stages()
     t0 = time.perf_counter()
     if training:
-        proof, _ = zk.prove_training(model, batches, 0.01, progress=stages, device=device)
+        proof = zk.prove_training(model, batches, 0.01, progress=stages, device=device).proof
     else:
         proof = zk.prove_inference(model, batches[0][0], progress=stages, device=device)
     prove = time.perf_counter() - t0

@@ -188,9 +188,10 @@ class Graph:
         if tw.shape != tg.shape:
             raise ValueError(f"sgd_update: parameter {w!r} {tw.shape} and gradient {tg.shape} "
                              "differ in shape")
-        if tg.scale < tw.scale:
-            raise ValueError("sgd_update: gradient scale must be at least the parameter's")
         lr_q, lr_bits = quantize_lr(lr)
+        if lr_bits + tg.scale - tw.scale < 1:
+            raise ValueError(f"sgd_update: parameter {w!r} at scale 2^{tw.scale} is finer than the update "
+                             f"lr * gradient resolves (2^-{lr_bits} times 2^-{tg.scale})")
         return self._add_node("sgd_update", (w, g), tw.shape, tw.scale, name,
                               lr=float(lr), lr_q=lr_q, lr_bits=lr_bits)
 

@@ -63,7 +63,7 @@ def zk_demo() -> None:
     batches = [(torch.randn(12, 16), torch.randn(12, 4)) for _ in range(2)]
     print("\n== zk: proving 2 SGD steps of MLP 16-32-4 (batch 12) in zero knowledge ==")
     t0 = time.perf_counter()
-    proof, trained = zk.prove_training(model, batches, lr=0.05)
+    proof, trained, _ = zk.prove_training(model, batches, lr=0.05)
     t1 = time.perf_counter()
     zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes()))
     t2 = time.perf_counter()

@@ -27,7 +27,7 @@ def honest():
     model = mlp(widths)
     data = batches(widths, 3, 2)
     circuit, values, _ = training.training_witness(model, data, 0.1)
-    proof, trained = zk.prove_training(model, data, 0.1)
+    proof, trained, _ = zk.prove_training(model, data, 0.1)
     return model, data, circuit, values, proof, trained
 
 
@@ -41,24 +41,34 @@ def honest():
 def test_honest_training_proofs_verify(widths, batch, steps):
     model = mlp(widths, seed=steps)
     data = batches(widths, batch, steps, seed=batch)
-    proof, trained = zk.prove_training(model, data, 0.05)
+    result = zk.prove_training(model, data, 0.05)
+    proof = result.proof
     assert zk.verify_training(proof) is True
     assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes())) is True
-    assert_trained_like_circuits(model, data, 0.05, trained)
+    assert_trained_like_circuits(model, data, 0.05, result)
     st_ = proof.statement
     assert st_.arch == widths and st_.steps == steps and st_.batch_size == batch
     assert len(st_.initial_weights) == len(st_.final_weights) == len(widths) - 1
     assert len(st_.data) == 2 * steps
 
 
-def assert_trained_like_circuits(model, data, lr, trained):
-    """The trained model is the exact fixed-point training of circuits."""
-    ref = copy.deepcopy(model)
+def assert_trained_like_circuits(model, data, lr, result):
+    """The proof's final model is the exact fixed-point training of circuits from the model's
+    parameters at the parameter scale (master weights carried as integers between steps), and the
+    trained torch model holds it decoded."""
+    scale = circuits.param_scale_for(lr, 16)
+    fp = circuits.FixedPoint(16)
+    state = {k: fp.encode(v.double().numpy(), scale) for k, v in model.state_dict().items()}
     for X, Y in data:
-        new = circuits.train_step(ref, X, Y, lr, mode="fixed")
-        ref.load_state_dict({k: torch.from_numpy(v).float() for k, v in new.items()})
-    for k, v in ref.state_dict().items():
-        assert torch.equal(trained.state_dict()[k], v), k
+        graph = circuits.trace_training(model, len(X), lr, param_scale=scale)
+        inputs = {"x": fp.encode(X), "y": fp.encode(Y), **state}
+        vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
+        state = {k: vals[graph.outputs[k]] for k in state}
+    final = result.opening.integers()
+    for k, v in state.items():
+        np.testing.assert_array_equal(final[k], v)
+        expected = torch.from_numpy(fp.decode(v, scale)).float()
+        assert torch.equal(result.model.state_dict()[k], expected), k
 
 
 def test_inference_proof(honest):
@@ -114,10 +124,11 @@ def test_flipped_sign_bit_is_rejected(honest):
 
 
 def test_out_of_range_remainder_is_rejected(honest):
-    """R' = R + 2^S with Z' = Z - 1 satisfies P = 2^S Z' + R' but R' has no S-bit decomposition:
-    the prover's only way to recompose it is a non-boolean plane."""
+    """R' = R + 2^p with Z' = Z - 1 satisfies P + 2^(p-1) = 2^p Z' + R' but R' has no p-bit
+    decomposition (p the parameter scale): the prover's only way to recompose it is a non-boolean
+    plane."""
     _, _, circuit, values, _, _ = honest
-    S = circuit.scale_bits
+    S = circuit.param_scale
 
     def edit(v):
         v[("Z", 0, 1, -1)][0, 0] -= 1
@@ -141,7 +152,7 @@ def test_data_swapped_or_steps_reordered_is_rejected(honest):
     with pytest.raises(zk.VerificationError):
         zk.verify_training(forged)
     # other data: a statement committing to a different batch
-    other, _ = zk.prove_training(model, [(data[0][0] + 1, data[0][1]), data[1]], 0.1)
+    other, _, _ = zk.prove_training(model, [(data[0][0] + 1, data[0][1]), data[1]], 0.1)
     replaced = dict(st_.commitments)
     replaced[x0] = other.statement.commitments[x0]
     forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=replaced))
@@ -209,8 +220,13 @@ def test_unsupported_models_and_bad_inputs():
     with pytest.raises(circuits.UnsupportedOp, match="end with a Linear"):
         zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.ReLU()),
                           batches((3, 2), 2, 1), 0.1)
-    with pytest.raises(ValueError, match="expected X"):
+    with pytest.raises(ValueError, match="the model maps 3 features to 2 outputs, the dataset has X with 4"):
         zk.prove_training(mlp((3, 2)), [(torch.zeros(2, 4), torch.zeros(2, 2))], 0.1)
+    with pytest.raises(ValueError, match="batch 1: expected X"):
+        zk.prove_training(mlp((3, 2)), [(torch.zeros(2, 3), torch.zeros(2, 2)), (torch.zeros(3, 3), torch.zeros(3, 2))],
+                          0.1)
+    with pytest.raises(ValueError, match="X of batch 0 underflows in fixed point at scale 2.16"):
+        zk.prove_training(mlp((3, 2)), [(torch.full((2, 3), 1e-7), torch.zeros(2, 2))], 0.1)
     with pytest.raises(ValueError, match="steps"):
         zk.prove_training(mlp((3, 2)), batches((3, 2), 2, 1), 0.1, steps=0)
     with pytest.raises(ValueError, match="leave the proof's range"):
@@ -230,10 +246,13 @@ def test_non_boolean_bits_are_rejected_by_booleanity(honest):
 
 
 def test_tiny_learning_rate_and_size_limits():
-    """lr = 1e-12 makes the SGD remainder wider than 64 bits (Python integers throughout)."""
-    proof, _ = zk.prove_training(mlp((3, 2, 2)), batches((3, 2, 2), 2, 1), 1e-12)
-    assert proof.statement.circuit.k_update > 64
+    """At lr = 1e-9 the parameters need 56 fractional bits, so products exceed int64 (Python
+    integers); at lr = 1e-12 even those updates round away, and the proof is refused."""
+    proof, _, _ = zk.prove_training(mlp((3, 2, 2)), batches((3, 2, 2), 2, 1), 1e-9, param_scale=56)
+    assert proof.statement.param_scale == 56
     assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes()))
+    with pytest.raises(ValueError, match="SGD updates of 0.weight at step 0 underflow"):
+        zk.prove_training(mlp((3, 2, 2)), batches((3, 2, 2), 2, 1), 1e-12)
     with pytest.raises(ValueError, match="too large to prove"):
         zk.prove_training(mlp((3, 70000, 2)), batches((3, 70000, 2), 1, 1), 0.1)
 
@@ -252,15 +271,16 @@ def honest_bias():
     model = biased_mlp()
     data = batches((5, 4, 4, 3), 3, 2)
     circuit, values, _ = training.training_witness(model, data, 0.1)
-    proof, trained = zk.prove_training(model, data, 0.1)
-    return model, data, circuit, values, proof, trained
+    result = zk.prove_training(model, data, 0.1)
+    return model, data, circuit, values, result.proof, result
 
 
 def test_bias_training_proof_verifies_and_trains_like_circuits(honest_bias):
-    model, data, circuit, _, proof, trained = honest_bias
+    model, data, circuit, _, proof, result = honest_bias
+    trained = result.model
     assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes())) is True
-    assert_trained_like_circuits(model, data, 0.1, trained)
-    assert not torch.equal(trained[0].bias, model[0].bias)  # the biases were trained too
+    assert_trained_like_circuits(model, data, 0.1, result)
+    assert not torch.equal(trained[4].bias, model[4].bias)  # the biases were trained too (layer 2 is dead here)
     st_ = proof.statement
     assert st_.biases == (True, False, True) and circuit.biases == (True, False, True)
     assert "bias in layer(s) 1, 3" in st_.describe()
@@ -287,8 +307,8 @@ def test_wrong_bias_update_broadcast_or_gradient_is_rejected(honest_bias):
         z = np.array(v[("Z", 0, 1, -1)])
         i, j = map(int, np.argwhere(z < 0)[0])  # stays negative: ReLU and its gradient unchanged
         v[("BB", 0, 1, -1)] = np.array(v[("BB", 0, 1, -1)])
-        v[("BB", 0, 1, -1)][i, j] -= 1
-        v[("Z", 0, 1, -1)][i, j] -= 1  # the rescale relation P = 2^S (Z - BB) + R still holds
+        v[("BB", 0, 1, -1)][i, j] -= 1 << (circuit.param_scale - circuit.scale_bits)
+        v[("Z", 0, 1, -1)][i, j] -= 1  # P + 2^S BB + 2^(p-1) = 2^p Z + R still holds
         planes = zk.bits.signed(pad(v[("Z", 0, 1, -1)], circuit.act(1)) - 1, circuit.q_act, "z")
         for k, plane in enumerate(planes):
             v[("Zb", 0, 1, k)] = plane

@@ -704,11 +704,10 @@ def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, para
         scale_bits = data.commitment.scale_bits if isinstance(data, DatasetOpening) else \
             model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
     read_epochs = not isinstance(data, DatasetOpening) and epochs is not None
-    dataset = _data_opening(data, scale_bits, epochs, key, progress)
-    indices = _schedule(dataset.commitment.batches, steps, epochs, start_batch, read_epochs)
-    quantize_lr(lr)
     opening = _model_opening(model, scale_bits, circuits.param_scale_for(lr, scale_bits) if param_scale is None
                              else param_scale, key)
+    dataset = _data_opening(data, scale_bits, epochs, key, progress)
+    indices = _schedule(dataset.commitment.batches, steps, epochs, start_batch, read_epochs)
     return _training_run(opening, dataset, indices, lr, key, progress), dataset, indices
 
 

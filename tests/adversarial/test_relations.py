@@ -14,7 +14,7 @@ from forge import rejection
 def proofs():
     model = training.synthetic_mlp((5, 4, 3), bias=True)
     data = training.synthetic_batches((5, 4, 3), 3, 2)
-    proof, _ = zk.prove_training(model, data, 0.1)
+    proof, _, _ = zk.prove_training(model, data, 0.1)
     return proof, zk.prove_inference(model, data[0][0])
 
 
