@@ -616,8 +616,9 @@ def _model_opening(model, scale_bits: int, param_scale: int, key) -> ModelOpenin
 
 
 def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
-                  key: commit.CommitKey, progress=None) -> _Run:
-    """Run the SGD steps on ``data``'s batches ``indices`` in exact fixed point from ``model``."""
+                  key: commit.CommitKey, progress=None, refuse_underflow: bool = True) -> _Run:
+    """Run the SGD steps on ``data``'s batches ``indices`` in exact fixed point from ``model``
+    (refusing updates that round away unless ``refuse_underflow`` is false)."""
     mc, dc = model.commitment, data.commitment
     if (mc.widths[0], mc.widths[-1]) != (dc.features, dc.outputs):
         raise ValueError(f"the model maps {mc.widths[0]} features to {mc.widths[-1]} outputs, the dataset has "
@@ -636,7 +637,8 @@ def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int],
         graph = graphs[rows[t]]
         inputs = {"x": data.x[i], "y": data.y[i], **state}
         vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
-        _check_updates(graph, vals, t)
+        if refuse_underflow:
+            _check_updates(graph, vals, t)
         _witness_step(circuit, graph, vals, t, values)
         state = {n: np.asarray(vals[f"{n}.next"]).astype(np.int64) for n in state}
         if progress:
@@ -690,16 +692,17 @@ def _schedule(batches: int, steps: int | None, epochs: int | None, start_batch: 
 
 def training_witness(model, data, lr: float, steps: int | None = None, scale_bits: int = 16, progress=None, *,
                      epochs: int | None = None, param_scale: int | None = None, start_batch: int = 0,
-                     key: commit.CommitKey = commit.DEFAULT_KEY):
+                     key: commit.CommitKey = commit.DEFAULT_KEY, refuse_underflow: bool = True):
     """Run the SGD steps in exact fixed point: ``(circuit, tensors, final integer parameters)``,
     ``tensors`` mapping every key of the circuit to its integer tensor (the prover's witness) and
     the parameters keyed by their standard state_dict names (arguments as :func:`prove_training`)."""
     run, _, _ = _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
-                                  start_batch, key)
+                                  start_batch, key, refuse_underflow)
     return run.circuit, run.values, run.final
 
 
-def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key):
+def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
+                      refuse_underflow=True):
     if scale_bits is None:
         scale_bits = data.commitment.scale_bits if isinstance(data, DatasetOpening) else \
             model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
@@ -708,7 +711,7 @@ def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, para
                              else param_scale, key)
     dataset = _data_opening(data, scale_bits, epochs, key, progress)
     indices = _schedule(dataset.commitment.batches, steps, epochs, start_batch, read_epochs)
-    return _training_run(opening, dataset, indices, lr, key, progress), dataset, indices
+    return _training_run(opening, dataset, indices, lr, key, progress, refuse_underflow), dataset, indices
 
 
 class TrainingResult(NamedTuple):

@@ -15,18 +15,20 @@ from zk import commit, training
 from zk.fac4dnn import pad
 
 
-def honest_witness(widths, batch, steps=1, lr=0.1, bias=False, seed=0):
-    """``(circuit, values)``: the honest witness of ``steps`` SGD steps of a seeded MLP."""
+def honest_witness(widths, batch, steps=1, lr=0.1, bias=False, seed=0, param_scale=None):
+    """``(circuit, values)``: the honest witness of ``steps`` SGD steps of a seeded MLP (updates
+    that round away are not refused: the witness is an attacker's starting point)."""
     model = training.synthetic_mlp(widths, seed=seed, bias=bias)
     data = training.synthetic_batches(widths, batch, steps, seed=seed)
-    circuit, values, _ = training.training_witness(model, data, lr)
+    circuit, values, _ = training.training_witness(model, data, lr, param_scale=param_scale,
+                                                   refuse_underflow=False)
     return circuit, {k: np.array(v, copy=True) for k, v in values.items()}
 
 
 def forge(circuit, values, lr=None):
     """Commit to ``values`` and prove ``circuit`` with the real provers (no soundness refusal)."""
     lr = float(circuit.lr_q / (1 << circuit.lr_bits)) if lr is None else lr
-    return training._prove_witness(circuit, values, lr, commit.DEFAULT_KEY, None)
+    return training._prove_witness(circuit, values, lr, commit.DEFAULT_KEY, None)[0]
 
 
 def padded(values, key, shape):

@@ -9,18 +9,19 @@ from zk import bits, fac4dnn, field, magnitudes, training
 
 from forge import forge, honest_witness, rejection
 
-LR = 2.0 ** -208  # at scale 2^16 the SGD remainder needs lr_bits + 2S = 255 bits: wider than Fr
+LR = 2.0 ** -208  # at scales 2^16 the SGD remainder needs lr_bits + 3S - p = 255 bits: wider than Fr
 
 
 def _wrapped_update(circuit, values, delta=3):
     """Change one weight update by ``delta`` and solve the SGD division modulo r: the remainder
-    ``lr_q GW - 2^k U`` wraps to a field element below 2^255, genuine bits of a 255-bit range."""
+    ``lr_q GW + 2^(k-1) - 2^k U`` wraps to a field element below 2^255, genuine bits of a 255-bit range."""
     k = circuit.k_update
     u = values[("U", 0, 1, -1)] = np.array(values[("U", 0, 1, -1)], dtype=object)
     u[0, 0] += delta
     values[("W", 1, 1, -1)] = np.array(values[("W", 0, 1, -1)], dtype=object) - u
     gw = np.array(values[("GW", 0, 1, -1)], dtype=object)
-    rem = fac4dnn.pad((circuit.lr_q * gw - (u << k)) % field.R, circuit.weight(1))
+    half = 1 << (k - 1)  # what rounding to nearest adds before the division (also on the padding)
+    rem = fac4dnn.pad((circuit.lr_q * gw + half - (u << k)) % field.R, circuit.weight(1), half)
     for j, plane in enumerate(bits.unsigned(rem, k, "wrapped remainder")):
         values[("RU", 0, 1, j)] = plane
     for j, plane in enumerate(bits.signed(fac4dnn.pad(u, circuit.weight(1)), circuit.q_update, "update")):
@@ -28,7 +29,7 @@ def _wrapped_update(circuit, values, delta=3):
 
 
 def test_a_wrapped_sgd_remainder_is_refused(monkeypatch):
-    circuit, values = honest_witness((3, 2, 2), 2, lr=LR)
+    circuit, values = honest_witness((3, 2, 2), 2, lr=LR, param_scale=16)
     assert circuit.k_update == 255
     with pytest.raises(zk.StatementError, match="learning rate .* is too small for scale 2\\^16"):
         training.prove_witness(circuit, values, LR)
@@ -68,7 +69,7 @@ def test_the_learning_rate_bound_at_its_edge():
 @pytest.mark.parametrize("change, parameter", [
     (dict(widths=(1 << 16, 8, 2), data_bits=120, param_bits=110), "input width 65536 of layer 1"),
     (dict(data_bits=128, param_bits=128), "input width 3 of layer 1"),
-    (dict(scale_bits=40, lr_bits=165), "too small for scale 2\\^40"),
+    (dict(scale_bits=40, param_scale=40, lr_bits=165), "too small for scale 2\\^40"),
 ])
 def test_wide_statements_are_refused_naming_the_parameter(change, parameter):
     c = dataclasses.replace(fac4dnn.Circuit((3, 2, 2), 2, 1, 16, 1 << 15, 22), **change)

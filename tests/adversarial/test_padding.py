@@ -27,7 +27,7 @@ def test_hidden_sample():
     """A run on 4 samples per batch claimed as "batch 3": the 4th sample sits in the padding row
     of X_t and Y_t."""
     circuit, values = honest_witness((4, 3, 2), 4, steps=2)
-    claimed = dataclasses.replace(circuit, batch=3)
+    claimed = dataclasses.replace(circuit, batch=3, rows=(3, 3))
     assert "zero padding" in rejection(forge(claimed, values))
 
 
