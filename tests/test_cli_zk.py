@@ -124,15 +124,20 @@ def test_model_and_data_files(tmp_path, bias):
     proof = zk.TrainingProof.from_bytes(out.read_bytes())
     assert (proof.statement.arch, proof.statement.batch_size, proof.statement.steps) == ((4, 3, 2), 3, 3)
     assert zk.verify_training(proof)
-    # the saved model is prove_training's trained model on the same batches
+    # the saved model is the exact fixed-point run on the same batches (master weights carried
+    # as integers at the parameter scale between steps), decoded
     x, y = np.load(tmp_path / "data.npz")["X"], np.load(tmp_path / "data.npz")["Y"]
-    ref = model
+    scale, fp = circuits.param_scale_for(0.1, 16), circuits.FixedPoint(16)
+    state = {k: fp.encode(v.double().numpy(), scale) for k, v in model.state_dict().items()}
     for xb, yb in [(x[:3], y[:3]), (x[3:6], y[3:6]), (x[:3], y[:3])]:
-        new = circuits.train_step(ref, xb, yb, 0.1, mode="fixed")
-        ref.load_state_dict({k: torch.from_numpy(v).float() for k, v in new.items()})
+        graph = circuits.trace_training(model, 3, 0.1, param_scale=scale)
+        inputs = {"x": fp.encode(xb), "y": fp.encode(yb), **state}
+        vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
+        state = {k: vals[graph.outputs[k]] for k in state}
     got = torch.load(trained, weights_only=True)
-    for k, v in ref.state_dict().items():
-        assert torch.equal(got[k], v), k
+    assert got.keys() == state.keys()
+    for k, v in state.items():
+        assert torch.equal(got[k], torch.from_numpy(fp.decode(v, scale)).float()), k
     assert run("verify", out).exit_code == 0
 
 

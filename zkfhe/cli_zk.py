@@ -314,8 +314,8 @@ def prove_cmd(arch, model_path, data_path, batch, steps, lr, seed, bias, inferen
             proof = zk.prove_inference(model, batches[0][0], progress=progress, device=device)
             trained = None
         else:
-            proof, trained = zk.prove_training(model, batches, lr, steps=steps, progress=progress,
-                                               device=device)
+            proof, trained, _ = zk.prove_training(model, batches, lr, steps=steps, progress=progress,
+                                                  device=device)
     except (circuits.UnsupportedOp, ValueError, TypeError, OverflowError) as exc:
         raise click.ClickException(f"cannot prove: {exc}") from None
     finally:
