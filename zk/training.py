@@ -854,7 +854,9 @@ def prove_inference(model, X, scale_bits: int | None = None, progress=None,
         return _prove_witness(circuit, values, 0.0, key, progress, reused)[0]
 
 
-def _verify(proof, cls, key) -> bool:
+def _verify(proof, cls, key, published=None) -> bool:
+    """Type checks, then ``published()`` (the checks against published files, cheap and the most
+    specific), then the proof itself."""
     if not isinstance(proof, cls) or (cls is TrainingProof and isinstance(proof, InferenceProof)):
         raise VerificationError(f"expected a {cls.__name__}, got {type(proof).__name__}")
     statement = proof.statement
@@ -864,6 +866,8 @@ def _verify(proof, cls, key) -> bool:
         raise VerificationError(f"a {cls.__name__} cannot hold {'a training' if statement.training else 'an inference'} "
                                 "statement")
     with malformed_as_verification_error(cls.__name__):
+        if published is not None:
+            published(statement)
         return _check(proof, key)
 
 
@@ -891,14 +895,12 @@ def verify_training(proof: TrainingProof, key: commit.CommitKey = commit.DEFAULT
     """Verify a training proof: True, or VerificationError naming the failing check. With
     ``dataset`` (a published :class:`zk.DatasetCommitment`), every step must have used one of its
     batches as committed; with ``initial_model``, training must start from that model."""
-    _verify(proof, TrainingProof, key)
-    with malformed_as_verification_error("TrainingProof"):
+    def published(statement):
         if dataset is not None:
-            _dataset.check_statement(proof.statement, dataset)
+            _dataset.check_statement(statement, dataset)
         if initial_model is not None:
-            _model.check_statement(proof.statement.initial_model.commitments, proof.statement, initial_model,
-                                   "initial")
-    return True
+            _model.check_statement(statement.initial_model.commitments, statement, initial_model, "initial")
+    return _verify(proof, TrainingProof, key, published)
 
 
 def verify_inference(proof: InferenceProof, key: commit.CommitKey = commit.DEFAULT_KEY, *,
@@ -906,8 +908,7 @@ def verify_inference(proof: InferenceProof, key: commit.CommitKey = commit.DEFAU
     """Verify an inference proof: True, or VerificationError naming the failing check. With
     ``model`` (a published :class:`zk.ModelCommitment`, e.g. ``training_proof.final_model``),
     the inference must be of exactly that model."""
-    _verify(proof, InferenceProof, key)
-    if model is not None:
-        with malformed_as_verification_error("InferenceProof"):
-            _model.check_statement(proof.statement.initial_model.commitments, proof.statement, model, "inference")
-    return True
+    def published(statement):
+        if model is not None:
+            _model.check_statement(statement.initial_model.commitments, statement, model, "inference")
+    return _verify(proof, InferenceProof, key, published)
