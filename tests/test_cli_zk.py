@@ -1,5 +1,6 @@
-"""``zkfhe prove / verify / inspect``: honest proofs verify, damaged files are rejected with a
-reason and exit 1, bad arguments give clean errors and never leave an output file."""
+"""``zkfhe commit-data / commit-model / prove / verify / verify-chain / inspect``: honest proofs
+verify (against the published commitments too), damaged or foreign files are rejected with a
+reason and exit 1, bad arguments give clean errors (exit 2) and never leave an output file."""
 import numpy as np
 import pytest
 import torch
@@ -91,9 +92,8 @@ def test_truncated_and_empty_and_foreign_files(training_file, tmp_path):
              "foreign.zkp": b"PK\x03\x04 not a proof at all"}
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-        for cmd in ("verify", "inspect"):
-            result = run(cmd, tmp_path / name)
-            assert_clean_failure(result, 1, "malformed proof")
+        assert_clean_failure(run("verify", tmp_path / name), 1, "malformed proof")
+        assert_clean_failure(run("inspect", tmp_path / name), 1, "malformed")
     assert "empty" in run("verify", tmp_path / "empty.zkp").output
     assert "not a zkfhe proof" in run("verify", tmp_path / "foreign.zkp").output
 
@@ -276,3 +276,263 @@ def test_bad_model_and_data_files(tmp_path):
         assert result.exit_code in (1, 2), (args, result.output)
         assert_clean_failure(result, result.exit_code, *words)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.zkp")]  # no temp file left
+
+
+# ----------------------------------------------------------------------------------------
+# commit-and-prove: published dataset and model commitments, openings, chains
+# ----------------------------------------------------------------------------------------
+def one_line_failure(result, code, *words):
+    assert_clean_failure(result, code, *words)
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """commit-data (two datasets), commit-model, a first training proof from both openings and a
+    second one from the first's saved final opening; the paths and the commands' outputs."""
+    d = tmp_path_factory.mktemp("published")
+    rng = np.random.default_rng(5)
+    for name in ("data", "other"):  # 7 rows, batch 3: batches of 3, 3 and 1 rows
+        np.savez(d / f"{name}.npz", X=rng.standard_normal((7, 4)), Y=rng.standard_normal((7, 2)))
+    out = {}
+    out["commit-data"] = run("commit-data", d / "data.npz", "--batch", 3, "--out", d / "data.zkc",
+                             "--opening", d / "data.zko")
+    out["commit-other"] = run("commit-data", d / "other.npz", "--batch", 3, "--out", d / "other.zkc",
+                              "--opening", d / "other.zko", "--quiet")
+    out["commit-model"] = run("commit-model", "--arch", "4,3,2", "--seed", 1, "--lr", 0.05, "--out", d / "model.zkc",
+                              "--opening", d / "model.zko")
+    out["p1"] = run("prove", "--model", d / "model.zko", "--data", d / "data.zko", "--epochs", 1, "--lr", 0.05,
+                    "--out", d / "p1.zkp", "--save-opening", d / "f1.zko", "--save-model-commitment", d / "f1.zkc",
+                    "--save-model", d / "f1.pt")
+    out["p2"] = run("prove", "--model", d / "f1.zko", "--data", d / "data.zko", "--steps", 2, "--start-batch", 1,
+                    "--lr", 0.05, "--out", d / "p2.zkp", "--quiet")
+    for name, result in out.items():
+        assert result.exit_code == 0, (name, result.output)
+    return d, out
+
+
+def test_commit_data_and_model(published, tmp_path):
+    d, out = published
+    data = zk.DatasetCommitment.from_bytes((d / "data.zkc").read_bytes())
+    opening = zk.DatasetOpening.from_bytes((d / "data.zko").read_bytes())
+    assert opening.commitment.to_bytes() == (d / "data.zkc").read_bytes()
+    assert (data.batch_size, data.rows, data.features, data.outputs, data.scale_bits) == (3, (3, 3, 1), 4, 2, 16)
+    text = out["commit-data"].stdout
+    assert data.digest.hex() in text and "SECRET" in text and "verifier never" in text
+    assert out["commit-other"].output == ""  # --quiet
+    model = zk.ModelCommitment.from_bytes((d / "model.zkc").read_bytes())
+    m_open = zk.ModelOpening.from_bytes((d / "model.zko").read_bytes())
+    assert m_open.commitment.to_bytes() == (d / "model.zkc").read_bytes()
+    assert model.widths == (4, 3, 2) and model.param_scale == circuits.param_scale_for(0.05, 16)
+    assert model.digest.hex() in out["commit-model"].stdout and "SECRET" in out["commit-model"].stdout
+    # --arch --seed is the same random model as prove --arch --seed
+    x = torch.randn(2, 4)
+    assert torch.allclose(m_open.to_torch()(x), synthetic_mlp((4, 3, 2), 1)(x), atol=1e-6)
+
+    # existing files are not overwritten without --force (a new commitment has another digest)
+    for f in ("data.zkc", "data.zko"):
+        (tmp_path / f).write_bytes((d / f).read_bytes())
+    args = ["commit-data", d / "data.npz", "--batch", 3, "--out", tmp_path / "data.zkc",
+            "--opening", tmp_path / "data.zko"]
+    assert_clean_failure(run(*args), 2, "exists", "--force")
+    assert (tmp_path / "data.zkc").read_bytes() == (d / "data.zkc").read_bytes()
+    assert run(*args, "--force", "--quiet").exit_code == 0
+    again = zk.DatasetCommitment.from_bytes((tmp_path / "data.zkc").read_bytes())
+    assert again.digest != data.digest  # fresh blinds
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    # a state_dict, with --param-scale
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2)).state_dict(), tmp_path / "m.pt")
+    result = run("commit-model", "--model", tmp_path / "m.pt", "--param-scale", 30, "--out", tmp_path / "m.zkc",
+                 "--opening", tmp_path / "m.zko", "-q")
+    assert result.exit_code == 0, result.output
+    m = zk.ModelCommitment.from_bytes((tmp_path / "m.zkc").read_bytes())
+    assert (m.widths, m.biases, m.param_scale) == ((4, 2), (True,), 30)
+
+
+def test_prove_from_openings(published):
+    d, out = published
+    data = zk.DatasetCommitment.from_bytes((d / "data.zkc").read_bytes())
+    model = zk.ModelCommitment.from_bytes((d / "model.zkc").read_bytes())
+    p1 = zk.TrainingProof.from_bytes((d / "p1.zkp").read_bytes())
+    p2 = zk.TrainingProof.from_bytes((d / "p2.zkp").read_bytes())
+    assert p1.statement.dataset == p2.statement.dataset == data.digest
+    assert p1.statement.batch_indices == (0, 1, 2) and p1.statement.rows == (3, 3, 1)  # --epochs 1
+    assert p2.statement.batch_indices == (1, 2)  # --steps 2 --start-batch 1
+    assert p1.initial_model.to_bytes() == model.to_bytes()
+    assert (d / "f1.zkc").read_bytes() == p1.final_model.to_bytes()
+    final = zk.ModelOpening.from_bytes((d / "f1.zko").read_bytes())
+    assert final.commitment.to_bytes() == p1.final_model.to_bytes() == p2.initial_model.to_bytes()
+    saved = torch.load(d / "f1.pt", weights_only=True)
+    assert all(torch.equal(saved[k], v) for k, v in final.to_torch().state_dict().items())
+    text = out["p1"].stdout
+    assert "3 SGD steps" in text and p1.final_model.digest.hex() in text and "SECRET" in text
+    assert data.digest[:8].hex() in text and model.digest[:8].hex() in text
+
+
+def test_verify_against_published_files(published):
+    d, _ = published
+    result = run("verify", d / "p1.zkp", "--data", d / "data.zkc", "--model", d / "model.zkc")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "valid"
+    assert "checked against published files" in result.output
+    assert "data.zkc" in result.output and "model.zkc" in result.output
+    assert run("verify", d / "p2.zkp", "--data", d / "data.zkc", "--model", d / "f1.zkc").exit_code == 0
+    assert "not checked against" in run("verify", d / "p1.zkp").output
+    one_line_failure(run("verify", d / "p1.zkp", "--data", d / "other.zkc"), 1, "invalid proof", "not the published dataset")
+    one_line_failure(run("verify", d / "p1.zkp", "--model", d / "f1.zkc"), 1, "invalid proof", "initial parameters")
+    one_line_failure(run("verify", d / "p2.zkp", "--model", d / "model.zkc"), 1, "invalid proof")
+    # the secret opening is not what a verifier takes, nor a commitment of the other kind
+    one_line_failure(run("verify", d / "p1.zkp", "--data", d / "data.zko"), 1, "SECRET")
+    one_line_failure(run("verify", d / "p1.zkp", "--data", d / "model.zkc"), 1, "a model commitment")
+    one_line_failure(run("verify", d / "data.zkc"), 1, "a dataset commitment, not a")
+    one_line_failure(run("verify", d / "p1.zkp", "--model", d / "missing.zkc"), 1, "no such file")
+
+
+def test_verify_chain(published):
+    d, _ = published
+    result = run("verify-chain", d / "p1.zkp", d / "p2.zkp", "--data", d / "data.zkc", "--model", d / "model.zkc")
+    assert result.exit_code == 0, result.output
+    p1, p2 = (zk.TrainingProof.from_bytes((d / f).read_bytes()) for f in ("p1.zkp", "p2.zkp"))
+    report = zk.verify_chain([p1, p2])
+    assert report.describe() in result.output and "5 SGD steps" in result.output
+    assert p2.final_model.digest.hex() in result.output
+    # reversed: the second proof does not start from the first one's final model
+    one_line_failure(run("verify-chain", d / "p2.zkp", d / "p1.zkp"), 1, "invalid chain", "proof 2 of 2",
+                     "p1.zkp", "does not start from")
+    # and with the published initial model, the first one does not start from it
+    one_line_failure(run("verify-chain", d / "p2.zkp", d / "p1.zkp", "--model", d / "model.zkc"), 1,
+                     "proof 1 of 2", "p2.zkp")
+    one_line_failure(run("verify-chain", d / "p1.zkp", d / "p2.zkp", "--data", d / "other.zkc"), 1,
+                     "proof 1 of 2", "p1.zkp", "not the published dataset")
+    one_line_failure(run("verify-chain", d / "p1.zkp", d / "model.zkc"), 1, "model.zkc", "a model commitment")
+
+
+def test_inference_from_a_model_opening(published, tmp_path):
+    d, _ = published
+    out = tmp_path / "infer.zkp"
+    result = run("prove", "--inference", "--model", d / "f1.zko", "--data", d / "data.npz", "--batch", 3,
+                 "--quiet", "--out", out)
+    assert result.exit_code == 0, result.output
+    proof = zk.InferenceProof.from_bytes(out.read_bytes())
+    assert proof.model.to_bytes() == (d / "f1.zkc").read_bytes()
+    result = run("verify", out, "--model", d / "f1.zkc")
+    assert result.exit_code == 0 and "the inference is of the published model" in result.output, result.output
+    one_line_failure(run("verify", out, "--model", d / "model.zkc"), 1, "invalid proof", "not the published model")
+    assert_clean_failure(run("verify", out, "--data", d / "data.zkc"), 2, "--data applies to training")
+    # an inference proof is not a link of a chain
+    one_line_failure(run("verify-chain", d / "p1.zkp", out), 1, "inference proof")
+
+
+def test_npz_epochs_and_save_opening(published, tmp_path):
+    d, _ = published
+    result = run("prove", "--model", d / "model.zko", "--data", d / "data.npz", "--batch", 3, "--epochs", 2,
+                 "--lr", 0.05, "--quiet", "--out", tmp_path / "run.zkp", "--save-opening", tmp_path / "f.zko")
+    assert result.exit_code == 0, result.output
+    proof = zk.TrainingProof.from_bytes((tmp_path / "run.zkp").read_bytes())
+    assert proof.statement.batch_indices == (0, 1, 0, 1)  # the .npz path: full batches only
+    opening = zk.ModelOpening.from_bytes((tmp_path / "f.zko").read_bytes())
+    assert opening.commitment.to_bytes() == proof.final_model.to_bytes()
+    result = run("verify", tmp_path / "run.zkp", "--model", d / "model.zkc")
+    assert result.exit_code == 0, result.output
+
+
+def test_inspect_every_file_kind(published, training_file, tmp_path):
+    d, _ = published
+    for name, cls in (("data.zkc", zk.DatasetCommitment), ("model.zkc", zk.ModelCommitment)):
+        result = run("inspect", d / name)
+        assert result.exit_code == 0, result.output
+        assert cls.from_bytes((d / name).read_bytes()).describe() in result.output
+    for name, cls in (("data.zko", zk.DatasetOpening), ("model.zko", zk.ModelOpening)):
+        result = run("inspect", d / name)
+        assert result.exit_code == 0, result.output
+        opening = cls.from_bytes((d / name).read_bytes())
+        assert "SECRET" in result.output and opening.commitment.describe() in result.output
+        # only that: the header, the size, and the public commitment; no values
+        assert len(result.output.splitlines()) == 3 + len(opening.commitment.describe().splitlines())
+    result = run("inspect", d / "p1.zkp")
+    assert result.exit_code == 0
+    assert zk.TrainingProof.from_bytes((d / "p1.zkp").read_bytes()).statement.describe() in result.output
+    proof = zk.prove_einsum("ij,jk->ik", np.arange(6).reshape(2, 3), np.ones((3, 2), dtype=np.int64))
+    (tmp_path / "e.zkp").write_bytes(proof.to_bytes())
+    result = run("inspect", tmp_path / "e.zkp")
+    assert result.exit_code == 0 and "ij,jk->ik" in result.output, result.output
+    result = run("verify", tmp_path / "e.zkp")
+    assert result.exit_code == 0 and result.output.startswith("valid\n"), result.output
+    assert_clean_failure(run("verify", tmp_path / "e.zkp", "--model", d / "model.zkc"), 2, "einsum")
+
+
+def test_corrupted_commitment_files(published, tmp_path):
+    d, _ = published
+    good = (d / "data.zkc").read_bytes()
+    cases = {"truncated.zkc": good[:-5], "header.zkc": good[:9] + b"\xff\xff\xff\xff" + good[13:],
+             "version.zkc": good[:8] + b"\x09" + good[9:], "empty.zkc": b""}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        one_line_failure(run("verify", d / "p1.zkp", "--data", tmp_path / name), 1, "malformed", name)
+        one_line_failure(run("inspect", tmp_path / name), 1, "malformed", name)
+    # a flipped byte in a commitment: malformed, or another (unpublished) dataset
+    flipped = bytearray(good)
+    flipped[-20] ^= 0x01
+    (tmp_path / "flipped.zkc").write_bytes(bytes(flipped))
+    one_line_failure(run("verify", d / "p1.zkp", "--data", tmp_path / "flipped.zkc"), 1)
+    model = (d / "model.zkc").read_bytes()
+    (tmp_path / "model.zkc").write_bytes(model[:-3])
+    one_line_failure(run("verify", d / "p1.zkp", "--model", tmp_path / "model.zkc"), 1, "malformed model commitment")
+    # an opening that parses but no longer opens its commitment: a blind, or a parameter value
+    for position, words in ((-16, ["does not match its published commitment"]), (-40, [])):
+        opening = bytearray((d / "model.zko").read_bytes())
+        opening[position] ^= 0x01
+        (tmp_path / "model.zko").write_bytes(bytes(opening))
+        result = run("prove", "--model", tmp_path / "model.zko", "--data", d / "data.zko", "--lr", 0.05, "--quiet",
+                     "--out", tmp_path / "run.zkp")
+        one_line_failure(result, 1, "cannot prove", *words)
+        assert not (tmp_path / "run.zkp").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["commit-data", "{d}/data.npz", "--out", "{t}/a.zkc"], ["--opening"]),
+    (["commit-data", "{d}/data.npz", "--out", "{t}/a.zkc", "--opening", "{t}/a.zkc"], ["same file"]),
+    (["commit-data", "{d}/data.npz", "--batch", "0", "--out", "{t}/a.zkc", "--opening", "{t}/a.zko"], ["--batch"]),
+    (["commit-data", "{d}/data.npz", "--scale-bits", "99", "--out", "{t}/a.zkc", "--opening", "{t}/a.zko"],
+     ["--scale-bits"]),
+    (["commit-data", "--out", "{t}/a.zkc", "--opening", "{t}/a.zko"], ["DATA"]),
+    (["commit-model", "--arch", "4,2", "--model", "{d}/f1.pt", "--out", "{t}/a.zkc", "--opening", "{t}/a.zko"],
+     ["exactly one of --arch"]),
+    (["commit-model", "--arch", "4,2", "--lr", "0.1", "--param-scale", "30", "--out", "{t}/a.zkc",
+      "--opening", "{t}/a.zko"], ["not both"]),
+    (["commit-model", "--arch", "4,2", "--param-scale", "8", "--out", "{t}/a.zkc", "--opening", "{t}/a.zko"],
+     ["--param-scale"]),
+    (["prove", "--inference", "--model", "{d}/f1.zko", "--save-opening", "{t}/a.zko", "--out", "{t}/a.zkp"],
+     ["--save-opening applies to training"]),
+    (["prove", "--model", "{d}/model.zko", "--data", "{d}/data.zko", "--steps", "2", "--epochs", "1",
+      "--out", "{t}/a.zkp"], ["--steps or --epochs"]),
+    (["prove", "--model", "{d}/model.zko", "--data", "{d}/data.zko", "--batch", "2", "--out", "{t}/a.zkp"],
+     ["--batch applies"]),
+    (["prove", "--model", "{d}/model.zko", "--data", "{d}/data.zko", "--start-batch", "3", "--out", "{t}/a.zkp"],
+     ["--start-batch", "3 batches"]),
+    (["prove", "--arch", "4,2", "--epochs", "2", "--out", "{t}/a.zkp"], ["--epochs and --start-batch"]),
+    (["prove", "--arch", "4,2", "--out", "{t}/a.zkp", "--save-opening", "{t}/a.zkp"], ["same file"]),
+    (["verify-chain"], ["PROOF"]),
+])
+def test_bad_commit_and_prove_arguments(published, tmp_path, args, words):
+    d, _ = published
+    result = run(*[a.format(d=d, t=tmp_path) for a in args])
+    assert_clean_failure(result, 2, *words)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_kind_of_file_for_prove(published, tmp_path):
+    d, _ = published
+    out = tmp_path / "run.zkp"
+    one_line_failure(run("prove", "--model", d / "model.zkc", "--data", d / "data.zko", "--out", out), 1,
+                     "proving needs the secret model opening")
+    one_line_failure(run("prove", "--model", d / "model.zko", "--data", d / "data.zkc", "--out", out), 1,
+                     "proving needs the secret dataset opening")
+    one_line_failure(run("prove", "--model", d / "p1.zkp", "--data", d / "data.zko", "--out", out), 1,
+                     "a training proof, not a model opening")
+    assert_clean_failure(run("prove", "--inference", "--model", d / "model.zko", "--data", d / "data.zko",
+                             "--out", out), 2, "--inference")
+    one_line_failure(run("commit-model", "--model", d / "model.zko", "--out", tmp_path / "a.zkc",
+                         "--opening", tmp_path / "a.zko"), 1, "a model opening, not a torch state_dict")
+    assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
-"""``zkfhe prove``, ``zkfhe verify`` and ``zkfhe inspect``: zkDL proofs from the command line.
+"""``zkfhe commit-data``, ``commit-model``, ``prove``, ``verify``, ``verify-chain`` and ``inspect``:
+zkDL proofs, and the commitments they are checked against, from the command line.
 
     zkfhe prove --arch 784,256,256,10 --batch 64 --steps 2 --lr 0.01 --seed 0 --out run.zkp
     zkfhe prove --model model.pt --data data.npz [--batch 64] [--steps N] --lr 0.01 --out run.zkp
@@ -6,14 +7,36 @@
     zkfhe verify run.zkp          # exit 0 and "valid", or exit 1 and the reason
     zkfhe inspect run.zkp         # statement and proof size breakdown (does not verify)
 
-The model is either ``--arch`` (a seeded random ReLU MLP, with biases if ``--bias``) or
-``--model`` (a torch ``state_dict`` of a ``Sequential`` of ``Linear`` layers, with or without
-bias, and ``ReLU`` between them: keys ``0.weight``, ``0.bias``, ``2.weight``, ...). The data is
-either ``--data`` (an ``.npz`` with arrays ``X`` and ``Y``, cut into consecutive batches of
-``--batch`` rows; ``Y`` is not needed for ``--inference``) or seeded random ``X, Y ~ N(0, 1)``,
-one batch per step. ``--inference``
-proves the model's output on one batch instead of training. The proof file is written to a
-temporary file beside ``--out`` and renamed, so a failed run never leaves a partial file.
+Commit-and-prove: the data owner and the model owner publish commitments first, proofs are then
+checked against them, and proofs chain through the models' commitments:
+
+    zkfhe commit-data data.npz --batch 32 --out data.zkc --opening data.zko [--scale-bits 16]
+    zkfhe commit-model --model model.pt|--arch 784,256,10 [--seed 0 --bias] --out model.zkc \
+        --opening model.zko [--scale-bits 16] [--param-scale BITS | --lr 0.01]
+    zkfhe prove --model model.zko --data data.zko --lr 0.01 [--epochs N | --steps N] [--start-batch I] \
+        --out epoch1.zkp --save-opening final1.zko --save-model-commitment final1.zkc
+    zkfhe prove --model final1.zko --data data.zko --lr 0.01 --out epoch2.zkp --save-opening final2.zko
+    zkfhe prove --inference --model final2.zko --data test.npz --out infer.zkp
+    zkfhe verify epoch1.zkp --data data.zkc --model model.zkc     # --model: the initial model
+    zkfhe verify infer.zkp --model final2.zkc                     # --model: the model inferred with
+    zkfhe verify-chain epoch1.zkp epoch2.zkp --data data.zkc --model model.zkc
+    zkfhe inspect FILE            # any zkfhe file: proof, commitment, or (secret) opening
+
+A commitment (``.zkc``) is public; an opening (``.zko``) is SECRET: the integers and blinds the
+prover needs, never a verifier (``inspect`` shows only that it is secret and its commitment).
+``commit-*`` refuse to overwrite existing files unless ``--force`` (a new commitment has fresh
+blinds, hence another digest). Files are told apart by their magic bytes.
+
+The model is either ``--arch`` (a seeded random ReLU MLP, with biases if ``--bias``),
+``--model`` a model opening, or ``--model`` a torch ``state_dict`` of a ``Sequential`` of
+``Linear`` layers, with or without bias, and ``ReLU`` between them: keys ``0.weight``,
+``0.bias``, ``2.weight``, .... The data is either ``--data`` a dataset opening (its batches as
+committed; the last may be smaller), ``--data`` an ``.npz`` with arrays ``X`` and ``Y`` (cut into
+consecutive full batches of ``--batch`` rows; ``Y`` is not needed for ``--inference``), or
+seeded random ``X, Y ~ N(0, 1)``, one batch per step. ``--inference`` proves the model's output
+on one batch instead of training. Every output file is written to a temporary file beside it and
+renamed (all of a command's outputs together), so a failed run never leaves a partial file.
+Exit codes: 0 done or valid, 1 invalid or malformed input, 2 usage errors.
 """
 from __future__ import annotations
 
