@@ -631,6 +631,9 @@ def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int],
     architecture = model.to_torch()
     graphs = {n: circuits.trace_training(architecture, n, lr, scale_bits=dc.scale_bits, param_scale=mc.param_scale)
               for n in sorted(set(rows))}
+    # the openings first: a corrupted opening file is named before any work
+    reused = {k: pair for (k, _), pair in zip(_model_keys(circuit, 0), model.openings(key))}
+    opened = {i: data.batch(i, key) for i in sorted(set(indices))}
     state = model.integers()
     values = {k: state[name] for k, name in _model_keys(circuit, 0)}
     for t, i in enumerate(indices):
@@ -643,8 +646,6 @@ def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int],
         state = {n: np.asarray(vals[f"{n}.next"]).astype(np.int64) for n in state}
         if progress:
             progress("witness", t + 1, len(indices))
-    reused = {k: pair for (k, _), pair in zip(_model_keys(circuit, 0), model.openings(key))}
-    opened = {i: data.batch(i, key) for i in sorted(set(indices))}
     for t, i in enumerate(indices):
         reused[("X", t, 1, -1)], reused[("Y", t, circuit.layers, -1)] = opened[i]
     return _Run(_with_ranges(circuit, values), values, state, reused)
@@ -831,13 +832,13 @@ def _inference_run(model, X, scale_bits, key):
     committed.check_encoding(x, xq, scale_bits, "X")
     circuit = Circuit(mc.widths, x.shape[0], 1, scale_bits, training=False,
                       biases=mc.biases if any(mc.biases) else (), param_scale=mc.param_scale)
+    reused = {k: pair for (k, _), pair in zip(_model_keys(circuit, 0), opening.openings(key))}
     graph = circuits.trace(opening.to_torch(), x, scale_bits, mc.param_scale)
     state = opening.integers()
     inputs = {"x": xq, **state}
     vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
     values = {k: state[name] for k, name in _model_keys(circuit, 0)}
     _witness_step(circuit, graph, vals, 0, values)
-    reused = {k: pair for (k, _), pair in zip(_model_keys(circuit, 0), opening.openings(key))}
     return _with_ranges(circuit, values), values, reused
 
 
