@@ -151,6 +151,26 @@ def read_file(data, magic: bytes, version: int, what: str) -> Reader:
     return r
 
 
+class PublishedFile:
+    """``from_bytes`` of a published file kind: ``MAGIC || VERSION || body``, the body read by the
+    class's ``_read_body(reader)``; malformed input raises :class:`zk.ProofFormatError` only."""
+
+    MAGIC: bytes
+    VERSION: int
+    WHAT: str
+
+    @classmethod
+    def from_bytes(cls, data):
+        return parsed(cls._parse_file, data, cls.WHAT)
+
+    @classmethod
+    def _parse_file(cls, data):
+        r = read_file(data, cls.MAGIC, cls.VERSION, cls.WHAT)
+        out = cls._read_body(r)
+        r.end()
+        return out
+
+
 def parsed(parse, data, what: str):
     """``parse(data)`` with every malformed-input error as ProofFormatError."""
     try:

@@ -36,8 +36,10 @@ MAX_BATCHES, MAX_BATCH, MAX_FEATURES = 1 << 20, 1 << 16, 1 << 16
 
 
 @dataclass(frozen=True)
-class DatasetCommitment:
+class DatasetCommitment(committed.PublishedFile):
     """Public: per batch, the number of real rows and the commitments to its ``X`` and ``Y``."""
+
+    MAGIC, VERSION, WHAT = MAGIC, VERSION, "dataset commitment"
 
     batch_size: int
     scale_bits: int
@@ -71,18 +73,6 @@ class DatasetCommitment:
         return committed.digest(self.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data) -> "DatasetCommitment":
-        """Parse and validate; malformed input raises :class:`zk.ProofFormatError` only."""
-        return committed.parsed(cls._parse, data, "dataset commitment")
-
-    @classmethod
-    def _parse(cls, data) -> "DatasetCommitment":
-        r = committed.read_file(data, MAGIC, VERSION, "dataset commitment")
-        out = cls._read_body(r)
-        r.end()
-        return out
-
-    @classmethod
     def _read_body(cls, r) -> "DatasetCommitment":
         batch, features, outputs, scale, n = struct.unpack("<IIIBI", r.take(17))
         if not (1 <= batch <= MAX_BATCH and 1 <= features <= MAX_FEATURES and 1 <= outputs <= MAX_FEATURES
@@ -110,9 +100,11 @@ class DatasetCommitment:
 
 
 @dataclass(frozen=True, repr=False)
-class DatasetOpening:
+class DatasetOpening(committed.PublishedFile):
     """Secret: the published commitment, and per batch the integers of ``X``, ``Y`` (at the
     commitment's scale, unpadded) and their row blinds."""
+
+    MAGIC, VERSION, WHAT = OPENING_MAGIC, VERSION, "dataset opening"
 
     commitment: DatasetCommitment
     x: tuple[np.ndarray, ...]
@@ -141,13 +133,7 @@ class DatasetOpening:
         return OPENING_MAGIC + bytes([VERSION]) + section(self.commitment.to_bytes()) + body
 
     @classmethod
-    def from_bytes(cls, data) -> "DatasetOpening":
-        """Parse and validate (the integers against the commitment: :meth:`batch` recomputes)."""
-        return committed.parsed(cls._parse, data, "dataset opening")
-
-    @classmethod
-    def _parse(cls, data) -> "DatasetOpening":
-        r = committed.read_file(data, OPENING_MAGIC, VERSION, "dataset opening")
+    def _read_body(cls, r) -> "DatasetOpening":
         c = DatasetCommitment.from_bytes(r.section())
         x_rows = 1 << (committed.layout(c.x_shape)[0] - committed.layout(c.x_shape)[1])
         y_rows = 1 << (committed.layout(c.y_shape)[0] - committed.layout(c.y_shape)[1])
@@ -156,7 +142,6 @@ class DatasetOpening:
             x, bx = committed.read_tensor(r, (n, c.features), x_rows, f"dataset opening, batch {i} (X)")
             y, by = committed.read_tensor(r, (n, c.outputs), y_rows, f"dataset opening, batch {i} (Y)")
             xs.append(x), ys.append(y), xb.append(bx), yb.append(by)
-        r.end()
         return cls(c, tuple(xs), tuple(ys), tuple(xb), tuple(yb))
 
 

@@ -33,8 +33,10 @@ MAX_LAYERS, MAX_WIDTH = 64, 1 << 16
 
 
 @dataclass(frozen=True)
-class ModelCommitment:
+class ModelCommitment(committed.PublishedFile):
     """Public: architecture, scales and the commitments to every weight and bias."""
+
+    MAGIC, VERSION, WHAT = MAGIC, VERSION, "model commitment"
 
     widths: tuple[int, ...]
     biases: tuple[bool, ...]  # per Linear layer
@@ -71,18 +73,6 @@ class ModelCommitment:
         return committed.digest(self.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data) -> "ModelCommitment":
-        """Parse and validate; malformed input raises :class:`zk.ProofFormatError` only."""
-        return committed.parsed(cls._parse, data, "model commitment")
-
-    @classmethod
-    def _parse(cls, data) -> "ModelCommitment":
-        r = committed.read_file(data, MAGIC, VERSION, "model commitment")
-        out = cls._read_body(r)
-        r.end()
-        return out
-
-    @classmethod
     def _read_body(cls, r) -> "ModelCommitment":
         n = r.unpack("<B")
         if not 2 <= n <= MAX_LAYERS + 1:
@@ -111,9 +101,11 @@ class ModelCommitment:
 
 
 @dataclass(frozen=True, repr=False)
-class ModelOpening:
+class ModelOpening(committed.PublishedFile):
     """Secret: the commitment, the integer parameters (at ``2^param_scale``, state_dict order of
     :meth:`ModelCommitment.parameter_shapes`) and their row blinds."""
+
+    MAGIC, VERSION, WHAT = OPENING_MAGIC, VERSION, "model opening"
 
     commitment: ModelCommitment
     values: tuple[np.ndarray, ...]
@@ -155,19 +147,13 @@ class ModelOpening:
         return OPENING_MAGIC + bytes([VERSION]) + section(self.commitment.to_bytes()) + body
 
     @classmethod
-    def from_bytes(cls, data) -> "ModelOpening":
-        return committed.parsed(cls._parse, data, "model opening")
-
-    @classmethod
-    def _parse(cls, data) -> "ModelOpening":
-        r = committed.read_file(data, OPENING_MAGIC, VERSION, "model opening")
+    def _read_body(cls, r) -> "ModelOpening":
         c = ModelCommitment.from_bytes(r.section())
         values, blinds = [], []
         for name, shape, padded in c.parameter_shapes():
             m, cols = committed.layout(padded)
             v, b = committed.read_tensor(r, shape, 1 << (m - cols), f"model opening, {name}")
             values.append(v), blinds.append(b)
-        r.end()
         return cls(c, tuple(values), tuple(blinds))
 
 
