@@ -374,8 +374,14 @@ def _commit_out(f):
     return f
 
 
-def _echo_commit(kind: str, out: str, opening_out: str, commitment, summary: str) -> None:
-    click.echo(f"wrote {out}: the {kind} commitment (public), {summary}")
+def _publish(kind: str, paths, names, commitment, opening, quiet: bool, summary) -> None:
+    """Write a commitment and its opening together (``paths``: where, ``names``: as given), then
+    say what was written unless ``quiet``; ``summary()`` describes the commitment."""
+    (out_path, opening_path), (out, opening_out) = paths, names
+    _write_all([(out_path, _bytes_writer(commitment.to_bytes())), (opening_path, _bytes_writer(opening.to_bytes()))])
+    if quiet:
+        return
+    click.echo(f"wrote {out}: the {kind} commitment (public), {summary()}")
     click.echo(f"digest {commitment.digest.hex()}")
     click.echo(f"wrote {opening_out}: the {kind} opening, SECRET: the prover needs it, a verifier never "
                "does; do not publish it")
@@ -419,11 +425,9 @@ def commit_data_cmd(data_file, batch, scale_bits, out, opening_out, force, quiet
     finally:
         if progress is not None:
             progress.close()
-    _write_all([(out_path, _bytes_writer(commitment.to_bytes())), (opening_path, _bytes_writer(opening.to_bytes()))])
-    if not quiet:
-        last = f", the last one {commitment.rows[-1]} rows" if commitment.rows[-1] != batch else ""
-        _echo_commit("dataset", out, opening_out, commitment,
-                     f"{commitment.batches} batch{'es' if commitment.batches > 1 else ''} of {batch} rows{last}, "
+    last = f", the last one {commitment.rows[-1]} rows" if commitment.rows[-1] != batch else ""
+    _publish("dataset", (out_path, opening_path), (out, opening_out), commitment, opening, quiet,
+             lambda: f"{commitment.batches} batch{'es' if commitment.batches > 1 else ''} of {batch} rows{last}, "
                      f"X {commitment.features} and Y {commitment.outputs} columns, scale 2^{scale_bits}")
 
 
@@ -476,10 +480,8 @@ def commit_model_cmd(arch, model_path, seed, bias, scale_bits, param_scale, lr, 
         commitment, opening = zk.commit_model(model, scale_bits, param_scale, lr)
     except ValueError as exc:
         raise click.ClickException(f"cannot commit: {exc}") from None
-    _write_all([(out_path, _bytes_writer(commitment.to_bytes())), (opening_path, _bytes_writer(opening.to_bytes()))])
-    if not quiet:
-        _echo_commit("model", out, opening_out, commitment,
-                     f"MLP {'-'.join(map(str, commitment.widths))}, activations 2^{commitment.scale_bits}, "
+    _publish("model", (out_path, opening_path), (out, opening_out), commitment, opening, quiet,
+             lambda: f"MLP {'-'.join(map(str, commitment.widths))}, activations 2^{commitment.scale_bits}, "
                      f"parameters 2^{commitment.param_scale}")
 
 
