@@ -485,26 +485,45 @@ class DeferredChecks:
     def add(self, what: str, points: list, scalars: np.ndarray) -> None:
         self._checks.append((what, points, scalars))
 
+    def __len__(self) -> int:
+        return len(self._checks)
+
+    def scoped(self, prefix: str) -> "_ScopedChecks":
+        """A view whose equations join these ones, their failure messages prefixed with ``prefix``
+        (e.g. ``"proof 3 of 8: "`` when one batch checks several proofs)."""
+        return _ScopedChecks(self, prefix)
+
     def run(self) -> None:
-        if not self._checks:
+        """Check every equation added so far (VerificationError naming a failing one), then forget them."""
+        checks, self._checks = self._checks, []
+        if not checks:
             return
-        weights = field.random(len(self._checks))
+        weights = field.random(len(checks))
         # a point object that recurs (the key's generators, U, H in every opening) is one MSM term
         slot: dict[int, int] = {}
         points, index = [], []
-        for _, pts, _ in self._checks:
+        for _, pts, _ in checks:
             for p in pts:
                 k = slot.setdefault(id(p), len(points))
                 if k == len(points):
                     points.append(p)
                 index.append(k)
-        scalars = np.concatenate([field.mul(w, sc) for w, (_, _, sc) in zip(weights, self._checks)])
+        scalars = np.concatenate([field.mul(w, sc) for w, (_, _, sc) in zip(weights, checks)])
         if group.msm(points, field.scatter_add(index, scalars, len(points))) == group.identity():
             return
-        for what, pts, sc in self._checks:
+        for what, pts, sc in checks:
             if group.msm(pts, sc) != group.identity():
                 raise VerificationError(what)
         raise VerificationError("batched verification equations do not hold")
+
+
+@dataclass(frozen=True)
+class _ScopedChecks:
+    parent: DeferredChecks
+    prefix: str
+
+    def add(self, what: str, points: list, scalars: np.ndarray) -> None:
+        self.parent.add(self.prefix + what, points, scalars)
 
 
 def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcript: Transcript,

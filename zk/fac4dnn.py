@@ -576,12 +576,14 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
 
 
 def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Transcript,
-           key: commit.CommitKey) -> None:
+           key: commit.CommitKey, checks: commit.DeferredChecks | None = None) -> None:
     """Check an :class:`AggregatedProof` against ``commitments`` ``{key: Commitment}``. The
-    openings' multi-scalar equations are batch-verified at the end."""
+    openings' multi-scalar equations are batch-verified at the end, or added to ``checks``
+    (batched with other proofs' by the caller, :func:`zk.verify_chain`)."""
     proof.check_shape(circuit)
     commitments = {**commitments, **{k: c for k, (c, _) in public_tensors(circuit, key).items()}}
-    checks = commit.DeferredChecks()
+    own = checks is None
+    checks = commit.DeferredChecks() if own else checks
 
     def stacked(keys) -> Stack:
         return stack([commitments[k] for k in keys])
@@ -620,7 +622,8 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
         s = stacked(keys)
         bits.verify_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars), rel, t, key,
                                checks)
-    checks.run()
+    if own:
+        checks.run()
 
 
 def _point(t: Transcript, label: str, n: int) -> np.ndarray:

@@ -106,6 +106,17 @@ def _map(fn, items) -> list:
     return list(_POOL.map(fn, items))
 
 
+def set_threads(n: int) -> None:
+    """Run large MSMs on ``n`` threads from now on (default: one per core this process may use);
+    a worker process that shares the machine with others takes its share."""
+    global _THREADS, _POOL
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    if _POOL is not None:
+        _POOL.shutdown(wait=True)
+    _THREADS, _POOL = n, None
+
+
 def _multiexp(job) -> G1Point:
     return G1Point.multiexp_unchecked(*job)
 

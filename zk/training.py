@@ -615,37 +615,62 @@ def _model_opening(model, scale_bits: int, param_scale: int, key) -> ModelOpenin
     return _model.commit_model(model, scale_bits, param_scale, key=key)[1]
 
 
-def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
-                  key: commit.CommitKey, progress=None, refuse_underflow: bool = True) -> _Run:
-    """Run the SGD steps on ``data``'s batches ``indices`` in exact fixed point from ``model``
-    (refusing updates that round away unless ``refuse_underflow`` is false)."""
+def _model_openings(circuit: Circuit, step: int, opening: ModelOpening, key: commit.CommitKey) -> dict:
+    """``{statement key: (Commitment, Opening)}`` of ``opening``'s parameters as the model after
+    ``step`` steps (checked against its published commitment)."""
+    return {k: pair for (k, _), pair in zip(_model_keys(circuit, step), opening.openings(key))}
+
+
+class _FixedStep(NamedTuple):
+    t: int  # the step's position in the run
+    graph: object  # circuits.Graph of the step (its batch's row count)
+    values: dict  # every tensor of the step's fixed-point run
+    state: dict  # the parameters after the step, by standard name
+
+
+def _fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
+                 refuse_underflow: bool = True, first_step: int = 0):
+    """Run SGD on ``data``'s batches ``indices`` in exact fixed point from ``model``, one
+    :class:`_FixedStep` at a time (only the current step is held), refusing updates that round
+    away unless ``refuse_underflow`` is false; ``first_step`` numbers the steps in messages."""
     mc, dc = model.commitment, data.commitment
     if (mc.widths[0], mc.widths[-1]) != (dc.features, dc.outputs):
         raise ValueError(f"the model maps {mc.widths[0]} features to {mc.widths[-1]} outputs, the dataset has "
                          f"X with {dc.features} and Y with {dc.outputs} columns")
     _check_limits(mc.widths, dc.batch_size)
+    architecture = model.to_torch()
+    graphs = {n: circuits.trace_training(architecture, n, lr, scale_bits=dc.scale_bits, param_scale=mc.param_scale)
+              for n in sorted({dc.rows[i] for i in indices})}
+    state = model.integers()
+    for t, i in enumerate(indices):
+        graph = graphs[dc.rows[i]]
+        inputs = {"x": data.x[i], "y": data.y[i], **state}
+        vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
+        if refuse_underflow:
+            _check_updates(graph, vals, first_step + t)
+        state = {n: np.asarray(vals[f"{n}.next"]).astype(np.int64) for n in state}
+        yield _FixedStep(t, graph, vals, state)
+
+
+def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
+                  key: commit.CommitKey, progress=None, refuse_underflow: bool = True, first_step: int = 0) -> _Run:
+    """The witness of the SGD steps on ``data``'s batches ``indices`` from ``model`` (as
+    :func:`_fixed_steps`)."""
+    mc, dc = model.commitment, data.commitment
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)
     circuit = Circuit(mc.widths, dc.batch_size, len(indices), dc.scale_bits, lr_q, lr_bits, True,
                       mc.biases if any(mc.biases) else (), param_scale=mc.param_scale, rows=rows)
-    architecture = model.to_torch()
-    graphs = {n: circuits.trace_training(architecture, n, lr, scale_bits=dc.scale_bits, param_scale=mc.param_scale)
-              for n in sorted(set(rows))}
     # the openings first: a corrupted opening file is named before any work
-    reused = {k: pair for (k, _), pair in zip(_model_keys(circuit, 0), model.openings(key))}
+    reused = _model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
     state = model.integers()
     values = {k: state[name] for k, name in _model_keys(circuit, 0)}
-    for t, i in enumerate(indices):
-        graph = graphs[rows[t]]
-        inputs = {"x": data.x[i], "y": data.y[i], **state}
-        vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
-        if refuse_underflow:
-            _check_updates(graph, vals, t)
-        _witness_step(circuit, graph, vals, t, values)
-        state = {n: np.asarray(vals[f"{n}.next"]).astype(np.int64) for n in state}
+    for step in _fixed_steps(model, data, indices, lr, refuse_underflow, first_step):
+        _witness_step(circuit, step.graph, step.values, step.t, values)
+        state = step.state
         if progress:
-            progress("witness", t + 1, len(indices))
+            progress("witness", step.t + 1, len(indices))
     for t, i in enumerate(indices):
         reused[("X", t, 1, -1)], reused[("Y", t, circuit.layers, -1)] = opened[i]
     return _Run(_with_ranges(circuit, values), values, state, reused)
@@ -676,16 +701,19 @@ def _data_opening(data, scale_bits: int, epochs: int | None, key, progress) -> D
     return _dataset.from_batches(batches, scale_bits, key, progress)[1]
 
 
-def _schedule(batches: int, steps: int | None, epochs: int | None, start_batch: int, read_epochs: bool) -> list[int]:
-    """The batch index of every step: ``start_batch``, the next, ... cycling through the dataset."""
+def _schedule(batches: int, steps: int | None, epochs: int | None, start_batch: int, read_epochs: bool,
+              limit: int = MAX_STEPS) -> list[int]:
+    """The batch index of every step: ``start_batch``, the next, ... cycling through the dataset
+    (at most ``limit`` steps: one proof's, or a run's of :func:`zk.prove_run`)."""
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if steps is None:
         steps = batches * (1 if epochs is None or read_epochs else epochs)
-    if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must be an integer in [1, {MAX_STEPS}], got {steps!r}")
+    if not isinstance(steps, int) or not 1 <= steps <= limit:
+        hint = "; prove longer runs in segments (zk.prove_run)" if limit == MAX_STEPS else ""
+        raise ValueError(f"steps must be an integer in [1, {limit}], got {steps!r}{hint}")
     if not isinstance(start_batch, int) or not 0 <= start_batch < batches:
         raise ValueError(f"start_batch must be in [0, {batches}), got {start_batch!r}")
     return [(start_batch + t) % batches for t in range(steps)]
@@ -832,7 +860,7 @@ def _inference_run(model, X, scale_bits, key):
     committed.check_encoding(x, xq, scale_bits, "X")
     circuit = Circuit(mc.widths, x.shape[0], 1, scale_bits, training=False,
                       biases=mc.biases if any(mc.biases) else (), param_scale=mc.param_scale)
-    reused = {k: pair for (k, _), pair in zip(_model_keys(circuit, 0), opening.openings(key))}
+    reused = _model_openings(circuit, 0, opening, key)
     graph = circuits.trace(opening.to_torch(), x, scale_bits, mc.param_scale)
     state = opening.integers()
     inputs = {"x": xq, **state}
@@ -855,9 +883,9 @@ def prove_inference(model, X, scale_bits: int | None = None, progress=None,
         return _prove_witness(circuit, values, 0.0, key, progress, reused)[0]
 
 
-def _verify(proof, cls, key, published=None) -> bool:
+def _verify(proof, cls, key, published=None, checks: commit.DeferredChecks | None = None) -> bool:
     """Type checks, then ``published()`` (the checks against published files, cheap and the most
-    specific), then the proof itself."""
+    specific), then the proof itself (its multi-scalar equations added to ``checks`` when given)."""
     if not isinstance(proof, cls) or (cls is TrainingProof and isinstance(proof, InferenceProof)):
         raise VerificationError(f"expected a {cls.__name__}, got {type(proof).__name__}")
     statement = proof.statement
@@ -869,10 +897,10 @@ def _verify(proof, cls, key, published=None) -> bool:
     with malformed_as_verification_error(cls.__name__):
         if published is not None:
             published(statement)
-        return _check(proof, key)
+        return _check(proof, key, checks)
 
 
-def _check(proof, key) -> bool:
+def _check(proof, key, checks=None) -> bool:
     try:
         circuit = proof.statement.validated_circuit()
     except StatementError as exc:
@@ -887,7 +915,7 @@ def _check(proof, key) -> bool:
                 (commitments[k].num_vars, commitments[k].col_vars) != _layout(shape):
             raise VerificationError(f"commitment {k} does not have the layout of shape {shape}")
     t = _transcript(proof.statement, proof.commitments)
-    fac4dnn.verify(circuit, commitments, proof.aggregated, t, key)
+    fac4dnn.verify(circuit, commitments, proof.aggregated, t, key, checks)
     return True
 
 
@@ -896,12 +924,17 @@ def verify_training(proof: TrainingProof, key: commit.CommitKey = commit.DEFAULT
     """Verify a training proof: True, or VerificationError naming the failing check. With
     ``dataset`` (a published :class:`zk.DatasetCommitment`), every step must have used one of its
     batches as committed; with ``initial_model``, training must start from that model."""
+    return _verify_training(proof, key, dataset, initial_model)
+
+
+def _verify_training(proof, key, dataset=None, initial_model=None, checks=None) -> bool:
+    """:func:`verify_training`, its multi-scalar equations added to ``checks`` when given."""
     def published(statement):
         if dataset is not None:
             _dataset.check_statement(statement, dataset)
         if initial_model is not None:
             _model.check_statement(statement.initial_model.commitments, statement, initial_model, "initial")
-    return _verify(proof, TrainingProof, key, published)
+    return _verify(proof, TrainingProof, key, published, checks)
 
 
 def verify_inference(proof: InferenceProof, key: commit.CommitKey = commit.DEFAULT_KEY, *,
