@@ -5,7 +5,8 @@ Modules, one concept each: ``field`` (Fr vectors), ``group`` (G1, MSM), ``transc
 committed sumcheck), ``commit`` (Hyrax/Pedersen), ``sigma`` (product and zero proofs),
 ``einsum`` (einsum relation proofs), ``padding`` (zero padding), ``magnitudes`` (the integer
 bounds that make every equation hold over the integers), ``dataset`` and ``model`` (published
-commitments), ``chain`` (proofs linked through model commitments).
+commitments), ``chain`` (proofs linked through model commitments), ``segments`` and ``executors`` (long
+runs proved as chained segments, in-process, in local processes or on Ray).
 """
 from .errors import ProofFormatError, StatementError, VerificationError, ZKError
 from .einsum import EinsumProof, prove_einsum, verify_einsum
@@ -14,9 +15,10 @@ from .model import ModelCommitment, ModelOpening, commit_model
 from .training import (InferenceProof, TrainingProof, TrainingResult, TrainingStatement, inference_witness,
                        prove_inference, prove_training, training_witness, verify_inference,
                        verify_training)
-from .chain import ChainReport, verify_chain
+from .chain import Chain, ChainReport, verify_chain
+from .segments import RunResult, prove_run
 
-__all__ = ["ChainReport", "DatasetCommitment", "DatasetOpening", "ModelCommitment", "ModelOpening",
+__all__ = ["Chain", "ChainReport", "RunResult", "prove_run", "DatasetCommitment", "DatasetOpening", "ModelCommitment", "ModelOpening",
            "TrainingResult", "commit_dataset", "commit_model", "verify_chain", "EinsumProof", "InferenceProof", "ProofFormatError", "StatementError", "TrainingProof",
            "TrainingStatement", "VerificationError", "ZKError", "inference_witness", "prove_einsum",
            "prove_inference", "prove_training", "training_witness", "verify_einsum",

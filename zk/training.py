@@ -615,7 +615,7 @@ def _model_opening(model, scale_bits: int, param_scale: int, key) -> ModelOpenin
     return _model.commit_model(model, scale_bits, param_scale, key=key)[1]
 
 
-def _model_openings(circuit: Circuit, step: int, opening: ModelOpening, key: commit.CommitKey) -> dict:
+def model_openings(circuit: Circuit, step: int, opening: ModelOpening, key: commit.CommitKey) -> dict:
     """``{statement key: (Commitment, Opening)}`` of ``opening``'s parameters as the model after
     ``step`` steps (checked against its published commitment)."""
     return {k: pair for (k, _), pair in zip(_model_keys(circuit, step), opening.openings(key))}
@@ -628,7 +628,7 @@ class _FixedStep(NamedTuple):
     state: dict  # the parameters after the step, by standard name
 
 
-def _fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
+def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
                  refuse_underflow: bool = True, first_step: int = 0):
     """Run SGD on ``data``'s batches ``indices`` in exact fixed point from ``model``, one
     :class:`_FixedStep` at a time (only the current step is held), refusing updates that round
@@ -652,7 +652,7 @@ def _fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], 
         yield _FixedStep(t, graph, vals, state)
 
 
-def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
+def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
                   key: commit.CommitKey, progress=None, refuse_underflow: bool = True, first_step: int = 0) -> _Run:
     """The witness of the SGD steps on ``data``'s batches ``indices`` from ``model`` (as
     :func:`_fixed_steps`)."""
@@ -662,11 +662,11 @@ def _training_run(model: ModelOpening, data: DatasetOpening, indices: list[int],
     circuit = Circuit(mc.widths, dc.batch_size, len(indices), dc.scale_bits, lr_q, lr_bits, True,
                       mc.biases if any(mc.biases) else (), param_scale=mc.param_scale, rows=rows)
     # the openings first: a corrupted opening file is named before any work
-    reused = _model_openings(circuit, 0, model, key)
+    reused = model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
     state = model.integers()
     values = {k: state[name] for k, name in _model_keys(circuit, 0)}
-    for step in _fixed_steps(model, data, indices, lr, refuse_underflow, first_step):
+    for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step):
         _witness_step(circuit, step.graph, step.values, step.t, values)
         state = step.state
         if progress:
@@ -730,8 +730,10 @@ def training_witness(model, data, lr: float, steps: int | None = None, scale_bit
     return run.circuit, run.values, run.final
 
 
-def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
-                      refuse_underflow=True):
+def prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
+                limit: int = MAX_STEPS) -> tuple[ModelOpening, DatasetOpening, list[int]]:
+    """The model and dataset openings (committed now if given as torch module and batches) and
+    the batch index of every step, from :func:`prove_training`'s arguments."""
     if scale_bits is None:
         scale_bits = data.commitment.scale_bits if isinstance(data, DatasetOpening) else \
             model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
@@ -739,8 +741,15 @@ def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, para
     opening = _model_opening(model, scale_bits, circuits.param_scale_for(lr, scale_bits) if param_scale is None
                              else param_scale, key)
     dataset = _data_opening(data, scale_bits, epochs, key, progress)
-    indices = _schedule(dataset.commitment.batches, steps, epochs, start_batch, read_epochs)
-    return _training_run(opening, dataset, indices, lr, key, progress, refuse_underflow), dataset, indices
+    indices = _schedule(dataset.commitment.batches, steps, epochs, start_batch, read_epochs, limit)
+    return opening, dataset, indices
+
+
+def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
+                      refuse_underflow=True):
+    opening, dataset, indices = prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
+                                            start_batch, key)
+    return training_run(opening, dataset, indices, lr, key, progress, refuse_underflow), dataset, indices
 
 
 class TrainingResult(NamedTuple):
@@ -762,10 +771,10 @@ def prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitK
     a statement whose equations could wrap modulo ``r`` is refused (:class:`zk.StatementError`)."""
     circuit.check_sound()
     with _device.using(device):
-        return _prove_witness(circuit, values, lr, key, progress)[0]
+        return commit_and_prove(circuit, values, lr, key, progress)[0]
 
 
-def _prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey, progress, reused=None,
+def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey, progress, reused=None,
                    dataset: bytes = committed.NO_DIGEST, batch_indices=None):
     """``(proof, statement tensors {key: (Commitment, Opening)})``; ``reused``: published
     statement tensors, used as they are."""
@@ -821,22 +830,27 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
                                               param_scale, start_batch, key)
     run.circuit.check_sound()
     with _device.using(dev):
-        proof, stmt_com = _prove_witness(run.circuit, run.values, float(lr), key, progress, run.reused,
+        proof, stmt_com = commit_and_prove(run.circuit, run.values, float(lr), key, progress, run.reused,
                                          dataset.commitment.digest, indices)
     c = run.circuit
     final = {name: stmt_com[k] for k, name in _model_keys(c, c.steps)}
     opening = _model.from_integers(c.widths, c.biases or (False,) * c.layers, c.scale_bits, c.param_scale,
                                    run.final, key, final)
+    return TrainingResult(proof, trained_model(model, opening), opening)
+
+
+def trained_model(model, opening: ModelOpening):
+    """The torch model holding ``opening``'s parameters: a copy of ``model`` when it is a torch
+    module (its own parameter names and dtypes), else :meth:`ModelOpening.to_torch`."""
     if isinstance(model, ModelOpening):
-        trained = opening.to_torch()
-    else:
-        trained = copy.deepcopy(model)
-        names = mlp_layout(model)[2]
-        state = trained.state_dict()
-        for standard, v in opening.to_torch().state_dict().items():
-            state[names[standard]] = v.to(state[names[standard]].dtype)
-        trained.load_state_dict(state)
-    return TrainingResult(proof, trained, opening)
+        return opening.to_torch()
+    trained = copy.deepcopy(model)
+    names = mlp_layout(model)[2]
+    state = trained.state_dict()
+    for standard, v in opening.to_torch().state_dict().items():
+        state[names[standard]] = v.to(state[names[standard]].dtype)
+    trained.load_state_dict(state)
+    return trained
 
 
 def inference_witness(model, X, scale_bits: int | None = None, key: commit.CommitKey = commit.DEFAULT_KEY):
@@ -860,7 +874,7 @@ def _inference_run(model, X, scale_bits, key):
     committed.check_encoding(x, xq, scale_bits, "X")
     circuit = Circuit(mc.widths, x.shape[0], 1, scale_bits, training=False,
                       biases=mc.biases if any(mc.biases) else (), param_scale=mc.param_scale)
-    reused = _model_openings(circuit, 0, opening, key)
+    reused = model_openings(circuit, 0, opening, key)
     graph = circuits.trace(opening.to_torch(), x, scale_bits, mc.param_scale)
     state = opening.integers()
     inputs = {"x": xq, **state}
@@ -880,7 +894,7 @@ def prove_inference(model, X, scale_bits: int | None = None, progress=None,
     circuit, values, reused = _inference_run(model, X, scale_bits, key)
     circuit.check_sound()
     with _device.using(dev):
-        return _prove_witness(circuit, values, 0.0, key, progress, reused)[0]
+        return commit_and_prove(circuit, values, 0.0, key, progress, reused)[0]
 
 
 def _verify(proof, cls, key, published=None, checks: commit.DeferredChecks | None = None) -> bool:

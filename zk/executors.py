@@ -1,0 +1,228 @@
+"""Where the segments of a run are proved (:func:`zk.prove_run`): in this process, in local
+processes, or as Ray tasks.
+
+An :class:`Executor` takes the run's :class:`zk.segments.SegmentJob` and an iterator of
+:class:`zk.segments.SegmentTask` and yields a :class:`zk.segments.SegmentResult` per task as
+it completes, in any order. It pulls tasks lazily, at most ``workers + 1`` in flight, so the
+driver holds few boundary models at once. A worker that dies (killed, out of memory) is
+replaced and its segment retried, up to ``retries`` more times; an error the proof itself
+raises (an underflow, an unusable device) is not retried: it is raised, naming the segment.
+"""
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import replace
+
+from .segments import SegmentJob, SegmentResult, SegmentTask, prove_segment
+
+__all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "RayExecutor", "executor_for", "EXECUTORS"]
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _named(exc: BaseException, task: SegmentTask) -> BaseException:
+    """``exc`` with the segment in its message (same class where it takes one message)."""
+    message = f"segment {task.index + 1} (steps {task.first_step + 1}-{task.first_step + len(task.batches)}): {exc}"
+    try:
+        return type(exc)(message)
+    except Exception:  # noqa: BLE001 - a class with another constructor
+        return RuntimeError(message)
+
+
+class Executor(ABC):
+    """Proves segments; ``workers`` run side by side, each on its share of the cores."""
+
+    name: str
+
+    def __init__(self, workers: int | None = None, retries: int = 2) -> None:
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a non-negative integer, got {retries!r}")
+        self.workers = workers or _cores()
+        self.retries = retries
+
+    def threads_per_worker(self) -> int | None:
+        """MSM threads of each worker (``None``: all the cores it sees)."""
+        return max(1, _cores() // self.workers)
+
+    @abstractmethod
+    def run(self, job: SegmentJob, tasks):
+        """Yield a :class:`SegmentResult` per task of the iterator ``tasks``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(workers={self.workers}, retries={self.retries})"
+
+
+class InlineExecutor(Executor):
+    """One segment at a time in this process (the default: no extra processes, one witness in memory)."""
+
+    name = "inline"
+
+    def __init__(self, workers: int | None = None, retries: int = 2) -> None:
+        if workers not in (None, 1):
+            raise ValueError("the inline executor runs one worker (this process); use executor='process' or 'ray'")
+        super().__init__(1, retries)
+
+    def threads_per_worker(self) -> int | None:
+        return None
+
+    def run(self, job: SegmentJob, tasks):
+        for task in tasks:
+            try:
+                yield prove_segment(job, task)
+            except Exception as exc:  # noqa: BLE001 - named and raised
+                raise _named(exc, task) from None
+
+
+_JOB: SegmentJob | None = None  # the run a process worker serves (set by its initializer)
+
+
+def _init_process(job: SegmentJob) -> None:
+    global _JOB
+    _JOB = job
+
+
+def _prove_in_process(task: SegmentTask) -> SegmentResult:
+    return prove_segment(_JOB, task)
+
+
+class ProcessExecutor(Executor):
+    """``workers`` local processes (started with ``spawn``; guard a script's entry point with
+    ``if __name__ == "__main__":``). The dataset opening is sent once per worker."""
+
+    name = "process"
+
+    def run(self, job: SegmentJob, tasks):
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        tasks, retry = iter(tasks), deque()
+        attempts: dict[int, int] = {}
+        pending: dict = {}  # future -> task
+        pool = None
+        try:
+            while True:
+                if pool is None:
+                    pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_init_process, initargs=(job,))
+                while len(pending) <= self.workers:
+                    task = retry.popleft() if retry else next(tasks, None)
+                    if task is None:
+                        break
+                    attempts[task.index] = attempts.get(task.index, 0) + 1
+                    pending[pool.submit(_prove_in_process, task)] = task
+                if not pending:
+                    return
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    task = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        retry.append(self._again(task, attempts))
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - named and raised
+                        raise _named(exc, task) from None
+                    yield replace(result, attempts=attempts[task.index])
+                if broken:  # every task still on the broken pool is lost with it
+                    retry.extend(self._again(task, attempts) for task in pending.values())
+                    pending.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = None
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=not pending, cancel_futures=True)
+
+    def _again(self, task: SegmentTask, attempts: dict) -> SegmentTask:
+        if attempts[task.index] > self.retries:
+            raise RuntimeError(f"segment {task.index + 1}: its worker process died {attempts[task.index]} times "
+                               "(out of memory? try fewer workers or shorter segments)")
+        return task
+
+
+def _prove_on_ray(job: SegmentJob, task: SegmentTask) -> SegmentResult:
+    return prove_segment(job, task)
+
+
+class RayExecutor(Executor):
+    """Ray tasks, one CPU each: on the cluster at ``address``, else on a local Ray with
+    ``workers`` CPUs started for the run and stopped after it (a Ray already initialised in this
+    process is used as it is). Ray retries a task whose worker died (``max_retries``); only
+    model openings, batch indices and proofs travel, the job once through the object store."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None = None, retries: int = 2, address: str | None = None) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("executor='ray' needs Ray: pip install 'zkfhe[ray]' (or use executor='process')") from None
+        super().__init__(workers, retries)
+        self.address = address
+
+    def threads_per_worker(self) -> int | None:
+        return None if self.address else super().threads_per_worker()
+
+    def run(self, job: SegmentJob, tasks):
+        import logging
+
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, num_cpus=None if self.address else self.workers,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        tasks, pending = iter(tasks), {}
+        try:
+            remote = ray.remote(num_cpus=1, max_retries=self.retries)(_prove_on_ray)
+            job_ref = ray.put(job)
+            while True:
+                while len(pending) <= self.workers:
+                    task = next(tasks, None)
+                    if task is None:
+                        break
+                    pending[remote.remote(job_ref, task)] = task
+                if not pending:
+                    return
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    task = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except RayTaskError as exc:  # the proof raised: named, not retried
+                        raise _named(exc.cause if exc.cause is not None else exc, task) from None
+                    except RayError as exc:
+                        raise RuntimeError(f"segment {task.index + 1}: Ray could not run it {self.retries + 1} "
+                                           f"times ({type(exc).__name__}: {exc})") from None
+                    yield result
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+
+
+#: The executors by name (``prove_run(executor=...)``, ``zkfhe prove --executor``).
+EXECUTORS = {"inline": InlineExecutor, "process": ProcessExecutor, "ray": RayExecutor}
+
+
+def executor_for(executor, workers: int | None = None, ray_address: str | None = None, retries: int = 2) -> Executor:
+    """An :class:`Executor` from its name (or the executor itself); ValueError naming the problem."""
+    if isinstance(executor, Executor):
+        return executor
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if ray_address is not None and executor != "ray":
+        raise ValueError("ray_address applies to executor='ray'")
+    if executor == "ray":
+        return RayExecutor(workers, retries, ray_address)
+    return EXECUTORS[executor](workers, retries)

@@ -1,0 +1,242 @@
+"""Long training runs proved as chained segments (:func:`prove_run`).
+
+A run of ``N`` SGD steps is split into segments of ``k`` steps, each proved by one training
+proof; consecutive proofs share the commitment to the model between them, so they chain
+(:mod:`zk.chain`) and :func:`zk.verify_chain` checks the run as a whole.
+
+1. **Plan** (the driver). Run the whole schedule once in exact fixed point, one step at a time
+   and without a witness (cheap next to proving), and commit the model at every segment
+   boundary. Each segment becomes a :class:`SegmentTask`: its batch indices and the openings of
+   the models it starts and ends at.
+2. **Prove** (a worker, :func:`prove_segment`). Regenerate the segment's witness from its
+   starting model and its batches of the dataset opening, check that it ends at the planned
+   model, and prove it reusing both model commitments as they are.
+3. **Check and chain** (the driver). Every segment proof is verified against the dataset, its
+   planned start and end models and its batches before it joins the :class:`zk.Chain`.
+
+Workers run in-process, in local processes or as Ray tasks (:mod:`zk.executors`); only model
+openings, batch indices and proofs travel (the dataset opening once per worker). Memory: the
+driver holds one fixed-point step and the boundary models of the tasks in flight, a worker one
+segment's witness; the chain keeps each proof's bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import socket
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from . import commit, device as _device, group, model as _model, training as _training
+from .chain import Chain
+from .dataset import DatasetOpening
+from .errors import VerificationError
+from .model import ModelCommitment, ModelOpening
+
+__all__ = ["MAX_RUN_STEPS", "RunResult", "SegmentJob", "SegmentResult", "SegmentTask", "prove_run", "prove_segment"]
+
+#: Most SGD steps one run may have (each segment at most :data:`zk.training.MAX_STEPS`).
+MAX_RUN_STEPS = 1 << 24
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """What every segment of a run shares (sent once per worker): the dataset opening's file,
+    the learning rate, the commitment key, the prover's device and MSM threads per worker."""
+
+    dataset: bytes
+    dataset_digest: bytes  # the dataset commitment's digest (names the dataset in worker caches)
+    lr: float
+    key: commit.CommitKey
+    device: str = "auto"
+    threads: int | None = None
+    refuse_underflow: bool = True
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """One segment: its position (``index``, 0-based; ``first_step`` of the run), the dataset
+    batch of each of its steps, and the files of the model openings it starts and ends at."""
+
+    index: int
+    first_step: int
+    batches: tuple[int, ...]
+    start: bytes
+    end: bytes
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """A proved segment: the proof file, how long the worker took, the worker's peak resident
+    memory so far (bytes), which worker, and how many attempts the executor needed."""
+
+    index: int
+    proof: bytes
+    seconds: float
+    peak_rss: int
+    worker: str
+    attempts: int = 1
+
+
+class RunResult(NamedTuple):
+    """What :func:`prove_run` returns: the chain of segment proofs, the trained float32 torch
+    model, the final model's secret opening and a :class:`SegmentResult` per segment (proof
+    bytes left out)."""
+
+    chain: Chain
+    model: object
+    opening: ModelOpening
+    segments: tuple[SegmentResult, ...]
+
+
+# ----------------------------------------------------------------------------------------
+# worker
+# ----------------------------------------------------------------------------------------
+_DATASETS: dict[bytes, DatasetOpening] = {}  # a worker's parsed dataset openings, by digest
+
+
+def _dataset(job: SegmentJob) -> DatasetOpening:
+    if job.dataset_digest not in _DATASETS:
+        _DATASETS.clear()
+        _DATASETS[job.dataset_digest] = DatasetOpening.from_bytes(job.dataset)
+    return _DATASETS[job.dataset_digest]
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def prove_segment(job: SegmentJob, task: SegmentTask) -> SegmentResult:
+    """Prove one segment: the SGD steps on ``task.batches`` from the model opening ``task.start``
+    end at exactly the parameters of ``task.end``. The statement reuses both models'
+    commitments, so the proof chains with its neighbours."""
+    t0 = time.perf_counter()
+    if job.threads:
+        group.set_threads(job.threads)
+    dataset = _dataset(job)
+    start, end = ModelOpening.from_bytes(task.start), ModelOpening.from_bytes(task.end)
+    run = _training.training_run(start, dataset, list(task.batches), job.lr, job.key,
+                                 refuse_underflow=job.refuse_underflow, first_step=task.first_step)
+    planned = end.integers()
+    if any(not np.array_equal(run.final[name], v) for name, v in planned.items()):
+        raise ValueError(f"segment {task.index + 1}: the fixed-point run ends at other parameters than planned")
+    circuit = run.circuit
+    circuit.check_sound()
+    reused = {**run.reused, **_training.model_openings(circuit, circuit.steps, end, job.key)}
+    with _device.using(_device.resolve(job.device)):
+        proof, _ = _training.commit_and_prove(circuit, run.values, job.lr, job.key, None, reused,
+                                              dataset.commitment.digest, task.batches)
+    return SegmentResult(task.index, proof.to_bytes(), time.perf_counter() - t0, _peak_rss(),
+                         f"pid {os.getpid()} on {socket.gethostname()}")
+
+
+# ----------------------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Planned:
+    task: SegmentTask
+    start: ModelCommitment
+    end: ModelCommitment
+
+
+def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr: float, segment_steps: int,
+          key: commit.CommitKey, refuse_underflow: bool, progress, final: list):
+    """Step 1: the run in fixed point, one :class:`_Planned` segment at a time; ``final``
+    receives the last boundary's opening."""
+    mc = opening.commitment
+    steps = _training.fixed_steps(opening, dataset, indices, lr, refuse_underflow)
+    start = opening
+    for index, first in enumerate(range(0, len(indices), segment_steps)):
+        batches = tuple(indices[first:first + segment_steps])
+        for step in (next(steps) for _ in batches):
+            state = step.state
+            if progress:
+                progress("fixed point", step.t + 1, len(indices))
+        end = _model.from_integers(mc.widths, mc.biases, mc.scale_bits, mc.param_scale, state, key)
+        yield _Planned(SegmentTask(index, first, batches, start.to_bytes(), end.to_bytes()), start.commitment,
+                       end.commitment)
+        start = end
+    final.append(start)
+
+
+def _check_segment(result: SegmentResult, planned: _Planned, dataset, key):
+    """Step 3: the segment proof verifies, on ``dataset``, from and to the planned models, with
+    the planned batches (VerificationError naming the segment otherwise)."""
+    from .training import TrainingProof
+
+    where = f"segment {planned.task.index + 1}"
+    try:
+        proof = TrainingProof.from_bytes(result.proof)
+        _training.verify_training(proof, key, dataset=dataset, initial_model=planned.start)
+        st = proof.statement
+        _model.check_statement(st.final_model.commitments, st, planned.end, "final")
+        if st.batch_indices != planned.task.batches:
+            raise VerificationError("it used other batches than planned")
+    except Exception as exc:  # noqa: BLE001 - whatever a worker sent, it does not join the chain
+        raise VerificationError(f"{where}: the worker's proof does not check ({exc})") from None
+
+
+def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr: float,
+                   segment_steps: int, executor, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto",
+                   progress=None, torch_model=None, refuse_underflow: bool = True) -> RunResult:
+    """Prove SGD on ``dataset``'s batches ``indices`` from ``opening`` in segments of
+    ``segment_steps`` on ``executor`` (:mod:`zk.executors`); ``torch_model``: the user's module
+    the trained model copies (else :meth:`ModelOpening.to_torch`)."""
+    _device.resolve(device)  # a device that cannot be used is refused before any work
+    job = SegmentJob(dataset.to_bytes(), dataset.commitment.digest, lr, key, device,
+                     executor.threads_per_worker(), refuse_underflow)
+    planned: dict[int, _Planned] = {}
+    final: list[ModelOpening] = []
+
+    def tasks():
+        for p in _plan(opening, dataset, indices, lr, segment_steps, key, refuse_underflow, progress, final):
+            planned[p.task.index] = p
+            yield p.task
+
+    total = -(-len(indices) // segment_steps)
+    results: dict[int, SegmentResult] = {}
+    for result in executor.run(job, tasks()):
+        _check_segment(result, planned.pop(result.index), dataset.commitment, key)
+        results[result.index] = result
+        if progress:
+            progress("segments", len(results), total)
+    chain = Chain(tuple(results[i].proof for i in range(total)))
+    reports = tuple(dataclasses.replace(results[i], proof=b"") for i in range(total))
+    trained = _training.trained_model(opening if torch_model is None else torch_model, final[0])
+    return RunResult(chain, trained, final[0], reports)
+
+
+def prove_run(model, data, lr: float, steps: int | None = None, *, segment_steps: int, epochs: int | None = None,
+              executor: str = "inline", workers: int | None = None, ray_address: str | None = None,
+              retries: int = 2, scale_bits: int | None = None, param_scale: int | None = None,
+              start_batch: int = 0, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto",
+              progress=None) -> RunResult:
+    """Prove a training run as chained segments of ``segment_steps`` SGD steps: a
+    :class:`RunResult` (the :class:`zk.Chain`, the trained torch model, the final model's
+    opening, per-segment figures). Verify it with :func:`zk.verify_chain`.
+
+    ``model``, ``data``, ``lr``, ``steps``, ``epochs``, ``scale_bits``, ``param_scale`` and
+    ``start_batch`` are those of :func:`zk.prove_training`, except that a run may have up to
+    :data:`MAX_RUN_STEPS` steps. ``executor``: ``"inline"`` (this process, one segment at a
+    time), ``"process"`` (``workers`` local processes, default one per core) or ``"ray"`` (Ray
+    tasks; on the cluster at ``ray_address``, else a local Ray with ``workers`` CPUs started and
+    stopped here). A worker that dies is replaced and its segment retried up to ``retries``
+    times. ``progress(stage, done, total)``: stages ``"fixed point"`` and ``"segments"``.
+    """
+    from .executors import executor_for
+
+    if not isinstance(segment_steps, int) or not 1 <= segment_steps <= _training.MAX_STEPS:
+        raise ValueError(f"segment_steps must be an integer in [1, {_training.MAX_STEPS}], got {segment_steps!r}")
+    runner = executor_for(executor, workers, ray_address, retries)
+    lr = float(lr)
+    opening, dataset, indices = _training.prepare_run(model, data, lr, steps, scale_bits, progress, epochs,
+                                                      param_scale, start_batch, key, MAX_RUN_STEPS)
+    return prove_schedule(opening, dataset, indices, lr, segment_steps, runner, key, device, progress,
+                          None if isinstance(model, ModelOpening) else model)
+
