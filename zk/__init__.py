@@ -17,8 +17,9 @@ from .training import (InferenceProof, TrainingProof, TrainingResult, TrainingSt
                        verify_training)
 from .chain import Chain, ChainReport, verify_chain
 from .segments import RunResult, prove_run
+from .recorder import Recorder
 
-__all__ = ["Chain", "ChainReport", "RunResult", "prove_run", "DatasetCommitment", "DatasetOpening", "ModelCommitment", "ModelOpening",
+__all__ = ["Chain", "ChainReport", "Recorder", "RunResult", "prove_run", "DatasetCommitment", "DatasetOpening", "ModelCommitment", "ModelOpening",
            "TrainingResult", "commit_dataset", "commit_model", "verify_chain", "EinsumProof", "InferenceProof", "ProofFormatError", "StatementError", "TrainingProof",
            "TrainingStatement", "VerificationError", "ZKError", "inference_witness", "prove_einsum",
            "prove_inference", "prove_training", "training_witness", "verify_einsum",

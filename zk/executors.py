@@ -161,9 +161,9 @@ class RayExecutor(Executor):
     name = "ray"
 
     def __init__(self, workers: int | None = None, retries: int = 2, address: str | None = None) -> None:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
             raise ValueError("executor='ray' needs Ray: pip install 'zkfhe[ray]' (or use executor='process')") from None
         super().__init__(workers, retries)
         self.address = address
