@@ -408,6 +408,30 @@ def test_verify_chain(published):
     one_line_failure(run("verify-chain", d / "p1.zkp", d / "model.zkc"), 1, "model.zkc", "a model commitment")
 
 
+def test_prove_in_segments_and_verify_the_chain_file(published, tmp_path):
+    d, _ = published
+    chain = tmp_path / "run.zkchain"
+    result = run("prove", "--model", d / "model.zko", "--data", d / "data.zko", "--epochs", 2, "--lr", 0.05,
+                 "--segment-steps", 2, "--out", chain, "--save-opening", tmp_path / "f.zko",
+                 "--save-model-commitment", tmp_path / "f.zkc")
+    assert result.exit_code == 0, result.output
+    assert "chain of 3 segment proofs, 6 SGD steps" in result.stdout and "batches used 0-2, 0-2" in result.stdout
+    final = zk.ModelCommitment.from_bytes((tmp_path / "f.zkc").read_bytes())
+    assert zk.ModelOpening.from_bytes((tmp_path / "f.zko").read_bytes()).commitment == final
+    result = run("verify-chain", chain, "--data", d / "data.zkc", "--model", d / "model.zkc", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "3 proof(s), 6 SGD steps" in result.output and final.digest.hex() in result.output
+    result = run("inspect", chain)
+    assert result.exit_code == 0 and "training chain" in result.output and "3 (" in result.output
+    # a chain file and proof files in one run: p1 also starts from the model, so the chain's first
+    # segment does not continue it
+    one_line_failure(run("verify-chain", d / "p1.zkp", chain, "--quiet"), 1, "proof 2 of 4",
+                     "run.zkchain, segment 1", "does not start from proof 1's final model")
+    (tmp_path / "cut.zkchain").write_bytes(chain.read_bytes()[:-10])
+    one_line_failure(run("verify-chain", tmp_path / "cut.zkchain"), 1, "malformed training chain")
+    one_line_failure(run("verify-chain", d / "model.zko"), 1, "a model opening")
+
+
 def test_inference_from_a_model_opening(published, tmp_path):
     d, _ = published
     out = tmp_path / "infer.zkp"
@@ -514,6 +538,15 @@ def test_corrupted_commitment_files(published, tmp_path):
     (["prove", "--arch", "4,2", "--epochs", "2", "--out", "{t}/a.zkp"], ["--epochs and --start-batch"]),
     (["prove", "--arch", "4,2", "--out", "{t}/a.zkp", "--save-opening", "{t}/a.zkp"], ["same file"]),
     (["verify-chain"], ["PROOF"]),
+    (["prove", "--arch", "4,2", "--executor", "process", "--out", "{t}/a.zkp"], ["--executor applies to runs"]),
+    (["prove", "--arch", "4,2", "--inference", "--segment-steps", "2", "--out", "{t}/a.zkp"],
+     ["--segment-steps applies to training"]),
+    (["prove", "--arch", "4,2", "--segment-steps", "2", "--ray-address", "auto", "--out", "{t}/a.zkp"],
+     ["--ray-address applies to --executor ray"]),
+    (["prove", "--arch", "4,2", "--segment-steps", "2", "--workers", "2", "--out", "{t}/a.zkp"],
+     ["inline runs one worker"]),
+    (["prove", "--arch", "4,2", "--segment-steps", "0", "--out", "{t}/a.zkp"], ["--segment-steps"]),
+    (["prove", "--arch", "4,2", "--segment-steps", "2", "--executor", "mpi", "--out", "{t}/a.zkp"], ["--executor"]),
 ])
 def test_bad_commit_and_prove_arguments(published, tmp_path, args, words):
     d, _ = published

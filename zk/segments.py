@@ -84,13 +84,14 @@ class SegmentResult:
 
 class RunResult(NamedTuple):
     """What :func:`prove_run` returns: the chain of segment proofs, the trained float32 torch
-    model, the final model's secret opening and a :class:`SegmentResult` per segment (proof
-    bytes left out)."""
+    model, the final model's secret opening, a :class:`SegmentResult` per segment (proof bytes
+    left out) and the dataset batch of every step."""
 
     chain: Chain
     model: object
     opening: ModelOpening
     segments: tuple[SegmentResult, ...]
+    batch_indices: tuple[int, ...]
 
 
 # ----------------------------------------------------------------------------------------
@@ -209,7 +210,7 @@ def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list
     chain = Chain(tuple(results[i].proof for i in range(total)))
     reports = tuple(dataclasses.replace(results[i], proof=b"") for i in range(total))
     trained = _training.trained_model(opening if torch_model is None else torch_model, final[0])
-    return RunResult(chain, trained, final[0], reports)
+    return RunResult(chain, trained, final[0], reports, tuple(indices))
 
 
 def prove_run(model, data, lr: float, steps: int | None = None, *, segment_steps: int, epochs: int | None = None,

@@ -20,7 +20,13 @@ checked against them, and proofs chain through the models' commitments:
     zkfhe verify epoch1.zkp --data data.zkc --model model.zkc     # --model: the initial model
     zkfhe verify infer.zkp --model final2.zkc                     # --model: the model inferred with
     zkfhe verify-chain epoch1.zkp epoch2.zkp --data data.zkc --model model.zkc
-    zkfhe inspect FILE            # any zkfhe file: proof, commitment, or (secret) opening
+    zkfhe inspect FILE            # any zkfhe file: proof, chain, commitment, or (secret) opening
+
+Long runs are proved as chains of segment proofs, in parallel on local processes or Ray:
+
+    zkfhe prove --model model.zko --data data.zko --epochs 4 --lr 0.01 --segment-steps 32 \
+        --executor ray --workers 8 --out run.zkchain --save-opening final.zko
+    zkfhe verify-chain run.zkchain --data data.zkc --model model.zkc
 
 A commitment (``.zkc``) is public; an opening (``.zko``) is SECRET: the integers and blinds the
 prover needs, never a verifier (``inspect`` shows only that it is secret and its commitment).
@@ -247,6 +253,7 @@ KINDS = {
     b"ZKTRAIN\0": ("training proof", False),
     b"ZKINFER\0": ("inference proof", False),
     b"ZKEINSUM": ("einsum proof", False),
+    b"ZKCHAIN\0": ("training chain", False),
 }
 PROOFS = ("training proof", "inference proof", "einsum proof")
 
@@ -257,7 +264,7 @@ def _parser(kind: str):
     return {"dataset commitment": zk.DatasetCommitment, "dataset opening": zk.DatasetOpening,
             "model commitment": zk.ModelCommitment, "model opening": zk.ModelOpening,
             "training proof": zk.TrainingProof, "inference proof": zk.InferenceProof,
-            "einsum proof": zk.EinsumProof}[kind].from_bytes
+            "einsum proof": zk.EinsumProof, "training chain": zk.Chain}[kind].from_bytes
 
 
 def _sniff(path: str, option: str) -> str | None:
@@ -519,9 +526,18 @@ def commit_model_cmd(arch, model_path, seed, bias, scale_bits, param_scale, lr, 
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="where the prover's heavy loops run: auto = cuda when cupy sees a GPU, else cpu "
                    "(the proof is the same)")
+@click.option("--segment-steps", type=click.IntRange(1, 4096), metavar="K",
+              help="prove the run as a chain of segment proofs of K steps each; --out is then a chain file "
+                   "(zkfhe verify-chain)")
+@click.option("--executor", type=click.Choice(["inline", "process", "ray"]), default="inline", show_default=True,
+              help="where the segments are proved: this process, local processes, or Ray tasks (with --segment-steps)")
+@click.option("--workers", type=click.IntRange(min=1), help="segments proved side by side [default: one per core]")
+@click.option("--ray-address", type=str, metavar="ADDR",
+              help="an existing Ray cluster (--executor ray) [default: a local Ray started for the run]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no summary")
 def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr, scale_bits, seed, bias,
-              inference, out, save_model, save_opening, save_model_commitment, device, quiet):
+              inference, out, save_model, save_opening, save_model_commitment, device, segment_steps, executor,
+              workers, ray_address, quiet):
     """Prove SGD training (or, with --inference, inference) of a ReLU MLP and write the proof.
 
     \b
@@ -530,6 +546,8 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
     zkfhe prove --model model.zko --data data.zko --epochs 1 --lr 0.01 --out run.zkp \\
         --save-opening final.zko --save-model-commitment final.zkc
     zkfhe prove --inference --model final.zko --data data.npz --out infer.zkp
+    zkfhe prove --model model.zko --data data.zko --epochs 4 --lr 0.01 --segment-steps 32 \\
+        --executor process --workers 2 --out run.zkchain --save-opening final.zko
     """
     if (arch is None) == (model_path is None):
         raise click.UsageError("give exactly one of --arch (random model) or --model (model file)")
@@ -543,6 +561,23 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
                 raise click.UsageError(f"{name} applies to training proofs, not --inference")
     if steps is not None and epochs is not None:
         raise click.UsageError("give --steps or --epochs, not both")
+    if segment_steps is None:
+        for name, value, default in (("--executor", executor, "inline"), ("--workers", workers, None),
+                                     ("--ray-address", ray_address, None)):
+            if value != default:
+                raise click.UsageError(f"{name} applies to runs proved in segments (--segment-steps)")
+    elif inference:
+        raise click.UsageError("--segment-steps applies to training proofs, not --inference")
+    if ray_address is not None and executor != "ray":
+        raise click.UsageError("--ray-address applies to --executor ray")
+    if executor == "inline" and workers not in (None, 1):
+        raise click.UsageError("--executor inline runs one worker (this process); use process or ray for --workers")
+    if executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise click.BadParameter("Ray is not installed (pip install 'zkfhe[ray]'), use --executor process",
+                                     param_hint="--executor")
     if data_path is None and (epochs is not None or start_batch):
         raise click.UsageError("--epochs and --start-batch apply to --data batches")
     _distinct(("--out", out), ("--save-model", save_model), ("--save-opening", save_opening),
@@ -615,17 +650,24 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
         if inference:
             proof = zk.prove_inference(model, batches[0][0], scale_bits=scale_bits, progress=progress, device=device)
             result = None
+        elif segment_steps is not None:
+            result = zk.prove_run(model, batches, lr, steps=steps, segment_steps=segment_steps, epochs=epochs,
+                                  executor=executor, workers=workers, ray_address=ray_address,
+                                  scale_bits=scale_bits, start_batch=start_batch, device=device.name,
+                                  progress=progress)
+            chain = result.chain
+            proof = chain.proof(len(chain) - 1)
         else:
             result = zk.prove_training(model, batches, lr, steps=steps, scale_bits=scale_bits, progress=progress,
                                        device=device, epochs=epochs, start_batch=start_batch)
             proof = result.proof
-    except (circuits.UnsupportedOp, ValueError, TypeError, OverflowError, zk.StatementError) as exc:
+    except (circuits.UnsupportedOp, ValueError, TypeError, OverflowError, RuntimeError, zk.ZKError) as exc:
         raise click.ClickException(f"cannot prove: {exc}") from None
     finally:
         if progress is not None:
             progress.close()
     elapsed = time.perf_counter() - t0
-    data = proof.to_bytes()
+    data = (chain if segment_steps is not None else proof).to_bytes()
     files = [(out_path, _bytes_writer(data))]
     if save_path is not None:
         import torch
@@ -640,10 +682,15 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
         st = proof.statement
         what = ("inference proof" if inference else
                 f"training proof of {st.steps} SGD step{'s' if st.steps > 1 else ''} (lr {lr})")
+        used = st.batch_indices
+        if segment_steps is not None:
+            used = result.batch_indices
+            what = (f"chain of {len(chain)} segment proof{'s' if len(chain) > 1 else ''}, {len(used)} SGD steps "
+                    f"(lr {lr}, {segment_steps} per segment, executor {executor})")
         click.echo(f"wrote {out}: {what}, MLP {'-'.join(map(str, widths))}, batch {batch}; "
                    f"{len(data):,} bytes, proved in {elapsed:.1f} s on {device.name}")
         if dataset is not None:
-            click.echo(f"dataset {_short(dataset.commitment.digest)}, batches used {_batches(st.batch_indices)}")
+            click.echo(f"dataset {_short(dataset.commitment.digest)}, batches used {_batches(used)}")
         if isinstance(model, zk.ModelOpening):
             click.echo(f"{'model' if inference else 'initial model'} {_short(model.commitment.digest)} "
                        f"(the committed model of --model {model_path})")
@@ -750,32 +797,46 @@ def verify_cmd(proof_file, data_path, model_path):
               help="a published dataset commitment (.zkc): every step of every proof used one of its batches")
 @click.option("--model", "model_path", type=str, metavar="FILE",
               help="a published model commitment (.zkc): the first proof starts from it")
-def verify_chain_cmd(proof_files, data_path, model_path):
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar (there is none when stderr is not a terminal)")
+def verify_chain_cmd(proof_files, data_path, model_path, quiet):
     """Verify training proofs as one run: each proof valid, each starting from the previous
     one's final model (exit 0 and what the chain covers, or exit 1 naming the failing proof).
+    A PROOF is a training proof file or a chain file (prove --segment-steps), whose segment
+    proofs are taken in order.
 
     \b
     zkfhe verify-chain epoch1.zkp epoch2.zkp --data data.zkc --model model.zkc
+    zkfhe verify-chain run.zkchain --data data.zkc --model model.zkc
     """
     import zk
 
-    proofs = []
+    segments, sources = [], []  # proof file bytes, and where each came from
     for path in proof_files:
-        kind, proof = _read_proof(path)
-        if kind != "training proof":
+        kind, obj = _read_zk(path, ("training proof", "training chain", "inference proof", "einsum proof"),
+                             "PROOF", "proof or chain")
+        if kind == "training chain":
+            segments += obj.segments
+            sources += [f"{path}, segment {j + 1}" for j in range(len(obj))]
+        elif kind == "training proof":
+            segments.append(obj.to_bytes())
+            sources.append(path)
+        else:
             raise click.ClickException(f"invalid chain: {path} is an {kind}; a chain holds training proofs")
-        proofs.append(proof)
     dataset = _read_zk(data_path, ("dataset commitment",), "--data", "dataset commitment")[1] if data_path else None
     model = _read_zk(model_path, ("model commitment",), "--model", "model commitment")[1] if model_path else None
+    progress = None if quiet or not sys.stderr.isatty() else _Progress()
     t0 = time.perf_counter()
     try:
-        report = zk.verify_chain(proofs, dataset=dataset, initial_model=model)
+        report = zk.verify_chain(zk.Chain(tuple(segments)), dataset=dataset, initial_model=model, progress=progress)
     except Exception as exc:  # noqa: BLE001 - whatever the files do to the verifier, the chain is not valid
         message = _verifier_error(exc)
         m = re.match(r"proof (\d+) of (\d+): ", message)
-        if m and 1 <= int(m[1]) <= len(proof_files):
-            message = f"proof {m[1]} of {m[2]} ({proof_files[int(m[1]) - 1]}): {message[m.end():]}"
+        if m and 1 <= int(m[1]) <= len(sources):
+            message = f"proof {m[1]} of {m[2]} ({sources[int(m[1]) - 1]}): {message[m.end():]}"
         raise click.ClickException(f"invalid chain: {message}") from None
+    finally:
+        if progress is not None:
+            progress.close()
     click.echo(report.describe())
     checked = [f"the published dataset {data_path}"] if dataset is not None else []
     checked += [f"the published initial model {model_path}"] if model is not None else []
@@ -798,7 +859,7 @@ def inspect_cmd(file):
         click.echo("")
         click.echo(obj.commitment.describe())
         return
-    if kind in ("dataset commitment", "model commitment"):
+    if kind in ("dataset commitment", "model commitment", "training chain"):
         click.echo(obj.describe())
         click.echo(f"  file size    : {size:,} bytes")
         return
