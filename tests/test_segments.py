@@ -222,7 +222,7 @@ def test_recorder_proves_a_torch_loop_in_segments_and_matches_torch():
     _train(model, optimizer, recorder, _loader(), epochs=2)
     assert recorder.steps == 6 and recorder.schedule == [0, 1, 2, 0, 1, 2]  # the epochs' batches committed once
     result = recorder.prove(segment_steps=4)
-    report = zk.verify_chain(result.chain)
+    report = zk.verify_chain(result.chain, dataset=result.dataset, initial_model=result.initial_model)
     assert (report.proofs, report.steps, report.distinct_batches) == (2, 6, 3)
     for name, v in model.state_dict().items():
         update = (v - initial[name]).abs().max()

@@ -79,6 +79,56 @@ class InlineExecutor(Executor):
                 raise _named(exc, task) from None
 
 
+class _Lost(Exception):
+    """The worker running a task died (the task may be retried)."""
+
+
+class _PoolExecutor(Executor):
+    """An executor whose workers run elsewhere: at most ``workers + 1`` tasks in flight, a task
+    whose worker died submitted again (up to ``retries`` times)."""
+
+    @abstractmethod
+    def _submit(self, task: SegmentTask):
+        """Start ``task``; a handle for :meth:`_collect`."""
+
+    @abstractmethod
+    def _collect(self, handles):
+        """Wait until one of ``handles`` is done; ``(handle, SegmentResult or exception)`` for each
+        done one, :class:`_Lost` when its worker died."""
+
+    def _drive(self, tasks):
+        tasks, retry = iter(tasks), deque()
+        attempts: dict[int, int] = {}
+        pending: dict = {}  # handle -> task
+        try:
+            while True:
+                while len(pending) <= self.workers:
+                    task = retry.popleft() if retry else next(tasks, None)
+                    if task is None:
+                        break
+                    attempts[task.index] = attempts.get(task.index, 0) + 1
+                    pending[self._submit(task)] = task
+                if not pending:
+                    return
+                for handle, outcome in self._collect(list(pending)):
+                    task = pending.pop(handle)
+                    if isinstance(outcome, _Lost):
+                        if attempts[task.index] > self.retries:
+                            raise RuntimeError(f"segment {task.index + 1}: its worker died {attempts[task.index]} "
+                                               f"times ({outcome}; out of memory? try fewer workers or shorter "
+                                               "segments)")
+                        retry.append(task)
+                    elif isinstance(outcome, BaseException):
+                        raise _named(outcome, task)
+                    else:
+                        yield replace(outcome, attempts=attempts[task.index])
+        finally:
+            self._abandon(list(pending))
+
+    def _abandon(self, handles) -> None:
+        """Stop what is still running (the run ended early)."""
+
+
 _JOB: SegmentJob | None = None  # the run a process worker serves (set by its initializer)
 
 
@@ -91,72 +141,61 @@ def _prove_in_process(task: SegmentTask) -> SegmentResult:
     return prove_segment(_JOB, task)
 
 
-class ProcessExecutor(Executor):
+class ProcessExecutor(_PoolExecutor):
     """``workers`` local processes (started with ``spawn``; guard a script's entry point with
-    ``if __name__ == "__main__":``). The dataset opening is sent once per worker."""
+    ``if __name__ == "__main__":``). The dataset opening is sent once per worker; a pool that
+    lost a worker is replaced and every task it held submitted again."""
 
     name = "process"
 
     def run(self, job: SegmentJob, tasks):
+        self._job, self._pool = job, None
+        try:
+            yield from self._drive(tasks)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _new_pool(self):
         import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init_process, initargs=(self._job,))
+
+    def _submit(self, task: SegmentTask):
         from concurrent.futures.process import BrokenProcessPool
 
-        tasks, retry = iter(tasks), deque()
-        attempts: dict[int, int] = {}
-        pending: dict = {}  # future -> task
-        pool = None
+        if self._pool is None:
+            self._new_pool()
         try:
-            while True:
-                if pool is None:
-                    pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                               initializer=_init_process, initargs=(job,))
-                while len(pending) <= self.workers:
-                    task = retry.popleft() if retry else next(tasks, None)
-                    if task is None:
-                        break
-                    attempts[task.index] = attempts.get(task.index, 0) + 1
-                    pending[pool.submit(_prove_in_process, task)] = task
-                if not pending:
-                    return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                broken = False
-                for future in done:
-                    task = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        retry.append(self._again(task, attempts))
-                        continue
-                    except Exception as exc:  # noqa: BLE001 - named and raised
-                        raise _named(exc, task) from None
-                    yield replace(result, attempts=attempts[task.index])
-                if broken:  # every task still on the broken pool is lost with it
-                    retry.extend(self._again(task, attempts) for task in pending.values())
-                    pending.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    pool = None
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=not pending, cancel_futures=True)
+            return self._pool.submit(_prove_in_process, task)
+        except BrokenProcessPool:  # a worker died: the tasks still on this pool come back as lost
+            self._new_pool()
+            return self._pool.submit(_prove_in_process, task)
 
-    def _again(self, task: SegmentTask, attempts: dict) -> SegmentTask:
-        if attempts[task.index] > self.retries:
-            raise RuntimeError(f"segment {task.index + 1}: its worker process died {attempts[task.index]} times "
-                               "(out of memory? try fewer workers or shorter segments)")
-        return task
+    def _collect(self, handles):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        done, _ = wait(handles, return_when=FIRST_COMPLETED)
+        for future in done:
+            exc = future.exception()
+            yield future, (_Lost(str(exc)) if isinstance(exc, BrokenProcessPool) else exc or future.result())
 
 
 def _prove_on_ray(job: SegmentJob, task: SegmentTask) -> SegmentResult:
     return prove_segment(job, task)
 
 
-class RayExecutor(Executor):
+class RayExecutor(_PoolExecutor):
     """Ray tasks, one CPU each: on the cluster at ``address``, else on a local Ray with
     ``workers`` CPUs started for the run and stopped after it (a Ray already initialised in this
-    process is used as it is). Ray retries a task whose worker died (``max_retries``); only
-    model openings, batch indices and proofs travel, the job once through the object store."""
+    process is used as it is). A task whose worker or node died is submitted again; only model
+    openings, batch indices and proofs travel, the job once through the object store."""
 
     name = "ray"
 
@@ -164,7 +203,7 @@ class RayExecutor(Executor):
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise ValueError("executor='ray' needs Ray: pip install 'zkfhe[ray]' (or use executor='process')") from None
+            raise ValueError("executor='ray' needs Ray: pip install 'zkfhe[ray]' (or use executor='process')")
         super().__init__(workers, retries)
         self.address = address
 
@@ -175,40 +214,40 @@ class RayExecutor(Executor):
         import logging
 
         import ray
-        from ray.exceptions import RayError, RayTaskError
 
         started = not ray.is_initialized()
         if started:
             ray.init(address=self.address, num_cpus=None if self.address else self.workers,
                      include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        tasks, pending = iter(tasks), {}
         try:
-            remote = ray.remote(num_cpus=1, max_retries=self.retries)(_prove_on_ray)
-            job_ref = ray.put(job)
-            while True:
-                while len(pending) <= self.workers:
-                    task = next(tasks, None)
-                    if task is None:
-                        break
-                    pending[remote.remote(job_ref, task)] = task
-                if not pending:
-                    return
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    task = pending.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except RayTaskError as exc:  # the proof raised: named, not retried
-                        raise _named(exc.cause if exc.cause is not None else exc, task) from None
-                    except RayError as exc:
-                        raise RuntimeError(f"segment {task.index + 1}: Ray could not run it {self.retries + 1} "
-                                           f"times ({type(exc).__name__}: {exc})") from None
-                    yield result
+            self._remote = ray.remote(num_cpus=1, max_retries=0)(_prove_on_ray)
+            self._job_ref = ray.put(job)
+            yield from self._drive(tasks)
         finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
             if started:
                 ray.shutdown()
+
+    def _submit(self, task: SegmentTask):
+        return self._remote.remote(self._job_ref, task)
+
+    def _collect(self, handles):
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+
+        ready, _ = ray.wait(handles, num_returns=1)
+        for ref in ready:
+            try:
+                yield ref, ray.get(ref)
+            except RayTaskError as exc:  # the proof raised: named, not retried
+                yield ref, exc.cause if exc.cause is not None else exc
+            except RayError as exc:  # the worker or its node died
+                yield ref, _Lost(f"{type(exc).__name__}: {exc}")
+
+    def _abandon(self, handles) -> None:
+        import ray
+
+        for ref in handles:
+            ray.cancel(ref, force=True)
 
 
 #: The executors by name (``prove_run(executor=...)``, ``zkfhe prove --executor``).

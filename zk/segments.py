@@ -33,7 +33,7 @@ import numpy as np
 
 from . import commit, device as _device, group, model as _model, training as _training
 from .chain import Chain
-from .dataset import DatasetOpening
+from .dataset import DatasetCommitment, DatasetOpening
 from .errors import VerificationError
 from .model import ModelCommitment, ModelOpening
 
@@ -85,13 +85,16 @@ class SegmentResult:
 class RunResult(NamedTuple):
     """What :func:`prove_run` returns: the chain of segment proofs, the trained float32 torch
     model, the final model's secret opening, a :class:`SegmentResult` per segment (proof bytes
-    left out) and the dataset batch of every step."""
+    left out), the dataset batch of every step, and the public commitments the chain is checked
+    against (``zk.verify_chain(r.chain, dataset=r.dataset, initial_model=r.initial_model)``)."""
 
     chain: Chain
     model: object
     opening: ModelOpening
     segments: tuple[SegmentResult, ...]
     batch_indices: tuple[int, ...]
+    dataset: DatasetCommitment
+    initial_model: ModelCommitment
 
 
 # ----------------------------------------------------------------------------------------
@@ -210,7 +213,7 @@ def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list
     chain = Chain(tuple(results[i].proof for i in range(total)))
     reports = tuple(dataclasses.replace(results[i], proof=b"") for i in range(total))
     trained = _training.trained_model(opening if torch_model is None else torch_model, final[0])
-    return RunResult(chain, trained, final[0], reports, tuple(indices))
+    return RunResult(chain, trained, final[0], reports, tuple(indices), dataset.commitment, opening.commitment)
 
 
 def prove_run(model, data, lr: float, steps: int | None = None, *, segment_steps: int, epochs: int | None = None,
