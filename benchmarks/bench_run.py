@@ -214,7 +214,7 @@ def main() -> None:
             "(regenerating the witness, proving); with 2 workers each has half the cores. Worker peak RSS: the "
             "largest peak a worker reported (inline: the driver itself). Driver peak RSS: " + driver_note + ". "
             "verify_chain: the whole chain against the dataset commitment. Retries: attempts beyond the first "
-            "(Ray retries on its own and reports none). Every chain verifies and every executor trains the same "
+            "(a worker that died). Every chain verifies and every executor trains the same "
             "integer parameters (asserted).\n\n" + model_section(measured))
     publish("bench_run", body, not args.no_write)
 
