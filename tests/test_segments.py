@@ -270,3 +270,12 @@ def test_recorder_refuses_loops_it_cannot_prove(loop, message):
         _train(model, optimizer, recorder, _loader(), loss=torch.nn.functional.l1_loss)
     with pytest.raises(ValueError, match=message):
         recorder.prove()
+
+
+def test_a_chain_has_one_learning_rate(published):
+    dc, do, mc, mo = published
+    first = zk.prove_training(mo, do, LR, steps=1)
+    second = zk.prove_training(first.opening, do, 2 * LR, steps=1, start_batch=1)
+    with pytest.raises(zk.VerificationError, match="proof 2 of 2: it trains with learning rate 0.1"):
+        zk.verify_chain([first.proof, second.proof], dataset=dc, initial_model=mc)
+    assert zk.verify_chain([first.proof]).lr == LR

@@ -100,14 +100,16 @@ class ChainReport:
     initial_model: ModelCommitment
     final_model: ModelCommitment
     dataset: bytes  # the digest every proof names
+    lr: float  # the learning rate of every step
+    batch_size: int
 
     @property
     def distinct_batches(self) -> int:
         return len(set(self.batches))
 
     def describe(self) -> str:
-        return (f"valid chain: {self.proofs} proof(s), {self.steps} SGD steps over {self.distinct_batches} distinct "
-                f"batches of dataset {committed.short_digest(self.dataset)}, model "
+        return (f"valid chain: {self.proofs} proof(s), {self.steps} SGD steps (lr {self.lr}, batch {self.batch_size}) "
+                f"over {self.distinct_batches} distinct batches of dataset {committed.short_digest(self.dataset)}, model "
                 f"{committed.short_digest(self.initial_model.digest)} -> {committed.short_digest(self.final_model.digest)}")
 
 
@@ -115,7 +117,8 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
                  key: commit.CommitKey = commit.DEFAULT_KEY, progress=None) -> ChainReport:
     """Verify training proofs ``[p1, p2, ...]`` (or a :class:`Chain`) as one run: each proof
     valid (against ``dataset`` when given), the first starting from ``initial_model`` when
-    given, each next one from the previous one's final model, all on one dataset. A
+    given, each next one from the previous one's final model, all on one dataset with one
+    learning rate and batch size. A
     :class:`ChainReport`, or VerificationError naming the proof and the failing check.
     ``progress("verify", done, total)`` is called after each proof."""
     from .training import TrainingProof, _verify_training
@@ -143,6 +146,10 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
             if previous is not None:
                 if proof.statement.dataset != previous.dataset:
                     raise VerificationError("it names another dataset than the proof before it")
+                if (proof.statement.lr, proof.statement.batch_size) != (first.lr, first.batch_size):
+                    raise VerificationError(f"it trains with learning rate {proof.statement.lr} and batch size "
+                                            f"{proof.statement.batch_size}, the chain with {first.lr} and "
+                                            f"{first.batch_size}: one run has one of each")
                 try:
                     check_statement(proof.statement.initial_model.commitments, proof.statement,
                                     previous.final_model, "initial")
@@ -160,4 +167,4 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
             progress("verify", i + 1, total)
     checks.run()
     return ChainReport(total, len(batches), tuple(batches), first.initial_model, previous.final_model,
-                       first.dataset)
+                       first.dataset, first.lr, first.batch_size)

@@ -112,6 +112,8 @@ def set_threads(n: int) -> None:
     global _THREADS, _POOL
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"threads must be a positive integer, got {n!r}")
+    if n == _THREADS:
+        return
     if _POOL is not None:
         _POOL.shutdown(wait=True)
     _THREADS, _POOL = n, None
