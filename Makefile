@@ -26,6 +26,7 @@ test-slow: install
 demo: install
 	$(BIN)/python examples/demo.py
 	$(BIN)/python examples/audit_pipeline.py
+	$(BIN)/python examples/torch_loop.py
 
 bench: install
 	$(BIN)/pip install -q ezkl onnx || echo "ezkl could not be installed: bench_ezkl.py reports zkfhe only"

@@ -183,6 +183,9 @@ class ProcessExecutor(_PoolExecutor):
 
         done, _ = wait(handles, return_when=FIRST_COMPLETED)
         for future in done:
+            if future.cancelled():  # still queued on a pool that was replaced
+                yield future, _Lost("its pool was replaced")
+                continue
             exc = future.exception()
             yield future, (_Lost(str(exc)) if isinstance(exc, BrokenProcessPool) else exc or future.result())
 
