@@ -109,8 +109,8 @@ def test_a_proof_on_other_data_fails_against_the_published_dataset(run):
 def _cheat(run, dataset_opening, digest, indices=None):
     """A malicious prover: our own prover on ``dataset_opening``'s data, claiming the published
     dataset's ``digest`` (and batch ``indices``)."""
-    r = training._training_run(run["mo"], dataset_opening, [0, 1, 2], LR, commit.DEFAULT_KEY)
-    return training._prove_witness(r.circuit, r.values, LR, commit.DEFAULT_KEY, None, r.reused, digest,
+    r = training.training_run(run["mo"], dataset_opening, [0, 1, 2], LR, commit.DEFAULT_KEY)
+    return training.commit_and_prove(r.circuit, r.values, LR, commit.DEFAULT_KEY, None, r.reused, digest,
                                    indices or (0, 1, 2))[0]
 
 

@@ -655,7 +655,7 @@ def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], l
 def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
                   key: commit.CommitKey, progress=None, refuse_underflow: bool = True, first_step: int = 0) -> _Run:
     """The witness of the SGD steps on ``data``'s batches ``indices`` from ``model`` (as
-    :func:`_fixed_steps`)."""
+    :func:`fixed_steps`)."""
     mc, dc = model.commitment, data.commitment
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)

@@ -28,7 +28,7 @@ def honest_witness(widths, batch, steps=1, lr=0.1, bias=False, seed=0, param_sca
 def forge(circuit, values, lr=None):
     """Commit to ``values`` and prove ``circuit`` with the real provers (no soundness refusal)."""
     lr = float(circuit.lr_q / (1 << circuit.lr_bits)) if lr is None else lr
-    return training._prove_witness(circuit, values, lr, commit.DEFAULT_KEY, None)[0]
+    return training.commit_and_prove(circuit, values, lr, commit.DEFAULT_KEY, None)[0]
 
 
 def padded(values, key, shape):
