@@ -113,24 +113,25 @@ def test_model_and_data_files(tmp_path, bias):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "data.npz", X=rng.standard_normal((7, 4)), Y=rng.standard_normal((7, 2)))
     out, trained = tmp_path / "run.zkp", tmp_path / "trained.pt"
-    # 7 rows, batch 3: two batches (the last row is unused), three steps cycle through them
+    # 7 rows, batch 3: batches of 3, 3 and 1 rows (as commit-data cuts them), four steps cycle through them
     result = run("prove", "--model", tmp_path / "model.pt", "--data", tmp_path / "data.npz", "--batch", 3,
-                 "--steps", 3, "--lr", 0.1, "--out", out, "--save-model", trained)
+                 "--steps", 4, "--lr", 0.1, "--out", out, "--save-model", trained)
     assert result.exit_code == 0, result.output
-    assert "last 1 rows" in result.stderr and "3 SGD steps" in result.stdout
+    assert "not used" not in result.stderr and "4 SGD steps" in result.stdout
     for stage in ("witness", "commit witness", "prove"):  # the progress bars, on stderr
         assert stage in result.stderr
     assert "100%" in result.stderr
     proof = zk.TrainingProof.from_bytes(out.read_bytes())
-    assert (proof.statement.arch, proof.statement.batch_size, proof.statement.steps) == ((4, 3, 2), 3, 3)
+    assert (proof.statement.arch, proof.statement.batch_size, proof.statement.steps) == ((4, 3, 2), 3, 4)
+    assert proof.statement.rows == (3, 3, 1, 3)
     assert zk.verify_training(proof)
     # the saved model is the exact fixed-point run on the same batches (master weights carried
     # as integers at the parameter scale between steps), decoded
     x, y = np.load(tmp_path / "data.npz")["X"], np.load(tmp_path / "data.npz")["Y"]
     scale, fp = circuits.param_scale_for(0.1, 16), circuits.FixedPoint(16)
     state = {k: fp.encode(v.double().numpy(), scale) for k, v in model.state_dict().items()}
-    for xb, yb in [(x[:3], y[:3]), (x[3:6], y[3:6]), (x[:3], y[:3])]:
-        graph = circuits.trace_training(model, 3, 0.1, param_scale=scale)
+    for xb, yb in [(x[:3], y[:3]), (x[3:6], y[3:6]), (x[6:], y[6:]), (x[:3], y[:3])]:
+        graph = circuits.trace_training(model, len(xb), 0.1, param_scale=scale)
         inputs = {"x": fp.encode(xb), "y": fp.encode(yb), **state}
         vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
         state = {k: vals[graph.outputs[k]] for k in state}
@@ -454,7 +455,7 @@ def test_npz_epochs_and_save_opening(published, tmp_path):
                  "--lr", 0.05, "--quiet", "--out", tmp_path / "run.zkp", "--save-opening", tmp_path / "f.zko")
     assert result.exit_code == 0, result.output
     proof = zk.TrainingProof.from_bytes((tmp_path / "run.zkp").read_bytes())
-    assert proof.statement.batch_indices == (0, 1, 0, 1)  # the .npz path: full batches only
+    assert proof.statement.batch_indices == (0, 1, 2, 0, 1, 2)  # the .npz path: batches as commit-data cuts them
     opening = zk.ModelOpening.from_bytes((tmp_path / "f.zko").read_bytes())
     assert opening.commitment.to_bytes() == proof.final_model.to_bytes()
     result = run("verify", tmp_path / "run.zkp", "--model", d / "model.zkc")

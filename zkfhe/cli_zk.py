@@ -38,7 +38,8 @@ The model is either ``--arch`` (a seeded random ReLU MLP, with biases if ``--bia
 ``Linear`` layers, with or without bias, and ``ReLU`` between them: keys ``0.weight``,
 ``0.bias``, ``2.weight``, .... The data is either ``--data`` a dataset opening (its batches as
 committed; the last may be smaller), ``--data`` an ``.npz`` with arrays ``X`` and ``Y`` (cut into
-consecutive full batches of ``--batch`` rows; ``Y`` is not needed for ``--inference``), or
+consecutive batches of ``--batch`` rows, the last one possibly smaller, as ``commit-data`` cuts
+them; ``--inference`` takes the first batch and needs no ``Y``), or
 seeded random ``X, Y ~ N(0, 1)``, one batch per step. ``--inference`` proves the model's output
 on one batch instead of training. Every output file is written to a temporary file beside it and
 renamed (all of a command's outputs together), so a failed run never leaves a partial file.
@@ -623,12 +624,12 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
         batch = batch or min(DEFAULT_BATCH, len(x))
         if len(x) < batch:
             raise click.ClickException(f"--data {data_path}: {len(x)} rows, fewer than --batch {batch}")
-        n = 1 if inference else len(x) // batch
+        n = 1 if inference else -(-len(x) // batch)  # training: the last batch may be smaller, as commit-data's
         batches = [(x[i * batch:(i + 1) * batch], None if y is None else y[i * batch:(i + 1) * batch])
                    for i in range(n)]
-        if len(x) > n * batch and not quiet:
-            unused = "do not fill a batch" if not inference else "are beyond the first batch"
-            click.echo(f"note: the last {len(x) - n * batch} rows of --data {unused} and are not used", err=True)
+        if inference and len(x) > batch and not quiet:
+            click.echo(f"note: the last {len(x) - batch} rows of --data are beyond the first batch and are not used",
+                       err=True)
     else:
         batch = batch or DEFAULT_BATCH
         n = 1 if inference else (steps or 1)
