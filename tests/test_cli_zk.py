@@ -395,7 +395,8 @@ def test_verify_chain(published):
     result = run("verify-chain", d / "p1.zkp", d / "p2.zkp", "--data", d / "data.zkc", "--model", d / "model.zkc")
     assert result.exit_code == 0, result.output
     p1, p2 = (zk.TrainingProof.from_bytes((d / f).read_bytes()) for f in ("p1.zkp", "p2.zkp"))
-    report = zk.verify_chain([p1, p2])
+    report = zk.verify_chain([p1, p2], dataset=zk.DatasetCommitment.from_bytes((d / "data.zkc").read_bytes()),
+                             initial_model=zk.ModelCommitment.from_bytes((d / "model.zkc").read_bytes()))
     assert report.describe() in result.output and "5 SGD steps" in result.output
     assert p2.final_model.digest.hex() in result.output
     # reversed: the second proof does not start from the first one's final model
@@ -430,6 +431,11 @@ def test_prove_in_segments_and_verify_the_chain_file(published, tmp_path):
                      "run.zkchain, segment 1", "does not start from proof 1's final model")
     (tmp_path / "cut.zkchain").write_bytes(chain.read_bytes()[:-10])
     one_line_failure(run("verify-chain", tmp_path / "cut.zkchain"), 1, "malformed training chain")
+    # a chain whose last segment frames well but is cut short inside
+    parsed = zk.Chain.from_bytes(chain.read_bytes())
+    (tmp_path / "inner.zkchain").write_bytes(zk.Chain(parsed.segments[:-1] + (parsed.segments[-1][:100],)).to_bytes())
+    one_line_failure(run("inspect", tmp_path / "inner.zkchain"), 1, "malformed training chain")
+    one_line_failure(run("verify-chain", tmp_path / "inner.zkchain"), 1, "proof 3 of 3", "segment 3")
     one_line_failure(run("verify-chain", d / "model.zko"), 1, "a model opening")
 
 

@@ -170,6 +170,27 @@ def test_a_killed_worker_is_replaced_and_its_segment_retried(published):
     assert len({s.worker for s in result.segments}) >= 1
 
 
+def _fail_first_then_sleep(task):
+    if task.index == 0:
+        time.sleep(0.5)
+        raise ValueError("boom")
+    time.sleep(60)
+
+
+class _FailingWorkers(executors.ProcessExecutor):
+    work = staticmethod(_fail_first_then_sleep)
+
+
+def test_an_error_in_one_segment_stops_the_other_workers():
+    tasks = [segments.SegmentTask(i, i, (0,), b"", b"") for i in range(4)]
+    with pytest.raises(ValueError, match=r"segment 1 \(steps 1-1\): boom"):
+        list(_FailingWorkers(workers=2).run(None, iter(tasks)))
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()  # the sleeping worker was stopped, not waited for
+
+
 def test_memory_does_not_grow_with_the_number_of_segments(published):
     _, do, _, mo = published
     zk.prove_run(mo, do, LR, steps=1, segment_steps=1)  # warm caches
@@ -229,6 +250,21 @@ def test_recorder_proves_a_torch_loop_in_segments_and_matches_torch():
         assert (result.model.state_dict()[name] - v).abs().max() <= 1e-3 * update + 2.0 ** -15
 
 
+def test_a_dropped_recorder_is_not_kept_alive_by_its_hook():
+    import gc
+    import weakref
+
+    model = synthetic_mlp(WIDTHS)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    gone = weakref.ref(zk.Recorder(model, optimizer))
+    gc.collect()
+    assert gone() is None
+    with zk.Recorder(model, optimizer) as recorder:
+        _train(model, optimizer, recorder, _loader())
+    optimizer.step()  # after close(): not counted
+    assert recorder.steps == 3
+
+
 def test_recorder_refuses_what_the_proof_cannot_express():
     model = synthetic_mlp(WIDTHS)
     with pytest.raises(UnsupportedOp, match="torch.optim.Adam is not supported"):
@@ -247,10 +283,13 @@ def test_recorder_refuses_what_the_proof_cannot_express():
 
 
 @pytest.mark.parametrize("loop, message", [
-    ("scheduler", "learning rate changed"),
+    ("scheduler", "learning rate changed to 0.025 at step 2"),
     ("unrecorded", "had no recorded batch"),
-    ("l1", "disagree.*loss other than mean MSE"),
+    ("l1", "not plain SGD with mean MSE"),
     ("nothing", "no optimizer step"),
+    ("weight decay later", "at step 2: torch.optim.SGD with weight_decay=0.001 is not supported"),
+    ("batch changed in place", "not plain SGD with mean MSE.*change a batch after it was recorded"),
+    ("parameter edited", "not plain SGD with mean MSE"),
 ])
 def test_recorder_refuses_loops_it_cannot_prove(loop, message):
     model = synthetic_mlp(WIDTHS, seed=3)
@@ -268,6 +307,18 @@ def test_recorder_refuses_loops_it_cannot_prove(loop, message):
         optimizer.step()
     elif loop == "l1":
         _train(model, optimizer, recorder, _loader(), loss=torch.nn.functional.l1_loss)
+    elif loop in ("weight decay later", "batch changed in place", "parameter edited"):
+        for t, (x, y) in enumerate(recorder.watch(_loader())):
+            if t == 1 and loop == "batch changed in place":
+                x.mul_(1.01)
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+            if t == 0 and loop == "weight decay later":
+                optimizer.param_groups[0]["weight_decay"] = 1e-3
+            if t == 0 and loop == "parameter edited":
+                with torch.no_grad():
+                    model[0].weight[0, 0] += 1e-3
     with pytest.raises(ValueError, match=message):
         recorder.prove()
 

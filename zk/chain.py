@@ -99,23 +99,28 @@ class ChainReport:
     batches: tuple[int, ...]  # every batch index used, in step order
     initial_model: ModelCommitment
     final_model: ModelCommitment
-    dataset: bytes  # the digest every proof names
+    dataset: bytes  # the digest every proof names (a label unless checked_dataset)
     lr: float  # the learning rate of every step
     batch_size: int
+    checked_dataset: bool = False  # every step's batch was checked against the published dataset
+    checked_initial_model: bool = False  # the first proof was checked to start from the published model
 
     @property
     def distinct_batches(self) -> int:
         return len(set(self.batches))
 
     def describe(self) -> str:
+        data = "" if self.checked_dataset else " (as the proofs name it; not checked against a published dataset)"
+        model = "" if self.checked_initial_model else " (the initial model not checked against a published one)"
         return (f"valid chain: {self.proofs} proof(s), {self.steps} SGD steps (lr {self.lr}, batch {self.batch_size}) "
-                f"over {self.distinct_batches} distinct batches of dataset {committed.short_digest(self.dataset)}, model "
-                f"{committed.short_digest(self.initial_model.digest)} -> {committed.short_digest(self.final_model.digest)}")
+                f"over {self.distinct_batches} distinct batches of dataset {committed.short_digest(self.dataset)}{data}, "
+                f"model {committed.short_digest(self.initial_model.digest)} -> "
+                f"{committed.short_digest(self.final_model.digest)}{model}")
 
 
 def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model: ModelCommitment | None = None,
                  key: commit.CommitKey = commit.DEFAULT_KEY, progress=None) -> ChainReport:
-    """Verify training proofs ``[p1, p2, ...]`` (or a :class:`Chain`) as one run: each proof
+    """Verify training proofs ``[p1, p2, ...]`` (or their files' bytes, or a :class:`Chain`) as one run: each proof
     valid (against ``dataset`` when given), the first starting from ``initial_model`` when
     given, each next one from the previous one's final model, all on one dataset with one
     learning rate and batch size. A
@@ -123,10 +128,13 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
     ``progress("verify", done, total)`` is called after each proof."""
     from .training import TrainingProof, _verify_training
 
+    if not isinstance(proofs, Chain):
+        proofs = list(proofs)
+        if proofs and all(isinstance(p, bytes) for p in proofs):
+            proofs = Chain(tuple(proofs))
     if isinstance(proofs, Chain):
         total, get = len(proofs), proofs.proof
     else:
-        proofs = list(proofs)
         total, get = len(proofs), proofs.__getitem__
     if not total:
         raise VerificationError("an empty chain proves nothing")
@@ -167,4 +175,4 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
             progress("verify", i + 1, total)
     checks.run()
     return ChainReport(total, len(batches), tuple(batches), first.initial_model, previous.final_model,
-                       first.dataset, first.lr, first.batch_size)
+                       first.dataset, first.lr, first.batch_size, dataset is not None, initial_model is not None)

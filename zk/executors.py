@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import replace
 
-from .segments import SegmentJob, SegmentResult, SegmentTask, prove_segment
+from .segments import SegmentJob, SegmentResult, SegmentTask, forget_datasets, prove_segment
 
 __all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "RayExecutor", "executor_for", "EXECUTORS"]
 
@@ -72,11 +72,15 @@ class InlineExecutor(Executor):
         return None
 
     def run(self, job: SegmentJob, tasks):
-        for task in tasks:
-            try:
-                yield prove_segment(job, task)
-            except Exception as exc:  # noqa: BLE001 - named and raised
-                raise _named(exc, task) from None
+        try:
+            for task in tasks:
+                try:
+                    result = prove_segment(job, task)
+                except Exception as exc:  # noqa: BLE001 - named and raised
+                    raise _named(exc, task) from None
+                yield replace(result, index=task.index)
+        finally:
+            forget_datasets()  # this process keeps no parsed copy of the secret dataset
 
 
 class _Lost(Exception):
@@ -120,8 +124,8 @@ class _PoolExecutor(Executor):
                         retry.append(task)
                     elif isinstance(outcome, BaseException):
                         raise _named(outcome, task)
-                    else:
-                        yield replace(outcome, attempts=attempts[task.index])
+                    else:  # the task's own index: a worker's result cannot claim another segment
+                        yield replace(outcome, index=task.index, attempts=attempts[task.index])
         finally:
             self._abandon(list(pending))
 
@@ -147,6 +151,8 @@ class ProcessExecutor(_PoolExecutor):
     lost a worker is replaced and every task it held submitted again."""
 
     name = "process"
+    #: what a worker runs per task (a module-level function: it travels by name)
+    work = staticmethod(_prove_in_process)
 
     def run(self, job: SegmentJob, tasks):
         self._job, self._pool = job, None
@@ -156,6 +162,13 @@ class ProcessExecutor(_PoolExecutor):
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    def _abandon(self, handles) -> None:
+        """The run ended early (an error): stop the workers now rather than let them finish
+        segments nobody will use (``ProcessPoolExecutor`` has no public way before Python 3.14)."""
+        if handles and self._pool is not None:
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
 
     def _new_pool(self):
         import multiprocessing
@@ -172,10 +185,10 @@ class ProcessExecutor(_PoolExecutor):
         if self._pool is None:
             self._new_pool()
         try:
-            return self._pool.submit(_prove_in_process, task)
+            return self._pool.submit(self.work, task)
         except BrokenProcessPool:  # a worker died: the tasks still on this pool come back as lost
             self._new_pool()
-            return self._pool.submit(_prove_in_process, task)
+            return self._pool.submit(self.work, task)
 
     def _collect(self, handles):
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -210,8 +223,11 @@ class RayExecutor(_PoolExecutor):
         super().__init__(workers, retries)
         self.address = address
 
+        self._sized = workers is not None
+
     def threads_per_worker(self) -> int | None:
-        return None if self.address else super().threads_per_worker()
+        # on a cluster each task holds one CPU of its node, so its MSMs take one thread
+        return 1 if self.address else super().threads_per_worker()
 
     def run(self, job: SegmentJob, tasks):
         import logging
@@ -222,6 +238,8 @@ class RayExecutor(_PoolExecutor):
         if started:
             ray.init(address=self.address, num_cpus=None if self.address else self.workers,
                      include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        if self.address and not self._sized:  # as many tasks in flight as the cluster has CPUs
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         try:
             self._remote = ray.remote(num_cpus=1, max_retries=0)(_prove_on_ray)
             self._job_ref = ray.put(job)

@@ -8,23 +8,32 @@
         torch.nn.functional.mse_loss(model(x), y).backward()
         optimizer.step()                         # each step is counted (a step hook)
     result = recorder.prove(segment_steps=32, executor="process")
-    zk.verify_chain(result.chain)
+    zk.verify_chain(result.chain, dataset=result.dataset, initial_model=result.initial_model)
 
 What the proof covers is checked up front: the model is a ReLU MLP (:func:`zk.training.mlp_layout`)
 and the optimizer a plain ``torch.optim.SGD`` over exactly its parameters (one learning rate; no
 momentum, dampening, weight decay, Nesterov or ``maximize``); anything else raises
-:class:`circuits.UnsupportedOp` naming it. While the loop runs, every ``optimizer.step()`` must
-follow exactly one recorded batch and the learning rate must stay put (a scheduler that changes
-it cannot be proved as one run). :meth:`Recorder.prove` commits the recorded batches as a dataset
-(a batch seen again, e.g. by a later epoch over an unshuffled loader, is committed once), runs
-the schedule in fixed point, and refuses to prove unless that run agrees with the torch model
-the loop trained within :data:`FIDELITY` (so a loss other than mean MSE, gradient clipping or
-parameters changed outside ``optimizer.step()`` are named before any proving).
+:class:`circuits.UnsupportedOp` naming it. The same holds before every ``optimizer.step()`` (a
+step pre-hook: options changed later, or a learning rate moved by a scheduler, are named), and
+every step must follow exactly one recorded batch. :meth:`Recorder.prove` then checks, before
+any proving, that the loop is what the proof states:
+
+1. **Replay.** Plain SGD with mean MSE on the recorded batches, in float64 torch from the
+   recorded initial model, ends where the loop's model is, within float32 rounding
+   (:data:`REPLAY_TOLERANCE`). A loop with another loss, gradient clipping that bites, weight
+   decay, parameters changed outside ``optimizer.step()`` or a batch changed in place after it
+   was recorded is refused here.
+2. **Fidelity.** The fixed-point run of the schedule (what is proved) agrees with the loop's
+   model within :data:`FIDELITY` of the update.
+
+The recorded batches are committed as a dataset (a batch seen again, e.g. by a later epoch over
+an unshuffled loader, is committed once), and the schedule is proved in segments.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
+import weakref
 
 import numpy as np
 
@@ -33,12 +42,16 @@ from circuits import FixedPoint, UnsupportedOp
 from . import commit, dataset as _dataset, model as _model, training as _training
 from .segments import MAX_RUN_STEPS, RunResult, prove_schedule
 
-__all__ = ["Recorder", "FIDELITY"]
+__all__ = ["Recorder", "FIDELITY", "REPLAY_TOLERANCE"]
 
 #: Largest relative difference between the proved and the torch update ``final - initial``
 #: (its norm, over all parameters) that :meth:`Recorder.prove` accepts; fixed point at 2^16
 #: differs from float32 torch by about 1e-4 (docs/benchmarks.md, bench_fidelity).
 FIDELITY = 1e-2
+#: The float64 replay may differ from the loop's model by ``REPLAY_TOLERANCE`` of the update
+#: plus ``2^-20 ||w|| sqrt(steps)`` (float32 rounding of the weights, measured at ~1e-7 ||w||;
+#: weight decay 1e-4 or one batch scaled by 1.01 give 10-100x more).
+REPLAY_TOLERANCE = 1e-3
 
 _SGD_DEFAULTS = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 
@@ -92,7 +105,13 @@ class Recorder:
         self.schedule: list[int] = []  # the dataset index of every recorded batch
         self.steps = 0  # optimizer steps taken since recording began
         self._problem: str | None = None
-        self._hook = optimizer.register_step_post_hook(self._after_step)
+        me = weakref.ref(self)  # the optimizer's hook does not keep a dropped recorder alive
+
+        def before_step(optimizer, args, kwargs):
+            recorder = me()
+            if recorder is not None:
+                recorder._before_step(optimizer)
+        self._hook = optimizer.register_step_pre_hook(before_step)
 
     def __repr__(self) -> str:
         return f"Recorder(MLP {'-'.join(map(str, self.widths))}, lr {self.lr}, {self.steps} steps recorded)"
@@ -124,18 +143,28 @@ class Recorder:
     def _fail(self, problem: str) -> None:
         self._problem = self._problem or problem
 
-    def _after_step(self, optimizer, args, kwargs) -> None:
+    def _before_step(self, optimizer) -> None:
         self.steps += 1
         if self.steps > len(self.schedule):
             self._fail(f"optimizer.step() number {self.steps} had no recorded batch (record(x, y) or watch(loader))")
-        lrs = {float(g["lr"]) for g in optimizer.param_groups}
-        if lrs != {self.lr}:
-            self._fail(f"the learning rate changed to {sorted(lrs)} at step {self.steps}: a proved run has one "
+        try:
+            lr = _check_optimizer(self.model, optimizer)
+        except (UnsupportedOp, ValueError) as exc:
+            self._fail(f"at step {self.steps}: {exc}")
+            return
+        if lr != self.lr:
+            self._fail(f"the learning rate changed to {lr} at step {self.steps}: a proved run has one "
                        f"learning rate ({self.lr})")
 
     def close(self) -> None:
         """Stop counting optimizer steps."""
         self._hook.remove()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _check_recording(self) -> None:
         if self._problem:
@@ -148,24 +177,46 @@ class Recorder:
         if self.steps > MAX_RUN_STEPS:
             raise ValueError(f"cannot prove the recorded training: {self.steps} steps (at most {MAX_RUN_STEPS})")
 
-    def _check_fidelity(self, opening, dataset, lr: float) -> None:
-        """The fixed-point run of the schedule ends within :data:`FIDELITY` of the torch model."""
+    def _flat(self, state: dict) -> np.ndarray:
+        """The parameters of a state_dict of the model as one float64 vector (standard order)."""
+        names = _training.mlp_layout(self.model)[2]
+        return np.concatenate([_as_float(state[names[n]], n).ravel() for n in names])
+
+    def _check_replay(self) -> None:
+        """Plain SGD with mean MSE on the recorded batches, in float64, ends at the loop's model."""
+        import torch
+
+        replay = copy.deepcopy(self.initial).double()
+        sgd = torch.optim.SGD(replay.parameters(), lr=self.lr)
+        for i in self.schedule:
+            x, y = (torch.from_numpy(a) for a in self._batches[i])
+            sgd.zero_grad()
+            torch.nn.functional.mse_loss(replay(x), y).backward()
+            sgd.step()
+        trained, initial = self._flat(self.model.state_dict()), self._flat(self.initial.state_dict())
+        error = np.linalg.norm(trained - self._flat(replay.state_dict()))
+        update = np.linalg.norm(trained - initial)
+        if error > REPLAY_TOLERANCE * update + 2.0 ** -20 * np.linalg.norm(trained) * np.sqrt(self.steps):
+            raise ValueError(f"the recorded loop is not plain SGD with mean MSE on the recorded batches: replayed so, "
+                             f"it ends {error:.3g} away from the loop's model ({error / max(update, 1e-30):.2%} of the "
+                             "update); did the loop use another loss, clip gradients, decay weights, change "
+                             "parameters outside optimizer.step() or change a batch after it was recorded?")
+
+    def _check_fixed_point(self, opening, dataset) -> None:
+        """The fixed-point run of the schedule (what is proved) ends within :data:`FIDELITY`."""
         mc = opening.commitment
         state = opening.integers()
-        for step in _training.fixed_steps(opening, dataset, self.schedule, lr):
+        for step in _training.fixed_steps(opening, dataset, self.schedule, self.lr):
             state = step.state
         fp, names = FixedPoint(mc.scale_bits), _training.mlp_layout(self.model)[2]
-        live, start = self.model.state_dict(), self.initial.state_dict()
         proved = np.concatenate([fp.decode(state[n], mc.param_scale).ravel() for n in names])
-        trained = np.concatenate([_as_float(live[names[n]], n).ravel() for n in names])
-        initial = np.concatenate([_as_float(start[names[n]], n).ravel() for n in names])
+        trained, initial = self._flat(self.model.state_dict()), self._flat(self.initial.state_dict())
         update = np.linalg.norm(trained - initial)
         error = np.linalg.norm(proved - trained)
         if error > FIDELITY * update + np.sqrt(proved.size) * 2.0 ** -mc.scale_bits:
-            raise ValueError(f"the recorded torch training and its fixed-point run disagree: the parameters differ by "
-                             f"{error:.3g}, {error / max(update, 1e-30):.1%} of the update (at most {FIDELITY:.0%}); "
-                             "did the loop use a loss other than mean MSE, clip gradients or change parameters "
-                             "outside optimizer.step()?")
+            raise ValueError(f"the fixed-point run of the recorded training ends {error:.3g} away from the torch model, "
+                             f"{error / max(update, 1e-30):.1%} of the update (at most {FIDELITY:.0%}): raise "
+                             "scale_bits or param_scale")
 
     def prove(self, segment_steps: int | None = None, executor: str = "inline", workers: int | None = None,
               ray_address: str | None = None, retries: int = 2, key: commit.CommitKey = commit.DEFAULT_KEY,
@@ -187,8 +238,9 @@ class Recorder:
             from circuits import param_scale_for
 
             param_scale = param_scale_for(self.lr, self.scale_bits)
+        self._check_replay()
         opening = _model.commit_model(self.initial, self.scale_bits, param_scale, key=key)[1]
         data = _dataset.from_batches(self._batches, self.scale_bits, key, progress)[1]
-        self._check_fidelity(opening, data, self.lr)
+        self._check_fixed_point(opening, data)
         return prove_schedule(opening, data, list(self.schedule), self.lr, segment_steps, runner, key, device,
                               progress, self.initial)

@@ -21,6 +21,7 @@ segment's witness; the chain keeps each proof's bytes.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import resource
@@ -103,6 +104,11 @@ class RunResult(NamedTuple):
 _DATASETS: dict[bytes, DatasetOpening] = {}  # a worker's parsed dataset openings, by digest
 
 
+def forget_datasets() -> None:
+    """Drop this process's parsed dataset openings (secret data) once its segments are done."""
+    _DATASETS.clear()
+
+
 def _dataset(job: SegmentJob) -> DatasetOpening:
     if job.dataset_digest not in _DATASETS:
         _DATASETS.clear()
@@ -169,9 +175,9 @@ def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr
     final.append(start)
 
 
-def _check_segment(result: SegmentResult, planned: _Planned, dataset, key):
+def _check_segment(result: SegmentResult, planned: _Planned, dataset, lr: float, key):
     """Step 3: the segment proof verifies, on ``dataset``, from and to the planned models, with
-    the planned batches (VerificationError naming the segment otherwise)."""
+    the planned batches and learning rate (VerificationError naming the segment otherwise)."""
     from .training import TrainingProof
 
     where = f"segment {planned.task.index + 1}"
@@ -182,6 +188,8 @@ def _check_segment(result: SegmentResult, planned: _Planned, dataset, key):
         _model.check_statement(st.final_model.commitments, st, planned.end, "final")
         if st.batch_indices != planned.task.batches:
             raise VerificationError("it used other batches than planned")
+        if st.lr != lr:
+            raise VerificationError(f"it trained with learning rate {st.lr}, not {lr}")
     except Exception as exc:  # noqa: BLE001 - whatever a worker sent, it does not join the chain
         raise VerificationError(f"{where}: the worker's proof does not check ({exc})") from None
 
@@ -205,11 +213,18 @@ def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list
 
     total = -(-len(indices) // segment_steps)
     results: dict[int, SegmentResult] = {}
-    for result in executor.run(job, tasks()):
-        _check_segment(result, planned.pop(result.index), dataset.commitment, key)
-        results[result.index] = result
-        if progress:
-            progress("segments", len(results), total)
+    with contextlib.closing(executor.run(job, tasks())) as finished:
+        for result in finished:
+            if result.index not in planned:
+                raise RuntimeError(f"the executor returned segment {result.index + 1} "
+                                   f"{'twice' if result.index in results else 'which was never planned'}")
+            _check_segment(result, planned.pop(result.index), dataset.commitment, lr, key)
+            results[result.index] = result
+            if progress:
+                progress("segments", len(results), total)
+    if len(results) != total:
+        missing = sorted(set(range(total)) - set(results))
+        raise RuntimeError(f"the executor returned no proof for segment(s) {', '.join(str(i + 1) for i in missing)}")
     chain = Chain(tuple(results[i].proof for i in range(total)))
     reports = tuple(dataclasses.replace(results[i], proof=b"") for i in range(total))
     trained = _training.trained_model(opening if torch_model is None else torch_model, final[0])

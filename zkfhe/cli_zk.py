@@ -860,7 +860,17 @@ def inspect_cmd(file):
         click.echo("")
         click.echo(obj.commitment.describe())
         return
-    if kind in ("dataset commitment", "model commitment", "training chain"):
+    if kind == "training chain":
+        import zk
+
+        try:
+            text = obj.describe()  # parses its first and last proofs
+        except zk.ProofFormatError as exc:
+            raise click.ClickException(f"malformed training chain {file}: {exc}") from None
+        click.echo(text)
+        click.echo(f"  file size    : {size:,} bytes")
+        return
+    if kind in ("dataset commitment", "model commitment"):
         click.echo(obj.describe())
         click.echo(f"  file size    : {size:,} bytes")
         return
