@@ -1,6 +1,6 @@
 """``Context``: one backend with its keys; encrypts, decrypts and runs einsums.
 
-    ctx = fhe.Context(backend="seal", levels=3)          # 128-bit secure parameters
+    ctx = fhe.Context()                                   # SEAL, 128-bit secure parameters
     x = ctx.encrypt(np.random.rand(64, 64))               # CipherTensor, row-major layout
     y = fhe.einsum("ij,jk->ik", x, weights)               # weights: plaintext numpy/torch
     print(ctx.plan("ij,jk->ik", x, weights))              # what ran (no keys, no work)
@@ -31,8 +31,9 @@ PLAN_CACHE = 16
 class Context:
     """A CKKS backend and its keys.
 
-    ``backend``: ``"sim"`` (numpy simulator, no encryption — for debugging), ``"seal"`` or
-    ``"desilo"``. ``ring_degree`` (None: the smallest 128-bit-secure ring for the levels),
+    ``backend``: ``"seal"`` (the default: real encryption, Microsoft SEAL), ``"desilo"``, or
+    ``"sim"`` — a numpy simulator with NO encryption, for debugging only (its ``repr`` says
+    so); the simulator is never chosen unless asked for by name. ``ring_degree`` (None: the smallest 128-bit-secure ring for the levels),
     ``levels`` (multiplicative depth of a fresh ciphertext), ``scale_bits``; insecure
     parameters are refused unless ``allow_insecure=True``. ``rotation_keys="auto"`` generates
     the keys each einsum needs on demand; ``"manual"`` leaves that to
@@ -40,18 +41,24 @@ class Context:
     keyword arguments go to the backend (e.g. ``device`` for desilo, ``noise`` for sim).
     """
 
-    def __init__(self, backend: str = "sim", ring_degree: int | None = None, levels: int = 3,
+    def __init__(self, backend: str = "seal", ring_degree: int | None = None, levels: int = 3,
                  scale_bits: int = 40, allow_insecure: bool = False,
                  rotation_keys: str = "auto", **options) -> None:
         if rotation_keys not in ("auto", "manual"):
             raise ValueError(f"rotation_keys must be 'auto' or 'manual', got {rotation_keys!r}")
         self.backend = get_backend(backend, ring_degree=ring_degree, levels=levels,
                                    scale_bits=scale_bits, allow_insecure=allow_insecure, **options)
+        self.backend_name = backend
+        self.scale_bits = scale_bits
         self.auto_keys = rotation_keys == "auto"
         self._plans: OrderedDict = OrderedDict()
 
     def __repr__(self) -> str:
-        return f"Context({self.backend!r})"
+        b = self.backend
+        params = f"ring_degree={2 * b.slots}, levels={b.max_level}, scale_bits={self.scale_bits}"
+        if self.backend_name == "sim":
+            return f"Context(sim — NO ENCRYPTION, debugging only, {params})"
+        return f"Context({self.backend_name}, {params}, security_bits={b.security_bits})"
 
     @property
     def slots(self) -> int:

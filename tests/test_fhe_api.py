@@ -120,7 +120,7 @@ def test_backend_registry(monkeypatch):
 def test_sim_picks_the_real_ring_size():
     assert fhe.Context("sim", levels=2).slots == 4096      # what seal picks for 2 levels
     assert fhe.Context("sim", levels=3).slots == 8192
-    assert "no encryption" in repr(fhe.Context("sim"))
+    assert "NO ENCRYPTION" in repr(fhe.Context("sim"))
 
 
 # ------------------------------------------------------------------------ real backends
