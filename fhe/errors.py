@@ -18,7 +18,17 @@ class UnsupportedInput(FHEError, TypeError):
 
 
 class OutOfLevels(FHEError):
-    """A multiplication needs a level the ciphertext no longer has."""
+    """A multiplication needs a level the ciphertext no longer has.
+
+    ``needed``: the multiplicative levels the computation needs (None when unknown);
+    ``have``: the levels the ciphertexts (or the context) have. The message says both and
+    what to do (a context with more levels: ``fhe.Context(levels=needed)`` or
+    ``fhe.Context.for_einsum(spec, *shapes)``)."""
+
+    def __init__(self, message: str, needed: int | None = None, have: int | None = None) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.have = have
 
 
 class MissingRotationKey(FHEError):

@@ -33,7 +33,9 @@ def execute(plan, backend, ciphertexts, plains, *, generate_keys: bool = True,
             levels.append(None)
             continue
         if got is None or len(got) != len(want):
-            raise ShapeMismatch(f"operand {k}: the plan expects {len(want)} ciphertext(s)")
+            got_n = "none" if got is None else len(got)
+            raise ShapeMismatch(f"operand {k}: the plan expects {len(want)} ciphertext(s), "
+                                f"got {got_n}")
         regs.update(zip(want, got))
         levels.append(min(backend.level(ct) for ct in got))
     plan.check_levels(levels)

@@ -107,11 +107,19 @@ class Plan:
                  for r in regs}
         used = max(self.depths(start).values(), default=0)
         if used > top:
-            have = ", ".join(f"operand {k}: level {lv}" for k, lv in enumerate(input_levels)
+            have = ", ".join(f"operand {k} at level {lv}" for k, lv in enumerate(input_levels)
                              if lv is not None)
+            if top >= self.levels:  # enough levels on fresh operands: some are worn down
+                what = (f"re-encrypt the operands below level {self.levels} (or decrypt and "
+                        f"re-encrypt an intermediate result)")
+            else:
+                what = (f"encrypt the operands on a context with at least {self.levels} levels: "
+                        f"fhe.Context(levels={self.levels}), or fhe.Context.for_einsum("
+                        f"'{self.spec}', ...) which sizes levels and ring for this einsum")
             raise OutOfLevels(
-                f"einsum '{self.spec}' needs {self.levels} multiplicative level(s) ({have}); "
-                f"use more levels or fresher ciphertexts")
+                f"einsum '{self.spec}' needs {used} multiplicative level(s) from its freshest "
+                f"operand ({self.levels} from fresh ciphertexts), but the operands have {top} "
+                f"({have}); {what}", needed=used, have=top)
         return top - used
 
     def cost(self) -> Cost:
@@ -285,7 +293,10 @@ def plan(spec, *shapes, slots: int = 8192, encrypted=None, layouts=None, levels=
         out = _clear(terms, es.output)
         return Plan(es, slots, encrypted, layouts, "clear", None, inputs, out)
     search = _Search(es.sizes, top, strategy)
-    out, name = search.run(b, terms, es.output, out_layout)
+    try:
+        out, name = search.run(b, terms, es.output, out_layout)
+    except _TooDeep as exc:
+        raise _out_of_levels(es, exc.needed, exc.have) from None
     return Plan(es, slots, encrypted, layouts, name, b, inputs, out)
 
 
@@ -325,12 +336,23 @@ def _clear(terms, out_labels) -> Term:
     return Term("clear", tuple(out_labels), shape, plain=tensor)
 
 
-class _TooDeep(OutOfLevels):
-    """No plan fits the level budget (``needed``: the fewest levels any plan needs)."""
+class _TooDeep(Exception):
+    """Internal to the search: no plan fits the level budget (``needed``: the fewest levels
+    any plan needs). :func:`plan` turns it into a public :class:`OutOfLevels`."""
 
     def __init__(self, needed: int, have: int) -> None:
-        super().__init__(f"every plan needs at least {needed} levels; the ciphertexts have {have}")
+        super().__init__(needed, have)
         self.needed = needed
+        self.have = have
+
+
+def _out_of_levels(es: EinsumSpec, needed: int, have: int) -> OutOfLevels:
+    shapes = ", ".join(str(s) for s in es.shapes)
+    return OutOfLevels(
+        f"einsum '{es}' needs at least {needed} multiplicative level(s); the ciphertexts have "
+        f"{have}. Use a context with enough levels before encrypting: "
+        f"fhe.Context(levels={needed}), or fhe.Context.for_einsum('{es}', {shapes}) which "
+        f"sizes levels and ring for this einsum", needed=needed, have=have)
 
 
 class _Search:
@@ -345,8 +367,22 @@ class _Search:
     def run(self, b: Builder, terms, out_labels, out_layout) -> tuple[Term, str]:
         best = self._best(b, self._options(terms, out_labels, out_layout))
         if best is None:
-            raise FHEError(f"no {self.strategy} plan fits this einsum "
-                           f"(too many ciphertext tiles, or the strategy does not apply)")
+            from .aligned import MAX_TILES
+            from .layout import pow2
+
+            labels = {c for t in terms for c in t.labels} | set(out_labels)
+            joint = 1
+            for c in labels:
+                joint *= pow2(self.sizes[c])
+            tiles = -(-joint // b.slots)
+            if tiles > MAX_TILES:
+                why = (f"its {len(labels)} indices span {joint} joint positions, {tiles} "
+                       f"ciphertext tiles of {b.slots} slots, more than the {MAX_TILES} the "
+                       f"aligned strategy considers")
+            else:
+                why = f"the {self.strategy} strategy does not apply to it"
+            hint = "; try strategy='auto'" if self.strategy not in ("auto", "aligned") else ""
+            raise FHEError(f"no {self.strategy} plan fits this einsum: {why}{hint}")
         return best
 
     def _options(self, terms, out_labels, out_layout):

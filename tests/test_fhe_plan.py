@@ -114,8 +114,9 @@ def test_plan_needs_no_keys_and_checks_levels():
     assert p.strategy == "diagonal" and p.levels == 2
     with pytest.raises(fhe.OutOfLevels):
         fhe.plan("ij,jk->ik", (64, 64), (64, 64), slots=8192, levels=1)
-    with pytest.raises(fhe.OutOfLevels, match="needs 2"):
+    with pytest.raises(fhe.OutOfLevels, match="2 from fresh ciphertexts") as err:
         p.check_levels([2, 1])
+    assert err.value.have == 2 and "re-encrypt" in str(err.value)
     assert p.check_levels([3, 3]) == 1
 
 
