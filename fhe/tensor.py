@@ -82,6 +82,76 @@ class CipherTensor:
     def decrypt(self):
         return self.context.decrypt(self)
 
+    # -- operators (fhe/ops.py; numpy broadcasting, through fhe.einsum) --------------------
+    #: numpy defers to the reflected operators (``array + ct`` calls ``ct.__radd__``)
+    __array_ufunc__ = None
+
+    def _binary(self, name: str, other, reflected: bool = False):
+        from . import ops
+
+        if not ops.is_operand(other):
+            return NotImplemented
+        fn = getattr(ops, name)
+        return fn(other, self) if reflected else fn(self, other)
+
+    def __add__(self, other):
+        return self._binary("add", other)
+
+    def __radd__(self, other):
+        return self._binary("add", other, reflected=True)
+
+    def __sub__(self, other):
+        return self._binary("subtract", other)
+
+    def __rsub__(self, other):
+        return self._binary("subtract", other, reflected=True)
+
+    def __mul__(self, other):
+        return self._binary("multiply", other)
+
+    def __rmul__(self, other):
+        return self._binary("multiply", other, reflected=True)
+
+    def __matmul__(self, other):
+        return self._binary("matmul", other)
+
+    def __rmatmul__(self, other):
+        return self._binary("matmul", other, reflected=True)
+
+    def __neg__(self):
+        from .ops import negative
+
+        return negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, k):
+        from .ops import power
+
+        if not isinstance(k, int) or isinstance(k, bool):
+            return NotImplemented
+        return power(self, k)
+
+    def sum(self, axis=None, keepdims: bool = False) -> "CipherTensor":
+        """``numpy.sum``: an einsum over the summed axes (``keepdims`` is free)."""
+        from .ops import tensor_sum
+
+        return tensor_sum(self, axis, keepdims)
+
+    def polyval(self, coeffs) -> "CipherTensor":
+        """``numpy.polyval(coeffs, self)``, coefficients highest degree first; depth
+        ``ceil(log2(degree + 1))``."""
+        from .ops import polyval
+
+        return polyval(self, coeffs)
+
+    def expand_dims(self, axis) -> "CipherTensor":
+        """``numpy.expand_dims`` (free: the same ciphertexts)."""
+        from .ops import expand_dims
+
+        return expand_dims(self, axis)
+
     def __repr__(self) -> str:
         return (f"CipherTensor(shape={self.shape}, level={self.level}, "
                 f"layout={self.layout}, backend={self.context.backend.name})")
