@@ -19,6 +19,10 @@ per requested step, generated on demand by :meth:`SealBackend.ensure_rotation_ke
 """
 from __future__ import annotations
 
+import os
+import struct
+import tempfile
+
 import numpy as np
 
 from ..errors import (
@@ -26,8 +30,8 @@ from ..errors import (
     OutOfLevels,
     UnsupportedBackend,
 )
-from .base import Backend
-from .params import EDGE_PRIME_BITS, SealParams, seal_params
+from .base import Backend, SerializationError, field, key_id_field, shifts_field
+from .params import EDGE_PRIME_BITS, SEAL_RING_DEGREES, SealParams, seal_params
 
 try:
     from tenseal import sealapi as _seal
@@ -50,6 +54,92 @@ def closest_primes(count: int, bits: int, ring_degree: int, exclude=()) -> list[
         k += 1
     found.sort(key=lambda p: abs(p - (1 << bits)))
     return found[:count]
+
+
+#: SEAL's serialisation header: magic 0xA15E, header size 16, version major/minor,
+#: compression mode, reserved, total size
+_SEAL_HEADER = struct.Struct("<HBBBBHQ")
+_SEAL_MAGIC = 0xA15E
+_COMPR_NONE, _COMPR_ZSTD = 0, 2
+#: slack on top of an object's polynomial data (SEAL's own headers and size fields)
+_SEAL_SLACK = 1 << 20
+
+
+def zstd_content_bound(data) -> int:
+    """An upper bound on what a zstd stream decompresses to, read from its frame and block
+    headers alone (RFC 8878): raw and RLE blocks give their size, compressed blocks at most
+    128 KiB. Lets a loader refuse a decompression bomb before SEAL inflates it."""
+    data = memoryview(data).cast("B")
+    pos, total = 0, 0
+    while pos < len(data):
+        if len(data) - pos < 6 or bytes(data[pos:pos + 4]) != b"\x28\xb5\x2f\xfd":
+            raise SerializationError("seal data: not a zstd frame")
+        fhd = data[pos + 4]
+        single, dict_flag, fcs_flag = fhd >> 5 & 1, fhd & 3, fhd >> 6
+        if fhd & 0x08:
+            raise SerializationError("seal data: zstd reserved bit set")
+        pos += 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
+        pos += (1 if single else 0, 2, 4, 8)[fcs_flag]
+        while True:
+            if len(data) - pos < 3:
+                raise SerializationError("seal data: truncated zstd block")
+            head = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+            last, kind, size = head & 1, head >> 1 & 3, head >> 3
+            pos += 3
+            if kind == 3:
+                raise SerializationError("seal data: reserved zstd block type")
+            stored = 1 if kind == 1 else size
+            if kind == 2 and size > 1 << 17:
+                raise SerializationError("seal data: zstd block larger than 128 KiB")
+            if len(data) - pos < stored:
+                raise SerializationError("seal data: truncated zstd block")
+            total += (1 << 17) if kind == 2 else size
+            pos += stored
+            if last:
+                break
+        pos += 4 if fhd & 0x04 else 0  # content checksum
+        if pos > len(data):
+            raise SerializationError("seal data: truncated zstd checksum")
+    return total
+
+
+def _save(obj, tmp: str) -> bytes:
+    """SEAL's ``save`` (the bindings write files only) through a file in ``tmp``."""
+    path = os.path.join(tmp, "obj")
+    obj.save(path)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _load(obj, data, context, tmp: str, bound: int, what: str):
+    """SEAL's ``load`` (which validates the object against ``context``: parms_id, sizes,
+    coefficients below their moduli) after checking SEAL's header and that the data cannot
+    inflate past ``bound`` bytes (+ slack)."""
+    data = memoryview(data).cast("B")
+    if len(data) < _SEAL_HEADER.size:
+        raise SerializationError(f"{what}: {len(data)} bytes is too short")
+    magic, hsize, major, _minor, compr, reserved, size = _SEAL_HEADER.unpack_from(data)
+    if magic != _SEAL_MAGIC or hsize != _SEAL_HEADER.size or reserved or major not in (3, 4):
+        raise SerializationError(f"{what}: not SEAL data (bad SEAL header)")
+    if size != len(data):
+        raise SerializationError(f"{what}: SEAL header says {size} bytes, {len(data)} present")
+    if compr == _COMPR_NONE:
+        inflated = len(data) - _SEAL_HEADER.size
+    elif compr == _COMPR_ZSTD:
+        inflated = zstd_content_bound(data[_SEAL_HEADER.size:])
+    else:
+        raise SerializationError(f"{what}: unsupported SEAL compression mode {compr}")
+    if inflated > 2 * bound + _SEAL_SLACK:
+        raise SerializationError(f"{what}: would inflate to {inflated} bytes, more than the "
+                                 f"{bound} its parameters allow")
+    path = os.path.join(tmp, "obj")
+    with open(path, "wb") as f:
+        f.write(data)
+    try:
+        obj.load(context, path)
+    except (ValueError, RuntimeError, TypeError, MemoryError) as exc:
+        raise SerializationError(f"{what}: SEAL rejected the data ({exc})") from None
+    return obj
 
 
 class SealPlaintext:
@@ -77,13 +167,26 @@ class SealBackend(Backend):
         allow_insecure: bool = False,
     ) -> None:
         super().__init__()
+        self._setup(seal_params(ring_degree, levels, scale_bits, allow_insecure))
+        self._keygen = _seal.KeyGenerator(self._context)
+        self._public_key = _seal.PublicKey()
+        self._keygen.create_public_key(self._public_key)
+        self._relin_keys = _seal.RelinKeys()
+        self._keygen.create_relin_keys(self._relin_keys)
+        self._encryptor = _seal.Encryptor(self._context, self._public_key)
+        self._decryptor = _seal.Decryptor(self._context, self._keygen.secret_key())
+
+    def _setup(self, params: SealParams) -> None:
+        """The SEAL context and the keyless tools for ``params`` (deterministic: the same
+        parameters always give the same prime chain)."""
         if _seal is None:
             raise UnsupportedBackend("the 'seal' backend needs TenSEAL: pip install tenseal")
-        self.params: SealParams = seal_params(ring_degree, levels, scale_bits, allow_insecure)
-        n = self.params.ring_degree
+        self.params = params
+        n, levels, scale_bits = params.ring_degree, params.levels, params.scale_bits
         edges = _seal.CoeffModulus.Create(n, [EDGE_PRIME_BITS, EDGE_PRIME_BITS])
         middle = closest_primes(levels, scale_bits, n, exclude={q.value() for q in edges})
         chain = [edges[0], *map(_seal.Modulus, middle), edges[1]]
+        self._primes = [q.value() for q in chain]
         parms = _seal.EncryptionParameters(_seal.SCHEME_TYPE.CKKS)
         parms.set_poly_modulus_degree(n)
         parms.set_coeff_modulus(chain)
@@ -91,14 +194,6 @@ class SealBackend(Backend):
         self._context = _seal.SEALContext(parms, True, sec)
         if not self._context.parameters_set():
             raise FHEError(f"SEAL rejected the parameters: {self._context.parameters_error_message()}")
-
-        self._keygen = _seal.KeyGenerator(self._context)
-        public_key = _seal.PublicKey()
-        self._keygen.create_public_key(public_key)
-        self._relin_keys = _seal.RelinKeys()
-        self._keygen.create_relin_keys(self._relin_keys)
-        self._encryptor = _seal.Encryptor(self._context, public_key)
-        self._decryptor = _seal.Decryptor(self._context, self._keygen.secret_key())
         self._evaluator = _seal.Evaluator(self._context)
         self._encoder = _seal.CKKSEncoder(self._context)
         self._galois_tool = self._context.key_context_data().galois_tool()
@@ -115,12 +210,110 @@ class SealBackend(Backend):
             data = data.next_context_data()
 
     def __getstate__(self):
-        raise TypeError("a SealBackend holds a secret key and cannot be serialised")
+        raise TypeError("a SealBackend holds a secret key and cannot be pickled; export its "
+                        "public part with fhe.serial (public_bytes)")
 
     def __repr__(self) -> str:
         p = self.params
+        public = ", public (no secret key)" if not self.has_secret_key else ""
         return (f"SealBackend(ring_degree={p.ring_degree}, levels={p.levels}, "
-                f"scale_bits={p.scale_bits}, security_bits={p.security_bits})")
+                f"scale_bits={p.scale_bits}, security_bits={p.security_bits}{public})")
+
+    # -- client / server -----------------------------------------------------------------
+    @property
+    def has_secret_key(self) -> bool:
+        return self._decryptor is not None
+
+    @staticmethod
+    def _public_shell() -> "SealBackend":
+        pub = SealBackend.__new__(SealBackend)
+        Backend.__init__(pub)
+        pub._keygen = pub._decryptor = None
+        return pub
+
+    def public(self) -> "SealBackend":
+        pub = self._public_shell()
+        pub.__dict__.update({k: v for k, v in self.__dict__.items()
+                             if k not in ("counters", "_keygen", "_decryptor", "_rotation_keys")})
+        pub._rotation_keys = dict(self._rotation_keys)
+        return pub
+
+    def public_parts(self):
+        p = self.params
+        shifts = sorted(self._rotation_keys)
+        meta = {"backend": self.name, "ring_degree": p.ring_degree, "levels": p.levels,
+                "scale_bits": p.scale_bits, "primes": [str(q) for q in self._primes],
+                "security_bits": p.security_bits, "key_id": self.key_id.hex(),
+                "rotation_shifts": shifts, "seal": "public_key,relin_keys,galois_keys*"}
+        with tempfile.TemporaryDirectory(prefix="fhe-seal-") as tmp:
+            blobs = [_save(self._public_key, tmp), _save(self._relin_keys, tmp)]
+            blobs += [_save(self._rotation_keys[s], tmp) for s in shifts]
+        return meta, blobs
+
+    @classmethod
+    def from_public_parts(cls, meta, blobs, allow_insecure: bool = False) -> "SealBackend":
+        what = "seal public context"
+        if _seal is None:
+            raise UnsupportedBackend("the 'seal' backend needs TenSEAL: pip install tenseal")
+        n = field(meta, "ring_degree", int, what, lambda v: v in SEAL_RING_DEGREES)
+        levels = field(meta, "levels", int, what, lambda v: 0 <= v <= 64)
+        scale_bits = field(meta, "scale_bits", int, what)
+        try:
+            params = seal_params(n, levels, scale_bits, allow_insecure)
+        except ValueError as exc:  # InsecureParameters passes through: it is an FHEError
+            raise SerializationError(f"{what}: {exc}") from None
+        pub = cls._public_shell()
+        pub._setup(params)
+        if field(meta, "primes", list, what) != [str(q) for q in pub._primes]:
+            raise SerializationError(f"{what}: prime chain differs from the one this build "
+                                     f"derives for N={n}, {levels} levels, {scale_bits}-bit scale")
+        pub.key_id = key_id_field(meta, what)
+        shifts = shifts_field(meta, pub.slots, what)
+        if len(blobs) != 2 + len(shifts):
+            raise SerializationError(f"{what}: {len(blobs)} key blobs for {len(shifts)} "
+                                     f"rotation keys (expected {2 + len(shifts)})")
+        top = levels + 1  # primes of the key level (data primes + special)
+        key_bytes = 2 * n * top * 8
+        with tempfile.TemporaryDirectory(prefix="fhe-seal-") as tmp:
+            pub._public_key = _load(_seal.PublicKey(), blobs[0], pub._context, tmp, key_bytes,
+                                    "public key")
+            pub._relin_keys = _load(_seal.RelinKeys(), blobs[1], pub._context, tmp,
+                                    (levels + 1) * key_bytes, "relinearisation key")
+            if pub._relin_keys.size() != 1:
+                raise SerializationError(f"{what}: relinearisation key of size "
+                                         f"{pub._relin_keys.size()}")
+            for shift, blob in zip(shifts, blobs[2:]):
+                keys = _load(_seal.GaloisKeys(), blob, pub._context, tmp,
+                             (levels + 1) * key_bytes, f"rotation key {shift}")
+                elt = pub._galois_tool.get_elt_from_step(shift)
+                if keys.size() != 1 or not keys.has_key(elt):
+                    raise SerializationError(f"{what}: blob for rotation {shift} does not hold "
+                                             f"its Galois key")
+                pub._rotation_keys[shift] = keys
+        pub._encryptor = _seal.Encryptor(pub._context, pub._public_key)
+        return pub
+
+    def ciphertext_bytes(self, ct) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="fhe-seal-") as tmp:
+            return _save(ct, tmp)
+
+    def ciphertext_from_bytes(self, data):
+        what = "seal ciphertext"
+        bound = 2 * self.slots * 2 * (self.max_level + 1) * 8
+        with tempfile.TemporaryDirectory(prefix="fhe-seal-") as tmp:
+            ct = _load(_seal.Ciphertext(), data, self._context, tmp, bound, what)
+        if ct.size() != 2 or not ct.is_ntt_form():
+            raise SerializationError(f"{what}: size {ct.size()} (expected a relinearised "
+                                     f"ciphertext of size 2 in NTT form)")
+        data = self._context.get_context_data(ct.parms_id())
+        if data is None or data.chain_index() > self.max_level or ct.parms_id() != self._parms_ids.get(
+                data.chain_index()):
+            raise SerializationError(f"{what}: its parameters (parms_id) are not this context's "
+                                     f"data levels")
+        if ct.scale != self._scale:
+            raise SerializationError(f"{what}: scale 2^{np.log2(ct.scale):.2f}, this context "
+                                     f"keeps every ciphertext at 2^{self.params.scale_bits}")
+        return ct
 
     # -- parameters -------------------------------------------------------------------
     @property
@@ -137,6 +330,8 @@ class SealBackend(Backend):
 
     # -- keys ---------------------------------------------------------------------------
     def _make_rotation_key(self, shift: int):
+        if self._keygen is None:
+            raise self._no_secret_key("generate rotation keys")
         keys = _seal.GaloisKeys()
         # pass the Galois element: the binding resolves a list of positive ints to
         # SEAL's galois-elements overload, not the steps one
@@ -185,6 +380,8 @@ class SealBackend(Backend):
         return ct
 
     def decrypt(self, ct) -> np.ndarray:
+        if self._decryptor is None:
+            raise self._no_secret_key("decrypt")
         pt = _seal.Plaintext()
         self._decryptor.decrypt(ct, pt)
         return np.asarray(self._encoder.decode_double(pt), dtype=np.float64)

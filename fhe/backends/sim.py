@@ -17,10 +17,14 @@ It provides NO confidentiality: never use it for data that needs protection.
 """
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from ..errors import ContextMismatch, OutOfLevels
-from .base import Backend
+from .base import Backend, SerializationError, field, key_id_field, shifts_field
+
+_CT_HEADER = struct.Struct("<16sH")  # key id, level; then ``slots`` little-endian float64
 
 
 class SimCiphertext:
@@ -72,10 +76,65 @@ class SimBackend(Backend):
         self.noise = float(noise)
         self._levels = int(levels)
         self._rng = np.random.default_rng(seed)
+        self._secret = True
 
     def __repr__(self) -> str:
+        public = ", public (no secret key)" if not self._secret else ""
         return (f"SimBackend(ring_degree={self.ring_degree}, levels={self._levels}, "
-                f"noise={self.noise}) -- simulator, no encryption")
+                f"noise={self.noise}{public}) -- simulator, no encryption")
+
+    # -- client / server -----------------------------------------------------------------
+    @property
+    def has_secret_key(self) -> bool:
+        return self._secret
+
+    def public(self) -> "SimBackend":
+        pub = SimBackend(self.ring_degree, self._levels, self.scale_bits, noise=self.noise)
+        pub.key_id = self.key_id
+        pub._rotation_keys = dict(self._rotation_keys)
+        pub._secret = False
+        return pub
+
+    def public_parts(self):
+        meta = {"backend": self.name, "ring_degree": self.ring_degree, "levels": self._levels,
+                "scale_bits": self.scale_bits, "noise": self.noise, "key_id": self.key_id.hex(),
+                "rotation_shifts": sorted(self._rotation_keys)}
+        return meta, []
+
+    @classmethod
+    def from_public_parts(cls, meta, blobs, allow_insecure: bool = False) -> "SimBackend":
+        what = "sim public context"
+        n = field(meta, "ring_degree", int, what,
+                  lambda v: 2 <= v <= 1 << 17 and not v & (v - 1))
+        levels = field(meta, "levels", int, what, lambda v: 0 <= v <= 64)
+        scale_bits = field(meta, "scale_bits", int, what, lambda v: 1 <= v <= 64)
+        noise = field(meta, "noise", float, what, lambda v: 0.0 <= v < float("inf"))
+        if blobs:
+            raise SerializationError(f"{what}: unexpected key data")
+        pub = cls(n, levels, scale_bits, noise=noise)
+        pub.key_id = key_id_field(meta, what)
+        pub._rotation_keys = {s: s for s in shifts_field(meta, pub.slots, what)}
+        pub._secret = False
+        return pub
+
+    def ciphertext_bytes(self, ct) -> bytes:
+        ct = self._own(ct)
+        return _CT_HEADER.pack(self.key_id, ct.level) + ct.values.astype("<f8").tobytes()
+
+    def ciphertext_from_bytes(self, data) -> SimCiphertext:
+        data = memoryview(data).cast("B")
+        if len(data) != _CT_HEADER.size + 8 * self.slots:
+            raise SerializationError(f"sim ciphertext: {len(data)} bytes, expected "
+                                     f"{_CT_HEADER.size + 8 * self.slots} for {self.slots} slots")
+        key_id, level = _CT_HEADER.unpack_from(data)
+        if key_id != self.key_id:
+            raise ContextMismatch("this ciphertext was encrypted under another key set")
+        if level > self.max_level:
+            raise SerializationError(f"sim ciphertext: level {level} above {self.max_level}")
+        values = np.frombuffer(data[_CT_HEADER.size:], dtype="<f8").astype(np.float64)
+        if not np.isfinite(values).all():
+            raise SerializationError("sim ciphertext: non-finite slot values")
+        return SimCiphertext(values, level, self)
 
     # -- parameters -----------------------------------------------------------------
     @property
@@ -95,7 +154,8 @@ class SimBackend(Backend):
         return v + self._rng.normal(0.0, self.noise, v.shape) if self.noise else v
 
     def _own(self, ct) -> SimCiphertext:
-        if not isinstance(ct, SimCiphertext) or ct.owner is not self:
+        if not isinstance(ct, SimCiphertext) or (ct.owner is not self
+                                                 and ct.owner.key_id != self.key_id):
             raise ContextMismatch("ciphertext does not belong to this sim backend (other keys)")
         return ct
 
@@ -114,6 +174,8 @@ class SimBackend(Backend):
         return SimCiphertext(self._noisy(self._vector(values)), self.max_level, self)
 
     def decrypt(self, ct) -> np.ndarray:
+        if not self._secret:
+            raise self._no_secret_key("decrypt")
         return self._own(ct).values.copy()
 
     def level(self, ct) -> int:
