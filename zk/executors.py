@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import replace
 
-from .segments import SegmentJob, SegmentResult, SegmentTask, forget_datasets, prove_segment
+from .segments import SegmentJob, SegmentResult, SegmentTask, prove_segment
 
 __all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "RayExecutor", "executor_for", "EXECUTORS"]
 
@@ -37,6 +37,8 @@ class Executor(ABC):
     """Proves segments; ``workers`` run side by side, each on its share of the cores."""
 
     name: str
+    #: whether workers run in other processes (the job then carries the dataset opening's file)
+    remote = True
 
     def __init__(self, workers: int | None = None, retries: int = 2) -> None:
         if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -62,6 +64,7 @@ class InlineExecutor(Executor):
     """One segment at a time in this process (the default: no extra processes, one witness in memory)."""
 
     name = "inline"
+    remote = False
 
     def __init__(self, workers: int | None = None, retries: int = 2) -> None:
         if workers not in (None, 1):
@@ -72,15 +75,12 @@ class InlineExecutor(Executor):
         return None
 
     def run(self, job: SegmentJob, tasks):
-        try:
-            for task in tasks:
-                try:
-                    result = prove_segment(job, task)
-                except Exception as exc:  # noqa: BLE001 - named and raised
-                    raise _named(exc, task) from None
-                yield replace(result, index=task.index)
-        finally:
-            forget_datasets()  # this process keeps no parsed copy of the secret dataset
+        for task in tasks:
+            try:
+                result = prove_segment(job, task)
+            except Exception as exc:  # noqa: BLE001 - named and raised
+                raise _named(exc, task) from None
+            yield replace(result, index=task.index)
 
 
 class _Lost(Exception):

@@ -49,7 +49,7 @@ class SegmentJob:
     """What every segment of a run shares (sent once per worker): the dataset opening's file,
     the learning rate, the commitment key, the prover's device and MSM threads per worker."""
 
-    dataset: bytes
+    dataset: bytes  # empty where the workers share the driver's process (its opening is used as it is)
     dataset_digest: bytes  # the dataset commitment's digest (names the dataset in worker caches)
     lr: float
     key: commit.CommitKey
@@ -102,11 +102,6 @@ class RunResult(NamedTuple):
 # worker
 # ----------------------------------------------------------------------------------------
 _DATASETS: dict[bytes, DatasetOpening] = {}  # a worker's parsed dataset openings, by digest
-
-
-def forget_datasets() -> None:
-    """Drop this process's parsed dataset openings (secret data) once its segments are done."""
-    _DATASETS.clear()
 
 
 def _dataset(job: SegmentJob) -> DatasetOpening:
@@ -201,7 +196,8 @@ def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list
     ``segment_steps`` on ``executor`` (:mod:`zk.executors`); ``torch_model``: the user's module
     the trained model copies (else :meth:`ModelOpening.to_torch`)."""
     _device.resolve(device)  # a device that cannot be used is refused before any work
-    job = SegmentJob(dataset.to_bytes(), dataset.commitment.digest, lr, key, device,
+    digest = dataset.commitment.digest
+    job = SegmentJob(dataset.to_bytes() if executor.remote else b"", digest, lr, key, device,
                      executor.threads_per_worker(), refuse_underflow)
     planned: dict[int, _Planned] = {}
     final: list[ModelOpening] = []
@@ -213,15 +209,21 @@ def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list
 
     total = -(-len(indices) // segment_steps)
     results: dict[int, SegmentResult] = {}
-    with contextlib.closing(executor.run(job, tasks())) as finished:
-        for result in finished:
-            if result.index not in planned:
-                raise RuntimeError(f"the executor returned segment {result.index + 1} "
-                                   f"{'twice' if result.index in results else 'which was never planned'}")
-            _check_segment(result, planned.pop(result.index), dataset.commitment, lr, key)
-            results[result.index] = result
-            if progress:
-                progress("segments", len(results), total)
+    if not executor.remote:  # the workers are this process: they use the opening as it is
+        _DATASETS.clear()
+        _DATASETS[digest] = dataset
+    try:
+        with contextlib.closing(executor.run(job, tasks())) as finished:
+            for result in finished:
+                if result.index not in planned:
+                    raise RuntimeError(f"the executor returned segment {result.index + 1} "
+                                       f"{'twice' if result.index in results else 'which was never planned'}")
+                _check_segment(result, planned.pop(result.index), dataset.commitment, lr, key)
+                results[result.index] = result
+                if progress:
+                    progress("segments", len(results), total)
+    finally:
+        _DATASETS.clear()  # this process keeps no copy of the secret dataset beyond the caller's
     if len(results) != total:
         missing = sorted(set(range(total)) - set(results))
         raise RuntimeError(f"the executor returned no proof for segment(s) {', '.join(str(i + 1) for i in missing)}")
