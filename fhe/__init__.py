@@ -6,6 +6,7 @@ backends.
     x = ctx.encrypt(a)                       # CipherTensor
     y = fhe.einsum("ij,jk->ik", x, b)        # b: plaintext array/tensor, or another CipherTensor
     ctx.decrypt(y)
+    z = fhe.polyval(x @ b + 1.0, [0.5, 0.0, 1.0])   # operators: + - * @ sum ** polyval (fhe/ops.py)
     print(fhe.plan("ij,jk->ik", (64, 64), (64, 64), slots=8192))   # the packing plan, no keys
 
 See docs/fhe.md.
@@ -24,11 +25,13 @@ from .errors import (
 )
 from .execute import einsum, execute
 from .layout import Layout
+from .ops import broadcast_shapes, matmul, polyval
 from .plan import Cost, Plan, plan
 from .tensor import CipherTensor
 
 __all__ = [
     "CipherTensor", "Context", "Cost", "Layout", "Plan", "einsum", "execute", "plan",
+    "broadcast_shapes", "matmul", "polyval",
     "FHEError", "ShapeMismatch", "InvalidSpec", "UnsupportedInput", "OutOfLevels",
     "MissingRotationKey", "ContextMismatch", "InsecureParameters", "UnsupportedBackend",
 ]

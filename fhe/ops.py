@@ -447,7 +447,8 @@ def polyval(x: CipherTensor, coeffs) -> CipherTensor:
     need = polyval_levels(c)
     if need > x.level:
         raise OutOfLevels(f"polyval of degree {d}: needed {need} levels, have {x.level}; "
-                          f"use more levels or a fresher ciphertext")
+                          f"use a context with more levels (fhe.Context(levels=...)) or a "
+                          f"fresher ciphertext", needed=need, have=x.level)
     result = _poly(_Cipher(x), c[::-1], {})
     if isinstance(result, float):  # constant polynomial: an encryption of it, at x's level
         return add(_zeros_like(x), result)
