@@ -6,6 +6,10 @@
     print(ctx.plan("ij,jk->ik", x, weights))              # what ran (no keys, no work)
     ctx.decrypt(y)                                        # numpy (torch if an input was torch)
 
+``fhe.Context()`` has :data:`DEFAULT_LEVELS` (4) levels: enough for every EinHops workload,
+on the same SEAL ring (N = 16384) as 3 levels. ``fhe.Context.for_einsum(spec, *shapes)``
+sizes levels and ring for one einsum before anything is encrypted.
+
 Plans are cached per (einsum, shapes, layouts, levels) with their encoded masks, so a repeated
 einsum — a layer applied to every batch — is planned and its masks encoded once.
 """
@@ -16,7 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .backends import get_backend
-from .errors import ContextMismatch, ShapeMismatch
+from .errors import ContextMismatch, OutOfLevels, ShapeMismatch
 from .execute import execute
 from .layout import Layout
 from .plan import Plan, plan
@@ -26,6 +30,12 @@ __all__ = ["Context"]
 
 #: plans (with their encoded masks) kept per context
 PLAN_CACHE = 16
+#: levels of ``fhe.Context()``: the deepest EinHops workloads (13 ``ij,jk,kl->il``, 14
+#: ``ik,jkl,il->ij``) need 4. With SEAL's chain [60, 40 x L, 60] bits, 3 to 7 levels all need
+#: the N = 16384 ring (128-bit bound 438 bits; 3 levels are already 240 > 218 for N = 8192),
+#: so 4 instead of 3 costs one more 40-bit prime per ciphertext (~25% per operation), not a
+#: bigger ring. (desilofhe's 2^14 engines with 4+ levels exceed the bound: 2^15 there.)
+DEFAULT_LEVELS = 4
 
 
 class Context:
@@ -39,9 +49,13 @@ class Context:
     the keys each einsum needs on demand; ``"manual"`` leaves that to
     :meth:`generate_rotation_keys` (einsum then raises :class:`MissingRotationKey`). Other
     keyword arguments go to the backend (e.g. ``device`` for desilo, ``noise`` for sim).
+
+    ``levels`` defaults to :data:`DEFAULT_LEVELS` (4, every EinHops workload fits); for one
+    known einsum, :meth:`for_einsum` picks the fewest levels its plan needs and the ring.
     """
 
-    def __init__(self, backend: str = "seal", ring_degree: int | None = None, levels: int = 3,
+    def __init__(self, backend: str = "seal", ring_degree: int | None = None,
+                 levels: int = DEFAULT_LEVELS,
                  scale_bits: int = 40, allow_insecure: bool = False,
                  rotation_keys: str = "auto", **options) -> None:
         if rotation_keys not in ("auto", "manual"):
@@ -52,6 +66,37 @@ class Context:
         self.scale_bits = scale_bits
         self.auto_keys = rotation_keys == "auto"
         self._plans: OrderedDict = OrderedDict()
+
+    @classmethod
+    def for_einsum(cls, spec, *operands, encrypted=None, backend: str = "seal",
+                   ring_degree: int | None = None, levels: int | None = None,
+                   scale_bits: int = 40, allow_insecure: bool = False, **options) -> "Context":
+        """A context sized for ``fhe.einsum(spec, *operands)``, made before anything is
+        encrypted. ``operands``: shapes (tuples) or arrays/tensors (their shapes are used);
+        ``encrypted``: one flag per operand (default: all encrypted).
+
+        Levels (unless given): the fewest any plan needs, found by planning on the slots of
+        the ring those levels imply (more levels can mean a bigger ring, hence more slots and
+        another plan: repeated until the two agree). The fewest levels give the shortest
+        modulus chain, so every operation is cheapest; the planner already weighs depth
+        against rotations when it compares plans at that budget. Ring (unless given): the
+        smallest 128-bit-secure ring for those levels. At least 1 level. Raises
+        :class:`OutOfLevels` when ``levels`` is given and too few.
+        """
+        shapes = [tuple(int(n) for n in x) if isinstance(x, (tuple, list)) else tuple(np.shape(x))
+                  for x in operands]
+        lv = max(int(levels), 0) if levels is not None else 1
+        for _ in range(64):
+            slots = _slots(backend, ring_degree, lv, scale_bits, allow_insecure)
+            try:
+                plan(spec, *shapes, slots=slots, encrypted=encrypted, levels=lv)
+                break
+            except OutOfLevels as exc:
+                if levels is not None:
+                    raise
+                lv = max(lv + 1, exc.needed or 0)
+        return cls(backend, ring_degree=ring_degree, levels=lv, scale_bits=scale_bits,
+                   allow_insecure=allow_insecure, **options)
 
     def __repr__(self) -> str:
         b = self.backend
@@ -133,3 +178,17 @@ class Context:
         cts = [x.ciphertexts if isinstance(x, CipherTensor) else None for x in operands]
         out = execute(p, self.backend, cts, plains, generate_keys=self.auto_keys, cache=cache)
         return CipherTensor(self, p.output_layout, out, like)
+
+
+def _slots(backend: str, ring_degree, levels: int, scale_bits: int, allow_insecure: bool) -> int:
+    """Slots of the context ``Context(backend, ring_degree, levels, ...)`` would make, without
+    making keys (the parameter choice of :mod:`fhe.backends.params`)."""
+    from .backends import params
+
+    if ring_degree is not None:
+        return int(ring_degree) // 2
+    if backend == "desilo":
+        return params.desilo_params(None, max(levels, 1), scale_bits, allow_insecure).ring_degree // 2
+    if backend == "sim":
+        allow_insecure = True
+    return params.seal_params(None, levels, scale_bits, allow_insecure).ring_degree // 2

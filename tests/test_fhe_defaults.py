@@ -56,3 +56,57 @@ def test_no_plan_says_why():
         fhe.plan("ij->ji", (8, 8), slots=64, strategy="diagonal")
     with pytest.raises(fhe.FHEError, match="262144 ciphertext tiles of 64 slots, more than the 4096"):
         fhe.plan("ij,kl->ijkl", (64, 64), (64, 64), slots=64, strategy="aligned")
+
+
+# ---------------------------------------------------------------- 3. levels and ring follow the work
+WORKLOAD_13 = ("ij,jk,kl->il", [(16, 8), (8, 8), (8, 16)])
+WORKLOAD_14 = ("ik,jkl,il->ij", [(8, 16), (8, 16, 16), (8, 16)])
+
+
+def test_default_levels_fit_every_einhops_workload_on_the_default_ring():
+    import json
+    from pathlib import Path
+
+    from fhe.context import DEFAULT_LEVELS
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "bench" / "einhops_cases.json"
+    cases = json.loads(path.read_text())["cases"] if path.exists() else [
+        {"spec": WORKLOAD_13[0], "shapes": WORKLOAD_13[1]},
+        {"spec": WORKLOAD_14[0], "shapes": WORKLOAD_14[1]}]
+    slots = fhe.Context(backend="sim").slots  # the ring seal picks for the default levels
+    assert DEFAULT_LEVELS == 4 and slots == 8192
+    for case in cases:
+        p = fhe.plan(case["spec"], *map(tuple, case["shapes"]), slots=slots, levels=DEFAULT_LEVELS)
+        assert p.levels <= DEFAULT_LEVELS
+
+
+@pytest.mark.parametrize("spec,shapes", [WORKLOAD_13, WORKLOAD_14])
+def test_default_context_runs_workloads_13_and_14(spec, shapes):
+    pytest.importorskip("tenseal")
+    ctx = fhe.Context()
+    rng = np.random.default_rng(0)
+    xs = [rng.uniform(-1, 1, s) for s in shapes]
+    got = ctx.decrypt(fhe.einsum(spec, *[ctx.encrypt(x) for x in xs]))
+    np.testing.assert_allclose(got, np.einsum(spec, *xs), atol=1e-3)
+
+
+def test_for_einsum_takes_the_plans_depth_and_ring():
+    ctx = fhe.Context.for_einsum(*WORKLOAD_13[:1], *WORKLOAD_13[1], backend="sim")
+    assert ctx.levels == 4 and ctx.slots == 8192
+    ctx = fhe.Context.for_einsum("ij->ji", np.ones((128, 128)), backend="sim")
+    assert ctx.levels == 1 and ctx.slots == 4096
+    ctx = fhe.Context.for_einsum("bi,oi->bo", (4, 16), (8, 16), encrypted=(True, False),
+                                 backend="sim")
+    x = ctx.encrypt(np.ones((4, 16)))
+    np.testing.assert_allclose(ctx.decrypt(fhe.einsum("bi,oi->bo", x, np.ones((8, 16)))), 16.0)
+    with pytest.raises(fhe.OutOfLevels, match="needs at least 4"):
+        fhe.Context.for_einsum(*WORKLOAD_13[:1], *WORKLOAD_13[1], backend="sim", levels=3)
+
+
+def test_for_einsum_on_seal_is_secure_and_runs():
+    pytest.importorskip("tenseal")
+    ctx = fhe.Context.for_einsum("ij,jk->ik", (8, 8), (8, 8))
+    assert type(ctx.backend).__name__ == "SealBackend" and ctx.backend.security_bits >= 128
+    x = np.arange(64.0).reshape(8, 8) / 64
+    got = ctx.decrypt(fhe.einsum("ij,jk->ik", ctx.encrypt(x), ctx.encrypt(x)))
+    np.testing.assert_allclose(got, x @ x, atol=1e-3)
