@@ -179,7 +179,8 @@ class Backend(ABC):
             f"{self.name} contexts cannot be exported yet (no key serialisation)")
 
     @classmethod
-    def from_public_parts(cls, meta: dict, blobs, allow_insecure: bool = False) -> "Backend":
+    def from_public_parts(cls, meta: dict, blobs, allow_insecure: bool = False,
+                          **options) -> "Backend":
         """Inverse of :meth:`public_parts` (already unpacked and checksum-checked)."""
         raise SerializationError(f"{cls.name} contexts cannot be imported yet")
 
@@ -190,14 +191,14 @@ class Backend(ABC):
         return pack_container(PUBLIC_MAGIC, {"kind": "public_context", **meta}, blobs)
 
     @classmethod
-    def from_public_bytes(cls, data, allow_insecure: bool = False) -> "Backend":
+    def from_public_bytes(cls, data, allow_insecure: bool = False, **options) -> "Backend":
         """A public backend (no secret key) from :meth:`public_bytes`; insecure parameters
-        are refused unless ``allow_insecure``."""
+        are refused unless ``allow_insecure``. ``options``: where to run (desilo ``device``)."""
         meta, blobs = unpack_container(PUBLIC_MAGIC, data, "public context")
         if meta.get("kind") != "public_context" or meta.get("backend") != cls.name:
             raise SerializationError(f"not a public context of the {cls.name} backend "
                                      f"(backend {meta.get('backend')!r})")
-        return cls.from_public_parts(meta, blobs, allow_insecure)
+        return cls.from_public_parts(meta, blobs, allow_insecure, **options)
 
     def ciphertext_bytes(self, ct) -> bytes:
         """One ciphertext as bytes (the backend's own format)."""

@@ -11,14 +11,19 @@ Rotation keys: one ``FixedRotationKey`` per requested slot shift. desilofhe's ge
 ``RotationKey`` covers every shift with ``log2(slots)`` power-of-two keys, but then each
 rotation costs up to ``log2(slots)`` key switches; a fixed key costs one, and the planner
 knows every shift in advance.
+
+Client/server: :meth:`DesiloBackend.public_parts` serialises the public key, the
+relinearisation key and the fixed rotation keys with desilofhe's own ``serialize_*``; desilofhe's
+deserialisers do not check an object against the engine, so the loader compares each object's
+size with one these parameters make (a throwaway key set) and the ciphertext's level.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import OutOfLevels, UnsupportedBackend
-from .base import Backend
-from .params import DESILO_SCALE_BITS, DesiloParams, desilo_params
+from .base import Backend, SerializationError, field, key_id_field, shifts_field
+from .params import DESILO_ENGINES, DESILO_SCALE_BITS, DesiloParams, check_security, desilo_params
 
 try:
     import desilofhe as _desilo
@@ -68,8 +73,19 @@ class DesiloBackend(Backend):
             raise UnsupportedBackend("the 'desilo' backend needs desilofhe: pip install desilofhe")
         if device not in _MODES:
             raise ValueError(f"device must be one of {sorted(_MODES)}, got {device!r}")
-        self.params: DesiloParams = desilo_params(ring_degree, levels, scale_bits, allow_insecure)
+        self._setup(desilo_params(ring_degree, levels, scale_bits, allow_insecure), device)
+        self._secret_key = self._engine.create_secret_key()
+        self._public_key = self._engine.create_public_key(self._secret_key)
+        self._relin_key = self._engine.create_relinearization_key(self._secret_key, levels)
+
+    def _setup(self, params: DesiloParams, device: str) -> None:
+        if _desilo is None:
+            raise UnsupportedBackend("the 'desilo' backend needs desilofhe: pip install desilofhe")
+        if device not in _MODES:
+            raise ValueError(f"device must be one of {sorted(_MODES)}, got {device!r}")
+        self.params = params
         self.device = device
+        self._sizes: dict | None = None
         try:
             self._engine = _desilo.Engine(max_level=self.params.engine_max_level, mode=_MODES[device])
         except RuntimeError as exc:
@@ -83,18 +99,117 @@ class DesiloBackend(Backend):
                 f"desilofhe {getattr(_desilo, '__version__', '')} chose ring degree "
                 f"{self._engine.slot_count * 2} for max_level={self.params.engine_max_level}, not the "
                 f"{self.params.ring_degree} this backend's security table expects")
-        self._secret_key = self._engine.create_secret_key()
-        self._public_key = self._engine.create_public_key(self._secret_key)
-        self._relin_key = self._engine.create_relinearization_key(self._secret_key, levels)
 
     def __getstate__(self):
-        raise TypeError("a DesiloBackend holds a secret key and cannot be serialised")
+        raise TypeError("a DesiloBackend holds a secret key and cannot be pickled; export its "
+                        "public part with fhe.serial (public_bytes)")
 
     def __repr__(self) -> str:
         p = self.params
+        public = ", public (no secret key)" if not self.has_secret_key else ""
         return (f"DesiloBackend(ring_degree={p.ring_degree}, levels={p.levels}, "
                 f"engine_max_level={p.engine_max_level}, device={self.device!r}, "
-                f"security_bits={p.security_bits})")
+                f"security_bits={p.security_bits}{public})")
+
+    # -- client / server -----------------------------------------------------------------
+    @property
+    def has_secret_key(self) -> bool:
+        return self._secret_key is not None
+
+    def public(self) -> "DesiloBackend":
+        pub = DesiloBackend.__new__(DesiloBackend)
+        Backend.__init__(pub)
+        pub.__dict__.update({k: v for k, v in self.__dict__.items()
+                             if k not in ("counters", "_secret_key", "_rotation_keys")})
+        pub._secret_key = None
+        pub._rotation_keys = dict(self._rotation_keys)
+        return pub
+
+    def public_parts(self):
+        p, e = self.params, self._engine
+        shifts = sorted(self._rotation_keys)
+        meta = {"backend": self.name, "ring_degree": p.ring_degree, "levels": p.levels,
+                "engine_max_level": p.engine_max_level, "scale_bits": DESILO_SCALE_BITS,
+                "key_id": self.key_id.hex(), "rotation_shifts": shifts,
+                "rotation_sign": _ROTATION_SIGN, "desilo": "public_key,relin_key,fixed_rotation_key*"}
+        blobs = [e.serialize_public_key(self._public_key), e.serialize_relinearization_key(self._relin_key)]
+        blobs += [e.serialize_fixed_rotation_key(self._rotation_keys[s]) for s in shifts]
+        return meta, blobs
+
+    def _reference_sizes(self) -> dict:
+        """``nbytes`` of well-formed objects of these parameters (from a throwaway key set, not
+        the client's): desilofhe's deserialisers do not check an object against the engine."""
+        if self._sizes is None:
+            e, lv = self._engine, self.max_level
+            sk = e.create_secret_key()
+            pk = e.create_public_key(sk)
+            ct = e.encrypt(np.zeros(self.slots), pk, lv)
+            self._sizes = {
+                "public_key": pk.nbytes,
+                "relin_key": e.create_relinearization_key(sk, lv).nbytes,
+                "rotation_key": e.create_fixed_rotation_key(sk, 1, lv).nbytes,
+                "ciphertext": {lvl: e.level_down(ct, lvl).nbytes if lvl < lv else ct.nbytes
+                               for lvl in range(lv + 1)},
+            }
+        return self._sizes
+
+    @classmethod
+    def from_public_parts(cls, meta, blobs, allow_insecure: bool = False,
+                          device: str = "cpu") -> "DesiloBackend":
+        what = "desilo public context"
+        n = field(meta, "ring_degree", int, what)
+        levels = field(meta, "levels", int, what, lambda v: 1 <= v <= 64)
+        engine_level = field(meta, "engine_max_level", int, what, lambda v: v in DESILO_ENGINES)
+        if field(meta, "rotation_sign", int, what) != _ROTATION_SIGN:
+            raise SerializationError(f"{what}: exported by a desilofhe build whose rotations run "
+                                     f"the other way; this build cannot use its rotation keys")
+        ring, log_qp = DESILO_ENGINES[engine_level]
+        if ring != n or levels > engine_level:
+            raise SerializationError(f"{what}: engine max level {engine_level} (ring degree "
+                                     f"{ring}) cannot hold ring degree {n} with {levels} levels")
+        params = DesiloParams(engine_level, n, log_qp, levels,
+                              check_security(n, log_qp, allow_insecure))
+        pub = cls.__new__(cls)
+        Backend.__init__(pub)
+        pub._setup(params, device)
+        pub._secret_key = None
+        pub.key_id = key_id_field(meta, what)
+        shifts = shifts_field(meta, pub.slots, what)
+        if len(blobs) != 2 + len(shifts):
+            raise SerializationError(f"{what}: {len(blobs)} key blobs for {len(shifts)} "
+                                     f"rotation keys (expected {2 + len(shifts)})")
+        e, sizes = pub._engine, pub._reference_sizes()
+
+        def load(kind, blob, reader):
+            try:
+                obj = reader(bytes(blob))
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise SerializationError(f"{what}: desilofhe rejected the {kind} ({exc})") from None
+            if obj.nbytes != sizes[kind]:
+                raise SerializationError(f"{what}: {kind} of {obj.nbytes} bytes, these "
+                                         f"parameters make {sizes[kind]}")
+            return obj
+
+        pub._public_key = load("public_key", blobs[0], e.deserialize_public_key)
+        pub._relin_key = load("relin_key", blobs[1], e.deserialize_relinearization_key)
+        for shift, blob in zip(shifts, blobs[2:]):
+            pub._rotation_keys[shift] = load("rotation_key", blob, e.deserialize_fixed_rotation_key)
+        return pub
+
+    def ciphertext_bytes(self, ct) -> bytes:
+        return bytes(self._engine.serialize_ciphertext(ct))
+
+    def ciphertext_from_bytes(self, data):
+        what = "desilo ciphertext"
+        try:
+            ct = self._engine.deserialize_ciphertext(bytes(data))
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise SerializationError(f"{what}: desilofhe rejected the data ({exc})") from None
+        expected = self._reference_sizes()["ciphertext"].get(ct.level)
+        if expected is None or ct.nbytes != expected or ct.polynomial_count != 2:
+            raise SerializationError(f"{what}: level {ct.level}, {ct.nbytes} bytes does not fit "
+                                     f"these parameters (levels 0..{self.max_level})")
+        return ct
 
     # -- parameters -------------------------------------------------------------------
     @property
@@ -111,6 +226,8 @@ class DesiloBackend(Backend):
 
     # -- keys ---------------------------------------------------------------------------
     def _make_rotation_key(self, shift: int):
+        if self._secret_key is None:
+            raise self._no_secret_key("generate rotation keys")
         return self._engine.create_fixed_rotation_key(self._secret_key, _ROTATION_SIGN * shift % self.slots,
                                                       self.max_level)
 
@@ -135,6 +252,8 @@ class DesiloBackend(Backend):
         return self._engine.encrypt(self._vector(values), self._public_key, self.max_level)
 
     def decrypt(self, ct) -> np.ndarray:
+        if self._secret_key is None:
+            raise self._no_secret_key("decrypt")
         return np.real(self._engine.decrypt(ct, self._secret_key)).astype(np.float64)
 
     def level(self, ct) -> int:

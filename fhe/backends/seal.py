@@ -251,8 +251,10 @@ class SealBackend(Backend):
         return meta, blobs
 
     @classmethod
-    def from_public_parts(cls, meta, blobs, allow_insecure: bool = False) -> "SealBackend":
+    def from_public_parts(cls, meta, blobs, allow_insecure: bool = False, **options) -> "SealBackend":
         what = "seal public context"
+        if options:
+            raise TypeError(f"unexpected options for the seal backend: {sorted(options)}")
         if _seal is None:
             raise UnsupportedBackend("the 'seal' backend needs TenSEAL: pip install tenseal")
         n = field(meta, "ring_degree", int, what, lambda v: v in SEAL_RING_DEGREES)

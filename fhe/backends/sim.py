@@ -102,8 +102,10 @@ class SimBackend(Backend):
         return meta, []
 
     @classmethod
-    def from_public_parts(cls, meta, blobs, allow_insecure: bool = False) -> "SimBackend":
+    def from_public_parts(cls, meta, blobs, allow_insecure: bool = False, **options) -> "SimBackend":
         what = "sim public context"
+        if options:
+            raise TypeError(f"unexpected options for the sim backend: {sorted(options)}")
         n = field(meta, "ring_degree", int, what,
                   lambda v: 2 <= v <= 1 << 17 and not v & (v - 1))
         levels = field(meta, "levels", int, what, lambda v: 0 <= v <= 64)
