@@ -40,8 +40,9 @@ from .layout import Layout
 from .tensor import CipherTensor, as_array, output_kind
 
 __all__ = [
-    "add", "broadcast_shapes", "broadcast_to", "expand_dims", "matmul", "multiply", "negative",
-    "polyval", "polyval_levels", "power", "relayout", "scale", "subtract", "tensor_sum",
+    "add", "broadcast_shapes", "broadcast_to", "divide", "expand_dims", "matmul", "multiply",
+    "negative", "polyval", "polyval_levels", "power", "relayout", "scale", "subtract",
+    "tensor_sum", "transpose",
 ]
 
 #: integer scalars up to this size are multiplied by double-and-add (no level)
@@ -56,7 +57,11 @@ def is_operand(x) -> bool:
     a CipherTensor, a real number, a numpy array / scalar, a list or tuple, a torch tensor."""
     if isinstance(x, (CipherTensor, numbers.Number, np.ndarray, np.generic, list, tuple)):
         return True
-    return type(x).__module__.split(".")[0] == "torch" and type(x).__name__ == "Tensor"
+    if type(x).__module__.split(".")[0] == "torch":
+        import torch
+
+        return isinstance(x, torch.Tensor)
+    return False
 
 
 def _plain(x):
@@ -296,6 +301,32 @@ def multiply(x, y) -> CipherTensor:
     n = len(broadcast_shapes(sx, sy))
     out = _labels(n, n)
     return _einsum(f"{_labels(len(sx), n)},{_labels(len(sy), n)}->{out}", x, y)
+
+
+def divide(x: CipherTensor, y) -> CipherTensor:
+    """``x / y`` for a plaintext (or scalar) divisor: ``x * (1 / y)``. Division by a
+    ciphertext has no CKKS counterpart (approximate ``1/y`` with :func:`polyval`)."""
+    if isinstance(y, CipherTensor):
+        raise UnsupportedInput("division by a ciphertext is not supported (CKKS has no "
+                               "inverse); approximate 1/y with polyval, or divide by plaintext")
+    if not isinstance(x, CipherTensor):
+        raise TypeError(f"divide takes a CipherTensor dividend, got {type(x).__name__}")
+    array, like = _plain(y)
+    if (array == 0).any():
+        raise UnsupportedInput("division by zero in the plaintext divisor")
+    out = multiply(x, 1.0 / array)
+    return _wrap(out, out.layout, out.ciphertexts, output_kind([x.like, like]))
+
+
+def transpose(x: CipherTensor, axes=None) -> CipherTensor:
+    """``numpy.transpose``: a relabelling einsum (free: the same ciphertexts, axes of the
+    layout permuted)."""
+    n = x.ndim
+    axes = tuple(reversed(range(n))) if axes is None else _normalize_axes(axes, n)
+    if len(axes) != n:
+        raise ShapeMismatch(f"transpose of shape {x.shape} needs {n} axes, got {axes}")
+    labels = _labels(n, n)
+    return _einsum(f"{labels}->{''.join(labels[a] for a in axes)}", x)
 
 
 def matmul(x, y) -> CipherTensor:

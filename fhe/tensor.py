@@ -5,6 +5,7 @@ float64 arrays, remembering whether results should come back as torch tensors.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,9 @@ class CipherTensor:
     def __rmatmul__(self, other):
         return self._binary("matmul", other, reflected=True)
 
+    def __truediv__(self, other):
+        return self._binary("divide", other)
+
     def __neg__(self):
         from .ops import negative
 
@@ -129,7 +133,7 @@ class CipherTensor:
     def __pow__(self, k):
         from .ops import power
 
-        if not isinstance(k, int) or isinstance(k, bool):
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool):
             return NotImplemented
         return power(self, k)
 
@@ -145,6 +149,19 @@ class CipherTensor:
         from .ops import polyval
 
         return polyval(self, coeffs)
+
+    def transpose(self, *axes) -> "CipherTensor":
+        """``numpy.transpose`` (``x.transpose(1, 0)`` or ``x.transpose((1, 0))``): free."""
+        from .ops import transpose
+
+        if len(axes) == 1 and not isinstance(axes[0], numbers.Integral):
+            axes = axes[0]
+        return transpose(self, axes or None)
+
+    @property
+    def T(self) -> "CipherTensor":
+        """Axes reversed (free)."""
+        return self.transpose()
 
     def expand_dims(self, axis) -> "CipherTensor":
         """``numpy.expand_dims`` (free: the same ciphertexts)."""

@@ -311,3 +311,66 @@ def test_operators_on_seal():
     shifted = x + 3
     raw = np.stack([ctx.backend.decrypt(ct) for ct in shifted.ciphertexts])
     assert np.abs(raw[shifted.layout.element_map < 0]).max() < 1e-4   # unused slots stay zero
+
+
+# -- division, transpose, layouts -------------------------------------------------------------
+def test_division_by_plaintext_and_transpose(ctx):
+    a = rng.normal(size=(3, 4))
+    x = ctx.encrypt(a)
+    close(ctx, x / 4.0, a / 4.0)
+    close(ctx, x / np.array([1.0, 2.0, -4.0, 0.5]), a / np.array([1.0, 2.0, -4.0, 0.5]))
+    assert (x / 0.5).level == x.level                  # x * 2: additions
+    assert isinstance(ctx.decrypt(x / torch.tensor(2.0)), torch.Tensor)
+    with pytest.raises(fhe.UnsupportedInput, match="zero"):
+        x / np.array([1.0, 0.0, 1.0, 1.0])
+    with pytest.raises(fhe.UnsupportedInput, match="ciphertext"):
+        x / x
+    with pytest.raises(TypeError):
+        2.0 / x
+    close(ctx, x.T, a.T)
+    assert x.T.level == x.level and x.T.ciphertexts == x.ciphertexts   # a relabelling
+    b = rng.normal(size=(2, 3, 4))
+    y = ctx.encrypt(b)
+    close(ctx, y.transpose(2, 0, 1), b.transpose(2, 0, 1))
+    close(ctx, y.transpose((1, 0, 2)) @ a.T, b.transpose(1, 0, 2) @ a.T)
+    close(ctx, x @ x.T, a @ a.T)
+
+
+@pytest.mark.parametrize("which", ["transposed", "multi-ct", "einsum output"])
+def test_polyval_keeps_unusual_layouts(which):
+    ctx = sim(levels=4, ring_degree=64)
+    a = rng.uniform(-1, 1, (6, 5))
+    if which == "transposed":
+        x = ctx.encrypt(a.T).T
+    elif which == "multi-ct":
+        a = np.tile(a, (2, 2))
+        x = ctx.encrypt(a)
+        assert x.layout.n_cts > 1
+    else:
+        w = rng.uniform(-1, 1, (5, 5))
+        x = ctx.encrypt(a) @ w
+        a = a @ w
+    coeffs = [0.3, -0.2, 0.7, 0.1]
+    out = x.polyval(coeffs)
+    close(ctx, out, np.polyval(coeffs, a))
+    assert out.layout == x.layout and x.level - out.level == 2
+    unused_slots_are_zero(out)
+
+
+def test_scalar_ciphertexts(ctx):
+    a, b = rng.normal(size=4), rng.normal(size=(2, 4))
+    x, y = ctx.encrypt(a), ctx.encrypt(b)
+    d = x @ x                                        # shape ()
+    close(ctx, d + 1.0, a @ a + 1.0)
+    close(ctx, d * y, (a @ a) * b)
+    close(ctx, y - d, b - a @ a)
+    close(ctx, y.sum() * 3, b.sum() * 3)
+
+
+def test_operators_on_desilo():
+    pytest.importorskip("desilofhe")
+    ctx = fhe.Context(backend="desilo", levels=3)
+    a, w = rng.uniform(-1, 1, (4, 8)), rng.uniform(-1, 1, (8, 2))
+    x = ctx.encrypt(a)
+    out = (3 * x - x).polyval([1.0, 0.0, -0.5]) @ w   # free, one level, two levels
+    np.testing.assert_allclose(ctx.decrypt(out), np.polyval([1.0, 0, -0.5], 2 * a) @ w, atol=1e-4)
