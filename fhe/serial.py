@@ -58,7 +58,8 @@ from .tensor import CipherTensor, Like
 
 __all__ = [
     "PublicContext", "public_context", "context_to_bytes", "context_from_bytes",
-    "tensor_to_bytes", "tensor_from_bytes", "NoSecretKey", "SerializationError",
+    "tensor_to_bytes", "tensor_from_bytes", "rotation_keys_for", "NoSecretKey",
+    "SerializationError",
 ]
 
 #: most axes a serialised tensor may have
@@ -136,6 +137,24 @@ def context_to_bytes(ctx: Context) -> bytes:
 def context_from_bytes(data, allow_insecure: bool = False, **options) -> PublicContext:
     """:meth:`PublicContext.from_bytes`."""
     return PublicContext.from_bytes(data, allow_insecure, **options)
+
+
+def rotation_keys_for(compute, ctx: Context, *inputs) -> list[int]:
+    """The rotation steps ``compute(*encrypted inputs)`` uses, found by running it on a
+    simulator with ``ctx``'s slots and levels (plans depend on shapes, layouts and levels
+    only, so a server's computation can be rehearsed with zero weights of the right shapes).
+    ``inputs``: arrays, or their shapes (tuples), encrypted row-major as ``ctx.encrypt`` does.
+    The client then calls ``ctx.generate_rotation_keys(steps)`` before exporting.
+
+    ``compute`` must take the ciphertexts and use only their shapes for its plaintext
+    operands (not decrypt)."""
+    import numpy as np
+
+    sim = Context("sim", ring_degree=2 * ctx.slots, levels=ctx.levels, allow_insecure=True)
+    xs = [sim.encrypt(np.zeros(x) if isinstance(x, tuple) else np.zeros(np.shape(x)))
+          for x in inputs]
+    compute(*xs)
+    return sorted(sim.backend._rotation_keys)
 
 
 # ------------------------------------------------------------------------------ tensors
