@@ -469,8 +469,8 @@ def _degree(coeffs) -> int:
 def polyval(x: CipherTensor, coeffs) -> CipherTensor:
     """``numpy.polyval(coeffs, x)`` elementwise: ``coeffs`` highest degree first (numpy's
     order), real scalars. Depth ``ceil(log2(d + 1))`` for degree ``d``; checked before any
-    work (:class:`OutOfLevels`). The constant term is an ``add_plain``, integer coefficients
-    of the top halves are additions (no level)."""
+    work (:class:`OutOfLevels`). The constant term is an ``add_plain``; integer coefficients
+    are applied by additions (no level)."""
     if not isinstance(x, CipherTensor):
         raise TypeError(f"polyval evaluates on a CipherTensor, got {type(x).__name__}")
     c = _coefficients(coeffs)

@@ -137,10 +137,13 @@ class CipherTensor:
             return NotImplemented
         return power(self, k)
 
-    def sum(self, axis=None, keepdims: bool = False) -> "CipherTensor":
-        """``numpy.sum``: an einsum over the summed axes (``keepdims`` is free)."""
+    def sum(self, axis=None, keepdims: bool = False, *, dtype=None, out=None) -> "CipherTensor":
+        """``numpy.sum``: an einsum over the summed axes (``keepdims`` is free). ``dtype`` and
+        ``out`` exist so that ``np.sum(x, ...)`` works; only ``None`` is accepted."""
         from .ops import tensor_sum
 
+        if dtype is not None or out is not None:
+            raise UnsupportedInput("CipherTensor.sum takes no dtype or out")
         return tensor_sum(self, axis, keepdims)
 
     def polyval(self, coeffs) -> "CipherTensor":

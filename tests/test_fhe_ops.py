@@ -374,3 +374,15 @@ def test_operators_on_desilo():
     x = ctx.encrypt(a)
     out = (3 * x - x).polyval([1.0, 0.0, -0.5]) @ w   # free, one level, two levels
     np.testing.assert_allclose(ctx.decrypt(out), np.polyval([1.0, 0, -0.5], 2 * a) @ w, atol=1e-4)
+
+
+def test_numpy_functions_dispatch_to_the_methods(ctx):
+    a = rng.normal(size=(3, 4))
+    x = ctx.encrypt(a)
+    close(ctx, np.sum(x), a.sum())
+    close(ctx, np.sum(x, axis=0, keepdims=True), a.sum(axis=0, keepdims=True))
+    close(ctx, np.transpose(x), a.T)
+    with pytest.raises(fhe.UnsupportedInput):
+        np.sum(x, dtype=np.float32)
+    with pytest.raises(TypeError):
+        np.add(a, x)            # ufuncs are not intercepted; the operators are
