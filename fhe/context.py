@@ -20,7 +20,9 @@ from collections import OrderedDict
 import numpy as np
 
 from .backends import get_backend
-from .errors import ContextMismatch, OutOfLevels, ShapeMismatch
+import warnings
+
+from .errors import ContextMismatch, OutOfLevels, ScaleOverflowWarning, ShapeMismatch, ValueTooLarge
 from .execute import execute
 from .layout import Layout
 from .plan import Plan, plan
@@ -36,6 +38,12 @@ PLAN_CACHE = 16
 #: so 4 instead of 3 costs one more 40-bit prime per ciphertext (~25% per operation), not a
 #: bigger ring. (desilofhe's 2^14 engines with 4+ levels exceed the bound: 2^15 there.)
 DEFAULT_LEVELS = 4
+#: bits of the base prime q0 of every backend's chain: SEAL's is the 60-bit first prime of
+#: [60, scale_bits x L, 60] (fhe.backends.params.EDGE_PRIME_BITS); desilofhe's is also just
+#: below 2^60 (measured on desilofhe 2.0: 2^18 survives a rescale to level 0, 2^19 wraps).
+BASE_PRIME_BITS = 60
+#: decrypted magnitudes at or above this fraction of their level's bound raise a warning
+WRAP_WARNING = 0.5
 
 
 class Context:
@@ -105,6 +113,21 @@ class Context:
             return f"Context(sim — NO ENCRYPTION, debugging only, {params})"
         return f"Context({self.backend_name}, {params}, security_bits={b.security_bits})"
 
+    def value_bound(self, level: int = 0) -> float:
+        """Largest magnitude a ciphertext at ``level`` holds without wrapping around the
+        modulus: ``q0·q1···q_level / (2Δ) ≈ 2^(59 − scale_bits + scale_bits·level)`` (base
+        prime q0 ≈ 2^60, scale primes ≈ Δ = 2^scale_bits). At level 0 — where a computation
+        that uses every level ends — it is ``2^(59 − scale_bits)``: 2^19 = 524288 at the default
+        40-bit scale. The simulator applies the bound of the SEAL parameters it mirrors."""
+        bits = BASE_PRIME_BITS - 1 - self.scale_bits + self.scale_bits * max(int(level), 0)
+        return float(2.0 ** bits) * (1 - 2.0 ** -16)  # q0 is a little below 2^60; noise
+
+    def _bound_text(self, level: int = 0) -> str:
+        bits = BASE_PRIME_BITS - 1 - self.scale_bits + self.scale_bits * level
+        return (f"2^{bits} = {2.0 ** bits:.6g} (level {level}: base prime ~2^{BASE_PRIME_BITS}"
+                f"{f' times {level} scale prime(s)' if level else ''} / 2 / scale "
+                f"2^{self.scale_bits})")
+
     @property
     def slots(self) -> int:
         return self.backend.slots
@@ -117,6 +140,15 @@ class Context:
     def encrypt(self, x, layout: Layout | None = None) -> CipherTensor:
         """Encrypt an array or tensor (row-major layout unless ``layout`` is given)."""
         array, like = as_array(x)
+        peak = float(np.max(np.abs(array))) if array.size else 0.0
+        if peak >= self.value_bound(0):
+            fit = BASE_PRIME_BITS - 2 - int(np.ceil(np.log2(peak)))
+            hint = (f", or a smaller scale: scale_bits={fit} holds it (less precision)"
+                    if fit >= 20 else "")
+            raise ValueTooLarge(
+                f"values up to {peak:.6g} in magnitude cannot be encrypted on this context: a "
+                f"result at level 0 must stay below {self._bound_text(0)}, or it decrypts "
+                f"wrong. Scale the data down{hint}", bound=self.value_bound(0))
         layout = layout or Layout.row_major(array.shape, self.slots)
         if layout.shape != array.shape or layout.slots != self.slots:
             raise ShapeMismatch(f"layout for {layout.shape} on {layout.slots} slots cannot hold "
@@ -130,12 +162,36 @@ class Context:
             raise TypeError(f"decrypt takes a CipherTensor, got {type(x).__name__}")
         if x.context is not self:
             raise ContextMismatch("this ciphertext belongs to another context (other keys)")
-        out = x.layout.unpack(np.stack([self.backend.decrypt(ct) for ct in x.ciphertexts]))
+        raw = np.stack([self.backend.decrypt(ct) for ct in x.ciphertexts])
+        self._check_wrap(raw, min(self.backend.level(ct) for ct in x.ciphertexts))
+        out = x.layout.unpack(raw)
         if x.like.kind == "torch":
             import torch
 
             return torch.from_numpy(out).to(x.like.dtype)
         return out
+
+    def _check_wrap(self, raw: np.ndarray, level: int) -> None:
+        """Warn (:class:`ScaleOverflowWarning`) when a decrypted ciphertext may have wrapped.
+
+        What wraps is the plaintext polynomial's coefficients, and for real slot values
+        ``z`` (``N/2`` of them) every coefficient is at most ``mean|z|`` (inverse canonical
+        embedding: ``c_j = (2/N) Re Σ_k z_k ζ_k^-j``). So a mean magnitude below the level's
+        bound proves there was room; a wrap adds multiples of ``2·bound`` to coefficients,
+        which spreads to every slot and lifts the mean to about the bound. The warning fires
+        at :data:`WRAP_WARNING` (half) of the bound. Not a proof in the other direction: a
+        wrapped constant vector decrypts to another constant, maybe small."""
+        if not raw.size:
+            return
+        mean = float(np.max(np.mean(np.abs(raw), axis=-1)))
+        if mean >= WRAP_WARNING * self.value_bound(level):
+            sim = " (the simulator does not wrap; a real backend would)" if self.backend_name == "sim" else ""
+            warnings.warn(
+                f"decrypted values have mean magnitude {mean:.6g} over a ciphertext's slots, at "
+                f"least {WRAP_WARNING:g} x the bound {self._bound_text(level)}: the result may "
+                f"have wrapped around the modulus and be wrong{sim}. Scale the inputs down so "
+                f"that results stay well below the bound",
+                ScaleOverflowWarning, stacklevel=3)
 
     # -- planning and running ------------------------------------------------------------------
     def plan(self, spec, *operands, out_layout: Layout | None = None) -> Plan:

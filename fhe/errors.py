@@ -17,6 +17,20 @@ class UnsupportedInput(FHEError, TypeError):
     """An operand's type or values cannot be encrypted (complex, non-numeric, non-finite)."""
 
 
+class ValueTooLarge(UnsupportedInput, ValueError):
+    """Values beyond what the context's scale and modulus chain can represent (``bound``):
+    encrypting them would decrypt wrong after the computation, so they are refused."""
+
+    def __init__(self, message: str, bound: float | None = None) -> None:
+        super().__init__(message)
+        self.bound = bound
+
+
+class ScaleOverflowWarning(UserWarning):
+    """Decrypted values reach the magnitude bound of their level: the result may have
+    wrapped around the modulus and be wrong."""
+
+
 class OutOfLevels(FHEError):
     """A multiplication needs a level the ciphertext no longer has.
 

@@ -110,3 +110,41 @@ def test_for_einsum_on_seal_is_secure_and_runs():
     x = np.arange(64.0).reshape(8, 8) / 64
     got = ctx.decrypt(fhe.einsum("ij,jk->ik", ctx.encrypt(x), ctx.encrypt(x)))
     np.testing.assert_allclose(got, x @ x, atol=1e-3)
+
+
+# ---------------------------------------------------------------- 4. values the scale cannot hold
+def test_encrypt_refuses_values_beyond_the_bound_sim():
+    ctx = fhe.Context(backend="sim", ring_degree=256, levels=2)
+    assert ctx.value_bound(0) == pytest.approx(2.0 ** 19, rel=1e-4)
+    with pytest.raises(fhe.errors.ValueTooLarge, match=r"2\^19 = 524288") as err:
+        ctx.encrypt(np.array([1.0, 1e11]))
+    assert isinstance(err.value, fhe.UnsupportedInput) and err.value.bound == ctx.value_bound(0)
+    assert "scale_bits=21" in str(err.value)
+    small = fhe.Context(backend="sim", ring_degree=256, levels=2, scale_bits=50)
+    with pytest.raises(fhe.errors.ValueTooLarge, match=r"2\^9 = 512"):
+        small.encrypt(np.array([600.0]))
+    ctx.encrypt(np.array([5e5]))  # below the bound: fine
+
+
+def test_decrypt_warns_when_a_result_reaches_the_bound_sim():
+    ctx = fhe.Context(backend="sim", ring_degree=256, levels=1)
+    x = ctx.encrypt(np.full(ctx.slots, 3e5))
+    with pytest.warns(fhe.errors.ScaleOverflowWarning, match=r"2\^19 = 524288.*may have wrapped"):
+        ctx.decrypt(fhe.einsum("i,i->i", x, np.full(ctx.slots, 2.0)))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ctx.decrypt(fhe.einsum("i,i->i", x, np.full(ctx.slots, 0.5)))  # well inside: silent
+
+
+def test_seal_refuses_1e11_on_two_levels_and_flags_a_wrapped_result():
+    pytest.importorskip("tenseal")
+    ctx = fhe.Context(levels=2)
+    with pytest.raises(fhe.errors.ValueTooLarge, match=r"524288"):
+        ctx.encrypt(np.full((4, 4), 1e11))
+    one = fhe.Context(levels=1)
+    x = one.encrypt(np.full(one.slots, 3e5))
+    with pytest.warns(fhe.errors.ScaleOverflowWarning):  # 6e5 at level 0 wraps on SEAL
+        got = one.decrypt(fhe.einsum("i,i->i", x, np.full(one.slots, 2.0)))
+    assert abs(got[0] - 6e5) > 1e5  # it really did wrap: the warning was needed
