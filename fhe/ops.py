@@ -209,11 +209,9 @@ def _add_plain(x: CipherTensor, array: np.ndarray, like) -> CipherTensor:
 def _add(x, y, sign: int) -> CipherTensor:
     ctx = _context(x, y)
     if isinstance(x, CipherTensor) and isinstance(y, CipherTensor):
-        shape = broadcast_shapes(x.shape, y.shape)
         x, y = _common_layout(x, y)
         op = ctx.backend.add if sign > 0 else ctx.backend.sub
         cts = [op(a, b) for a, b in zip(x.ciphertexts, y.ciphertexts)]
-        assert x.shape == shape
         return _wrap(x, x.layout, cts, output_kind([x.like, y.like]))
     if isinstance(x, CipherTensor):  # x ± plain
         array, like = _plain(y)
@@ -233,10 +231,11 @@ def subtract(x, y) -> CipherTensor:
 
 
 def negative(x: CipherTensor) -> CipherTensor:
-    """``-x``: an encryption of zero minus ``x`` per ciphertext; no level."""
+    """``-x``: an encryption of zero minus each ciphertext; no level (the backends have no
+    negation; ``sub`` brings the fresh zero down to ``x``'s level)."""
     backend = x.context.backend
-    zero = np.zeros(backend.slots)
-    return _wrap(x, x.layout, [backend.sub(backend.encrypt(zero), ct) for ct in x.ciphertexts])
+    zero = backend.encrypt(np.zeros(backend.slots))
+    return _wrap(x, x.layout, [backend.sub(zero, ct) for ct in x.ciphertexts])
 
 
 def _zeros_like(x: CipherTensor) -> CipherTensor:
