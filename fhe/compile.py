@@ -1,0 +1,327 @@
+"""Encrypted inference of whole models, compiled once from the circuits Graph (``fhe.compile``).
+
+    program = fhe.compile(model, (16, 64), activation=fhe.relu_approx(bound=8))
+    print(program)                                   # per layer: layout, rotations, levels, keys
+    ctx = program.context()                          # levels and ring for the whole network
+    y = program.run(ctx.encrypt(x, program.input_layout))
+    ctx.decrypt(y)
+
+The model is traced by :func:`circuits.trace` — the graph the zk side proves — and lowered node
+by node, before anything is encrypted:
+
+1. ``einsum`` of the running tensor with a parameter: planned by :func:`fhe.plan` from the
+   layout the previous step leaves (layouts chain from layer to layer, nothing is decrypted);
+   the parameter is a plaintext operand.
+2. ``add`` of a parameter (a bias): a plaintext addition packed into the running layout (no level).
+3. ``rescale``: nothing (it is the identity on real values); ``reshape`` of a 2-D tensor to itself:
+   nothing.
+4. ``relu``: the program's :class:`Activation`, a polynomial evaluated on ``t = z / bound``. The
+   ``1 / bound`` is folded into the preceding linear layer's weights and bias, so it costs no
+   level; the polynomial keeps ``t`` in ``[-1, 1]``, where powers stay small.
+
+The program knows its depth (the sum of its steps'), the rotation keys it needs (the union of
+its plans') and each activation's error bound on its declared range; :meth:`Program.context`
+makes a context with exactly those levels and keys.
+"""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import OutOfLevels, ShapeMismatch, UnsupportedInput
+from .execute import execute
+from .layout import Layout
+from .plan import Plan, plan as plan_einsum
+from .tensor import CipherTensor
+
+__all__ = ["Activation", "Program", "compile", "gelu_approx", "polynomial", "relu_approx", "square"]
+
+#: points of the grid an activation's error bound is measured on
+ERROR_GRID = 20001
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A polynomial standing for an activation on ``t = z / bound``: ``coeffs`` (highest degree
+    first, numpy.polyval's order) of ``p(t) ~ f(bound * t)``; ``error``: max ``|p(z / bound) -
+    f(z)|`` over ``|z| <= bound`` (0 when exact)."""
+
+    name: str
+    coeffs: tuple[float, ...]
+    bound: float = 1.0
+    error: float = 0.0
+
+    @property
+    def degree(self) -> int:
+        return len(self.coeffs) - 1
+
+    @property
+    def levels(self) -> int:
+        from .ops import polyval_levels
+
+        return polyval_levels(self.coeffs)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """The polynomial on plaintext pre-activations ``z`` (what the encrypted program computes)."""
+        return np.polyval(self.coeffs, np.asarray(z, dtype=np.float64) / self.bound)
+
+    def describe(self) -> str:
+        exact = "exact" if self.error == 0 else f"max error {self.error:.3g} on [-{self.bound:g}, {self.bound:g}]"
+        return f"{self.name} (degree {self.degree}, {self.levels} levels, {exact})"
+
+
+def square() -> Activation:
+    """``z^2`` (exact, one level)."""
+    return Activation("square", (1.0, 0.0, 0.0))
+
+
+def polynomial(coeffs, name: str = "polynomial") -> Activation:
+    """A user polynomial in ``z`` (highest degree first), exact by definition."""
+    c = tuple(float(v) for v in np.atleast_1d(np.asarray(coeffs, dtype=np.float64)))
+    if not c or not np.all(np.isfinite(c)):
+        raise UnsupportedInput(f"polynomial coefficients must be finite reals, got {coeffs!r}")
+    return Activation(name, c)
+
+
+def _approximate(name: str, f, bound: float, degree: int) -> Activation:
+    """Chebyshev interpolation of ``f`` on ``[-bound, bound]`` (near-minimax), in ``t = z / bound``."""
+    if not (isinstance(bound, (int, float)) and np.isfinite(bound) and bound > 0):
+        raise ValueError(f"{name}: the input range bound must be a positive number, got {bound!r}")
+    if not (isinstance(degree, int) and 1 <= degree <= 63):
+        raise ValueError(f"{name}: degree must be an integer in [1, 63], got {degree!r}")
+    cheb = np.polynomial.chebyshev.Chebyshev.interpolate(lambda t: f(bound * t), degree)
+    power = cheb.convert(kind=np.polynomial.Polynomial).coef  # lowest degree first
+    coeffs = tuple(float(c) for c in power[::-1])
+    t = np.linspace(-1.0, 1.0, ERROR_GRID)
+    error = float(np.max(np.abs(np.polyval(coeffs, t) - f(bound * t))))
+    return Activation(f"{name} ~ Chebyshev", coeffs, float(bound), error)
+
+
+def relu_approx(bound: float, degree: int = 15) -> Activation:
+    """ReLU on ``[-bound, bound]`` by a degree-``degree`` polynomial; pre-activations outside the
+    range are not approximated (declare a bound that holds them; :meth:`Program.calibrate` checks samples)."""
+    return _approximate("relu", lambda z: np.maximum(z, 0.0), bound, degree)
+
+
+def gelu_approx(bound: float, degree: int = 15) -> Activation:
+    """GELU (tanh form, as torch's ``approximate="tanh"``) on ``[-bound, bound]``."""
+    def gelu(z):
+        return 0.5 * z * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3)))
+    return _approximate("gelu", gelu, bound, degree)
+
+
+@dataclass
+class Step:
+    """One lowered node: ``kind`` (``einsum``, ``add``, ``activation``), the node's output name,
+    the einsum's plan, the plaintext operand, and the levels the step consumes."""
+
+    kind: str
+    name: str
+    layout: Layout
+    levels: int
+    plan: Plan | None = None
+    plain: np.ndarray | None = None
+    activation: Activation | None = None
+    #: per backend, the plan's encoded masks, kept between runs
+    caches: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
+
+    def describe(self) -> str:
+        if self.kind == "einsum":
+            c = self.plan.cost()
+            what = (f"einsum {self.plan.spec} ({self.plan.strategy}): {c.rotations} rotations, "
+                    f"{c.ct_pt_mults} ct-pt mults, {c.keys} keys")
+        elif self.kind == "add":
+            what = "plaintext addition (bias)"
+        else:
+            what = self.activation.describe()
+        return f"  {self.name:18s} {what}; {self.levels} level(s); out {self.layout}"
+
+
+class Program:
+    """A model compiled for encrypted inference (:func:`compile`)."""
+
+    def __init__(self, steps: list[Step], input_layout: Layout, output_name: str, slots: int) -> None:
+        self.steps = steps
+        self.input_layout = input_layout
+        self.output_layout = steps[-1].layout if steps else input_layout
+        self.output_name = output_name
+        self.slots = slots
+
+    @property
+    def levels(self) -> int:
+        """Multiplicative depth of the whole network (what a fresh input must have)."""
+        return sum(s.levels for s in self.steps)
+
+    @property
+    def rotation_keys(self) -> tuple[int, ...]:
+        keys = {k for s in self.steps if s.plan is not None for k in s.plan.rotation_keys}
+        return tuple(sorted(keys, key=lambda k: (abs(k), k)))
+
+    @property
+    def error_bounds(self) -> list[tuple[str, float]]:
+        return [(s.name, s.activation.error) for s in self.steps if s.kind == "activation"]
+
+    def __str__(self) -> str:
+        lines = [f"fhe program: input {self.input_layout}, {self.levels} levels, {self.slots} slots, "
+                 f"{len(self.rotation_keys)} rotation keys"]
+        lines += [s.describe() for s in self.steps]
+        return "\n".join(lines)
+
+    def context(self, backend: str = "seal", **options):
+        """A :class:`fhe.Context` with this program's levels, a ring of its slots, and its
+        rotation keys generated (nothing else)."""
+        from .context import Context
+
+        ctx = Context(backend=backend, ring_degree=2 * self.slots, levels=self.levels, rotation_keys="manual",
+                      **options)
+        ctx.generate_rotation_keys(self.rotation_keys)
+        return ctx
+
+    def run(self, x: CipherTensor) -> CipherTensor:
+        """Evaluate the program on an encrypted input in :attr:`input_layout` (any context with
+        the program's slots, levels and rotation keys: a public one does)."""
+        if not isinstance(x, CipherTensor):
+            raise UnsupportedInput(f"run takes a CipherTensor (ctx.encrypt(x, program.input_layout)), got "
+                                   f"{type(x).__name__}")
+        if x.layout != self.input_layout:
+            raise ShapeMismatch(f"the input is in layout {x.layout}; the program was compiled for "
+                                f"{self.input_layout} (encrypt with ctx.encrypt(x, program.input_layout))")
+        if x.level < self.levels:
+            raise OutOfLevels(f"the program needs {self.levels} levels, the input has {x.level}: use "
+                              f"program.context() (levels={self.levels})", needed=self.levels, have=x.level)
+        from .ops import add, polyval
+
+        ctx, like = x.context, x.like
+        for step in self.steps:
+            if step.kind == "einsum":
+                out = execute(step.plan, ctx.backend, [x.ciphertexts, None], [None, step.plain],
+                              generate_keys=ctx.auto_keys, cache=step.caches.setdefault(ctx.backend, {}))
+                x = CipherTensor(ctx, step.plan.output_layout, out, like)
+            elif step.kind == "add":
+                x = add(x, step.plain)
+            else:
+                x = polyval(x, step.activation.coeffs)
+        return x
+
+    def calibrate(self, x: np.ndarray) -> list[tuple[str, float]]:
+        """``(activation, max |t|)`` on plaintext sample inputs ``x``: each must stay within 1,
+        the range its polynomial approximates (ValueError naming the first that does not)."""
+        h, out = np.asarray(x, dtype=np.float64), []
+        for step in self.steps:
+            if step.kind == "einsum":
+                h = np.einsum(str(step.plan.spec), h, step.plain)
+            elif step.kind == "add":
+                h = h + step.plain
+            else:
+                reach = float(np.max(np.abs(h))) if h.size else 0.0
+                out.append((step.name, reach))
+                if reach > 1.0 and step.activation.error:
+                    raise ValueError(f"activation {step.name}: the samples reach {reach * step.activation.bound:.3g}, "
+                                     f"beyond the declared range +-{step.activation.bound:g}; compile with a larger bound")
+                h = np.polyval(step.activation.coeffs, h)
+        return out
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """The program on plaintext ``x`` in float64 (the approximations included): what
+        :meth:`run` decrypts to, up to CKKS noise."""
+        h = np.asarray(x, dtype=np.float64)
+        for step in self.steps:
+            if step.kind == "einsum":
+                h = np.einsum(str(step.plan.spec), h, step.plain)
+            elif step.kind == "add":
+                h = h + step.plain
+            else:
+                h = np.polyval(step.activation.coeffs, h)
+        return h
+
+
+def _params(model) -> dict[str, np.ndarray]:
+    return {k: v.detach().double().cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def compile(model, input_shape, activation: Activation | None = None, *, slots: int | None = None,
+            scale_bits: int = 40, params: dict | None = None) -> Program:
+    """Compile ``model`` (a torch module :func:`circuits.trace` takes, or a
+    :class:`circuits.Graph` with ``params``) for encrypted inference on inputs of
+    ``input_shape`` (batch first): a :class:`Program`. ``activation``: what each ReLU becomes
+    (:func:`relu_approx`, :func:`square`, :func:`polynomial`); required when the model has
+    one. ``slots``: the ciphertexts' slots (ring degree / 2); by default the fewest whose
+    128-bit secure SEAL ring holds the program's levels at ``scale_bits`` (planned again at
+    the larger ring when the depth needs one)."""
+    import circuits
+
+    if isinstance(model, circuits.Graph):
+        graph = model
+        if params is None:
+            raise ValueError("compiling a Graph needs params= (its parameters by name)")
+    else:
+        graph = circuits.trace(model, np.zeros(tuple(input_shape)), 16)
+        params = _params(model) if params is None else params
+    values = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    if slots is not None:
+        return _lower(graph, values, tuple(input_shape), activation, slots)
+    from .backends.params import seal_params
+
+    slots = 4096
+    for _ in range(4):  # the ring grows with the depth, the depth may change with the ring
+        program = _lower(graph, values, tuple(input_shape), activation, slots)
+        ring = seal_params(None, program.levels, scale_bits, False).ring_degree
+        if ring // 2 <= slots:
+            return program
+        slots = ring // 2
+    return program
+
+
+def _lower(graph, values: dict, input_shape: tuple, activation, slots: int) -> Program:
+    """Steps 1-4 of the module docstring at ``slots`` slots."""
+    import circuits
+
+    x_name = next(t.name for t in graph.inputs if t.role == "data")
+    if tuple(graph[x_name].shape) != input_shape:
+        raise ShapeMismatch(f"the graph takes inputs {graph[x_name].shape}, not {input_shape}")
+    layout = Layout.row_major(input_shape, slots)
+    running, steps = x_name, []
+    for node in graph.nodes:
+        if running not in node.inputs:
+            continue
+        others = [i for i in node.inputs if i != running]
+        if node.op == "einsum" and len(others) == 1 and others[0] in values:
+            spec = node.attrs["spec"]
+            shapes = [graph[i].shape for i in node.inputs]
+            encrypted = [i == running for i in node.inputs]
+            if encrypted != [True, False]:
+                raise circuits.UnsupportedOp(f"node {node.output}: the encrypted tensor must be the first operand")
+            p = plan_einsum(spec, *shapes, slots=slots, encrypted=encrypted, layouts=[layout, None])
+            steps.append(Step("einsum", node.output, p.output_layout, p.levels, plan=p, plain=values[others[0]]))
+            layout = p.output_layout
+        elif node.op == "add" and len(others) == 1 and others[0] in values:
+            steps.append(Step("add", node.output, layout, 0, plain=values[others[0]]))
+        elif node.op == "rescale" or (node.op == "reshape" and tuple(graph[node.output].shape) ==
+                                      tuple(graph[running].shape)):
+            pass  # the identity on real values
+        elif node.op == "relu":
+            if activation is None:
+                raise ValueError(f"node {node.output} is a ReLU: give activation= (e.g. fhe.relu_approx(bound=...))")
+            _fold_bound(steps, activation.bound, node.output)
+            steps.append(Step("activation", node.output, layout, activation.levels, activation=activation))
+        else:
+            raise circuits.UnsupportedOp(f"node {node.output} ({node.op}) cannot be compiled for encrypted "
+                                         "inference (Linear, ReLU, Flatten are)")
+        running = node.output
+    return Program(steps, Layout.row_major(input_shape, slots), running, slots)
+
+
+def _fold_bound(steps: list[Step], bound: float, where: str) -> None:
+    """Scale the linear layer before an activation by ``1 / bound`` (the activation then sees
+    ``t = z / bound`` at no level's cost)."""
+    if bound == 1.0:
+        return
+    if not steps or steps[-1].kind not in ("einsum", "add"):
+        raise ValueError(f"activation {where}: an input range other than 1 needs a linear layer before it "
+                         "(its 1/bound is folded into that layer)")
+    for s in reversed(steps):
+        s.plain = s.plain / bound
+        if s.kind == "einsum":
+            break
