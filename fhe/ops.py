@@ -29,7 +29,6 @@ What costs a level (on top of what the planner says for an einsum):
 """
 from __future__ import annotations
 
-import math
 import numbers
 import string
 

@@ -308,6 +308,10 @@ def test_operators_on_seal():
     z = (-x @ w).sum(axis=0, keepdims=True)
     np.testing.assert_allclose(ctx.decrypt(z), (-a @ w).sum(0, keepdims=True), atol=1e-3)
     np.testing.assert_allclose(ctx.decrypt(x - b[0] + 3 * x), 4 * a - b[0], atol=1e-4)
+    c7 = rng.uniform(-1, 1, 8)                 # degree 7 in the 3 levels of a fresh ciphertext
+    deg7 = x.polyval(c7)
+    assert deg7.level == 0
+    np.testing.assert_allclose(ctx.decrypt(deg7), np.polyval(c7, a), atol=1e-4)
     shifted = x + 3
     raw = np.stack([ctx.backend.decrypt(ct) for ct in shifted.ciphertexts])
     assert np.abs(raw[shifted.layout.element_map < 0]).max() < 1e-4   # unused slots stay zero
