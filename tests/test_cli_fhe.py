@@ -92,3 +92,90 @@ def test_device_cuda_needs_desilo_and_a_gpu(runner, tmp_path):
     res = runner.invoke(cli, ["einsum", "ij->i", str(tmp_path / "a.npy"), "--backend", "desilo", "--device", "cuda"])
     assert res.exit_code == 1 and "desilofhe cannot run on 'cuda'" in res.output
     assert "Traceback" not in res.output
+
+
+# ------------------------------------------------------- bad parameters: one line, exit 2
+@pytest.fixture
+def operands(tmp_path):
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "a.npy", rng.uniform(-1, 1, (4, 4)))
+    return [str(tmp_path / "a.npy")] * 2
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--backend", "sim", "--ring-degree", "1000"], ["--ring-degree", "power of two"]),
+    (["--backend", "seal", "--ring-degree", "2048"], ["--ring-degree", "4096"]),
+    (["--backend", "seal", "--scale-bits", "70"], ["--scale-bits", "scale_bits must be in [20, 50]"]),
+    (["--backend", "seal", "--scale-bits", "10"], ["--scale-bits"]),
+    (["--backend", "seal", "--levels", "-1"], ["--levels", "-1"]),
+    (["--backend", "sim", "--levels", "0"], ["--levels", "needs at least"]),
+    (["--backend", "seal", "--ring-degree", "4096", "--levels", "3"], ["128-bit", "allow_insecure"]),
+])
+def test_einsum_bad_parameters_exit_2(runner, operands, extra, words):
+    if "seal" in extra:
+        pytest.importorskip("tenseal")
+    res = runner.invoke(cli, ["einsum", "ij,jk->ik", *operands, *extra])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    for w in words:
+        assert w in res.output, (w, res.output)
+
+
+def test_levels_zero_is_honoured(runner, tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(12.0).reshape(3, 4))
+    res = runner.invoke(cli, ["einsum", "ij->ji", str(tmp_path / "a.npy"), "--backend", "sim",
+                              "--levels", "0", "--out", str(tmp_path / "t.npy")])
+    assert res.exit_code == 0, res.output
+    assert "levels=0" in res.output
+    np.testing.assert_array_equal(np.load(tmp_path / "t.npy"), np.arange(12.0).reshape(3, 4).T)
+    res = runner.invoke(cli, ["plan", "ij,jk->ik", "--shapes", "4x4,4x4", "--levels", "0"])
+    assert res.exit_code == 2 and "needs at least" in res.output and "Traceback" not in res.output
+
+
+def test_npz_operands(runner, tmp_path):
+    a = np.random.default_rng(3).uniform(-1, 1, (4, 4))
+    np.savez(tmp_path / "one.npz", a=a)
+    np.savez(tmp_path / "two.npz", a=a, b=a)
+    res = runner.invoke(cli, ["einsum", "ij,jk->ik", str(tmp_path / "one.npz"),
+                              str(tmp_path / "one.npz"), "--backend", "sim",
+                              "--out", str(tmp_path / "c.npy")])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(np.load(tmp_path / "c.npy"), a @ a, atol=1e-12)
+    res = runner.invoke(cli, ["einsum", "ij,jk->ik", str(tmp_path / "two.npz"),
+                              str(tmp_path / "one.npz"), "--backend", "sim"])
+    assert res.exit_code == 2 and "2 arrays (a, b)" in res.output, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_unreadable_and_unwritable_files(runner, tmp_path):
+    import os
+
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    np.save(tmp_path / "a.npy", np.ones((2, 2)))
+    res = runner.invoke(cli, ["einsum", "ij->i", str(tmp_path / "junk.npy"), "--backend", "sim"])
+    assert res.exit_code == 2 and "cannot read" in res.output
+    res = runner.invoke(cli, ["einsum", "ij->i", str(tmp_path), "--backend", "sim"])
+    assert res.exit_code == 2 and "is a directory" in res.output
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.npy"
+        np.save(locked, np.ones(2))
+        locked.chmod(0)
+        res = runner.invoke(cli, ["einsum", "i->i", str(locked), "--backend", "sim"])
+        assert res.exit_code == 2 and "Traceback" not in res.output
+    res = runner.invoke(cli, ["einsum", "ij->i", str(tmp_path / "a.npy"), "--backend", "sim",
+                              "--out", str(tmp_path / "no" / "such" / "dir.npy")])
+    assert res.exit_code == 1 and "cannot write" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_values_too_large_and_wrap_warning_are_one_line(runner, tmp_path):
+    np.save(tmp_path / "big.npy", np.full((2, 2), 1e11))
+    res = runner.invoke(cli, ["einsum", "ij->i", str(tmp_path / "big.npy"), "--backend", "sim"])
+    assert res.exit_code == 1 and "2^19 = 524288" in res.output and "Traceback" not in res.output
+    np.save(tmp_path / "near.npy", np.full(8, 4e5))
+    res = runner.invoke(cli, ["einsum", "i,i->i", str(tmp_path / "near.npy"),
+                              str(tmp_path / "near.npy"), "--backend", "sim",
+                              "--ring-degree", "16", "--levels", "1"])
+    assert res.exit_code == 0, res.output
+    assert "warning: decrypted values" in res.output and "may have wrapped" in res.output
