@@ -8,6 +8,7 @@ backends.
     ctx.decrypt(y)
     z = fhe.polyval(x @ b + 1.0, [0.5, 0.0, 1.0])   # operators: + - * @ sum ** polyval (fhe/ops.py)
     print(fhe.plan("ij,jk->ik", (64, 64), (64, 64), slots=8192))   # the packing plan, no keys
+    program = fhe.compile(model, (16, 64), fhe.relu_approx(bound=4))  # a whole model (fhe/compiler.py)
 
 See docs/fhe.md.
 """
@@ -23,6 +24,7 @@ from .errors import (
     UnsupportedBackend,
     UnsupportedInput,
 )
+from .compiler import Activation, Program, compile, gelu_approx, polynomial, relu_approx, square
 from .execute import einsum, execute
 from .layout import Layout
 from .ops import broadcast_shapes, matmul, polyval
@@ -32,6 +34,7 @@ from .tensor import CipherTensor
 __all__ = [
     "CipherTensor", "Context", "Cost", "Layout", "Plan", "einsum", "execute", "plan",
     "broadcast_shapes", "matmul", "polyval",
+    "Activation", "Program", "compile", "gelu_approx", "polynomial", "relu_approx", "square",
     "FHEError", "ShapeMismatch", "InvalidSpec", "UnsupportedInput", "OutOfLevels",
     "MissingRotationKey", "ContextMismatch", "InsecureParameters", "UnsupportedBackend",
 ]

@@ -1,4 +1,4 @@
-"""Encrypted inference of whole models, compiled once from the circuits Graph (``fhe.compile``).
+"""Encrypted inference of whole models, compiled once from the circuits Graph (:func:`fhe.compile`).
 
     program = fhe.compile(model, (16, 64), activation=fhe.relu_approx(bound=8))
     print(program)                                   # per layer: layout, rotations, levels, keys
@@ -142,8 +142,10 @@ class Step:
 class Program:
     """A model compiled for encrypted inference (:func:`compile`)."""
 
-    def __init__(self, steps: list[Step], input_layout: Layout, output_name: str, slots: int) -> None:
+    def __init__(self, steps: list[Step], input_layout: Layout, output_name: str, slots: int,
+                 scale_bits: int = 40) -> None:
         self.steps = steps
+        self.scale_bits = scale_bits
         self.input_layout = input_layout
         self.output_layout = steps[-1].layout if steps else input_layout
         self.output_name = output_name
@@ -170,12 +172,12 @@ class Program:
         return "\n".join(lines)
 
     def context(self, backend: str = "seal", **options):
-        """A :class:`fhe.Context` with this program's levels, a ring of its slots, and its
-        rotation keys generated (nothing else)."""
+        """A :class:`fhe.Context` with this program's levels, scale and ring, and its rotation
+        keys generated (nothing else)."""
         from .context import Context
 
-        ctx = Context(backend=backend, ring_degree=2 * self.slots, levels=self.levels, rotation_keys="manual",
-                      **options)
+        ctx = Context(backend=backend, ring_degree=2 * self.slots, levels=self.levels, scale_bits=self.scale_bits,
+                      rotation_keys="manual", **options)
         ctx.generate_rotation_keys(self.rotation_keys)
         return ctx
 
@@ -249,7 +251,8 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
     (:func:`relu_approx`, :func:`square`, :func:`polynomial`); required when the model has
     one. ``slots``: the ciphertexts' slots (ring degree / 2); by default the fewest whose
     128-bit secure SEAL ring holds the program's levels at ``scale_bits`` (planned again at
-    the larger ring when the depth needs one)."""
+    the larger ring when the depth needs one; OutOfLevels saying how many levels are missing
+    when no secure ring holds them)."""
     import circuits
 
     if isinstance(model, circuits.Graph):
@@ -261,20 +264,42 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
         params = _params(model) if params is None else params
     values = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     if slots is not None:
-        return _lower(graph, values, tuple(input_shape), activation, slots)
+        return _lower(graph, values, tuple(input_shape), activation, slots, scale_bits)
     from .backends.params import seal_params
+    from .errors import InsecureParameters
 
     slots = 4096
     for _ in range(4):  # the ring grows with the depth, the depth may change with the ring
-        program = _lower(graph, values, tuple(input_shape), activation, slots)
-        ring = seal_params(None, program.levels, scale_bits, False).ring_degree
+        program = _lower(graph, values, tuple(input_shape), activation, slots, scale_bits)
+        try:
+            ring = seal_params(None, program.levels, scale_bits, False).ring_degree
+        except InsecureParameters:
+            most = _most_levels(scale_bits)
+            raise OutOfLevels(f"the program needs {program.levels} levels; SEAL's largest 128-bit secure ring holds "
+                              f"{most} at a {scale_bits}-bit scale: {program.levels - most} missing (use a lower-degree "
+                              "activation or fewer layers; bootstrapping is not implemented)",
+                              needed=program.levels, have=most) from None
         if ring // 2 <= slots:
             return program
         slots = ring // 2
     return program
 
 
-def _lower(graph, values: dict, input_shape: tuple, activation, slots: int) -> Program:
+def _most_levels(scale_bits: int) -> int:
+    """The most levels a 128-bit secure SEAL ring holds at ``scale_bits``."""
+    from .backends.params import seal_params
+    from .errors import InsecureParameters
+
+    levels = 0
+    while True:
+        try:
+            seal_params(None, levels + 1, scale_bits, False)
+        except InsecureParameters:
+            return levels
+        levels += 1
+
+
+def _lower(graph, values: dict, input_shape: tuple, activation, slots: int, scale_bits: int) -> Program:
     """Steps 1-4 of the module docstring at ``slots`` slots."""
     import circuits
 
@@ -310,7 +335,7 @@ def _lower(graph, values: dict, input_shape: tuple, activation, slots: int) -> P
             raise circuits.UnsupportedOp(f"node {node.output} ({node.op}) cannot be compiled for encrypted "
                                          "inference (Linear, ReLU, Flatten are)")
         running = node.output
-    return Program(steps, Layout.row_major(input_shape, slots), running, slots)
+    return Program(steps, Layout.row_major(input_shape, slots), running, slots, scale_bits)
 
 
 def _fold_bound(steps: list[Step], bound: float, where: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import circuits
-from fhe.compile import compile, gelu_approx, polynomial, relu_approx, square
+from fhe.compiler import compile, gelu_approx, polynomial, relu_approx, square
 from fhe.errors import OutOfLevels, ShapeMismatch
 from zk.training import synthetic_mlp
 
