@@ -40,9 +40,11 @@ __all__ = ["Activation", "Program", "compile", "gelu_approx", "polynomial", "rel
 
 #: points of the grid an activation's error bound is measured on
 ERROR_GRID = 20001
-#: highest degree of an approximation: its power-basis coefficients reach ~4e4 at 23 (CKKS
-#: noise grows with them; measured: 3e-5 at degree 15, 0.5 at degree 31 on a 38-bit scale)
-MAX_DEGREE = 23
+#: highest degree of an approximation
+MAX_DEGREE = 31
+#: largest sum of |coefficients| of an approximation (the power basis CKKS evaluates): the
+#: encryption noise grows by about that factor (ReLU: 3e3 at degree 15, 1.5e4 at 17, 2e6 at 23)
+MAX_COEFFICIENT_SUM = 1e4
 
 
 @dataclass(frozen=True)
@@ -88,19 +90,49 @@ def polynomial(coeffs, name: str = "polynomial") -> Activation:
     return Activation(name, c)
 
 
+def _remez(f, degree: int, iterations: int = 60) -> np.ndarray:
+    """Chebyshev coefficients of the minimax polynomial of ``f`` on ``[-1, 1]`` (Remez
+    exchange on a grid: solve ``p(x_i) + (-1)^i E = f(x_i)`` on ``degree + 2`` points, move the
+    points to the error's alternating extrema, keep the best polynomial seen)."""
+    cheb = np.polynomial.chebyshev
+    grid = np.linspace(-1.0, 1.0, ERROR_GRID)
+    target = f(grid)
+    points = np.cos(np.pi * np.arange(degree + 2)[::-1] / (degree + 1))
+    signs = (-1.0) ** np.arange(degree + 2)
+    best, best_error = None, np.inf
+    for _ in range(iterations):
+        solved = np.linalg.solve(np.hstack([cheb.chebvander(points, degree), signs[:, None]]), f(points))
+        coeffs = solved[:-1]
+        error = cheb.chebval(grid, coeffs) - target
+        if np.abs(error).max() < best_error:
+            best, best_error = coeffs, np.abs(error).max()
+        # one extremum per run of equal sign, then trimmed at the ends to degree + 2
+        sign = np.where(error >= 0, 1, -1)
+        cuts = np.flatnonzero(np.diff(sign)) + 1
+        extrema = [run[np.argmax(np.abs(error[run]))] for run in np.split(np.arange(ERROR_GRID), cuts)]
+        while len(extrema) > degree + 2:
+            extrema.pop(0 if abs(error[extrema[0]]) < abs(error[extrema[-1]]) else -1)
+        if len(extrema) < degree + 2:
+            break
+        points = grid[extrema]
+    return best
+
+
 def _approximate(name: str, f, bound: float, degree: int) -> Activation:
-    """Chebyshev interpolation of ``f`` on ``[-bound, bound]`` (near-minimax), in ``t = z / bound``."""
+    """The minimax polynomial of ``f`` on ``[-bound, bound]`` (:func:`_remez`), in ``t = z / bound``."""
     if not (isinstance(bound, (int, float)) and np.isfinite(bound) and bound > 0):
         raise ValueError(f"{name}: the input range bound must be a positive number, got {bound!r}")
     if not (isinstance(degree, int) and 1 <= degree <= MAX_DEGREE):
-        raise ValueError(f"{name}: degree must be an integer in [1, {MAX_DEGREE}], got {degree!r} (higher degrees "
-                         "lose precision: the power basis CKKS evaluates has coefficients beyond 1e7 at degree 31)")
-    cheb = np.polynomial.chebyshev.Chebyshev.interpolate(lambda t: f(bound * t), degree)
-    power = cheb.convert(kind=np.polynomial.Polynomial).coef  # lowest degree first
+        raise ValueError(f"{name}: degree must be an integer in [1, {MAX_DEGREE}], got {degree!r}")
+    power = np.polynomial.chebyshev.cheb2poly(_remez(lambda t: f(bound * t), degree))  # lowest degree first
     coeffs = tuple(float(c) for c in power[::-1])
+    if np.abs(power).sum() > MAX_COEFFICIENT_SUM:
+        raise ValueError(f"{name} of degree {degree}: its power-basis coefficients sum to {np.abs(power).sum():.3g} "
+                         f"in absolute value (at most {MAX_COEFFICIENT_SUM:g}), which would amplify the encryption noise "
+                         "as much; use a lower degree")
     t = np.linspace(-1.0, 1.0, ERROR_GRID)
     error = float(np.max(np.abs(np.polyval(coeffs, t) - f(bound * t))))
-    return Activation(f"{name} ~ Chebyshev", coeffs, float(bound), error)
+    return Activation(f"{name} ~ minimax", coeffs, float(bound), error)
 
 
 def relu_approx(bound: float, degree: int = 15) -> Activation:
