@@ -7,7 +7,7 @@ the secret key) and its encrypted inputs; the server runs einsums on them and se
 encrypted result back; only the client can decrypt it::
 
     # client
-    ctx = fhe.Context(backend="seal", levels=2, rotation_keys="manual")
+    ctx = fhe.Context(backend="seal", levels=3, rotation_keys="manual")
     x = ctx.encrypt(batch)
     ctx.generate_rotation_keys(ctx.plan("bi,io->bo", x, W).rotation_keys)  # what the server needs
     send(public_context(ctx).to_bytes(), tensor_to_bytes(x))
@@ -100,6 +100,15 @@ class PublicContext(Context):
 
     def public(self) -> "PublicContext":
         return self
+
+    @classmethod
+    def for_einsum(cls, *args, **kwargs):
+        raise TypeError("a PublicContext is made from a client's context (fhe.Context.for_einsum "
+                        "on the client, then public_context(ctx)), not sized here")
+
+    def __reduce__(self):
+        raise TypeError("a PublicContext is not pickled: send PublicContext.to_bytes() and read "
+                        "it with PublicContext.from_bytes()")
 
     def to_bytes(self) -> bytes:
         """Parameters and public keys (see the module docstring); :meth:`from_bytes` reads them."""

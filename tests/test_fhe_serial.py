@@ -384,3 +384,12 @@ def test_seal_blob_damage_behind_a_valid_checksum_never_crashes(data):
         load(repack(data_, magic, damage))
     except SerializationError:
         pass
+
+
+def test_public_contexts_are_not_pickled(seal_exchange):
+    ctx = seal_exchange[0]
+    pub = public_context(ctx)
+    with pytest.raises(TypeError, match="to_bytes"):
+        pickle.dumps(pub)
+    with pytest.raises(TypeError, match="public_bytes"):
+        pickle.dumps(pub.backend)

@@ -101,8 +101,11 @@ class DesiloBackend(Backend):
                 f"{self.params.ring_degree} this backend's security table expects")
 
     def __getstate__(self):
-        raise TypeError("a DesiloBackend holds a secret key and cannot be pickled; export its "
-                        "public part with fhe.serial (public_bytes)")
+        if self.has_secret_key:
+            raise TypeError("a DesiloBackend holds a secret key and cannot be pickled; export its "
+                            "public part with fhe.serial (public_bytes)")
+        raise TypeError("a public DesiloBackend is not pickled: use public_bytes() / "
+                        "from_public_bytes()")
 
     def __repr__(self) -> str:
         p = self.params

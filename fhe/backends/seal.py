@@ -210,8 +210,11 @@ class SealBackend(Backend):
             data = data.next_context_data()
 
     def __getstate__(self):
-        raise TypeError("a SealBackend holds a secret key and cannot be pickled; export its "
-                        "public part with fhe.serial (public_bytes)")
+        if self.has_secret_key:
+            raise TypeError("a SealBackend holds a secret key and cannot be pickled; export its "
+                            "public part with fhe.serial (public_bytes)")
+        raise TypeError("a public SealBackend is not pickled: use public_bytes() / "
+                        "from_public_bytes()")
 
     def __repr__(self) -> str:
         p = self.params
