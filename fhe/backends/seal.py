@@ -310,14 +310,14 @@ class SealBackend(Backend):
         if ct.size() != 2 or not ct.is_ntt_form():
             raise SerializationError(f"{what}: size {ct.size()} (expected a relinearised "
                                      f"ciphertext of size 2 in NTT form)")
-        data = self._context.get_context_data(ct.parms_id())
-        if data is None or data.chain_index() > self.max_level or ct.parms_id() != self._parms_ids.get(
-                data.chain_index()):
+        level_data = self._context.get_context_data(ct.parms_id())
+        if (level_data is None or level_data.chain_index() > self.max_level
+                or ct.parms_id() != self._parms_ids.get(level_data.chain_index())):
             raise SerializationError(f"{what}: its parameters (parms_id) are not this context's "
                                      f"data levels")
         if ct.scale != self._scale:
-            raise SerializationError(f"{what}: scale 2^{np.log2(ct.scale):.2f}, this context "
-                                     f"keeps every ciphertext at 2^{self.params.scale_bits}")
+            raise SerializationError(f"{what}: scale {ct.scale!r}, this context keeps every "
+                                     f"ciphertext at 2^{self.params.scale_bits}")
         return ct
 
     # -- parameters -------------------------------------------------------------------
