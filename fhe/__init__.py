@@ -29,12 +29,16 @@ from .execute import einsum, execute
 from .layout import Layout
 from .ops import broadcast_shapes, matmul, polyval
 from .plan import Cost, Plan, plan
+from .serial import (PublicContext, context_from_bytes, context_to_bytes, public_context, rotation_keys_for,
+                     tensor_from_bytes, tensor_to_bytes)
 from .tensor import CipherTensor
 
 __all__ = [
     "CipherTensor", "Context", "Cost", "Layout", "Plan", "einsum", "execute", "plan",
     "broadcast_shapes", "matmul", "polyval",
     "Activation", "Program", "compile", "gelu_approx", "polynomial", "relu_approx", "square",
+    "PublicContext", "context_from_bytes", "context_to_bytes", "public_context", "rotation_keys_for",
+    "tensor_from_bytes", "tensor_to_bytes",
     "FHEError", "ShapeMismatch", "InvalidSpec", "UnsupportedInput", "OutOfLevels",
     "MissingRotationKey", "ContextMismatch", "InsecureParameters", "UnsupportedBackend",
 ]

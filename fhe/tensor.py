@@ -83,6 +83,19 @@ class CipherTensor:
     def decrypt(self):
         return self.context.decrypt(self)
 
+    def to_bytes(self) -> bytes:
+        """Layout, output kind, key-set id and ciphertexts (:func:`fhe.serial.tensor_to_bytes`)."""
+        from .serial import tensor_to_bytes
+
+        return tensor_to_bytes(self)
+
+    @staticmethod
+    def from_bytes(data, context) -> "CipherTensor":
+        """Inverse of :meth:`to_bytes`, checked against ``context`` (full or public)."""
+        from .serial import tensor_from_bytes
+
+        return tensor_from_bytes(data, context)
+
     # -- operators (fhe/ops.py; numpy broadcasting, through fhe.einsum) --------------------
     #: numpy defers to the reflected operators (``array + ct`` calls ``ct.__radd__``)
     __array_ufunc__ = None
