@@ -122,3 +122,20 @@ def test_errors_are_named_before_any_work():
     small = fhe.Context(backend="sim", ring_degree=2 * program.slots, levels=2)
     with pytest.raises(OutOfLevels, match=f"needs {program.levels} levels"):
         program.run(small.encrypt(np.zeros((3, 6)), program.input_layout))
+
+
+@pytest.mark.parametrize("backend", ["sim", "seal"])
+def test_a_server_runs_a_compiled_program_with_the_public_context_only(backend):
+    import fhe
+
+    model = synthetic_mlp((16, 8, 4), seed=4, bias=True).double()
+    x = np.random.default_rng(4).uniform(-1, 1, (4, 16))
+    program = compile(model, x.shape, relu_approx(2.0, degree=7))
+    client = program.context(backend)
+    sent = client.encrypt(x, program.input_layout).to_bytes()
+    server = fhe.PublicContext.from_bytes(fhe.public_context(client).to_bytes())
+    with pytest.raises(fhe.errors.FHEError, match="no secret key"):
+        server.decrypt(fhe.CipherTensor.from_bytes(sent, server))
+    answer = program.run(fhe.CipherTensor.from_bytes(sent, server)).to_bytes()
+    out = client.decrypt(fhe.CipherTensor.from_bytes(answer, client))
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-3 if backend == "seal" else 1e-9)
