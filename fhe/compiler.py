@@ -42,6 +42,11 @@ __all__ = ["Activation", "Program", "compile", "gelu_approx", "polynomial", "rel
 ERROR_GRID = 20001
 #: highest degree of an approximation
 MAX_DEGREE = 31
+#: seconds per op on SEAL at N = 2^14 with 10 primes (8 levels), measured on the 2-core box; an
+#: estimate scales them by N / 2^14 and by the primes left at the op's level (squared for the
+#: key-switching ops, rotate and mul)
+OP_SECONDS = {"rotate": 72e-3, "mul": 123e-3, "mul_plain": 30e-3, "add": 1.2e-3}
+_KEY_SWITCHING = ("rotate", "mul")
 #: largest sum of |coefficients| of an approximation (the power basis CKKS evaluates): the
 #: encryption noise grows by about that factor (ReLU: 3e3 at degree 15, 1.5e4 at 17, 2e6 at 23)
 MAX_COEFFICIENT_SUM = 1e4
@@ -162,6 +167,8 @@ class Step:
     activation: Activation | None = None
     #: per backend, the plan's encoded masks, kept between runs
     caches: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
+    ops: dict = field(default_factory=dict)  # op counts of one run (measured on the simulator)
+    seconds: float = 0.0  # estimated SEAL time of the step (OP_SECONDS)
 
     def describe(self) -> str:
         if self.kind == "einsum":
@@ -172,7 +179,9 @@ class Step:
             what = "plaintext addition (bias)"
         else:
             what = self.activation.describe()
-        return f"  {self.name:18s} {what}; {self.levels} level(s); out {self.layout}"
+        ops = ", ".join(f"{n} {self.ops[n]}" for n in ("rotate", "mul", "mul_plain", "add") if self.ops.get(n))
+        return (f"  {self.name:18s} {what}; {self.levels} level(s); out {self.layout}; ops: {ops or 'none'}; "
+                f"~{self.seconds * 1e3:.0f} ms")
 
 
 class Program:
@@ -201,9 +210,14 @@ class Program:
     def error_bounds(self) -> list[tuple[str, float]]:
         return [(s.name, s.activation.error) for s in self.steps if s.kind == "activation"]
 
+    @property
+    def seconds(self) -> float:
+        """Estimated time of one run on SEAL at this program's ring (rough: :data:`OP_SECONDS`)."""
+        return sum(s.seconds for s in self.steps)
+
     def __str__(self) -> str:
         lines = [f"fhe program: input {self.input_layout}, {self.levels} levels, {self.slots} slots, "
-                 f"{len(self.rotation_keys)} rotation keys"]
+                 f"{len(self.rotation_keys)} rotation keys, ~{self.seconds:.2f} s per run on SEAL (estimated)"]
         lines += [s.describe() for s in self.steps]
         return "\n".join(lines)
 
@@ -229,6 +243,10 @@ class Program:
         if x.level < self.levels:
             raise OutOfLevels(f"the program needs {self.levels} levels, the input has {x.level}: use "
                               f"program.context() (levels={self.levels})", needed=self.levels, have=x.level)
+        return self.run_steps(x)
+
+    def run_steps(self, x: CipherTensor) -> CipherTensor:
+        """The steps on ``x``, without :meth:`run`'s checks of layout and levels."""
         from .ops import add, polyval
 
         ctx, like = x.context, x.like
@@ -371,7 +389,28 @@ def _lower(graph, values: dict, input_shape: tuple, activation, slots: int, scal
             raise circuits.UnsupportedOp(f"node {node.output} ({node.op}) cannot be compiled for encrypted "
                                          "inference (Linear, ReLU, Flatten are)")
         running = node.output
-    return Program(steps, Layout.row_major(input_shape, slots), running, slots, scale_bits)
+    program = Program(steps, Layout.row_major(input_shape, slots), running, slots, scale_bits)
+    _count_ops(program)
+    return program
+
+
+def _count_ops(program: Program) -> None:
+    """Run the program once on the simulator (zeros in) to count each step's ops, and estimate
+    its SEAL time from them (each op at the level it runs at)."""
+    from .context import Context
+
+    ctx = Context(backend="sim", ring_degree=2 * program.slots, levels=program.levels, allow_insecure=True)
+    x = ctx.encrypt(np.zeros(program.input_layout.shape), program.input_layout)
+    level, backend = program.levels, ctx.backend
+    for step in program.steps:
+        before = dict(backend.counters)
+        x = Program([step], x.layout, step.name, program.slots).run_steps(x)
+        step.ops = {k: v - before.get(k, 0) for k, v in backend.counters.items() if v - before.get(k, 0)}
+        primes = (level + 2 - step.levels / 2) / 10  # the chain shrinks while the step runs
+        ring = 2 * program.slots / 16384
+        step.seconds = ring * sum(OP_SECONDS.get(k, 0.0) * n * (primes ** 2 if k in _KEY_SWITCHING else primes)
+                                  for k, n in step.ops.items())
+        level -= step.levels
 
 
 def _fold_bound(steps: list[Step], bound: float, where: str) -> None:

@@ -77,8 +77,18 @@ def test_gelu_approximation_and_the_printed_program():
     program = compile(synthetic_mlp((16, 8, 4), bias=True), (4, 16), act)
     text = str(program)
     for words in ("levels", "rotation keys", "0.matmul", "einsum bi,oi->bo", "1.relu", "gelu ~ minimax",
-                  "max error"):
+                  "max error", "per run on SEAL (estimated)", "ops: rotate"):
         assert words in text, text
+    # the op counts are what a run does (measured on the simulator while compiling)
+    ctx = program.context("sim")
+    before = dict(ctx.backend.counters)
+    program.run(ctx.encrypt(np.zeros((4, 16)), program.input_layout))
+    ran = {k: v - before.get(k, 0) for k, v in ctx.backend.counters.items() if v - before.get(k, 0)}
+    counted = {}
+    for step in program.steps:
+        for k, v in step.ops.items():
+            counted[k] = counted.get(k, 0) + v
+    assert ran == counted and program.seconds > 0
 
 
 def test_slots_and_levels_follow_the_depth():
