@@ -36,6 +36,9 @@ __all__ = ["plan_aligned", "term_map"]
 MAX_TILES = 4096
 #: orders of the non-anchor labels tried per anchor
 MAX_ORDERS = 24
+#: when even the best joint layout needs more tiles than this, only it is built (each build
+#: of a product this large takes seconds; the tile count dominates its cost)
+LARGE_TILES = 512
 
 
 def plan_aligned(b: Builder, terms: list[Term], out_labels, sizes, name: str,
@@ -47,6 +50,8 @@ def plan_aligned(b: Builder, terms: list[Term], out_labels, sizes, name: str,
                 + WEIGHTS["mul_plain"] * any(not t.encrypted for t in terms))
     best = Cheapest(b)
     for emb in sorted(embeddings(terms, joint, out_labels, sizes, b.slots), key=lambda e: e.n_cts):
+        if best.score is not None and emb.n_cts > LARGE_TILES:
+            break  # a large product: the first (fewest tiles) build is kept
         if emb.n_cts > MAX_TILES or (best.score is not None and emb.n_cts * per_tile >= best.score):
             continue  # more tiles than budget, or its multiplications alone cost more
         child = b.fork()

@@ -44,6 +44,13 @@ __all__ = ["plan_diagonal"]
 
 #: block shapes (by estimated cost) actually built and compared
 CANDIDATES = 2
+#: beyond this many estimated instructions (rotation-equivalents) a product is "large": only
+#: the best-estimated (orientation, block shape) is built, with no comparison — building
+#: every candidate of a 1024x1024 product took minutes, and the candidates' estimates are
+#: within a few percent of each other there
+LARGE = 50_000
+#: candidates estimated above this multiple of the best estimate are not built
+HOPELESS = 2.0
 
 
 def plan_diagonal(b: Builder, terms: list[Term], out_labels, sizes, name: str,
@@ -54,19 +61,30 @@ def plan_diagonal(b: Builder, terms: list[Term], out_labels, sizes, name: str,
     if len(terms) != 2:
         return None
     best = Cheapest(b)
+    options = []
     for rows, cols in ((0, 1), (1, 0)):
         groups = _groups(terms[rows], terms[cols], out_labels, sizes)
         if groups is None:
             continue
-        for shape in _block_shapes(groups, terms[rows], terms[cols], sizes, b.slots)[:CANDIDATES]:
-            child = b.fork()
-            out = _build(child, terms[rows], terms[cols], groups, shape, out_labels, sizes, name)
-            if out_layout is not None and out_layout != out.layout:
-                child.step("relayout output")
-                out.regs = tuple(gather(child, out.regs, out.layout.element_map,
-                                        out_layout.element_map))
-                out.layout = out_layout
-            best.offer(child, out)
+        shapes = _block_shapes(groups, terms[rows], terms[cols], sizes, b.slots)[:CANDIDATES]
+        for est, shape in shapes:  # the layouts decide what a skew costs: look at one block
+            est = _measured(terms[rows], terms[cols], groups, shape, sizes, b.slots, est)
+            options.append((est, rows, cols, groups, shape))
+    options.sort(key=lambda o: o[0])
+    if options and options[0][0] > LARGE:
+        options = options[:1]
+    # estimates more than HOPELESS times the best are not built: at 256x256 the other
+    # orientation (B's columns as rows) costs ~10x and took most of the planning time
+    options = [o for o in options if o[0] <= HOPELESS * options[0][0]]
+    for _, rows, cols, groups, shape in options:
+        child = b.fork()
+        out = _build(child, terms[rows], terms[cols], groups, shape, out_labels, sizes, name)
+        if out_layout is not None and out_layout != out.layout:
+            child.step("relayout output")
+            out.regs = tuple(gather(child, out.regs, out.layout.element_map,
+                                    out_layout.element_map))
+            out.layout = out_layout
+        best.offer(child, out)
     return best.adopt()
 
 
@@ -114,11 +132,46 @@ def _block_shapes(groups, row: Term, col: Term, sizes, slots: int):
         n1 = _baby(lb)
         rot = (n1 - 1) + (-(-lb // n1) - 1) + ((lb - 1) if row.encrypted and col.encrypted else 0)
         mult = 1.4 if row.encrypted and col.encrypted else 0.6
-        gathers = (row.encrypted * (m // mb) + col.encrypted * (n // nb)) * (l // lb) * (bt // bb)
-        est = products * (rot + mult * lb) + gathers * (2 * math.isqrt(3 * lb) + 1.8 * lb)
+        # a skew moves every row of A (column of B) by its own offset: at least as many
+        # diagonals as rows (columns) and contracted values
+        reps = (l // lb) * (bt // bb)
+        est = (products * (rot + mult * lb)
+               + row.encrypted * (m // mb) * reps * _gather_cost(max(lb, mb))
+               + col.encrypted * (n // nb) * reps * _gather_cost(max(lb, nb)))
         shapes.append((est, (mb, nb, lb, bb) + fit))
     shapes.sort(key=lambda x: x[0])
-    return [s for _, s in shapes]
+    return shapes
+
+
+def _gather_cost(diagonals: int) -> float:
+    """Estimated cost of a gather with this many diagonals (BSGS rotations + ct-pt mults)."""
+    return 2 * math.isqrt(3 * diagonals) + 1.8 * diagonals
+
+
+def _measured(row: Term, col: Term, groups, shape, sizes, slots: int, est: float) -> float:
+    """``est`` with the skews' cost taken from the first block's real diagonals (the
+    formula cannot see the layouts: a skew of the rows of a column-major operand moves
+    every element by its own offset)."""
+    from .transform import _diagonals
+
+    mb, nb, lb, bb, r, rows_x = shape
+    m, n, l, bt = (_size(groups, g, sizes) for g in "ikjb")
+    origin = (0, 0, 0, 0)
+    reps = (l // lb) * (bt // bb)
+    copies = pow2(-(-(nb + lb - 1) // lb))
+    width = lb if copies > 1 and copies * lb <= r else nb + lb - 1  # as _skewed_rows does
+    for term, count, guess, target in (
+            (row, m // mb, max(lb, mb), lambda: _y_map(row, groups, shape, origin, sizes, slots,
+                                                       width)),
+            (col, n // nb, max(lb, nb), lambda: _x_map(col, groups, shape, origin, sizes, slots))):
+        if not term.encrypted:
+            continue
+        try:
+            real = sum(len(d) for d in _diagonals(term.layout.element_map, target()[None, :]))
+        except ValueError:
+            continue
+        est += count * reps * (_gather_cost(real) - _gather_cost(guess))
+    return est
 
 
 def _powers(top: int) -> list[int]:

@@ -81,7 +81,9 @@ class Plan:
         self.output_plain = output.plain
         self.rotation_keys = tuple(sorted({op.step for op in self.ops if op.kind == "rotate"},
                                           key=lambda k: (abs(k), k)))
-        self.levels = max(self.depths(dict.fromkeys(self._all_inputs(), 0)).values(), default=0)
+        self._fresh = self._used(dict.fromkeys(self._all_inputs(), 0))  # depths from fresh inputs
+        self.levels = max((self._fresh[r] for r in self.output_regs), default=0)
+        self._cost: Cost | None = None
 
     # -- analysis ---------------------------------------------------------------------
     def _all_inputs(self):
@@ -123,11 +125,13 @@ class Plan:
         return top - used
 
     def cost(self) -> Cost:
-        counts = dict.fromkeys(("rotate", "mul", "mul_plain", "add"), 0)
-        for op in self.ops:
-            counts[op.kind] += 1
-        return Cost(counts["rotate"], counts["mul"], counts["mul_plain"], counts["add"],
-                    self.levels, len(self.rotation_keys), self._peak())
+        if self._cost is None:  # a plan's ops never change: count once
+            counts = dict.fromkeys(("rotate", "mul", "mul_plain", "add"), 0)
+            for op in self.ops:
+                counts[op.kind] += 1
+            self._cost = Cost(counts["rotate"], counts["mul"], counts["mul_plain"],
+                              counts["add"], self.levels, len(self.rotation_keys), self._peak())
+        return self._cost
 
     def _peak(self) -> int:
         last = {}
@@ -159,7 +163,7 @@ class Plan:
     def listing(self) -> str:
         """Every instruction, one per line (``r7 = rotate r3 by 64  (depth 1)``); inputs are
         named by operand and ciphertext (``A[0]``), depth counts the levels used so far."""
-        used = self._used(dict.fromkeys(self._all_inputs(), 0))
+        used = self._fresh
         names = {r: f"{_name(k)}[{c}]" for k, regs in enumerate(self.input_regs) if regs
                  for c, r in enumerate(regs)}
         lines = []
@@ -184,7 +188,7 @@ class Plan:
             what = lay.describe(labels) if enc else "plaintext (laid out in the clear)"
             lines.append(f"  {_name(k)} {''.join(labels) or '-'} {shape}: {what}")
         lines.append("steps (plan.listing() shows every instruction):")
-        used = self._used(dict.fromkeys(self._all_inputs(), 0))
+        used = self._fresh
         for i, step in enumerate(self.steps, 1):
             lines.append(f"  {i}. {step.title}")
             lines += [f"       {n}" for n in step.notes]

@@ -176,24 +176,72 @@ def gather(b: Builder, sources, source_map: np.ndarray, targets: np.ndarray,
             todo.append(t)
     if not todo:
         return out
-    diagonals = _diagonals(source_map, targets[todo])
-    if any(not d for d in diagonals):
-        raise ValueError("gather: an empty target ciphertext (nothing to place)")
-    split = Split(slots, 0, 1, n1) if n1 else choose_split(diagonals, slots)
-    count = sum(len(d) for d in diagonals)
-    offsets = {off for d in diagonals for (_, off) in d}
-    b.note("mask" if offsets == {0} else
-           f"permutation: {count} diagonals into {len(todo)} ct(s), baby steps "
-           f"{split.n1} x {signed(split.q << split.k, slots)}")
-    for t, groups in zip(todo, diagonals):
-        by_giant: dict[int, list] = defaultdict(list)
-        for (u, off), s in sorted(groups.items()):
-            baby, giant = split(off)
-            by_giant[giant].append((u, baby, s))
+    u0, key = _structure(source_map, targets[todo], slots, n1)
+    cached = _GATHERS.get(key) if key is not None else None
+    if cached is None:
+        diagonals = _diagonals(source_map, targets[todo])
+        if any(not d for d in diagonals):
+            raise ValueError("gather: an empty target ciphertext (nothing to place)")
+        split = Split(slots, 0, 1, n1) if n1 else choose_split(diagonals, slots)
+        count = sum(len(d) for d in diagonals)
+        offsets = {off for d in diagonals for (_, off) in d}
+        note = ("mask" if offsets == {0} else
+                f"permutation: {count} diagonals into {len(todo)} ct(s), baby steps "
+                f"{split.n1} x {signed(split.q << split.k, slots)}")
+        program = []
+        for groups in diagonals:
+            by_giant: dict[int, list] = defaultdict(list)
+            for (u, off), sl in sorted(groups.items()):
+                baby, giant = split(off)
+                by_giant[giant].append((u - u0, baby, sl))
+            program.append([(giant, [(u, baby, Mask((sl + giant) % slots)) for u, baby, sl in items])
+                            for giant, items in sorted(by_giant.items())])
+        cached = (note, program)
+        if key is not None:
+            if len(_GATHERS) >= GATHER_MEMO:
+                _GATHERS.pop(next(iter(_GATHERS)))
+            _GATHERS[key] = cached
+    note, program = cached
+    b.note(note)
+    for t, giants in zip(todo, program):
         parts = []
-        for giant, items in sorted(by_giant.items()):
-            inner = [b.mul_plain(b.rotate(sources[u], baby), Mask((s + giant) % slots))
-                     for u, baby, s in items]
+        for giant, items in giants:
+            inner = [b.mul_plain(b.rotate(sources[u0 + u], baby), mask) for u, baby, mask in items]
             parts.append(b.rotate(b.sum(inner), giant))
         out[t] = b.sum(parts)
     return out
+
+
+#: gathers remembered by their slot-level structure (which source slot, relative source
+#: ciphertext, feeds which target slot): the blocks of a large product repeat the same few
+#: skews on different ciphertexts, and finding diagonals and a split is the costly part
+GATHER_MEMO = 256
+_GATHERS: dict = {}
+_WHERE: dict = {}
+
+
+def _structure(source_map: np.ndarray, targets: np.ndarray, slots: int, n1):
+    """(first source ciphertext used, a hashable key of the gather's slot-level structure
+    relative to it); key None when an element is missing (``_diagonals`` reports that)."""
+    entry = _WHERE.get(id(source_map))
+    if entry is None or entry[0] is not source_map:
+        flat = source_map.ravel()
+        held = flat >= 0
+        where = np.full(int(flat.max(initial=-1)) + 1, -1, dtype=np.int64)
+        where[flat[held]] = np.flatnonzero(held)
+        if len(_WHERE) >= 8:
+            _WHERE.pop(next(iter(_WHERE)))
+        entry = _WHERE[id(source_map)] = (source_map, where)
+    where = entry[1]
+    if targets.max(initial=-1) >= where.size:
+        return 0, None
+    src = where[np.maximum(targets, 0)]
+    if ((targets >= 0) & (src < 0)).any():
+        return 0, None
+    src = np.where(targets >= 0, src, -1)
+    used = src[src >= 0]
+    if not used.size:
+        return 0, None
+    u0 = int(used.min()) // slots
+    rel = np.where(src >= 0, src - u0 * slots, -1)
+    return u0, (slots, n1, targets.shape, rel.tobytes())

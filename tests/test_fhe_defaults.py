@@ -148,3 +148,25 @@ def test_seal_refuses_1e11_on_two_levels_and_flags_a_wrapped_result():
     with pytest.warns(fhe.errors.ScaleOverflowWarning):  # 6e5 at level 0 wraps on SEAL
         got = one.decrypt(fhe.einsum("i,i->i", x, np.full(one.slots, 2.0)))
     assert abs(got[0] - 6e5) > 1e5  # it really did wrap: the warning was needed
+
+
+# ---------------------------------------------------------------- 5. the planner answers large products
+def test_large_product_plans_one_candidate_and_runs_right():
+    from fhe import diagonal
+
+    n, slots = 512, 8192
+    p = fhe.plan("ij,jk->ik", (n, n), (n, n), slots=slots)
+    cost = p.cost()
+    # sane: the diagonal method, 2 levels, at most twice the ct-ct products one would need
+    # with every slot busy (n^3 / slots), fewer rotations than products
+    assert p.strategy == "diagonal" and cost.levels == 2
+    assert n ** 3 // slots <= cost.ct_ct_mults <= 2 * n ** 3 // slots
+    assert cost.rotations < cost.ct_ct_mults
+    assert diagonal.LARGE < cost.rotations + 1.4 * cost.ct_ct_mults  # the capped path
+    backend = fhe.backends.get_backend("sim", ring_degree=2 * slots, levels=2)
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(-2, 3, (n, n)).astype(float), rng.integers(-2, 3, (n, n)).astype(float)
+    cts = [[backend.encrypt(v) for v in lay.pack(x)] for lay, x in zip(p.input_layouts, (a, b))]
+    out = fhe.execute(p, backend, cts, [None, None])
+    got = p.output_layout.unpack(np.stack([backend.decrypt(c) for c in out]))
+    np.testing.assert_array_equal(got, a @ b)
