@@ -272,8 +272,11 @@ def _build(b: Builder, row: Term, col: Term, groups, shape, out_labels, sizes, n
             if _padding(groups["j"], jb * lb, sizes):
                 continue
             origin = (ib * mb, kb * nb, jb * lb, bk * bb)
-            ymap = _y_map(row, groups, shape, origin, sizes, slots, nb + lb - 1)
-            xmap = _x_map(col, groups, shape, origin, sizes, slots)
+            # maps only where needed: a skew not yet built, or a plaintext operand's values
+            ymap = (_y_map(row, groups, shape, origin, sizes, slots, nb + lb - 1)
+                    if not row.encrypted or (ib, jb, bk) not in ys else None)
+            xmap = (_x_map(col, groups, shape, origin, sizes, slots)
+                    if not col.encrypted or (jb, kb, bk) not in xs else None)
             y = _skewed_rows(b, row, ys, (ib, jb, bk), groups, shape, origin, sizes, ymap)
             x = _operand(b, col, xs, (jb, kb, bk), xmap, "skew columns of")
             b.step(f"diagonal sum over {','.join(groups['j'])} (block {ib},{kb},{jb},{bk})")

@@ -13,6 +13,16 @@ einsum with every applicable strategy and keeps the cheapest (see :data:`WEIGHTS
   beyond four operands), each pair by its best strategy; pairs of plaintext operands are
   contracted in the clear.
 
+**Large einsums** (the search is exhaustive only while it is cheap): the diagonal strategy
+estimates every block shape (skews priced from the first block's real diagonals, so a
+layout that makes a skew a transposition is seen), skips candidates estimated above
+:data:`HOPELESS <fhe.diagonal.HOPELESS>` x the best, and beyond :data:`LARGE
+<fhe.diagonal.LARGE>` estimated instructions builds only the best one; the aligned strategy
+builds only its fewest-tiles joint layout beyond :data:`LARGE_TILES
+<fhe.aligned.LARGE_TILES>` tiles; gathers are memoised by their slot-level structure (the
+blocks of a product repeat a few skews on other ciphertexts). A 1024x1024 product on 8192
+slots plans in ~6 CPU-seconds (914,656 instructions) instead of minutes.
+
 ``Plan.einhops_baseline_cost()`` plans the same einsum with the EinHops recipe
 (:mod:`fhe.einhops`) for comparison.
 """
