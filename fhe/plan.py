@@ -46,6 +46,8 @@ __all__ = ["Plan", "Cost", "plan", "parse", "STRATEGIES"]
 STRATEGIES = ("auto", "aligned", "diagonal", "einhops")
 #: exhaustive pairwise folding up to this many operands, greedy beyond
 EXHAUSTIVE_FOLD = 4
+#: steps ``print(plan)`` lists one by one; the rest are summed up in one line
+MAX_STEPS = 40
 
 
 @dataclass(frozen=True)
@@ -199,13 +201,21 @@ class Plan:
             lines.append(f"  {_name(k)} {''.join(labels) or '-'} {shape}: {what}")
         lines.append("steps (plan.listing() shows every instruction):")
         used = self._fresh
-        for i, step in enumerate(self.steps, 1):
+        shown = self.steps if len(self.steps) <= MAX_STEPS else self.steps[:MAX_STEPS - 1]
+        for i, step in enumerate(shown, 1):
             lines.append(f"  {i}. {step.title}")
             lines += [f"       {n}" for n in step.notes]
             summary = _summarise(step.ops)
             if summary:
                 depth = max(used[op.out] for op in step.ops)
                 lines.append(f"       {summary}; depth {depth}")
+        rest = self.steps[len(shown):]
+        if rest:  # a large product: thousands of block steps
+            ops = [op for step in rest for op in step.ops]
+            lines.append(f"  ... {len(rest)} more steps (plan.steps; e.g. '{rest[-1].title}')")
+            summary = _summarise(ops)
+            if summary:
+                lines.append(f"       {summary}; depth {max(used[op.out] for op in ops)}")
         out = "".join(spec.output) or "-"
         if self.output_layout is None:
             lines.append(f"output {out} {spec.output_shape}: computed in the clear")
