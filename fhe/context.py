@@ -51,23 +51,26 @@ class Context:
 
     ``backend``: ``"seal"`` (the default: real encryption, Microsoft SEAL), ``"desilo"``, or
     ``"sim"`` — a numpy simulator with NO encryption, for debugging only (its ``repr`` says
-    so); the simulator is never chosen unless asked for by name. ``ring_degree`` (None: the smallest 128-bit-secure ring for the levels),
-    ``levels`` (multiplicative depth of a fresh ciphertext), ``scale_bits``; insecure
-    parameters are refused unless ``allow_insecure=True``. ``rotation_keys="auto"`` generates
-    the keys each einsum needs on demand; ``"manual"`` leaves that to
-    :meth:`generate_rotation_keys` (einsum then raises :class:`MissingRotationKey`). Other
-    keyword arguments go to the backend (e.g. ``device`` for desilo, ``noise`` for sim).
-
-    ``levels`` defaults to :data:`DEFAULT_LEVELS` (4, every EinHops workload fits); for one
-    known einsum, :meth:`for_einsum` picks the fewest levels its plan needs and the ring.
+    so); the simulator is never chosen unless asked for by name. ``ring_degree`` (None: the
+    smallest 128-bit-secure ring for the levels), ``levels`` (multiplicative depth of a fresh
+    ciphertext; default and None: :data:`DEFAULT_LEVELS`, 4, every EinHops workload fits),
+    ``scale_bits`` (values must stay below :meth:`value_bound`, ``2^(59 - scale_bits)``);
+    insecure parameters are refused unless ``allow_insecure=True``.
+    ``rotation_keys="auto"`` generates the keys each einsum needs on demand; ``"manual"``
+    leaves that to :meth:`generate_rotation_keys` (einsum then raises
+    :class:`MissingRotationKey`). Other keyword arguments go to the backend (e.g. ``device``
+    for desilo, ``noise`` for sim). For one known einsum, :meth:`for_einsum` picks the fewest
+    levels its plan needs and the ring.
     """
 
     def __init__(self, backend: str = "seal", ring_degree: int | None = None,
-                 levels: int = DEFAULT_LEVELS,
+                 levels: int | None = DEFAULT_LEVELS,
                  scale_bits: int = 40, allow_insecure: bool = False,
                  rotation_keys: str = "auto", **options) -> None:
         if rotation_keys not in ("auto", "manual"):
             raise ValueError(f"rotation_keys must be 'auto' or 'manual', got {rotation_keys!r}")
+        if levels is None:
+            levels = DEFAULT_LEVELS
         self.backend = get_backend(backend, ring_degree=ring_degree, levels=levels,
                                    scale_bits=scale_bits, allow_insecure=allow_insecure, **options)
         self.backend_name = backend
@@ -138,7 +141,10 @@ class Context:
 
     # -- data in and out --------------------------------------------------------------------
     def encrypt(self, x, layout: Layout | None = None) -> CipherTensor:
-        """Encrypt an array or tensor (row-major layout unless ``layout`` is given)."""
+        """Encrypt an array or tensor (row-major layout unless ``layout`` is given).
+
+        Raises :class:`~fhe.errors.ValueTooLarge` (an :class:`UnsupportedInput`) when a value
+        reaches :meth:`value_bound` ``(0)``: a result at level 0 could not hold it."""
         array, like = as_array(x)
         peak = float(np.max(np.abs(array))) if array.size else 0.0
         if peak >= self.value_bound(0):
@@ -157,7 +163,10 @@ class Context:
         return CipherTensor(self, layout, cts, like)
 
     def decrypt(self, x: CipherTensor):
-        """The plaintext tensor: numpy float64, or torch if the data came from torch."""
+        """The plaintext tensor: numpy float64, or torch if the data came from torch.
+
+        Warns :class:`~fhe.errors.ScaleOverflowWarning` when the result may have wrapped
+        around the modulus (see :meth:`_check_wrap`)."""
         if not isinstance(x, CipherTensor):
             raise TypeError(f"decrypt takes a CipherTensor, got {type(x).__name__}")
         if x.context is not self:
