@@ -100,14 +100,21 @@ class Context:
         for _ in range(64):
             slots = _slots(backend, ring_degree, lv, scale_bits, allow_insecure)
             try:
-                plan(spec, *shapes, slots=slots, encrypted=encrypted, levels=lv)
+                p = plan(spec, *shapes, slots=slots, encrypted=encrypted, levels=lv)
                 break
             except OutOfLevels as exc:
                 if levels is not None:
                     raise
                 lv = max(lv + 1, exc.needed or 0)
-        return cls(backend, ring_degree=ring_degree, levels=lv, scale_bits=scale_bits,
-                   allow_insecure=allow_insecure, **options)
+        ctx = cls(backend, ring_degree=ring_degree, levels=lv, scale_bits=scale_bits,
+                  allow_insecure=allow_insecure, **options)
+        if ctx.slots == p.slots and ctx.levels == lv:  # the plan einsum will ask for: keep it
+            layouts = tuple(Layout.row_major(s, ctx.slots) if e else None
+                            for s, e in zip(p.spec.shapes, p.encrypted))
+            key = (str(spec), tuple(p.spec.shapes), layouts,
+                   tuple(lv if e else None for e in p.encrypted), None)
+            ctx._plans[key] = (p, {})
+        return ctx
 
     def __repr__(self) -> str:
         b = self.backend

@@ -99,6 +99,7 @@ def test_for_einsum_takes_the_plans_depth_and_ring():
                                  backend="sim")
     x = ctx.encrypt(np.ones((4, 16)))
     np.testing.assert_allclose(ctx.decrypt(fhe.einsum("bi,oi->bo", x, np.ones((8, 16)))), 16.0)
+    assert len(ctx._plans) == 1  # the plan for_einsum made is the one einsum used
     with pytest.raises(fhe.OutOfLevels, match="needs at least 4"):
         fhe.Context.for_einsum(*WORKLOAD_13[:1], *WORKLOAD_13[1], backend="sim", levels=3)
 
