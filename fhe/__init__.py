@@ -2,7 +2,7 @@
 backends.
 
     import fhe
-    ctx = fhe.Context(backend="seal", levels=3)
+    ctx = fhe.Context()                      # SEAL, 128-bit secure, 4 levels (backend="sim": no encryption)
     x = ctx.encrypt(a)                       # CipherTensor
     y = fhe.einsum("ij,jk->ik", x, b)        # b: plaintext array/tensor, or another CipherTensor
     ctx.decrypt(y)
@@ -19,10 +19,14 @@ from .errors import (
     InsecureParameters,
     InvalidSpec,
     MissingRotationKey,
+    NoSecretKey,
     OutOfLevels,
+    ScaleOverflowWarning,
+    SerializationError,
     ShapeMismatch,
     UnsupportedBackend,
     UnsupportedInput,
+    ValueTooLarge,
 )
 from .compiler import Activation, Program, compile, gelu_approx, polynomial, relu_approx, square
 from .execute import einsum, execute
@@ -41,4 +45,5 @@ __all__ = [
     "tensor_from_bytes", "tensor_to_bytes",
     "FHEError", "ShapeMismatch", "InvalidSpec", "UnsupportedInput", "OutOfLevels",
     "MissingRotationKey", "ContextMismatch", "InsecureParameters", "UnsupportedBackend",
+    "NoSecretKey", "SerializationError", "ValueTooLarge", "ScaleOverflowWarning",
 ]

@@ -218,6 +218,14 @@ class Context:
         """Generate rotation keys (e.g. ``plan.rotation_keys``)."""
         self.backend.ensure_rotation_keys(steps)
 
+    def public(self):
+        """This context without its secret key (parameters, public, relinearisation and the
+        rotation keys generated so far), for a server: a :class:`fhe.PublicContext`, whose
+        ``to_bytes()`` serialises it."""
+        from .serial import public_context
+
+        return public_context(self)
+
     def _plan(self, spec, operands, out_layout):
         shapes, encrypted, layouts, levels = [], [], [], []
         for x in operands:

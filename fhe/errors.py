@@ -59,3 +59,12 @@ class InsecureParameters(FHEError):
 
 class UnsupportedBackend(FHEError):
     """The backend name is unknown or its library is not installed."""
+
+
+class NoSecretKey(FHEError):
+    """The operation needs the secret key, which this (public) context does not hold."""
+
+
+class SerializationError(FHEError, ValueError):
+    """Bytes that are not a valid serialised fhe object (bad magic, version, checksum, sizes,
+    parameters, or data the backend library rejects)."""

@@ -143,7 +143,7 @@ def test_a_server_runs_a_compiled_program_with_the_public_context_only(backend):
     program = compile(model, x.shape, relu_approx(2.0, degree=7))
     client = program.context(backend)
     sent = client.encrypt(x, program.input_layout).to_bytes()
-    server = fhe.PublicContext.from_bytes(fhe.public_context(client).to_bytes())
+    server = fhe.PublicContext.from_bytes(client.public().to_bytes())
     with pytest.raises(fhe.errors.FHEError, match="no secret key"):
         server.decrypt(fhe.CipherTensor.from_bytes(sent, server))
     answer = program.run(fhe.CipherTensor.from_bytes(sent, server)).to_bytes()

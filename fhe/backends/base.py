@@ -38,20 +38,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import FHEError, MissingRotationKey, ShapeMismatch
-
-try:  # the lead may move these into fhe/errors.py; then there is one class of each
-    from ..errors import NoSecretKey
-except ImportError:
-    class NoSecretKey(FHEError):
-        """The operation needs the secret key, which this (public) context does not hold."""
-
-try:
-    from ..errors import SerializationError
-except ImportError:
-    class SerializationError(FHEError, ValueError):
-        """Bytes that are not a valid serialised fhe object (bad magic, version, checksum,
-        sizes, parameters, or data the backend library rejects)."""
+from ..errors import MissingRotationKey, NoSecretKey, SerializationError, ShapeMismatch
 
 #: container format version written and read by this build
 FORMAT_VERSION = 1
