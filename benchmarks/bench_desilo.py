@@ -1,7 +1,7 @@
 """Why the desilo backend is slower than SEAL: op-by-op costs at the same ring and levels.
 
 Usage: ``python benchmarks/bench_desilo.py [--ring-degree 16384] [--levels 3] [--repeat 5]
-[--threads N] [--no-einsum] [--write]``
+[--threads N] [--no-einsum] [--bootstrap] [--write]``
 
 Three tables, every figure the best of ``--repeat`` runs after a warm-up (milliseconds):
 
@@ -14,6 +14,10 @@ Three tables, every figure the best of ``--repeat`` runs after a warm-up (millis
 3. *einsum*: ``fhe.einsum`` end to end on both backends (rotation keys made and masks encoded
    in the warm-up run), and on desilo with the rotations of one register hoisted
    (:func:`execute_hoisted`, what ``fhe.execute`` would do with ``Backend.rotate_many``).
+
+``--bootstrap`` adds a fourth: desilofhe's bootstrap preset (``DesiloBackend(bootstrap=True)``),
+its key sizes, the time to make them and to bootstrap one ciphertext at level 0, and the error
+(about 4.6 GB of keys and minutes of CPU).
 
 Prints the tables; ``--write`` also stores them in ``docs/benchmarks.md`` (section
 ``bench_desilo``).
@@ -34,12 +38,25 @@ from fhe.execute import _plaintext
 
 SECTION = "bench_desilo"
 STEPS = (1, 2, 4, 8)
-EINSUMS = [  # (id, spec, shapes); all operands encrypted
-    ("mm64", "ij,jk->ik", [(64, 64), (64, 64)]),
-    ("06", "ik,kj->ij", [(32, 64), (64, 32)]),
-    ("10", "i,j->ij", [(64,), (64,)]),
-    ("02", "ij->", [(128, 128)]),
+EINSUMS = [  # (id, spec, shapes, encrypted)
+    ("mm64", "ij,jk->ik", [(64, 64), (64, 64)], [True, True]),
+    ("06", "ik,kj->ij", [(32, 64), (64, 32)], [True, True]),
+    ("10", "i,j->ij", [(64,), (64,)], [True, True]),
+    ("02", "ij->", [(128, 128)], [True]),
+    ("linear", "bi,io->bo", [(16, 64), (64, 64)], [True, False]),
 ]
+
+
+class DesiloBefore(DesiloBackend):
+    """The desilo backend as it was: a regular ``encode`` per plaintext, ``multiply(x, x)``."""
+
+    def _encode(self, vector, level):
+        return self._engine.encode(vector, level)
+
+    def mul(self, a, b):
+        self._need_level(min(a.level, b.level), "mul")
+        self.counters["mul"] += 1
+        return self._engine.multiply(a, b, self._relin_key)
 
 
 def ms(seconds: float) -> str:
@@ -194,29 +211,62 @@ def engine_variants(desilo: DesiloBackend, ring_degree: int, levels: int,
 
 def einsums(seal: SealBackend, desilo: DesiloBackend, levels: int,
             repeat: int) -> list[list[str]]:
+    """Rows: id, einsum, rotations, ct·pt, seal, desilo before, desilo now, desilo now with
+    hoisted rotations, (now, hoisted) / seal."""
     rows = []
-    for cid, spec, shapes in EINSUMS:
+    for cid, spec, shapes, encrypted in EINSUMS:
         rng = np.random.default_rng(2)
         arrays = [rng.uniform(-1, 1, s) for s in shapes]
         exact = np.einsum(spec, *arrays)
-        plan = fhe.plan(spec, *shapes, slots=seal.slots, encrypted=[True] * len(shapes),
-                        levels=levels)
+        plan = fhe.plan(spec, *shapes, slots=seal.slots, encrypted=encrypted, levels=levels)
+        plains = [None if e else a for a, e in zip(arrays, encrypted)]
         cells = [cid, spec, str(plan.cost().rotations), str(plan.cost().ct_pt_mults)]
         for b in (seal, desilo):
-            cts = [[b.encrypt(vec) for vec in plan_layout.pack(a)]
-                   for plan_layout, a in zip(plan.input_layouts, arrays)]
+            cts = [[b.encrypt(vec) for vec in lay.pack(a)] if e else None
+                   for lay, a, e in zip(plan.input_layouts, arrays, encrypted)]
             b.ensure_rotation_keys(plan.rotation_keys)
-            cache: dict = {}
-            runs = [lambda: fhe.execute(plan, b, cts, [None] * len(arrays), cache=cache)]
+            runs = [lambda c={}: fhe.execute(plan, b, cts, plains, cache=c)]
             if b is desilo:
-                runs.append(lambda: execute_hoisted(plan, b, cts, [None] * len(arrays), cache))
-            for run in runs:
+                runs = [("before", runs[0]), ("now", lambda c={}: fhe.execute(plan, b, cts, plains,
+                                                                            cache=c)),
+                        ("now", lambda c={}: execute_hoisted(plan, b, cts, plains, c))]
+            else:
+                runs = [("now", runs[0])]
+            for variant, run in runs:
+                if b is desilo:  # the same keys, the old or the new code path
+                    b.__class__ = DesiloBefore if variant == "before" else DesiloBackend
                 cells.append(f"{best_time(run, repeat):.3f}")
                 out = plan.output_layout.unpack(np.stack([b.decrypt(c) for c in run()]))
                 err = float(np.max(np.abs(out - exact)))
-                assert err < 1e-3, (cid, b.name, err)
-        cells.append(f"{float(cells[-2]) / float(cells[-3]):.2f}")
+                assert err < 1e-3, (cid, b.name, variant, err)
+        cells.append(f"{float(cells[-2]) / float(cells[4]):.2f}, {float(cells[-1]) / float(cells[4]):.2f}")
         rows.append(cells)
+    return rows
+
+
+def bootstrapping(levels: int, threads: int | None) -> list[list[str]]:
+    import time
+
+    t0 = time.perf_counter()
+    b = DesiloBackend(levels=levels, bootstrap=True, allow_insecure=True, threads=threads)
+    rows = [["engine + secret, public, relinearisation keys", f"{time.perf_counter() - t0:.1f} s",
+             repr(b)]]
+    t0 = time.perf_counter()
+    b.ensure_bootstrap_key()
+    names = ("relinearisation key (top level)", "conjugation key", "roll key", "small bootstrap key")
+    sizes = ", ".join(f"{n} {k.nbytes / 1e9:.2f} GB" for n, k in zip(names, b._bootstrap_keys))
+    total = sum(k.nbytes for k in b._bootstrap_keys) / 1e9
+    rows.append(["bootstrap keys", f"{time.perf_counter() - t0:.1f} s", f"{total:.2f} GB: {sizes}"])
+    v = np.random.default_rng(5).uniform(-1, 1, b.slots)
+    ct = b.encrypt(v)
+    for _ in range(levels):
+        ct = b.mul_plain(ct, np.ones(b.slots))
+    t0 = time.perf_counter()
+    fresh = b.bootstrap(ct)
+    err = np.abs(b.decrypt(fresh) - v)
+    rows.append([f"bootstrap (level 0 -> {b.level(fresh)})", f"{time.perf_counter() - t0:.1f} s",
+                 f"values in [-1, 1]: max error {err.max():.1e}, mean {err.mean():.1e} "
+                 f"(~{-np.log2(err.max()):.1f} bits)"])
     return rows
 
 
@@ -233,25 +283,32 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--no-einsum", action="store_true")
+    ap.add_argument("--no-ops", action="store_true", help="skip the op and engine tables")
+    ap.add_argument("--bootstrap", action="store_true", help="also time bootstrapping (GBs, minutes)")
     ap.add_argument("--write", action="store_true", help="store the tables in docs/benchmarks.md")
     args = ap.parse_args()
     n, lv = args.ring_degree, args.levels
     seal = SealBackend(n, lv)
     desilo = DesiloBackend(n, lv, threads=args.threads)
     parts = [
-        f"## desilo vs SEAL, op by op (`benchmarks/bench_desilo.py`)\n",
+        "## desilo vs SEAL, op by op (`benchmarks/bench_desilo.py`)\n",
         f"{datetime.date.today()}, {machine()}. N = {n}, {lv} levels, both backends; "
         f"desilo: {desilo!r}; milliseconds, best of {args.repeat}.\n",
-        table(["op", "seal", "desilo before", "desilo now", "now / seal"],
-              backend_ops(seal, desilo, args.repeat)),
-        "\n### desilofhe engine variants\n",
-        table(["what", "ms", "note"], engine_variants(desilo, n, lv, args.repeat)),
     ]
+    if not args.no_ops:
+        parts += [table(["op", "seal", "desilo before", "desilo now", "now / seal"],
+                        backend_ops(seal, desilo, args.repeat)),
+                  "\n### desilofhe engine variants\n",
+                  table(["what", "ms", "note"], engine_variants(desilo, n, lv, args.repeat))]
     if not args.no_einsum:
         parts += ["\n### fhe.execute, all operands encrypted (seconds)\n",
-                  table(["id", "einsum", "rotations", "ct·pt", "seal", "desilo",
-                         "desilo, hoisted rotations", "desilo / seal"],
+                  table(["id", "einsum", "rotations", "ct·pt", "seal", "desilo before",
+                         "desilo now", "desilo now, hoisted rotations",
+                         "now / seal, hoisted / seal"],
                         einsums(seal, desilo, lv, args.repeat))]
+    if args.bootstrap:
+        parts += ["\n### Bootstrapping (desilofhe's bootstrap preset, small bootstrap key)\n",
+                  table(["step", "time", "note"], bootstrapping(lv, args.threads))]
     publish(SECTION, "\n".join(parts), args.write)
 
 

@@ -451,9 +451,11 @@ class DesiloBackend(Backend):
             f"{BOOTSTRAP_MAX_LEVEL}")
 
     def bootstrap(self, ct):
-        """A ciphertext of the same values at :attr:`levels_after_bootstrap` levels (any input
-        level). Values should lie in [-1, 1] (desilofhe's modular-reduction approximation;
-        tested there: max error ~1e-4). Slow on a CPU: minutes."""
+        """A ciphertext of the same values at :attr:`levels_after_bootstrap` levels (tested with
+        inputs at level 0, products included: those are in NTT form and are brought back to
+        coefficients first). Values should lie in [-1, 1] (desilofhe's modular-reduction
+        approximation; tested there: max error ~1e-4). Makes the bootstrap keys on first use
+        (:meth:`ensure_bootstrap_key`). Slow on a CPU: minutes."""
         if not self._bootstrap_engine:
             raise self._no_bootstrap()
         self.ensure_bootstrap_key()
