@@ -14,6 +14,7 @@ See docs/fhe.md.
 """
 from .context import Context
 from .errors import (
+    BootstrapUnavailable,
     ContextMismatch,
     FHEError,
     InsecureParameters,
@@ -45,5 +46,5 @@ __all__ = [
     "tensor_from_bytes", "tensor_to_bytes",
     "FHEError", "ShapeMismatch", "InvalidSpec", "UnsupportedInput", "OutOfLevels",
     "MissingRotationKey", "ContextMismatch", "InsecureParameters", "UnsupportedBackend",
-    "NoSecretKey", "SerializationError", "ValueTooLarge", "ScaleOverflowWarning",
+    "NoSecretKey", "SerializationError", "ValueTooLarge", "ScaleOverflowWarning", "BootstrapUnavailable",
 ]

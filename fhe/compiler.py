@@ -331,7 +331,7 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
             most = _most_levels(scale_bits)
             raise OutOfLevels(f"the program needs {program.levels} levels; SEAL's largest 128-bit secure ring holds "
                               f"{most} at a {scale_bits}-bit scale: {program.levels - most} missing (use a lower-degree "
-                              "activation or fewer layers; bootstrapping is not implemented)",
+                              "activation or fewer layers; the compiler does not insert bootstraps)",
                               needed=program.levels, have=most) from None
         if ring // 2 <= slots:
             return program

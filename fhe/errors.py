@@ -68,3 +68,7 @@ class NoSecretKey(FHEError):
 class SerializationError(FHEError, ValueError):
     """Bytes that are not a valid serialised fhe object (bad magic, version, checksum, sizes,
     parameters, or data the backend library rejects)."""
+
+
+class BootstrapUnavailable(FHEError):
+    """This backend or engine cannot bootstrap (refresh a ciphertext's levels)."""

@@ -8,6 +8,7 @@ after their last use, so memory stays near ``plan.cost().ciphertexts``.
 """
 from __future__ import annotations
 
+from .backends.base import Backend
 from .errors import ContextMismatch, FHEError, MissingRotationKey, ShapeMismatch
 from .plan import parse
 from .program import Mask
@@ -47,16 +48,24 @@ def execute(plan, backend, ciphertexts, plains, *, generate_keys: bool = True,
                 f"with ctx.generate_rotation_keys(plan.rotation_keys)")
         backend.ensure_rotation_keys(missing)
 
-    last = {}
+    last, rotations = {}, {}  # rotations: source register -> the rotates that read it
     for i, op in enumerate(plan.ops):
         for a in op.args:
             last[a] = i
+        if op.kind == "rotate":
+            rotations.setdefault(op.args[0], []).append(i)
     keep = set(plan.output_regs)
     memo: dict = {}
+    hoisted: dict = {}  # rotate index -> its result, computed with its group by rotate_many
+    hoisting = type(backend).rotate_many is not Backend.rotate_many  # only where it saves work
     for i, op in enumerate(plan.ops):
         args = [regs[a] for a in op.args]
         if op.kind == "rotate":
-            out = backend.rotate(args[0], op.step)
+            group = rotations[op.args[0]]
+            if hoisting and len(group) > 1 and group[0] == i:
+                # every rotation of this register at once: it is alive until its last rotate
+                hoisted.update(zip(group, backend.rotate_many(args[0], [plan.ops[j].step for j in group])))
+            out = hoisted.pop(i) if i in hoisted else backend.rotate(args[0], op.step)
         elif op.kind == "add":
             out = backend.add(*args)
         elif op.kind == "mul":

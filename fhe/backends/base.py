@@ -38,7 +38,7 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import MissingRotationKey, NoSecretKey, SerializationError, ShapeMismatch
+from ..errors import BootstrapUnavailable, MissingRotationKey, NoSecretKey, SerializationError, ShapeMismatch
 
 #: container format version written and read by this build
 FORMAT_VERSION = 1
@@ -299,3 +299,24 @@ class Backend(ABC):
     @abstractmethod
     def rotate(self, a, step: int):
         """Left cyclic rotation by ``step`` slots."""
+
+    def rotate_many(self, a, steps) -> list:
+        """``[rotate(a, s) for s in steps]``; a backend may share the key-switching
+        decomposition of ``a`` between them (hoisting: desilo)."""
+        return [self.rotate(a, s) for s in steps]
+
+    # -- bootstrapping (desilo only) -------------------------------------------------------------
+    @property
+    def can_bootstrap(self) -> bool:
+        """Whether :meth:`bootstrap` can refresh a ciphertext's levels here."""
+        return False
+
+    @property
+    def levels_after_bootstrap(self) -> int | None:
+        """The levels a bootstrapped ciphertext has (None: this backend cannot bootstrap)."""
+        return None
+
+    def bootstrap(self, a):
+        """The same values at :attr:`levels_after_bootstrap` levels."""
+        raise BootstrapUnavailable(f"the {self.name} backend cannot bootstrap; use fhe.Context('desilo', levels=L, "
+                                   "bootstrap=True, allow_insecure=True)")

@@ -44,15 +44,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FHEError, OutOfLevels, UnsupportedBackend
+from ..errors import BootstrapUnavailable, FHEError, OutOfLevels, UnsupportedBackend
 from .base import Backend, SerializationError, field, key_id_field, shifts_field
 from .params import DESILO_ENGINES, DESILO_SCALE_BITS, DesiloParams, check_security, desilo_params
 
-try:  # the lead may move this into fhe/errors.py; then there is one class
-    from ..errors import BootstrapUnavailable
-except ImportError:
-    class BootstrapUnavailable(FHEError):
-        """This backend or engine cannot bootstrap (refresh a ciphertext's levels)."""
 
 try:
     import desilofhe as _desilo
