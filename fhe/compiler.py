@@ -45,7 +45,7 @@ MAX_DEGREE = 31
 #: seconds per op on SEAL at N = 2^14 with 10 primes (8 levels), measured on the 2-core box; an
 #: estimate scales them by N / 2^14 and by the primes left at the op's level (squared for the
 #: key-switching ops, rotate and mul)
-OP_SECONDS = {"rotate": 72e-3, "mul": 123e-3, "mul_plain": 30e-3, "add": 1.2e-3}
+OP_SECONDS = {"rotate": 36e-3, "mul": 43e-3, "mul_plain": 8e-3, "add": 0.35e-3}
 _KEY_SWITCHING = ("rotate", "mul")
 #: largest sum of |coefficients| of an approximation (the power basis CKKS evaluates): the
 #: encryption noise grows by about that factor (ReLU: 3e3 at degree 15, 1.5e4 at 17, 2e6 at 23)
