@@ -12,8 +12,8 @@ Three tables, every figure the best of ``--repeat`` runs after a warm-up (millis
 2. *desilofhe engine*: the engine's own variants — regular vs light plaintexts, hoisted
    ``rotate_many`` vs single rotations, thread mode (``cpu`` vs ``parallel``, thread count).
 3. *einsum*: ``fhe.einsum`` end to end on both backends (rotation keys made and masks encoded
-   in the warm-up run), and on desilo with the rotations of one register hoisted
-   (:func:`execute_hoisted`, what ``fhe.execute`` would do with ``Backend.rotate_many``).
+   in the warm-up run), and on desilo with and without the rotations of one register hoisted
+   (``fhe.execute`` hoists them where the backend has ``rotate_many``).
 
 ``--bootstrap`` adds a fourth: desilofhe's bootstrap preset (``DesiloBackend(bootstrap=True)``),
 its key sizes, the time to make them and to bootstrap one ciphertext at level 0, and the error
@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from collections import defaultdict
 
 import numpy as np
 from _doc import best_time, machine, publish
 
 import fhe
+from fhe.backends.base import Backend
 from fhe.backends.desilo import DesiloBackend
 from fhe.backends.seal import SealBackend
-from fhe.execute import _plaintext
 
 SECTION = "bench_desilo"
 STEPS = (1, 2, 4, 8)
@@ -47,8 +46,15 @@ EINSUMS = [  # (id, spec, shapes, encrypted)
 ]
 
 
-class DesiloBefore(DesiloBackend):
-    """The desilo backend as it was: a regular ``encode`` per plaintext, ``multiply(x, x)``."""
+class DesiloSingleRotations(DesiloBackend):
+    """The desilo backend without ``rotate_many``: ``fhe.execute`` then rotates one op at a time."""
+
+    rotate_many = Backend.rotate_many
+
+
+class DesiloBefore(DesiloSingleRotations):
+    """The desilo backend as it was: a regular ``encode`` per plaintext, ``multiply(x, x)``,
+    single rotations."""
 
     def _encode(self, vector, level):
         return self._engine.encode(vector, level)
@@ -61,43 +67,6 @@ class DesiloBefore(DesiloBackend):
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}"
-
-
-def execute_hoisted(plan, backend, ciphertexts, plains, cache):
-    """``fhe.execute`` (keys already made, levels already checked) where every register that
-    several ``rotate`` ops read is rotated once by all their amounts with
-    ``backend.rotate_many`` (one shared decomposition), at its first such op."""
-    regs = {}
-    for want, got in zip(plan.input_regs, ciphertexts):
-        if want is not None:
-            regs.update(zip(want, got))
-    last, rotations = {}, defaultdict(list)
-    for i, op in enumerate(plan.ops):
-        for a in op.args:
-            last[a] = i
-        if op.kind == "rotate":
-            rotations[op.args[0]].append(i)
-    keep, memo, hoisted = set(plan.output_regs), {}, {}
-    for i, op in enumerate(plan.ops):
-        args = [regs[a] for a in op.args]
-        if op.kind == "rotate":
-            if i not in hoisted:
-                group = rotations[op.args[0]]
-                if len(group) > 1:
-                    outs = backend.rotate_many(args[0], [plan.ops[j].step for j in group])
-                    hoisted.update(zip(group, outs))
-            out = hoisted.pop(i) if i in hoisted else backend.rotate(args[0], op.step)
-        elif op.kind == "add":
-            out = backend.add(*args)
-        elif op.kind == "mul":
-            out = backend.mul(*args)
-        else:
-            out = backend.mul_plain(args[0], _plaintext(backend, op, i, args[0], plains, memo, cache))
-        regs[op.out] = out
-        for a in op.args:
-            if last[a] == i and a not in keep:
-                del regs[a]
-    return [regs[r] for r in plan.output_regs]
 
 
 def backend_ops(seal: SealBackend, desilo: DesiloBackend, repeat: int) -> list[list[str]]:
@@ -225,16 +194,13 @@ def einsums(seal: SealBackend, desilo: DesiloBackend, levels: int,
             cts = [[b.encrypt(vec) for vec in lay.pack(a)] if e else None
                    for lay, a, e in zip(plan.input_layouts, arrays, encrypted)]
             b.ensure_rotation_keys(plan.rotation_keys)
-            runs = [lambda c={}: fhe.execute(plan, b, cts, plains, cache=c)]
-            if b is desilo:
-                runs = [("before", runs[0]), ("now", lambda c={}: fhe.execute(plan, b, cts, plains,
-                                                                            cache=c)),
-                        ("now", lambda c={}: execute_hoisted(plan, b, cts, plains, c))]
-            else:
-                runs = [("now", runs[0])]
-            for variant, run in runs:
-                if b is desilo:  # the same keys, the old or the new code path
-                    b.__class__ = DesiloBefore if variant == "before" else DesiloBackend
+            run = lambda c={}: fhe.execute(plan, b, cts, plains, cache=c)  # noqa: E731
+            variants = ("before", "single", "hoisted") if b is desilo else ("now",)
+            for variant in variants:
+                if b is desilo:  # the same keys, the old or the new code path (fhe.execute hoists
+                    # the rotations of a register where the backend has rotate_many)
+                    b.__class__ = {"before": DesiloBefore, "single": DesiloSingleRotations,
+                                   "hoisted": DesiloBackend}[variant]
                 cells.append(f"{best_time(run, repeat):.3f}")
                 out = plan.output_layout.unpack(np.stack([b.decrypt(c) for c in run()]))
                 err = float(np.max(np.abs(out - exact)))

@@ -261,27 +261,9 @@ class Program:
                 x = polyval(x, step.activation.coeffs)
         return x
 
-    def calibrate(self, x: np.ndarray) -> list[tuple[str, float]]:
-        """``(activation, max |t|)`` on plaintext sample inputs ``x``: each must stay within 1,
-        the range its polynomial approximates (ValueError naming the first that does not)."""
-        h, out = np.asarray(x, dtype=np.float64), []
-        for step in self.steps:
-            if step.kind == "einsum":
-                h = np.einsum(str(step.plan.spec), h, step.plain)
-            elif step.kind == "add":
-                h = h + step.plain
-            else:
-                reach = float(np.max(np.abs(h))) if h.size else 0.0
-                out.append((step.name, reach))
-                if reach > 1.0 and step.activation.error:
-                    raise ValueError(f"activation {step.name}: the samples reach {reach * step.activation.bound:.3g}, "
-                                     f"beyond the declared range +-{step.activation.bound:g}; compile with a larger bound")
-                h = np.polyval(step.activation.coeffs, h)
-        return out
-
-    def reference(self, x: np.ndarray) -> np.ndarray:
-        """The program on plaintext ``x`` in float64 (the approximations included): what
-        :meth:`run` decrypts to, up to CKKS noise."""
+    def _plaintext_run(self, x: np.ndarray, before_activation=None) -> np.ndarray:
+        """The steps on plaintext ``x`` in float64; ``before_activation(step, h)`` sees each
+        activation's input."""
         h = np.asarray(x, dtype=np.float64)
         for step in self.steps:
             if step.kind == "einsum":
@@ -289,8 +271,29 @@ class Program:
             elif step.kind == "add":
                 h = h + step.plain
             else:
+                if before_activation is not None:
+                    before_activation(step, h)
                 h = np.polyval(step.activation.coeffs, h)
         return h
+
+    def calibrate(self, x: np.ndarray) -> list[tuple[str, float]]:
+        """``(activation, max |t|)`` on plaintext sample inputs ``x``: each must stay within 1,
+        the range its polynomial approximates (ValueError naming the first that does not)."""
+        out = []
+
+        def check(step, h):
+            reach = float(np.max(np.abs(h))) if h.size else 0.0
+            out.append((step.name, reach))
+            if reach > 1.0 and step.activation.error:
+                raise ValueError(f"activation {step.name}: the samples reach {reach * step.activation.bound:.3g}, "
+                                 f"beyond the declared range +-{step.activation.bound:g}; compile with a larger bound")
+        self._plaintext_run(x, check)
+        return out
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """The program on plaintext ``x`` in float64 (the approximations included): what
+        :meth:`run` decrypts to, up to CKKS noise."""
+        return self._plaintext_run(x)
 
 
 def _params(model) -> dict[str, np.ndarray]:
