@@ -56,12 +56,16 @@ MAX_COEFFICIENT_SUM = 1e4
 class Activation:
     """A polynomial standing for an activation on ``t = z / bound``: ``coeffs`` (highest degree
     first, numpy.polyval's order) of ``p(t) ~ f(bound * t)``; ``error``: max ``|p(z / bound) -
-    f(z)|`` over ``|z| <= bound`` (0 when exact)."""
+    f(z)|`` over ``|z| <= bound`` (0 when exact). ``even``: when ``p(t) = linear * t + e(t^2)``
+    (ReLU and GELU: ``f(z) - z/2`` is even), the coefficients of ``e`` (highest first), which is
+    evaluated on ``u = t^2``: half the products of evaluating ``p`` directly, at the same depth."""
 
     name: str
     coeffs: tuple[float, ...]
     bound: float = 1.0
     error: float = 0.0
+    even: tuple[float, ...] | None = None
+    linear: float = 0.0
 
     @property
     def degree(self) -> int:
@@ -71,7 +75,18 @@ class Activation:
     def levels(self) -> int:
         from .ops import polyval_levels
 
+        if self.even is not None:
+            return max(1 + polyval_levels(self.even), 1 if self.linear else 0)
         return polyval_levels(self.coeffs)
+
+    def evaluate(self, x: CipherTensor) -> CipherTensor:
+        """The polynomial on an encrypted ``t``."""
+        from .ops import add, multiply, polyval
+
+        if self.even is None:
+            return polyval(x, self.coeffs)
+        out = polyval(multiply(x, x), self.even)
+        return add(out, multiply(x, self.linear)) if self.linear else out
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """The polynomial on plaintext pre-activations ``z`` (what the encrypted program computes)."""
@@ -124,12 +139,18 @@ def _remez(f, degree: int, iterations: int = 60) -> np.ndarray:
 
 
 def _approximate(name: str, f, bound: float, degree: int) -> Activation:
-    """The minimax polynomial of ``f`` on ``[-bound, bound]`` (:func:`_remez`), in ``t = z / bound``."""
+    """The minimax polynomial of ``f`` on ``[-bound, bound]`` (:func:`_remez`), in ``t = z / bound``,
+    for an ``f`` with ``f(z) - z/2`` even (ReLU, GELU): its odd part is set to exactly ``z/2``
+    (the minimax polynomial's odd part is that, up to rounding), so it evaluates as
+    ``bound/2 * t + e(t^2)``."""
     if not (isinstance(bound, (int, float)) and np.isfinite(bound) and bound > 0):
         raise ValueError(f"{name}: the input range bound must be a positive number, got {bound!r}")
     if not (isinstance(degree, int) and 1 <= degree <= MAX_DEGREE):
         raise ValueError(f"{name}: degree must be an integer in [1, {MAX_DEGREE}], got {degree!r}")
     power = np.polynomial.chebyshev.cheb2poly(_remez(lambda t: f(bound * t), degree))  # lowest degree first
+    power[1::2] = 0.0
+    if len(power) > 1:
+        power[1] = bound / 2
     coeffs = tuple(float(c) for c in power[::-1])
     if np.abs(power).sum() > MAX_COEFFICIENT_SUM:
         raise ValueError(f"{name} of degree {degree}: its power-basis coefficients sum to {np.abs(power).sum():.3g} "
@@ -137,7 +158,8 @@ def _approximate(name: str, f, bound: float, degree: int) -> Activation:
                          "as much; use a lower degree")
     t = np.linspace(-1.0, 1.0, ERROR_GRID)
     error = float(np.max(np.abs(np.polyval(coeffs, t) - f(bound * t))))
-    return Activation(f"{name} ~ minimax", coeffs, float(bound), error)
+    even = tuple(float(c) for c in power[0::2][::-1])
+    return Activation(f"{name} ~ minimax", coeffs, float(bound), error, even, float(bound) / 2 if degree else 0.0)
 
 
 def relu_approx(bound: float, degree: int = 15) -> Activation:
@@ -247,7 +269,7 @@ class Program:
 
     def run_steps(self, x: CipherTensor) -> CipherTensor:
         """The steps on ``x``, without :meth:`run`'s checks of layout and levels."""
-        from .ops import add, polyval
+        from .ops import add
 
         ctx, like = x.context, x.like
         for step in self.steps:
@@ -258,7 +280,7 @@ class Program:
             elif step.kind == "add":
                 x = add(x, step.plain)
             else:
-                x = polyval(x, step.activation.coeffs)
+                x = step.activation.evaluate(x)
         return x
 
     def _plaintext_run(self, x: np.ndarray, before_activation=None) -> np.ndarray:
