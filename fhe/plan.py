@@ -109,8 +109,10 @@ class Plan:
 
     def _used(self, start: dict[int, int]) -> dict[int, int]:
         used = dict(start)
-        for op in self.ops:
-            used[op.out] = max(used[a] for a in op.args) + (op.kind in ("mul", "mul_plain"))
+        for op in self.ops:  # one or two arguments (program.Op); a hot loop on large plans
+            args = op.args
+            depth = used[args[0]] if len(args) == 1 else max(used[args[0]], used[args[1]])
+            used[op.out] = depth + 1 if op.kind == "mul" or op.kind == "mul_plain" else depth
         return used
 
     def check_levels(self, input_levels) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -85,9 +86,9 @@ class Packed:
         return out
 
 
-@dataclass(frozen=True)
-class Op:
-    """One instruction: ``out = kind(*args)`` (``step`` for rotate, ``plain`` for mul_plain)."""
+class Op(NamedTuple):
+    """One instruction: ``out = kind(*args)`` (``step`` for rotate, ``plain`` for mul_plain);
+    a named tuple, as large plans hold a million of them."""
 
     kind: str
     out: int
