@@ -58,26 +58,74 @@ def execute(plan, backend, ciphertexts, plains, *, generate_keys: bool = True,
     memo: dict = {}
     hoisted: dict = {}  # rotate index -> its result, computed with its group by rotate_many
     hoisting = type(backend).rotate_many is not Backend.rotate_many  # only where it saves work
+    lazy = _LazyProducts(backend, regs)
     for i, op in enumerate(plan.ops):
-        args = [regs[a] for a in op.args]
-        if op.kind == "rotate":
+        if op.kind == "add":
+            out = lazy.add(op.out, *op.args)
+        elif op.kind == "mul":
+            out = lazy.product(op.out, *(lazy.ready(a) for a in op.args))
+        elif op.kind == "mul_plain":
+            arg = lazy.ready(op.args[0])
+            out = lazy.product_plain(op.out, arg, _plaintext(backend, op, i, arg, plains, memo, cache))
+        else:
+            arg = lazy.ready(op.args[0])
             group = rotations[op.args[0]]
             if hoisting and len(group) > 1 and group[0] == i:
                 # every rotation of this register at once: it is alive until its last rotate
-                hoisted.update(zip(group, backend.rotate_many(args[0], [plan.ops[j].step for j in group])))
-            out = hoisted.pop(i) if i in hoisted else backend.rotate(args[0], op.step)
-        elif op.kind == "add":
-            out = backend.add(*args)
-        elif op.kind == "mul":
-            out = backend.mul(*args)
-        else:
-            plain = _plaintext(backend, op, i, args[0], plains, memo, cache)
-            out = backend.mul_plain(args[0], plain)
+                hoisted.update(zip(group, backend.rotate_many(arg, [plan.ops[j].step for j in group])))
+            out = hoisted.pop(i) if i in hoisted else backend.rotate(arg, op.step)
         regs[op.out] = out
         for a in op.args:
             if last[a] == i and a not in keep:
-                del regs[a]
-    return [regs[r] for r in plan.output_regs]
+                lazy.drop(a)
+    return [lazy.ready(r) for r in plan.output_regs]
+
+
+class _LazyProducts:
+    """Registers of one run, where products stay unfinished (not relinearised, not rescaled)
+    until something other than an addition reads them: a sum of ``n`` products of one kind
+    at one level costs one relinearisation and one rescale instead of ``n``
+    (:attr:`Backend.lazy_products`; a no-op on backends without them)."""
+
+    def __init__(self, backend, regs: dict) -> None:
+        self.backend = backend
+        self.regs = regs
+        self.raw: dict[int, str] = {}  # register -> "mul" | "mul_plain" while unfinished
+        self.lazy = backend.lazy_products
+
+    def ready(self, r: int):
+        """Register ``r``, finished."""
+        if r in self.raw:
+            del self.raw[r]
+            self.regs[r] = self.backend.finish(self.regs[r])
+        return self.regs[r]
+
+    def product(self, out: int, a, b):
+        if not self.lazy:
+            return self.backend.mul(a, b)
+        self.raw[out] = "mul"
+        return self.backend.product(a, b)
+
+    def product_plain(self, out: int, a, plain):
+        if not self.lazy:
+            return self.backend.mul_plain(a, plain)
+        self.raw[out] = "mul_plain"
+        return self.backend.product_plain(a, plain)
+
+    def add(self, out: int, a: int, b: int):
+        """``a + b``: an unfinished sum when both are unfinished products of one kind at one
+        level, otherwise the sum of the finished operands."""
+        kind = self.raw.get(a)
+        regs, backend = self.regs, self.backend
+        if (kind is not None and kind == self.raw.get(b)
+                and backend.level(regs[a]) == backend.level(regs[b])):
+            self.raw[out] = kind
+            return backend.add(regs[a], regs[b])
+        return backend.add(self.ready(a), self.ready(b))
+
+    def drop(self, r: int) -> None:
+        self.raw.pop(r, None)
+        del self.regs[r]
 
 
 def _plaintext(backend, op, i: int, ct, plains, memo: dict, cache: dict | None):

@@ -161,7 +161,8 @@ def test_counters(fresh):
     s = fresh.mul_plain(s, x)
     s = fresh.mul(s, s)
     fresh.add_plain(s, x)
-    assert dict(fresh.counters) == {"rotate": 1, "add": 2, "mul_plain": 1, "mul": 1, "rescale": 2}
+    assert dict(fresh.counters) == {"rotate": 1, "add": 2, "mul_plain": 1, "mul": 1, "rescale": 2,
+                                   "relinearize": 1}
 
 
 def test_secret_key_not_serialisable(backend):

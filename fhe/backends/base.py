@@ -16,8 +16,12 @@ Conventions shared by all backends:
 * Multiplying at level 0 raises :class:`fhe.errors.OutOfLevels`; rotating by an amount
   whose key was never generated raises :class:`fhe.errors.MissingRotationKey`.
 * Every method counts what it does in ``self.counters`` (``rotate``, ``mul``,
-  ``mul_plain``, ``add``, ``rescale``) so tests can compare a plan's predicted cost with
-  what ran.
+  ``mul_plain``, ``add``, ``rescale``, ``relinearize``) so tests can compare a plan's
+  predicted cost with what ran.
+* Lazy products (:attr:`Backend.lazy_products`): ``product``/``product_plain`` skip the
+  relinearisation and rescale, ``add`` sums such unfinished products (same kind, same
+  level), and ``finish`` relinearises and rescales the sum once. The executor uses them for
+  every sum of products in a plan (a gather's masked diagonals, a diagonal method's terms).
 
 Client/server (:mod:`fhe.serial`): :meth:`Backend.public` is the same key set without the
 secret key (encrypts and evaluates, cannot decrypt or make keys); :meth:`public_bytes` /
@@ -295,6 +299,26 @@ class Backend(ABC):
     @abstractmethod
     def mul_plain(self, a, values: np.ndarray):
         """Ciphertext * real vector, rescaled (one level)."""
+
+    # -- lazy products (the executor sums products before rescaling them) -----------------
+    #: whether :meth:`product`/:meth:`product_plain` leave work for :meth:`finish`: then a
+    #: sum of products at one level is relinearised and rescaled once, not once per product
+    lazy_products: bool = False
+
+    def product(self, a, b):
+        """``mul`` without its relinearisation and rescale (done by :meth:`finish`); only
+        :meth:`add` (with another unfinished product of the same kind, at the same level)
+        and :meth:`finish` may take the result."""
+        return self.mul(a, b)
+
+    def product_plain(self, a, values):
+        """``mul_plain`` without its rescale (done by :meth:`finish`); see :meth:`product`."""
+        return self.mul_plain(a, values)
+
+    def finish(self, a):
+        """Relinearise and rescale an unfinished product (or a sum of them): the ciphertext
+        ``mul``/``mul_plain`` would have given, one level down."""
+        return a
 
     @abstractmethod
     def rotate(self, a, step: int):

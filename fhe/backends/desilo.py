@@ -371,6 +371,7 @@ class DesiloBackend(Backend):
     def mul(self, a, b):
         self._need_level(min(a.level, b.level), "mul")
         self.counters["mul"] += 1
+        self.counters["relinearize"] += 1
         self.counters["rescale"] += 1  # desilofhe rescales inside multiply
         if a is b:  # one tensor product fewer
             return self._engine.square(a, self._relin_key)

@@ -445,20 +445,35 @@ class SealBackend(Backend):
                               f"use more levels (max_level={self.max_level})")
 
     def mul(self, a, b):
+        return self.finish(self.product(a, b))
+
+    def mul_plain(self, a, values):
+        return self.finish(self.product_plain(a, values))
+
+    # lazy products: a ct x ct product is a size-3 ciphertext at scale Δ², a ct x pt one is at
+    # scale Δ·q_l (the plaintext is encoded at q_l); sums of one kind at one level share the
+    # scale, so ``finish`` relinearises (size 3) and rescales a whole sum once
+    lazy_products = True
+
+    def product(self, a, b):
         a, b, level = self._aligned(a, b)
         self._need_level(level, "mul")
         out = _seal.Ciphertext()
         self._evaluator.multiply(a, b, out)
-        self._evaluator.relinearize_inplace(out, self._relin_keys)
         self.counters["mul"] += 1
-        return self._rescaled(out)
+        return out
 
-    def mul_plain(self, a, values):
+    def product_plain(self, a, values):
         level = self.level(a)
         self._need_level(level, "mul_plain")
         self.counters["mul_plain"] += 1
-        out = self._run(self._evaluator.multiply_plain, level, a, self._plain(values, level, "mul"))
-        return self._rescaled(out)
+        return self._run(self._evaluator.multiply_plain, level, a, self._plain(values, level, "mul"))
+
+    def finish(self, a):
+        if a.size() > 2:
+            self._evaluator.relinearize_inplace(a, self._relin_keys)
+            self.counters["relinearize"] += 1
+        return self._rescaled(a)
 
     def rotate(self, a, step: int):
         shift, keys = self._rotation_key(step)

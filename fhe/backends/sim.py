@@ -212,6 +212,7 @@ class SimBackend(Backend):
         x, y, level = self._pair(a, b)
         self._need_level(level, "mul")
         self.counters["mul"] += 1
+        self.counters["relinearize"] += 1
         self.counters["rescale"] += 1
         return SimCiphertext(self._noisy(x * y), level - 1, self)
 
