@@ -2,7 +2,7 @@
 backends.
 
     import fhe
-    ctx = fhe.Context()                      # SEAL, 128-bit secure, 4 levels (backend="sim": no encryption)
+    ctx = fhe.Context()                      # SEAL, 128-bit secure, sized by its first einsum (sim: no encryption)
     x = ctx.encrypt(a)                       # CipherTensor
     y = fhe.einsum("ij,jk->ik", x, b)        # b: plaintext array/tensor, or another CipherTensor
     ctx.decrypt(y)

@@ -259,6 +259,8 @@ class Program:
         if not isinstance(x, CipherTensor):
             raise UnsupportedInput(f"run takes a CipherTensor (ctx.encrypt(x, program.input_layout)), got "
                                    f"{type(x).__name__}")
+        if not x.context.sized:  # fhe.Context() with nothing run yet: sized for this program
+            x.context._size_for_program(self)
         if x.layout != self.input_layout:
             raise ShapeMismatch(f"the input is in layout {x.layout}; the program was compiled for "
                                 f"{self.input_layout} (encrypt with ctx.encrypt(x, program.input_layout))")

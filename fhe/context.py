@@ -6,9 +6,14 @@
     print(ctx.plan("ij,jk->ik", x, weights))              # what ran (no keys, no work)
     ctx.decrypt(y)                                        # numpy (torch if an input was torch)
 
-``fhe.Context()`` has :data:`DEFAULT_LEVELS` (4) levels: enough for every EinHops workload,
-on the same SEAL ring (N = 16384) as 3 levels. ``fhe.Context.for_einsum(spec, *shapes)``
-sizes levels and ring for one einsum before anything is encrypted.
+``fhe.Context()`` sizes itself by the work: its levels and ring are chosen at the first
+einsum (or compiled program) it runs, from that einsum's plan — the fewest levels the plan
+needs, topped up to :data:`DEFAULT_LEVELS` (4) where the ring those levels need holds them —
+and tensors encrypted before that are encrypted then, under the chosen parameters (the data
+never leaves the client's context). Anything that needs parameters first (``ctx.public()``,
+``generate_rotation_keys``, an operator with no einsum) fixes :data:`DEFAULT_LEVELS` on
+N = 16384, where every EinHops workload fits. ``fhe.Context(levels=L)`` fixes the parameters
+at once; ``fhe.Context.for_einsum(spec, *shapes)`` sizes them for one einsum up front.
 
 Plans are cached per (einsum, shapes, layouts, levels) with their encoded masks, so a repeated
 einsum — a layer applied to every batch — is planned and its masks encoded once.
@@ -19,10 +24,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import backend_class, get_backend
 import warnings
 
-from .errors import ContextMismatch, OutOfLevels, ScaleOverflowWarning, ShapeMismatch, ValueTooLarge
+from .errors import ContextMismatch, FHEError, OutOfLevels, ScaleOverflowWarning, ShapeMismatch, ValueTooLarge
 from .execute import execute
 from .layout import Layout
 from .plan import Plan, plan
@@ -53,7 +58,7 @@ class Context:
     ``"sim"`` — a numpy simulator with NO encryption, for debugging only (its ``repr`` says
     so); the simulator is never chosen unless asked for by name. ``ring_degree`` (None: the
     smallest 128-bit-secure ring for the levels), ``levels`` (multiplicative depth of a fresh
-    ciphertext; default and None: :data:`DEFAULT_LEVELS`, 4, every EinHops workload fits),
+    ciphertext; None, the default: chosen by the first einsum, see the module docstring),
     ``scale_bits`` (values must stay below :meth:`value_bound`, ``2^(59 - scale_bits)``);
     insecure parameters are refused unless ``allow_insecure=True``.
     ``rotation_keys="auto"`` generates the keys each einsum needs on demand; ``"manual"``
@@ -64,19 +69,66 @@ class Context:
     """
 
     def __init__(self, backend: str = "seal", ring_degree: int | None = None,
-                 levels: int | None = DEFAULT_LEVELS,
+                 levels: int | None = None,
                  scale_bits: int = 40, allow_insecure: bool = False,
                  rotation_keys: str = "auto", **options) -> None:
         if rotation_keys not in ("auto", "manual"):
             raise ValueError(f"rotation_keys must be 'auto' or 'manual', got {rotation_keys!r}")
-        if levels is None:
-            levels = DEFAULT_LEVELS
-        self.backend = get_backend(backend, ring_degree=ring_degree, levels=levels,
-                                   scale_bits=scale_bits, allow_insecure=allow_insecure, **options)
         self.backend_name = backend
         self.scale_bits = scale_bits
         self.auto_keys = rotation_keys == "auto"
         self._plans: OrderedDict = OrderedDict()
+        self._params = dict(ring_degree=ring_degree, scale_bits=scale_bits,
+                            allow_insecure=allow_insecure, **options)
+        self._backend = None
+        #: why the parameters are what they are (shown by repr once sized)
+        self.sized_by = "levels given" if levels is not None else None
+        if levels is not None:
+            self._size(levels)
+        else:  # refuse bad arguments now, not at the first einsum: no keys are made here
+            backend_class(backend)
+            _slots(backend, ring_degree, 1, scale_bits, allow_insecure)
+
+    def _size(self, levels: int, why: str | None = None) -> None:
+        """Fix the parameters (``levels``; the ring from the constructor's arguments) and make
+        the keys. Only while unsized."""
+        assert self._backend is None
+        self._backend = get_backend(self.backend_name, levels=levels, **self._params)
+        if why is not None:
+            self.sized_by = why
+
+    @property
+    def sized(self) -> bool:
+        """Whether levels and ring are fixed (keys made); see the module docstring."""
+        return self._backend is not None
+
+    @property
+    def backend(self):
+        """The backend with its keys (fixes :data:`DEFAULT_LEVELS` if still unsized)."""
+        if self._backend is None:
+            self._size(DEFAULT_LEVELS, "the default levels (no einsum had sized it)")
+        return self._backend
+
+    def _size_for_einsum(self, spec, operands) -> None:
+        """Size an unsized context for ``fhe.einsum(spec, *operands)`` (the module docstring)."""
+        shapes = [x.shape if isinstance(x, CipherTensor) else tuple(np.shape(x)) for x in operands]
+        encrypted = [isinstance(x, CipherTensor) for x in operands]
+        ring = self._params["ring_degree"]
+        for x in operands:  # a tensor encrypted with an explicit layout fixes the ring
+            if isinstance(x, CipherTensor) and x._pending is not None and x._pending[1] is not None:
+                ring = ring or 2 * x._pending[1].slots
+        args = (self.backend_name, ring, self.scale_bits, self._params["allow_insecure"])
+        lv, p = fewest_levels(spec, shapes, encrypted, *args)
+        if lv < DEFAULT_LEVELS and _holds(*args[:2], DEFAULT_LEVELS, *args[2:], p.slots):
+            lv = DEFAULT_LEVELS  # the same ring holds the default levels: room to go on
+        if ring is not None:
+            self._params["ring_degree"] = ring
+        self._size(lv, f"the first einsum '{spec}'")
+
+    def _size_for_program(self, program) -> None:
+        """Size an unsized context for a compiled program (its ring and levels)."""
+        self._params["ring_degree"] = 2 * program.slots
+        self._size(program.levels, "a compiled program")
 
     @classmethod
     def for_einsum(cls, spec, *operands, encrypted=None, backend: str = "seal",
@@ -86,28 +138,19 @@ class Context:
         encrypted. ``operands``: shapes (tuples) or arrays/tensors (their shapes are used);
         ``encrypted``: one flag per operand (default: all encrypted).
 
-        Levels (unless given): the fewest any plan needs, found by planning on the slots of
-        the ring those levels imply (more levels can mean a bigger ring, hence more slots and
-        another plan: repeated until the two agree). The fewest levels give the shortest
-        modulus chain, so every operation is cheapest; the planner already weighs depth
-        against rotations when it compares plans at that budget. Ring (unless given): the
-        smallest 128-bit-secure ring for those levels. At least 1 level. Raises
-        :class:`OutOfLevels` when ``levels`` is given and too few.
+        Levels (unless given): the fewest any plan needs (:func:`fewest_levels`). The fewest
+        levels give the shortest modulus chain, so every operation is cheapest; the planner
+        already weighs depth against rotations when it compares plans at that budget. Ring
+        (unless given): the smallest 128-bit-secure ring for those levels. At least 1 level.
+        Raises :class:`OutOfLevels` when ``levels`` is given and too few.
         """
         shapes = [tuple(int(n) for n in x) if isinstance(x, (tuple, list)) else tuple(np.shape(x))
                   for x in operands]
-        lv = max(int(levels), 0) if levels is not None else 1
-        for _ in range(64):
-            slots = _slots(backend, ring_degree, lv, scale_bits, allow_insecure)
-            try:
-                p = plan(spec, *shapes, slots=slots, encrypted=encrypted, levels=lv)
-                break
-            except OutOfLevels as exc:
-                if levels is not None:
-                    raise
-                lv = max(lv + 1, exc.needed or 0)
+        lv, p = fewest_levels(spec, shapes, encrypted, backend, ring_degree, scale_bits,
+                              allow_insecure, levels)
         ctx = cls(backend, ring_degree=ring_degree, levels=lv, scale_bits=scale_bits,
                   allow_insecure=allow_insecure, **options)
+        ctx.sized_by = f"Context.for_einsum('{spec}')"
         if ctx.slots == p.slots and ctx.levels == lv:  # the plan einsum will ask for: keep it
             layouts = tuple(Layout.row_major(s, ctx.slots) if e else None
                             for s, e in zip(p.spec.shapes, p.encrypted))
@@ -117,7 +160,11 @@ class Context:
         return ctx
 
     def __repr__(self) -> str:
-        b = self.backend
+        if self._backend is None:
+            sim = " — NO ENCRYPTION, debugging only" if self.backend_name == "sim" else ""
+            return (f"Context({self.backend_name}{sim}, unsized: levels and ring chosen at the first "
+                    f"einsum, scale_bits={self.scale_bits})")
+        b = self._backend
         params = f"ring_degree={2 * b.slots}, levels={b.max_level}, scale_bits={self.scale_bits}"
         if self.backend_name == "sim":
             return f"Context(sim — NO ENCRYPTION, debugging only, {params})"
@@ -162,12 +209,17 @@ class Context:
                 f"values up to {peak:.6g} in magnitude cannot be encrypted on this context: a "
                 f"result at level 0 must stay below {self._bound_text(0)}, or it decrypts "
                 f"wrong. Scale the data down{hint}", bound=self.value_bound(0))
+        if self._backend is None:  # encrypted when the first einsum has sized the context
+            return CipherTensor.deferred(self, array, layout, like)
+        return CipherTensor(self, *self._encrypt(array, layout), like)
+
+    def _encrypt(self, array: np.ndarray, layout: Layout | None):
+        """``(layout, ciphertexts)`` of ``array`` under this (sized) context."""
         layout = layout or Layout.row_major(array.shape, self.slots)
         if layout.shape != array.shape or layout.slots != self.slots:
             raise ShapeMismatch(f"layout for {layout.shape} on {layout.slots} slots cannot hold "
                                 f"shape {array.shape} on {self.slots} slots")
-        cts = [self.backend.encrypt(v) for v in layout.pack(array)]
-        return CipherTensor(self, layout, cts, like)
+        return layout, [self.backend.encrypt(v) for v in layout.pack(array)]
 
     def decrypt(self, x: CipherTensor):
         """The plaintext tensor: numpy float64, or torch if the data came from torch.
@@ -211,7 +263,8 @@ class Context:
 
     # -- planning and running ------------------------------------------------------------------
     def plan(self, spec, *operands, out_layout: Layout | None = None) -> Plan:
-        """The plan ``fhe.einsum(spec, *operands)`` would run (cached)."""
+        """The plan ``fhe.einsum(spec, *operands)`` would run (cached; sizes an unsized
+        context as that einsum would)."""
         return self._plan(spec, operands, out_layout)[0]
 
     def generate_rotation_keys(self, steps) -> None:
@@ -227,6 +280,8 @@ class Context:
         return public_context(self)
 
     def _plan(self, spec, operands, out_layout):
+        if self._backend is None:
+            self._size_for_einsum(spec, operands)
         shapes, encrypted, layouts, levels = [], [], [], []
         for x in operands:
             if isinstance(x, CipherTensor):
@@ -245,8 +300,15 @@ class Context:
         if key in self._plans:
             self._plans.move_to_end(key)
         else:
-            p = plan(spec, *shapes, slots=self.slots, encrypted=encrypted, layouts=layouts,
-                     levels=self.levels, input_levels=levels, out_layout=out_layout)
+            try:
+                p = plan(spec, *shapes, slots=self.slots, encrypted=encrypted, layouts=layouts,
+                         levels=self.levels, input_levels=levels, out_layout=out_layout)
+            except OutOfLevels as exc:
+                if self.sized_by is None or self.sized_by == "levels given":
+                    raise
+                raise OutOfLevels(f"{exc} (this context's {self.levels} levels were chosen by "
+                                  f"{self.sized_by}; give fhe.Context(levels=...) for a chain of "
+                                  f"computations)", needed=exc.needed, have=exc.have) from None
             self._plans[key] = (p, {})
             if len(self._plans) > PLAN_CACHE:
                 self._plans.popitem(last=False)
@@ -260,15 +322,43 @@ class Context:
         return CipherTensor(self, p.output_layout, out, like)
 
 
+def fewest_levels(spec, shapes, encrypted, backend: str, ring_degree, scale_bits: int,
+                  allow_insecure: bool, levels: int | None = None) -> tuple[int, Plan]:
+    """The fewest levels (at least 1) any plan of ``spec`` on ``shapes`` needs, planned on the
+    slots of the ring those levels imply — more levels can mean a bigger ring, hence more
+    slots and another plan: repeated until the two agree — and that plan. With ``levels``
+    given: that many, or :class:`OutOfLevels` when too few."""
+    lv = max(int(levels), 0) if levels is not None else 1
+    for _ in range(64):
+        slots = _slots(backend, ring_degree, lv, scale_bits, allow_insecure)
+        try:
+            return lv, plan(spec, *shapes, slots=slots, encrypted=encrypted, levels=lv)
+        except OutOfLevels as exc:
+            if levels is not None:
+                raise
+            lv = max(lv + 1, exc.needed or 0)
+    raise OutOfLevels(f"einsum '{spec}': no level count up to {lv} fits its plans", needed=lv, have=lv)
+
+
+def _holds(backend: str, ring_degree, levels: int, scale_bits: int, allow_insecure: bool,
+           slots: int) -> bool:
+    """Whether ``levels`` fit (securely, unless allowed) a ring of ``slots`` slots."""
+    try:
+        return _slots(backend, ring_degree, levels, scale_bits, allow_insecure) == slots
+    except (FHEError, ValueError):  # InsecureParameters, or a ring that cannot hold them
+        return False
+
+
 def _slots(backend: str, ring_degree, levels: int, scale_bits: int, allow_insecure: bool) -> int:
     """Slots of the context ``Context(backend, ring_degree, levels, ...)`` would make, without
     making keys (the parameter choice of :mod:`fhe.backends.params`)."""
     from .backends import params
 
-    if ring_degree is not None:
-        return int(ring_degree) // 2
-    if backend == "desilo":
-        return params.desilo_params(None, max(levels, 1), scale_bits, allow_insecure).ring_degree // 2
     if backend == "sim":
+        if ring_degree is not None:  # any power of two: no security to check
+            return int(ring_degree) // 2
         allow_insecure = True
-    return params.seal_params(None, levels, scale_bits, allow_insecure).ring_degree // 2
+    if backend == "desilo":
+        return params.desilo_params(ring_degree, max(levels, 1), scale_bits,
+                                    allow_insecure).ring_degree // 2
+    return params.seal_params(ring_degree, levels, scale_bits, allow_insecure).ring_degree // 2

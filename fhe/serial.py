@@ -37,10 +37,9 @@ for authenticity.
 from __future__ import annotations
 
 from collections import OrderedDict
-import importlib
 import math
 
-from .backends import BACKENDS
+from .backends import BACKENDS, backend_class
 from .backends.base import (
     MAX_BLOBS,
     PUBLIC_MAGIC,
@@ -52,7 +51,7 @@ from .backends.base import (
     unpack_container,
 )
 from .context import Context
-from .errors import ContextMismatch, FHEError, UnsupportedBackend
+from .errors import ContextMismatch, FHEError
 from .layout import Layout
 from .tensor import CipherTensor, Like
 
@@ -80,7 +79,8 @@ class PublicContext(Context):
             raise TypeError(f"PublicContext takes a backend, got {type(backend).__name__}")
         if backend.has_secret_key:
             backend = backend.public()
-        self.backend = backend
+        self._backend = backend
+        self.sized_by = "the client's context"
         self.backend_name = backend.name
         self.scale_bits = _scale_bits(backend)
         self.auto_keys = True  # the backend refuses to make keys: MissingRotationKey names them
@@ -256,13 +256,7 @@ def _like(d, what: str) -> Like:
 def _backend_class(name):
     if not isinstance(name, str) or name not in BACKENDS:
         raise SerializationError(f"public context of an unknown backend {name!r}"[:200])
-    module_name, class_name, package = BACKENDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UnsupportedBackend(f"this public context needs the {name!r} backend: "
-                                 f"pip install {package} ({exc})") from exc
-    return getattr(module, class_name)
+    return backend_class(name)
 
 
 def _scale_bits(backend) -> int | None:

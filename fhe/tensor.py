@@ -58,23 +58,54 @@ def output_kind(likes) -> Like:
 
 class CipherTensor:
     """An encrypted tensor: ``shape``, ``layout`` (:class:`~fhe.layout.Layout`), ``level``
-    (multiplications it can still take), ``context``. Decrypt with ``ctx.decrypt(x)``."""
+    (multiplications it can still take), ``context``. Decrypt with ``ctx.decrypt(x)``.
+
+    On a context not yet sized (``fhe.Context()`` before its first einsum) ``encrypt`` gives
+    a *deferred* tensor: it keeps the values inside the client's context object until the
+    first einsum fixes the parameters, and is encrypted then — or as soon as its layout,
+    ciphertexts or level are asked for (which fixes the default parameters)."""
 
     def __init__(self, context, layout: Layout, ciphertexts, like: Like = Like()) -> None:
         if len(ciphertexts) != layout.n_cts:
             raise ValueError(f"layout needs {layout.n_cts} ciphertexts, got {len(ciphertexts)}")
         self.context = context
-        self.layout = layout
-        self.ciphertexts = list(ciphertexts)
+        self._layout = layout
+        self._ciphertexts = list(ciphertexts)
+        self._shape = layout.shape
+        self._pending: tuple[np.ndarray, Layout | None] | None = None
         self.like = like
+
+    @classmethod
+    def deferred(cls, context, array: np.ndarray, layout: Layout | None, like: Like) -> "CipherTensor":
+        """A tensor of ``context`` to be encrypted when the context is sized (class docstring)."""
+        x = cls.__new__(cls)
+        x.context, x.like, x._shape = context, like, tuple(array.shape)
+        x._layout, x._ciphertexts, x._pending = None, None, (array, layout)
+        return x
+
+    def _encrypted(self) -> None:
+        if self._pending is not None:
+            array, layout = self._pending
+            self._layout, self._ciphertexts = self.context._encrypt(array, layout)
+            self._pending = None
+
+    @property
+    def layout(self) -> Layout:
+        self._encrypted()
+        return self._layout
+
+    @property
+    def ciphertexts(self) -> list:
+        self._encrypted()
+        return self._ciphertexts
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.layout.shape
+        return self._shape
 
     @property
     def ndim(self) -> int:
-        return len(self.layout.shape)
+        return len(self._shape)
 
     @property
     def level(self) -> int:
@@ -186,5 +217,8 @@ class CipherTensor:
         return expand_dims(self, axis)
 
     def __repr__(self) -> str:
+        if self._pending is not None:  # repr must not fix the context's parameters
+            return (f"CipherTensor(shape={self.shape}, encrypted when the context is sized at "
+                    f"its first einsum, backend={self.context.backend_name})")
         return (f"CipherTensor(shape={self.shape}, level={self.level}, "
                 f"layout={self.layout}, backend={self.context.backend.name})")

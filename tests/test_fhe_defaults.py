@@ -88,6 +88,70 @@ def test_default_context_runs_workloads_13_and_14(spec, shapes):
     xs = [rng.uniform(-1, 1, s) for s in shapes]
     got = ctx.decrypt(fhe.einsum(spec, *[ctx.encrypt(x) for x in xs]))
     np.testing.assert_allclose(got, np.einsum(spec, *xs), atol=1e-3)
+    assert (ctx.levels, ctx.slots) == (4, 8192)  # sized by the workload: N = 16384
+
+
+def test_default_context_is_sized_by_its_first_einsum():
+    pytest.importorskip("tenseal")
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(-1, 1, (2, 64, 64))
+    ctx = fhe.Context()
+    assert not ctx.sized and "unsized" in repr(ctx)
+    x, y = ctx.encrypt(a), ctx.encrypt(b)
+    assert x.shape == (64, 64) and not ctx.sized and "encrypted when" in repr(x)
+    got = ctx.decrypt(fhe.einsum("ij,jk->ik", x, y))
+    # the product needs 2 levels: N = 8192 (4 levels would need N = 16384)
+    assert (ctx.levels, ctx.slots) == (2, 4096) and "ij,jk->ik" in ctx.sized_by
+    assert x.level == 2 and ctx.backend.security_bits >= 128
+    np.testing.assert_allclose(got, a @ b, atol=1e-3)
+    with pytest.raises(fhe.OutOfLevels, match="chosen by the first einsum 'ij,jk->ik'.*levels="):
+        fhe.einsum("ij,jk->ik", fhe.einsum("ij,jk->ik", x, y), y)
+
+
+def test_lazy_sizing_tops_up_to_the_default_levels_where_the_ring_holds_them():
+    ctx = fhe.Context(backend="sim")
+    fhe.einsum("ij,ij->ij", ctx.encrypt(np.ones((8, 8))), np.ones((8, 8)))
+    assert ctx.levels == 1  # 1 level: N = 8192, which cannot hold 4
+    ctx = fhe.Context(backend="sim")
+    xs = [ctx.encrypt(np.ones(s)) for s in ((8, 16), (8, 16, 16))]
+    fhe.einsum("ik,jkl->ij", *xs)
+    assert ctx.slots == 8192 and ctx.levels == 4  # needs 3: N = 16384, which holds 4
+
+
+def test_anything_needing_parameters_first_fixes_the_defaults():
+    from fhe.context import DEFAULT_LEVELS
+
+    ctx = fhe.Context(backend="sim")
+    x = ctx.encrypt(np.ones((4, 4)))
+    np.testing.assert_allclose(ctx.decrypt(x + 1.0), 2.0)  # an operator with no einsum
+    assert ctx.levels == DEFAULT_LEVELS and "default" in ctx.sized_by
+    ctx = fhe.Context(backend="sim")
+    ctx.public()
+    assert ctx.levels == DEFAULT_LEVELS
+
+
+def test_program_run_sizes_an_unsized_context():
+    import torch
+
+    import fhe.compiler as fc
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    program = fc.compile(model, (2, 8))
+    ctx = fhe.Context(backend="sim")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 8))
+    out = program.run(ctx.encrypt(x, program.input_layout))
+    assert (ctx.slots, ctx.levels) == (program.slots, program.levels)
+    np.testing.assert_allclose(ctx.decrypt(out), program.reference(x), atol=1e-6)
+
+
+def test_unsized_context_refuses_bad_arguments_at_once():
+    with pytest.raises(fhe.UnsupportedBackend):
+        fhe.Context(backend="nope")
+    with pytest.raises(ValueError, match="ring degree"):
+        fhe.Context(ring_degree=1000)
+    with pytest.raises(ValueError, match="scale_bits"):
+        fhe.Context(scale_bits=5)
 
 
 def test_for_einsum_takes_the_plans_depth_and_ring():

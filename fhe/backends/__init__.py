@@ -11,7 +11,7 @@ import importlib
 from ..errors import UnsupportedBackend
 from .base import Backend
 
-__all__ = ["Backend", "BACKENDS", "get_backend"]
+__all__ = ["Backend", "BACKENDS", "backend_class", "get_backend"]
 
 #: name -> (module, class, the pip package that provides the library)
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
@@ -21,9 +21,9 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-def get_backend(name: str, **params) -> Backend:
-    """Instantiate backend ``name`` with its parameters (``ring_degree``, ``levels``,
-    ``scale_bits``, ``allow_insecure``, and backend-specific ones such as ``device``)."""
+def backend_class(name: str) -> type[Backend]:
+    """The class of backend ``name``, its library imported (:class:`UnsupportedBackend` for
+    an unknown name or a library that does not import)."""
     try:
         module_name, class_name, package = BACKENDS[name]
     except (KeyError, TypeError):
@@ -35,4 +35,10 @@ def get_backend(name: str, **params) -> Backend:
         raise UnsupportedBackend(
             f"backend {name!r} needs the '{package}' package, which failed to import ({exc}); "
             f"install it with: pip install {package}") from exc
-    return getattr(module, class_name)(**params)
+    return getattr(module, class_name)
+
+
+def get_backend(name: str, **params) -> Backend:
+    """Instantiate backend ``name`` with its parameters (``ring_degree``, ``levels``,
+    ``scale_bits``, ``allow_insecure``, and backend-specific ones such as ``device``)."""
+    return backend_class(name)(**params)
