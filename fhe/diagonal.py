@@ -42,7 +42,9 @@ from .transform import gather, replicate
 
 __all__ = ["plan_diagonal"]
 
-#: block shapes (by estimated cost) actually built and compared
+#: block layouts (by formula) whose skews are priced from their real diagonals
+MEASURED = 6
+#: block layouts (by that measured estimate) actually built and compared
 CANDIDATES = 2
 #: beyond this many estimated instructions (rotation-equivalents) a product is "large": only
 #: the best-estimated (orientation, block shape) is built, with no comparison — building
@@ -66,10 +68,11 @@ def plan_diagonal(b: Builder, terms: list[Term], out_labels, sizes, name: str,
         groups = _groups(terms[rows], terms[cols], out_labels, sizes)
         if groups is None:
             continue
-        shapes = _block_shapes(groups, terms[rows], terms[cols], sizes, b.slots)[:CANDIDATES]
-        for est, shape in shapes:  # the layouts decide what a skew costs: look at one block
-            est = _measured(terms[rows], terms[cols], groups, shape, sizes, b.slots, est)
-            options.append((est, rows, cols, groups, shape))
+        shapes = _block_shapes(groups, terms[rows], terms[cols], sizes, b.slots)[:MEASURED]
+        # the layouts decide what a skew costs: look at one block
+        measured = sorted((_measured(terms[rows], terms[cols], groups, shape, sizes, b.slots, est),
+                           shape) for est, shape in shapes)
+        options += [(est, rows, cols, groups, shape) for est, shape in measured[:CANDIDATES]]
     options.sort(key=lambda o: o[0])
     if options and options[0][0] > LARGE:
         options = options[:1]
@@ -118,15 +121,9 @@ def _block_shapes(groups, row: Term, col: Term, sizes, slots: int):
     for mb, nb, lb, bb in itertools.product(*(_powers(x) for x in (m, n, l, bt))):
         if lb < 2:
             continue
-        width = nb + lb - 1
-        if (mb + lb - 1) * width * bb <= slots:
-            fit = (width, mb + lb - 1)                      # extended rows
-        else:
-            r = pow2(width)
-            rows = slots // (r * bb)
-            if r * bb > slots or rows < max(mb, lb):
-                continue
-            fit = (r, rows)                                 # wrap-around rows
+        fits = _fits(mb, nb, lb, bb, slots)
+        if not fits:
+            continue
         outputs = (m // mb) * (n // nb) * (bt // bb)
         products = outputs * (l // lb)
         n1 = _baby(lb)
@@ -138,9 +135,27 @@ def _block_shapes(groups, row: Term, col: Term, sizes, slots: int):
         est = (products * (rot + mult * lb)
                + row.encrypted * (m // mb) * reps * _gather_cost(max(lb, mb))
                + col.encrypted * (n // nb) * reps * _gather_cost(max(lb, nb)))
-        shapes.append((est, (mb, nb, lb, bb) + fit))
+        shapes += [(est, (mb, nb, lb, bb) + fit) for fit in fits]
     shapes.sort(key=lambda x: x[0])
     return shapes
+
+
+def _fits(mb: int, nb: int, lb: int, bb: int, slots: int) -> list[tuple[int, int]]:
+    """Ways ``(row pitch R, rows of X)`` to lay out one block: extended rows at the tightest
+    pitch ``nb + lb - 1`` and at the power-of-two pitch (a skew of a power-of-two layout
+    then moves rows by whole strides: far fewer diagonals), and wrap-around rows filling
+    the ciphertext at the power-of-two pitch. The formula cannot tell them apart; the
+    first block's real diagonals do (:func:`_measured`)."""
+    width, rows_ext = nb + lb - 1, mb + lb - 1
+    fits = []
+    for r in dict.fromkeys((width, pow2(width))):
+        if rows_ext * r * bb <= slots:
+            fits.append((r, rows_ext))                      # extended rows
+    r = pow2(width)
+    rows = slots // (r * bb)  # a power of two: fills the ciphertext, a multiple of lb
+    if r * bb <= slots and rows >= max(mb, lb):
+        fits.append((r, rows))                              # wrap-around rows
+    return fits
 
 
 def _gather_cost(diagonals: int) -> float:

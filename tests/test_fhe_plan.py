@@ -165,3 +165,13 @@ def test_plan_errors_name_the_problem():
         fhe.plan("ij->j", (2, 3), layouts=[Layout.row_major((3, 2), 8192)])
     with pytest.raises(ValueError, match="strategy"):
         fhe.plan("ij->j", (2, 3), strategy="fastest")
+
+
+def test_diagonal_does_not_degrade_on_larger_rings():
+    """At 16384 slots the 64x64 product once chose extended rows at pitch 95: a skew of 3040
+    diagonals, 474 rotations and 6584 ct-pt products against 122 and 255 at 8192 slots."""
+    base = fhe.plan("ij,jk->ik", (64, 64), (64, 64), slots=8192, levels=2).cost()
+    for slots in (16384, 32768):
+        cost = fhe.plan("ij,jk->ik", (64, 64), (64, 64), slots=slots, levels=2).cost()
+        assert cost.rotations <= 1.2 * base.rotations
+        assert cost.ct_pt_mults <= 2 * base.ct_pt_mults and cost.ct_ct_mults == base.ct_ct_mults
