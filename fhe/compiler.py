@@ -25,6 +25,7 @@ makes a context with exactly those levels and keys.
 """
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass, field
 
@@ -40,6 +41,8 @@ __all__ = ["Activation", "Program", "compile", "gelu_approx", "polynomial", "rel
 
 #: points of the grid an activation's error bound is measured on
 ERROR_GRID = 20001
+#: points (Chebyshev-spaced) of the grid each stage of a composite approximation is fitted on
+STAGE_GRID = 4001
 #: highest degree of an approximation
 MAX_DEGREE = 31
 #: seconds per op on SEAL at N = 2^14 with 10 primes (8 levels), measured on the 2-core box; an
@@ -58,7 +61,12 @@ class Activation:
     first, numpy.polyval's order) of ``p(t) ~ f(bound * t)``; ``error``: max ``|p(z / bound) -
     f(z)|`` over ``|z| <= bound`` (0 when exact). ``even``: when ``p(t) = linear * t + e(t^2)``
     (ReLU and GELU: ``f(z) - z/2`` is even), the coefficients of ``e`` (highest first), which is
-    evaluated on ``u = t^2``: half the products of evaluating ``p`` directly, at the same depth."""
+    evaluated on ``u = t^2``: half the products of evaluating ``p`` directly, at the same depth.
+
+    ``stages``: a composite polynomial instead (:func:`relu_approx` with ``stages=``):
+    ``p(t) = t * s_k(...s_2(s_1(t)))``, each stage's coefficients highest first (``coeffs``
+    is then empty); low-degree stages reach what a single polynomial of their product degree
+    would, with small coefficients."""
 
     name: str
     coeffs: tuple[float, ...]
@@ -66,15 +74,20 @@ class Activation:
     error: float = 0.0
     even: tuple[float, ...] | None = None
     linear: float = 0.0
+    stages: tuple[tuple[float, ...], ...] = ()
 
     @property
     def degree(self) -> int:
+        if self.stages:
+            return 1 + math.prod(len(c) - 1 for c in self.stages)
         return len(self.coeffs) - 1
 
     @property
     def levels(self) -> int:
         from .ops import polyval_levels
 
+        if self.stages:
+            return 1 + sum(polyval_levels(c) for c in self.stages)
         if self.even is not None:
             return max(1 + polyval_levels(self.even), 1 if self.linear else 0)
         return polyval_levels(self.coeffs)
@@ -83,17 +96,35 @@ class Activation:
         """The polynomial on an encrypted ``t``."""
         from .ops import add, multiply, polyval
 
+        if self.stages:
+            y = x
+            for c in self.stages:
+                y = polyval(y, c)
+            return multiply(x, y)
         if self.even is None:
             return polyval(x, self.coeffs)
         out = polyval(multiply(x, x), self.even)
         return add(out, multiply(x, self.linear)) if self.linear else out
 
+    def on_t(self, t: np.ndarray) -> np.ndarray:
+        """The polynomial on plaintext ``t`` (what :meth:`evaluate` computes, in float64)."""
+        t = np.asarray(t, dtype=np.float64)
+        if not self.stages:
+            return np.polyval(self.coeffs, t)
+        y = t
+        for c in self.stages:
+            y = np.polyval(c, y)
+        return t * y
+
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """The polynomial on plaintext pre-activations ``z`` (what the encrypted program computes)."""
-        return np.polyval(self.coeffs, np.asarray(z, dtype=np.float64) / self.bound)
+        return self.on_t(np.asarray(z, dtype=np.float64) / self.bound)
 
     def describe(self) -> str:
         exact = "exact" if self.error == 0 else f"max error {self.error:.3g} on [-{self.bound:g}, {self.bound:g}]"
+        if self.stages:
+            degrees = " o ".join(str(len(c) - 1) for c in reversed(self.stages))
+            return f"{self.name} (t * composite of degrees {degrees}, {self.levels} levels, {exact})"
         return f"{self.name} (degree {self.degree}, {self.levels} levels, {exact})"
 
 
@@ -110,32 +141,48 @@ def polynomial(coeffs, name: str = "polynomial") -> Activation:
     return Activation(name, c)
 
 
-def _remez(f, degree: int, iterations: int = 60) -> np.ndarray:
-    """Chebyshev coefficients of the minimax polynomial of ``f`` on ``[-1, 1]`` (Remez
-    exchange on a grid: solve ``p(x_i) + (-1)^i E = f(x_i)`` on ``degree + 2`` points, move the
-    points to the error's alternating extrema, keep the best polynomial seen)."""
-    cheb = np.polynomial.chebyshev
-    grid = np.linspace(-1.0, 1.0, ERROR_GRID)
+def _remez(f, vander, size: int, grid: np.ndarray, iterations: int = 60) -> np.ndarray:
+    """Coefficients (in the basis ``vander(x)`` evaluates: ``size`` columns) of the minimax
+    approximation of ``f`` on the points ``grid`` (sorted): Remez exchange — solve ``p(x_i) +
+    (-1)^i E = f(x_i)`` on ``size + 1`` points, move the points to the error's alternating
+    extrema, keep the best approximation seen."""
     target = f(grid)
-    points = np.cos(np.pi * np.arange(degree + 2)[::-1] / (degree + 1))
-    signs = (-1.0) ** np.arange(degree + 2)
+    points = grid[np.round((1 - np.cos(np.pi * np.arange(size + 1) / size)) / 2
+                           * (len(grid) - 1)).astype(int)]
+    signs = (-1.0) ** np.arange(size + 1)
     best, best_error = None, np.inf
     for _ in range(iterations):
-        solved = np.linalg.solve(np.hstack([cheb.chebvander(points, degree), signs[:, None]]), f(points))
+        try:
+            solved = np.linalg.solve(np.hstack([vander(points), signs[:, None]]), f(points))
+        except np.linalg.LinAlgError:  # points merged: the best so far is as good as it gets
+            break
         coeffs = solved[:-1]
-        error = cheb.chebval(grid, coeffs) - target
+        error = vander(grid) @ coeffs - target
         if np.abs(error).max() < best_error:
             best, best_error = coeffs, np.abs(error).max()
-        # one extremum per run of equal sign, then trimmed at the ends to degree + 2
+        # one extremum per run of equal sign, then trimmed at the ends to size + 1
         sign = np.where(error >= 0, 1, -1)
         cuts = np.flatnonzero(np.diff(sign)) + 1
-        extrema = [run[np.argmax(np.abs(error[run]))] for run in np.split(np.arange(ERROR_GRID), cuts)]
-        while len(extrema) > degree + 2:
+        extrema = [run[np.argmax(np.abs(error[run]))] for run in np.split(np.arange(len(grid)), cuts)]
+        while len(extrema) > size + 1:
             extrema.pop(0 if abs(error[extrema[0]]) < abs(error[extrema[-1]]) else -1)
-        if len(extrema) < degree + 2:
+        if len(extrema) < size + 1:
             break
         points = grid[extrema]
     return best
+
+
+def _check_coefficients(name: str, power: np.ndarray) -> None:
+    """Refuse power-basis coefficients whose absolute sum exceeds :data:`MAX_COEFFICIENT_SUM`."""
+    if np.abs(power).sum() > MAX_COEFFICIENT_SUM:
+        raise ValueError(f"{name}: its power-basis coefficients sum to {np.abs(power).sum():.3g} in absolute "
+                         f"value (at most {MAX_COEFFICIENT_SUM:g}), which would amplify the encryption noise as "
+                         "much; use a lower degree")
+
+
+def _check_range(name: str, bound) -> None:
+    if not (isinstance(bound, (int, float)) and np.isfinite(bound) and bound > 0):
+        raise ValueError(f"{name}: the input range bound must be a positive number, got {bound!r}")
 
 
 def _approximate(name: str, f, bound: float, degree: int) -> Activation:
@@ -143,29 +190,96 @@ def _approximate(name: str, f, bound: float, degree: int) -> Activation:
     for an ``f`` with ``f(z) - z/2`` even (ReLU, GELU): its odd part is set to exactly ``z/2``
     (the minimax polynomial's odd part is that, up to rounding), so it evaluates as
     ``bound/2 * t + e(t^2)``."""
-    if not (isinstance(bound, (int, float)) and np.isfinite(bound) and bound > 0):
-        raise ValueError(f"{name}: the input range bound must be a positive number, got {bound!r}")
+    _check_range(name, bound)
     if not (isinstance(degree, int) and 1 <= degree <= MAX_DEGREE):
         raise ValueError(f"{name}: degree must be an integer in [1, {MAX_DEGREE}], got {degree!r}")
-    power = np.polynomial.chebyshev.cheb2poly(_remez(lambda t: f(bound * t), degree))  # lowest degree first
+    cheb = np.polynomial.chebyshev
+    t = np.linspace(-1.0, 1.0, ERROR_GRID)
+    fit = _remez(lambda t: f(bound * t), lambda x: cheb.chebvander(x, degree), degree + 1, t)
+    power = cheb.cheb2poly(fit)  # lowest degree first
     power[1::2] = 0.0
     if len(power) > 1:
         power[1] = bound / 2
     coeffs = tuple(float(c) for c in power[::-1])
-    if np.abs(power).sum() > MAX_COEFFICIENT_SUM:
-        raise ValueError(f"{name} of degree {degree}: its power-basis coefficients sum to {np.abs(power).sum():.3g} "
-                         f"in absolute value (at most {MAX_COEFFICIENT_SUM:g}), which would amplify the encryption noise "
-                         "as much; use a lower degree")
-    t = np.linspace(-1.0, 1.0, ERROR_GRID)
+    _check_coefficients(f"{name} of degree {degree}", power)
     error = float(np.max(np.abs(np.polyval(coeffs, t) - f(bound * t))))
     even = tuple(float(c) for c in power[0::2][::-1])
     return Activation(f"{name} ~ minimax", coeffs, float(bound), error, even, float(bound) / 2 if degree else 0.0)
 
 
-def relu_approx(bound: float, degree: int = 15) -> Activation:
+def _sign_stages(degrees, gap: float) -> tuple[list[np.ndarray], float]:
+    """Odd polynomials ``s_1..s_k`` (power basis, lowest first) with ``s_k(...s_1(t))`` close to
+    ``sign(t)`` for ``gap <= |t| <= 1`` (Lee et al.'s composite minimax construction): stage ``i``
+    is the odd minimax approximation of 1 on the interval ``[lo_i, 1]`` the previous stages
+    leave (``lo_1 = gap``), scaled so that it maps ``[-1, 1]`` into ``[-1, 1]`` (the next
+    stage's domain; the last one is centred on 1 instead). Returns the stages and ``delta``,
+    the largest ``|s(t) - sign(t)|`` for ``|t| >= gap``."""
+    cheb, poly = np.polynomial.chebyshev, np.polynomial.polynomial
+    unit = np.linspace(0.0, 1.0, STAGE_GRID)
+    lo, stages = gap, []
+    for i, d in enumerate(degrees):
+        grid = lo + (1 - lo) * (1 - np.cos(np.pi * np.arange(STAGE_GRID) / (STAGE_GRID - 1))) / 2
+        if 1 - lo < 1e-12:  # already exact to double precision: the identity
+            power = np.array([0.0, 1.0])
+        else:
+            odd = _remez(np.ones_like, lambda x, d=d: cheb.chebvander(x, d)[:, 1::2], (d + 1) // 2, grid)
+            full = np.zeros(d + 1)
+            full[1::2] = odd
+            power = cheb.cheb2poly(full)
+        on_domain = poly.polyval(grid, power)
+        if i + 1 < len(degrees):
+            power = power / np.abs(poly.polyval(unit, power)).max()
+            lo = float(poly.polyval(grid, power).min())
+        else:
+            power = power * 2 / (on_domain.min() + on_domain.max())
+        stages.append(power)
+    final = poly.polyval(grid, stages[-1])
+    return stages, float(np.abs(final - 1).max())
+
+
+def relu_approx(bound: float, degree: int = 15, *, stages=None) -> Activation:
     """ReLU on ``[-bound, bound]`` by a degree-``degree`` polynomial; pre-activations outside the
-    range are not approximated (declare a bound that holds them; :meth:`Program.calibrate` checks samples)."""
-    return _approximate("relu", lambda z: np.maximum(z, 0.0), bound, degree)
+    range are not approximated (declare a bound that holds them; :meth:`Program.calibrate` checks samples).
+
+    ``stages`` (odd degrees, e.g. ``(7, 7, 7)``): a composite instead, ``relu(z) = z/2 * (1 +
+    sign(z))`` with ``sign`` by :func:`_sign_stages`; its gap is chosen where the error near 0
+    (``|t| < gap``) and the error beyond it balance. Depth ``1 + sum(ceil(log2(d + 1)))``: (7, 7, 7)
+    takes 10 levels for about a fifth of the degree-15 polynomial's error, with coefficients
+    summing to ~130 where a single polynomial of that accuracy would need ~1e6."""
+    def relu(z):
+        return np.maximum(z, 0.0)
+    if stages is None:
+        return _approximate("relu", relu, bound, degree)
+    _check_range("relu", bound)
+    degrees = tuple(stages)
+    if not degrees or not all(isinstance(d, int) and 3 <= d <= MAX_DEGREE and d % 2 for d in degrees):
+        raise ValueError(f"relu: stages must be odd degrees in [3, {MAX_DEGREE}], got {stages!r}")
+    def build(gap: float) -> Activation:
+        parts, _ = _sign_stages(degrees, gap)
+        parts[-1] = (parts[-1] + np.eye(len(parts[-1]))[0]) * (bound / 2)  # t * bound/2 (1 + s(t))
+        act = Activation("relu ~ composite minimax", (), float(bound),
+                         stages=tuple(tuple(float(v) for v in c[::-1]) for c in parts))
+        t = np.union1d(np.linspace(-1.0, 1.0, ERROR_GRID), np.linspace(-2 * gap, 2 * gap, ERROR_GRID))
+        error = float(np.max(np.abs(act.on_t(t) - bound * relu(t))))
+        return Activation(act.name, (), float(bound), error, stages=act.stages)
+
+    # the gap trades the error near 0 against the error beyond it: minimise the measured
+    # error, on a log grid and then by golden section around the best point
+    gaps = np.geomspace(1e-4, 0.5, 12)
+    errors = [build(g).error for g in gaps]
+    k = int(np.argmin(errors))
+    lo, hi = math.log(gaps[max(k - 1, 0)]), math.log(gaps[min(k + 1, len(gaps) - 1)])
+    golden = (math.sqrt(5) - 1) / 2
+    for _ in range(8):
+        a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
+        if build(math.exp(a)).error < build(math.exp(b)).error:
+            hi = b
+        else:
+            lo = a
+    act = build(math.exp((lo + hi) / 2))
+    for k, c in enumerate(act.stages):
+        _check_coefficients(f"relu stage {k + 1} (degree {degrees[k]})", np.asarray(c))
+    return act
 
 
 def gelu_approx(bound: float, degree: int = 15) -> Activation:
@@ -297,7 +411,7 @@ class Program:
             else:
                 if before_activation is not None:
                     before_activation(step, h)
-                h = np.polyval(step.activation.coeffs, h)
+                h = step.activation.on_t(h)
         return h
 
     def calibrate(self, x: np.ndarray) -> list[tuple[str, float]]:
