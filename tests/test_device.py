@@ -172,22 +172,23 @@ def test_eq_tables_and_vecmat_match(host):
         assert np.array_equal(host.vecmat(v, m), field.vecmat(v, m))
 
 
-def test_a_kernel_sumcheck_proves_with_the_plain_verifier(host):
-    """The kernel prover drives zk.sumcheck.prove's protocol: the CPU verifier accepts its messages."""
+def test_a_kernel_sumcheck_sends_the_cpu_provers_messages(host):
+    """The kernel prover, driven through zk.sumcheck.prove's protocol, sends the CPU prover's
+    messages and ends at its point with its final evaluations."""
     from zk.transcript import Transcript
 
     rng = np.random.default_rng(8)
     tables = [field.random_seeded(16, rng) for _ in range(2)]
     prover = host.sumcheck(tables, [(1, (0, 1))])
     t = Transcript(b"test")
-    messages, point = [], []
+    messages = []
     for _ in range(prover.num_vars):
         messages.append(prover.round_polynomial())
-        point.append(sumcheck.round_challenge(t, messages[-1]))
-        prover.bind(point[-1])
-    claim = field.inner(tables[0], tables[1])
-    r, expected = sumcheck.verify(claim, 4, 2, np.stack(messages), Transcript(b"test"))
-    assert np.array_equal(expected, sumcheck.combine([(1, (0, 1))], prover.final_evaluations()))
+        t.absorb_scalars("sumcheck/round", messages[-1])
+        prover.bind(t.challenge_scalar("sumcheck/challenge"))
+    cpu = sumcheck.prove(tables, [(1, (0, 1))], Transcript(b"test"))
+    assert np.array_equal(np.stack(messages), cpu.messages)
+    assert np.array_equal(prover.final_evaluations(), cpu.finals)
 
 
 # ---------------------------------------------------------------------------------------------

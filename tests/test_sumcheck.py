@@ -1,7 +1,11 @@
-"""zk.sumcheck: completeness for sums of products, soundness against tampering, transcript binding."""
+"""zk.sumcheck's prover (completeness, the eq-factored prover) and zk.zksumcheck's committed
+sumcheck (completeness, soundness against tampering)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
+from zk import commit, zksumcheck
 from zk import field as F
 from zk import mle
 from zk import sumcheck as S
@@ -23,16 +27,37 @@ def hypercube_sum(tables, terms) -> np.ndarray:
     return total
 
 
+def summand(terms, values) -> int:
+    """sum_t c_t prod_j values[j], as an int."""
+    total = 0
+    for c, idx in terms:
+        p = F.to_int(F.from_int(c) if isinstance(c, int) else c)
+        for j in idx:
+            p = p * F.to_int(values[j]) % R
+        total += p
+    return total % R
+
+
 def make(m: int, k: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     return [F.random_seeded(1 << m, rng) for _ in range(k)]
 
 
-def accept(tables, terms, claim, result, degree) -> bool:
-    """The full verifier check: sumcheck rounds plus the final value against the true MLEs."""
-    point, expected = S.verify(claim, len(result.messages), degree, result.messages, Transcript(DOMAIN))
-    values = np.array([mle.evaluate(t, point) for t in tables])
-    return bool(np.array_equal(S.combine(terms, values), expected))
+def check_plain(tables, terms, claim, result) -> None:
+    """The plain verifier: g_i(0) + g_i(1) = claim_i under the prover's transcript, then the last
+    claim against the summand at the point, from the tables' true MLEs."""
+    t = Transcript(DOMAIN)
+    current = F.to_int(claim)
+    for i, g in enumerate(result.messages):
+        values = [int(v) for v in F.to_int(g)]
+        assert (values[0] + values[1]) % R == current, f"round {i}"
+        t.absorb_scalars("sumcheck/round", g)
+        r = t.challenge_scalar("sumcheck/challenge")
+        assert np.array_equal(r, result.point[i])
+        current = S.interpolate(values, F.to_int(r))
+    finals = np.array([mle.evaluate(tab, result.point) for tab in tables])
+    assert np.array_equal(result.finals, finals)
+    assert summand(terms, finals) == current
 
 
 CASES = {
@@ -46,7 +71,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("m", [1, 4, 13])
+@pytest.mark.parametrize("m", [0, 1, 4, 13])
 def test_completeness(name, m):
     k, terms = CASES[name]
     tables = make(m, k, seed=m)
@@ -54,22 +79,8 @@ def test_completeness(name, m):
     result = S.prove(tables, terms, Transcript(DOMAIN))
     degree = max(1, max(len(idx) for _, idx in terms))
     assert result.messages.shape == (m, degree + 1, 4)
-    claim = hypercube_sum(tables, terms)
-    point, expected = S.verify(claim, m, degree, result.messages, Transcript(DOMAIN))
-    assert np.array_equal(point, result.point)
-    assert np.array_equal(result.finals, np.array([mle.evaluate(t, point) for t in tables]))
-    assert np.array_equal(S.combine(terms, result.finals), expected)
+    check_plain(tables, terms, hypercube_sum(tables, terms), result)
     assert all(np.array_equal(a, b) for a, b in zip(tables, originals))  # inputs untouched
-
-
-def test_zero_variables():
-    tables = [F.from_int([6]), F.from_int([7])]
-    terms = [(1, (0, 1))]
-    result = S.prove(tables, terms, Transcript(DOMAIN))
-    assert result.messages.shape == (0, 3, 4)
-    point, expected = S.verify(F.from_int(42), 0, 2, result.messages, Transcript(DOMAIN))
-    assert point.shape == (0, 4) and F.to_int(expected) == 42
-    assert F.to_int(S.combine(terms, result.finals)) == 42
 
 
 def test_field_coefficients_and_integer_tensors():
@@ -79,79 +90,77 @@ def test_field_coefficients_and_integer_tensors():
     c = F.random_seeded((), np.random.default_rng(5))
     terms = [(c, (0, 1))]
     result = S.prove(tables, terms, Transcript(DOMAIN))
-    claim = F.mul(c, F.from_int(int((a * b).sum())))
-    assert accept(tables, terms, claim, result, 2)
+    check_plain(tables, terms, F.mul(c, F.from_int(int((a * b).sum()))), result)
 
 
-def test_wrong_claim_rejected():
-    tables = make(5, 2)
-    terms = [(1, (0, 1))]
-    result = S.prove(tables, terms, Transcript(DOMAIN))
-    claim = F.add(hypercube_sum(tables, terms), F.ONE)
-    with pytest.raises(VerificationError, match=r"sumcheck round 0: g\(0\)\+g\(1\) != previous claim"):
-        S.verify(claim, 5, 2, result.messages, Transcript(DOMAIN))
+# ---------------------------------------------------------------------------------------------
+# the committed sumcheck (zk.zksumcheck)
+# ---------------------------------------------------------------------------------------------
+TERMS = [(1, (0, 1, 2)), (2, (1,))]
 
 
-def test_every_tampered_message_rejected():
-    m = 4
-    tables = make(m, 3, seed=1)
-    terms = [(1, (0, 1, 2)), (2, (1,))]
-    claim = hypercube_sum(tables, terms)
-    result = S.prove(tables, terms, Transcript(DOMAIN))
-    assert accept(tables, terms, claim, result, 3)
-    for i in range(m):
-        for x in range(4):
-            bad = result.messages.copy()
-            bad[i, x] = F.add(bad[i, x], F.ONE)
-            tampered = result._replace(messages=bad)
-            try:
-                ok = accept(tables, terms, claim, tampered, 3)
-            except VerificationError as err:
-                round_ = i if x < 2 else i + 1  # g(0), g(1) fail their round; g(x>=2) the next one
-                assert f"sumcheck round {round_}:" in str(err)
-                continue
-            assert not ok and (i, x) in [(m - 1, 2), (m - 1, 3)], (i, x)
+def committed(m: int = 4, seed: int = 1):
+    """``(tables, C_claim, proof)`` for an honest committed sumcheck, its point, finals and blind."""
+    tables = make(m, 3, seed)
+    c_claim, blind = commit.commit_scalar(hypercube_sum(tables, TERMS))
+    return tables, c_claim, zksumcheck.prove(S.SumcheckProver(tables, TERMS), blind, Transcript(DOMAIN))
 
 
-def test_wrong_degree_rejected():
-    tables = make(4, 2)
-    terms = [(1, (0, 1))]
-    claim = hypercube_sum(tables, terms)
-    result = S.prove(tables, terms, Transcript(DOMAIN))
-    for degree in (1, 3):
-        with pytest.raises(VerificationError, match="evaluations, degree"):
-            S.verify(claim, 4, degree, result.messages, Transcript(DOMAIN))
-    # A prover of a degree-3 summand cannot pass as degree 2 by dropping an evaluation.
-    cubic_tables, cubic_terms = make(4, 3), [(1, (0, 1, 2))]
-    cubic = S.prove(cubic_tables, cubic_terms, Transcript(DOMAIN))
-    with pytest.raises(VerificationError, match="sumcheck round 1:"):
-        S.verify(hypercube_sum(cubic_tables, cubic_terms), 4, 2, cubic.messages[:, :3], Transcript(DOMAIN))
+def test_committed_sumcheck_completeness():
+    tables, c_claim, (proof, point, finals, final_blind) = committed()
+    r, final = zksumcheck.verify(c_claim, 4, 3, proof, Transcript(DOMAIN))
+    assert np.array_equal(r, point)
+    assert np.array_equal(finals, np.array([mle.evaluate(t, point) for t in tables]))
+    assert final == commit.commit_scalar(summand(TERMS, finals), blind=final_blind)[0]
+    parsed = zksumcheck.CommittedSumcheck.from_bytes(proof.to_bytes(), 4, 3)
+    assert zksumcheck.verify(c_claim, 4, 3, parsed, Transcript(DOMAIN))[1] == final
+
+
+def test_committed_sumcheck_final_claim():
+    """verify_final_claim accepts C_final = e * C_v with prove_final_claim's blind, nothing else."""
+    tables, c_claim, (proof, point, finals, final_blind) = committed()
+    _, final = zksumcheck.verify(c_claim, 4, 3, proof, Transcript(DOMAIN))
+    e = F.random_seeded((), np.random.default_rng(2))
+    value = F.mul(F.from_int(summand(TERMS, finals)), F.inv(e))
+    c_v, b_v = commit.commit_scalar(value)
+    delta = zksumcheck.prove_final_claim(final_blind, e, b_v)
+    zksumcheck.verify_final_claim(final, e, c_v, delta, commit.DEFAULT_KEY, "final")
+    with pytest.raises(VerificationError, match="final: committed values"):
+        zksumcheck.verify_final_claim(final, F.add(e, F.ONE), c_v, delta, commit.DEFAULT_KEY, "final")
+
+
+def test_committed_sumcheck_rejects_a_wrong_claim():
+    _, c_claim, (proof, *_) = committed()
+    wrong = c_claim + commit.DEFAULT_KEY.U
+    with pytest.raises(VerificationError, match=r"sumcheck round 0: g\(0\)\+g\(1\) = claim"):
+        zksumcheck.verify(wrong, 4, 3, proof, Transcript(DOMAIN))
+
+
+def test_committed_sumcheck_rejects_every_tampered_round():
+    _, c_claim, (proof, *_) = committed()
+    for i in range(proof.num_rounds):
+        deltas = proof.deltas.copy()
+        deltas[i] = F.add(deltas[i], F.ONE)
+        with pytest.raises(VerificationError, match=f"sumcheck round {i}:"):
+            zksumcheck.verify(c_claim, 4, 3, dataclasses.replace(proof, deltas=deltas), Transcript(DOMAIN))
+        for k in range(2):  # g(0), g(1) fail their round (g(k >= 2) only change the next claim)
+            rows = [list(row) for row in proof.commitments]
+            rows[i][k] = rows[i][k] + commit.DEFAULT_KEY.U
+            bad = dataclasses.replace(proof, commitments=tuple(map(tuple, rows)))
+            with pytest.raises(VerificationError, match=f"sumcheck round {i}:"):
+                zksumcheck.verify(c_claim, 4, 3, bad, Transcript(DOMAIN))
+
+
+def test_committed_sumcheck_binds_rounds_degree_and_transcript():
+    _, c_claim, (proof, *_) = committed()
     with pytest.raises(VerificationError, match="expected 5 rounds"):
-        S.verify(claim, 5, 2, result.messages, Transcript(DOMAIN))
-    with pytest.raises(VerificationError, match="degree must be at least 1"):
-        S.verify(claim, 4, 0, result.messages[:, :1], Transcript(DOMAIN))
-
-
-def test_high_degree_round_polynomial_rejected():
-    """Evaluations of a genuinely higher-degree g that still satisfy g(0)+g(1) = claim are refused by shape."""
-    tables = make(3, 2)
-    terms = [(1, (0, 1))]
-    claim = hypercube_sum(tables, terms)
-    result = S.prove(tables, terms, Transcript(DOMAIN))
-    padded = np.concatenate([result.messages, result.messages[:, :1]], axis=1)
-    with pytest.raises(VerificationError, match="degree 2 needs 3"):
-        S.verify(claim, 3, 2, padded, Transcript(DOMAIN))
-
-
-def test_transcript_binding():
-    """Messages are bound to the transcript: under another one, round 1 no longer matches g_0(r_0)."""
-    tables = make(6, 2)
-    terms = [(1, (0, 1))]
-    result = S.prove(tables, terms, Transcript(DOMAIN))
+        zksumcheck.verify(c_claim, 5, 3, proof, Transcript(DOMAIN))
+    with pytest.raises(VerificationError, match="must have degree 2"):
+        zksumcheck.verify(c_claim, 4, 2, proof, Transcript(DOMAIN))
     other = Transcript(DOMAIN)
-    other.absorb_ints("shape", [64])  # a statement value the prover did not absorb
+    other.absorb_ints("shape", [16])  # a statement value the prover did not absorb
     with pytest.raises(VerificationError, match="sumcheck round 1:"):
-        S.verify(hypercube_sum(tables, terms), 6, 2, result.messages, other)
+        zksumcheck.verify(c_claim, 4, 3, proof, other)
 
 
 def test_interpolate():

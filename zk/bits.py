@@ -101,11 +101,11 @@ def prove_booleanity(planes: Stack, u: np.ndarray, t: Transcript,
     b = finals[0]
     blinds = field.random(2)
     values, _ = commit.commit_scalars(np.stack([b, field.square(b)]), key, blinds=blinds)
-    t.absorb("booleanity/values", group.points_to_bytes(values))
+    t.absorb_points("booleanity/values", values)
     opening = commit.prove_eval(expanded, planes.commitment, r, t, key, value_blind=blinds[0])
     square = sigma.prove_product(b, blinds[0], b, blinds[0], blinds[1], (values[0], values[0], values[1]),
                                  t, key)
-    delta = field.sub(final_blind, field.mul(mle.eq(u, r), field.sub(blinds[0], blinds[1])))
+    delta = zksumcheck.prove_final_claim(final_blind, mle.eq(u, r), field.sub(blinds[0], blinds[1]))
     return BooleanityProof(sc, tuple(values), opening, square, delta)
 
 
@@ -116,9 +116,8 @@ def verify_booleanity(planes: Stack, u: np.ndarray, proof: BooleanityProof, t: T
     what = "booleanity of committed bits"
     r, final = zksumcheck.verify(group.identity(), len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck")
-    t.absorb("booleanity/values", group.points_to_bytes(proof.values))
+    t.absorb_points("booleanity/values", proof.values)
     commit.verify_eval(planes.commitment, r, proof.values[0], proof.opening, t, key, checks)
     cb, cz = proof.values
     sigma.verify_product((cb, cb, cz), proof.square, t, key, what=f"{what} (square)")
-    sigma.check_zero(final - sigma.mul_point(cb - cz, mle.eq(u, r)), proof.final_blind, key,
-                     f"{what}: final claim")
+    zksumcheck.verify_final_claim(final, mle.eq(u, r), cb - cz, proof.final_blind, key, f"{what}: final claim")

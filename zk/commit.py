@@ -377,15 +377,11 @@ class EvalProof:
 
 def _absorb_statement(transcript: Transcript, commitment: Commitment, x: np.ndarray, value, value_commitment) -> None:
     transcript.absorb("hyrax/commitment", commitment.to_bytes())
-    transcript.absorb("hyrax/point", field.to_bytes(x))
+    transcript.absorb_scalars("hyrax/point", x)
     if value_commitment is None:
-        transcript.absorb("hyrax/value", field.to_bytes(value))
+        transcript.absorb_scalars("hyrax/value", value)
     else:
-        transcript.absorb("hyrax/value-commitment", group.point_to_bytes(value_commitment))
-
-
-def _challenge(transcript: Transcript, label: str) -> np.ndarray:
-    return field.from_int(transcript.challenge(label))
+        transcript.absorb_point("hyrax/value-commitment", value_commitment)
 
 
 #: Folded generators are kept as coefficients on the original ones (one MSM of ``n/2`` points
@@ -414,7 +410,7 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
     else:
         c_v, r_v = commit_scalar(value, key, blind=value_blind)
         _absorb_statement(transcript, commitment, x, None, c_v)
-    xi = _challenge(transcript, "hyrax/xi")
+    xi = transcript.challenge_scalar("hyrax/xi")
     if value_blind is not None:
         rho = field.add(rho, field.mul(xi, r_v))
 
@@ -451,9 +447,9 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
         left, right = (p + cu + bh for p, cu, bh in zip(parts, base_u.mul(cross), base_h.mul(lr_blinds)))
         ls.append(left)
         rs.append(right)
-        transcript.absorb("hyrax/L", group.point_to_bytes(ls[-1]))
-        transcript.absorb("hyrax/R", group.point_to_bytes(rs[-1]))
-        u = _challenge(transcript, "hyrax/u")
+        transcript.absorb_point("hyrax/L", ls[-1])
+        transcript.absorb_point("hyrax/R", rs[-1])
+        u = transcript.challenge_scalar("hyrax/u")
         u_inv = field.inv(u)
         rho = field.add(rho, field.add(field.mul(field.square(u), lr_blinds[0]),
                                        field.mul(field.square(u_inv), lr_blinds[1])))
@@ -465,11 +461,11 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
     d, s = field.random(2)
     ub = field.mul(xi, b[0])
     big_a = group.msm([g_final, key.U, key.H], np.stack([d, field.mul(d, ub), s]))
-    transcript.absorb("hyrax/A", group.point_to_bytes(big_a))
-    c = _challenge(transcript, "hyrax/c")
+    transcript.absorb_point("hyrax/A", big_a)
+    c = transcript.challenge_scalar("hyrax/c")
     z1 = field.add(d, field.mul(c, a[0]))
     z2 = field.add(s, field.mul(c, rho))
-    transcript.absorb("hyrax/z", field.to_bytes(np.stack([z1, z2])))
+    transcript.absorb_scalars("hyrax/z", np.stack([z1, z2]))
     return EvalProof(tuple(ls), tuple(rs), big_a, z1, z2)
 
 
@@ -548,15 +544,15 @@ def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcri
     committed = isinstance(value, Point)
     v = None if committed else _scalar(value)
     _absorb_statement(transcript, commitment, x, v, value if committed else None)
-    xi = _challenge(transcript, "hyrax/xi")
+    xi = transcript.challenge_scalar("hyrax/xi")
     us = []
     for lp, rp in zip(proof.L, proof.R):
-        transcript.absorb("hyrax/L", group.point_to_bytes(lp))
-        transcript.absorb("hyrax/R", group.point_to_bytes(rp))
-        us.append(_challenge(transcript, "hyrax/u"))
-    transcript.absorb("hyrax/A", group.point_to_bytes(proof.A))
-    c = _challenge(transcript, "hyrax/c")
-    transcript.absorb("hyrax/z", field.to_bytes(np.stack([proof.z1, proof.z2])))
+        transcript.absorb_point("hyrax/L", lp)
+        transcript.absorb_point("hyrax/R", rp)
+        us.append(transcript.challenge_scalar("hyrax/u"))
+    transcript.absorb_point("hyrax/A", proof.A)
+    c = transcript.challenge_scalar("hyrax/c")
+    transcript.absorb_scalars("hyrax/z", np.stack([proof.z1, proof.z2]))
 
     us = np.stack(us) if us else field.zeros(0)
     if field.equal(us, field.ZERO).any():

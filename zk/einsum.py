@@ -282,10 +282,6 @@ def _absorb_statement(t: Transcript, spec: str, shapes, commitments) -> None:
         t.absorb(f"einsum/commitment/{name}", c.to_bytes())
 
 
-def _challenge_point(t: Transcript, label: str, n: int) -> np.ndarray:
-    return field.from_int(t.challenges(label, n)) if n else field.zeros(0)
-
-
 def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
                    key: commit.CommitKey = commit.DEFAULT_KEY) -> EinsumRelationProof:
     """Prove that ``commitments = (com A, com B, com C)`` (with their ``openings``) satisfy
@@ -294,7 +290,7 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
     (open_a, open_b, open_c), (com_a, com_b, com_c) = openings, commitments
     t.absorb_str("einsum/spec", str(parsed))
     out_vars = layout.variables(2)
-    u = _challenge_point(t, "einsum/u", len(out_vars))
+    u = t.challenge_scalars("einsum/u", len(out_vars))
     u_of = dict(zip(out_vars, u))
     # C~(u), committed and opened
     blinds = field.random(4)
@@ -320,15 +316,14 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
     # A~(p_A), B~(p_B), their product, and the link to the sumcheck's final claim
     (pa, pb, pz), _ = commit.commit_scalars(
         np.stack([finals[0], finals[1], field.mul(finals[0], finals[1])]), key, blinds=blinds[1:])
-    t.absorb("einsum/finals", group.points_to_bytes((pa, pb, pz)))
+    t.absorb_points("einsum/finals", (pa, pb, pz))
     eval_a = commit.prove_eval(open_a, com_a, layout.operand_point(0, u_of, r_of), t, key,
                                value_blind=blinds[1])
     eval_b = commit.prove_eval(open_b, com_b, layout.operand_point(1, u_of, r_of), t, key,
                                value_blind=blinds[2])
     product = sigma.prove_product(finals[0], blinds[1], finals[1], blinds[2], blinds[3],
                                   (pa, pb, pz), t, key)
-    e = layout.batch_eq(u_of, r_of)
-    delta = field.sub(final_blind, field.mul(e, blinds[3]))
+    delta = zksumcheck.prove_final_claim(final_blind, layout.batch_eq(u_of, r_of), blinds[3])
     return EinsumRelationProof((c_point, pa, pb, pz), sc, (eval_c, eval_a, eval_b), product, delta)
 
 
@@ -343,7 +338,7 @@ def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof,
             raise VerificationError(f"statement: commitment {'ABC'[k]} does not match shape {shape}")
     t.absorb_str("einsum/spec", str(parsed))
     out_vars = layout.variables(2)
-    u = _challenge_point(t, "einsum/u", len(out_vars))
+    u = t.challenge_scalars("einsum/u", len(out_vars))
     u_of = dict(zip(out_vars, u))
     c_point, pa, pb, pz = proof.value_commitments
     commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key, checks)
@@ -351,12 +346,12 @@ def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof,
     r, final = zksumcheck.verify(c_point, len(sum_vars), layout.degree, proof.sumcheck, t, key,
                                  what=f"einsum '{parsed}' sumcheck")
     r_of = dict(zip(sum_vars, r))
-    t.absorb("einsum/finals", group.points_to_bytes((pa, pb, pz)))
+    t.absorb_points("einsum/finals", (pa, pb, pz))
     commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key, checks)
     commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key, checks)
     sigma.verify_product((pa, pb, pz), proof.product, t, key, what=f"einsum '{parsed}' final product")
-    sigma.check_zero(final - sigma.mul_point(pz, layout.batch_eq(u_of, r_of)), proof.final_blind,
-                     key, f"einsum '{parsed}' final claim = eq * A(p_A) * B(p_B)")
+    zksumcheck.verify_final_claim(final, layout.batch_eq(u_of, r_of), pz, proof.final_blind, key,
+                                  f"einsum '{parsed}' final claim = eq * A(p_A) * B(p_B)")
 
 
 def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFAULT_KEY,

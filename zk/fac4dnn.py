@@ -544,13 +544,13 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
         pads.append(padding.prove(stacked(keys), [circuit.true_shape(k) for k in keys], shape, t, key))
         tick()
     # linear relations, batched: the prover reveals sum_i rho^i (blind combination of row i)
-    rho = field.from_int(t.challenge("fac4dnn/linear"))
+    rho = t.challenge_scalar("fac4dnn/linear")
     blind = field.zeros()
     for terms, _, _, weights in _linear_combination(circuit, rho, lambda k: tensors[k][1].blinds):
         for coeff, k in terms:
             blind = field.add(blind, field.mul(field.from_int(coeff),
                                                field.inner(weights, tensors[k][1].blinds)))
-    t.absorb("fac4dnn/linear-blind", field.to_bytes(blind))
+    t.absorb_scalars("fac4dnn/linear-blind", blind)
     tick()
 
     einsums = []
@@ -569,7 +569,7 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     booleanity = []
     for keys in circuit.bit_groups():
         s = stacked(keys)
-        booleanity.append(bits.prove_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars),
+        booleanity.append(bits.prove_booleanity(s, t.challenge_scalars("fac4dnn/booleanity", s.commitment.num_vars),
                                                 t, key))
         tick()
     return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(booleanity))
@@ -592,7 +592,7 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
         padding.verify(stacked(keys), [circuit.true_shape(k) for k in keys], shape, rel, t, key,
                        f"zero padding of the statement tensors {'/'.join(sorted({k[0] for k in keys}))} "
                        f"(padded shape {shape})", checks)
-    rho = field.from_int(t.challenge("fac4dnn/linear"))
+    rho = t.challenge_scalar("fac4dnn/linear")
     points, scalars = [], []
     ones = {}
     for terms, const, shape, weights in _linear_combination(circuit, rho, lambda k: commitments[k].rows):
@@ -609,7 +609,7 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
     if group.msm(points, np.concatenate(scalars)) != group.identity():
         raise VerificationError("linear relations (rescale, loss, SGD update, bit recomposition) "
                                 "do not hold on the commitments")
-    t.absorb("fac4dnn/linear-blind", field.to_bytes(proof.linear_blind))
+    t.absorb_scalars("fac4dnn/linear-blind", proof.linear_blind)
 
     for (spec, instances), rel in zip(circuit.einsum_groups(), proof.einsums):
         a, b, c = (stacked(col) for col in zip(*instances))
@@ -620,14 +620,10 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
         hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU", checks=checks)
     for keys, rel in zip(circuit.bit_groups(), proof.booleanity):
         s = stacked(keys)
-        bits.verify_booleanity(s, _point(t, "fac4dnn/booleanity", s.commitment.num_vars), rel, t, key,
+        bits.verify_booleanity(s, t.challenge_scalars("fac4dnn/booleanity", s.commitment.num_vars), rel, t, key,
                                checks)
     if own:
         checks.run()
-
-
-def _point(t: Transcript, label: str, n: int) -> np.ndarray:
-    return field.from_int(t.challenges(label, n)) if n else field.zeros(0)
 
 
 def _parse(spec: str, a: Stack, b: Stack, circuit: Circuit, first: tuple):
@@ -640,10 +636,10 @@ def _parse(spec: str, a: Stack, b: Stack, circuit: Circuit, first: tuple):
 def _relu_forms(circuit: Circuit, instances, stacked, t: Transcript):
     """zkReLU as a Hadamard relation: ``H + gamma G = (1 - s) (Z + gamma GH)``."""
     h, g, s, z, gh = (stacked(col) if col[0] is not None else None for col in zip(*instances))
-    u = _point(t, "fac4dnn/relu", h.commitment.num_vars)
+    u = t.challenge_scalars("fac4dnn/relu", h.commitment.num_vars)
     if not circuit.training:
         return Affine(0, [(1, h)]), Affine(1, [(-1, s)]), Affine(0, [(1, z)]), u
-    gamma = field.from_int(t.challenge("fac4dnn/relu-gamma"))
+    gamma = t.challenge_scalar("fac4dnn/relu-gamma")
     return (Affine(0, [(1, h), (gamma, g)]), Affine(1, [(-1, s)]),
             Affine(0, [(1, z), (gamma, gh)]), u)
 

@@ -94,14 +94,13 @@ def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
     lin_values = np.stack([field.sub(fv, field.from_int(f.const)),
                            field.sub(gv, field.from_int(g.const)), field.mul(fv, gv)])
     values, _ = commit.commit_scalars(lin_values, key, blinds=blinds[1:4])
-    t.absorb("hadamard/values", group.points_to_bytes(values))
+    t.absorb_points("hadamard/values", values)
     evals = tuple(commit.prove_eval(lin.opening, lin.commitment, r, t, key, value_blind=b)
                   for lin, b in ((f_lin, blinds[1]), (g_lin, blinds[2])))
     cf = values[0] + _const_point(f.const, key)
     cg = values[1] + _const_point(g.const, key)
     product = sigma.prove_product(fv, blinds[1], gv, blinds[2], blinds[3], (cf, cg, values[2]), t, key)
-    e = mle.eq(u, r)
-    delta = field.sub(final_blind, field.mul(e, blinds[3]))
+    delta = zksumcheck.prove_final_claim(final_blind, mle.eq(u, r), blinds[3])
     return HadamardProof(out_value, out_eval, sc, tuple(values), evals, product, delta)
 
 
@@ -112,12 +111,12 @@ def verify(out: Affine, f: Affine, g: Affine, u: np.ndarray, proof: HadamardProo
     commit.verify_eval(out.linear().commitment, u, proof.out_value, proof.out_eval, t, key, checks)
     r, final = zksumcheck.verify(proof.out_value, len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck")
-    t.absorb("hadamard/values", group.points_to_bytes(proof.values))
+    t.absorb_points("hadamard/values", proof.values)
     for lin, value, ev in zip((f.linear(), g.linear()), proof.values, proof.evals):
         commit.verify_eval(lin.commitment, r, value, ev, t, key, checks)
     cf = proof.values[0] + _const_point(f.const, key)
     cg = proof.values[1] + _const_point(g.const, key)
     sigma.verify_product((cf, cg, proof.values[2]), proof.product, t, key, what=f"{what} product")
-    sigma.check_zero(final - sigma.mul_point(proof.values[2], mle.eq(u, r)), proof.final_blind, key,
-                     f"{what} final claim")
+    zksumcheck.verify_final_claim(final, mle.eq(u, r), proof.values[2], proof.final_blind, key,
+                                  f"{what} final claim")
 

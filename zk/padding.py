@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import commit, device, field, group, mle, sigma, zksumcheck
+from . import commit, device, field, group, mle, zksumcheck
 from .commit import EvalProof
 from .errors import ProofFormatError
 from .stack import Stack
@@ -119,14 +119,10 @@ class PaddingProof:
         return 4 * 4 + zksumcheck.CommittedSumcheck.size(num_vars, 3) + group.POINT_BYTES + field.BYTES
 
 
-def _point(t: Transcript, n: int) -> np.ndarray:
-    return field.from_int(t.challenges("padding/u", n)) if n else field.zeros(0)
-
-
 def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript,
           key: commit.CommitKey = commit.DEFAULT_KEY) -> PaddingProof:
     """Prove that the committed stack is zero outside ``true_shapes`` (one per instance)."""
-    u = _point(t, tensor.commitment.num_vars)
+    u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     dev = device.current()
     outside = dev.field_table(dev.asarray(mask(true_shapes, padded_shape)))
     table = tensor.opening.field_table().reshape(-1, 4)
@@ -134,9 +130,9 @@ def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript,
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     blind = field.random()
     value, _ = commit.commit_scalar(finals[1], key, blind=blind)
-    t.absorb("padding/value", group.point_to_bytes(value))
+    t.absorb_point("padding/value", value)
     opening = commit.prove_eval(tensor.opening.expanded(), tensor.commitment, r, t, key, value_blind=blind)
-    delta = field.sub(final_blind, field.mul(field.mul(mle.eq(u, r), finals[0]), blind))
+    delta = zksumcheck.prove_final_claim(final_blind, field.mul(mle.eq(u, r), finals[0]), blind)
     return PaddingProof(sc, value, opening, delta)
 
 
@@ -144,12 +140,11 @@ def verify(tensor: Stack, true_shapes, padded_shape, proof: PaddingProof, t: Tra
            key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "zero padding",
            checks: commit.DeferredChecks | None = None) -> None:
     """Check a :class:`PaddingProof`; VerificationError naming ``what`` otherwise."""
-    u = _point(t, tensor.commitment.num_vars)
+    u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     r, final = zksumcheck.verify(group.identity(), len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck")
-    t.absorb("padding/value", group.point_to_bytes(proof.value))
+    t.absorb_point("padding/value", proof.value)
     commit.verify_eval(tensor.commitment, r, proof.value, proof.opening, t, key, checks)
     outside = (1 - mask_mle(true_shapes, padded_shape, r)) % field.R
     factor = field.mul(mle.eq(u, r), field.from_int(outside))
-    sigma.check_zero(final - sigma.mul_point(proof.value, factor), proof.final_blind, key,
-                     f"{what}: final claim")
+    zksumcheck.verify_final_claim(final, factor, proof.value, proof.final_blind, key, f"{what}: final claim")

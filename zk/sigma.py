@@ -64,9 +64,10 @@ class ProductProof:
         return cls(*pts, z)
 
 
-def _absorb(transcript: Transcript, points) -> np.ndarray:
-    transcript.absorb("product/statement+commit", group.points_to_bytes(points))
-    return field.from_int(transcript.challenge("product/challenge"))
+def _challenge(transcript: Transcript, points) -> np.ndarray:
+    """Absorb the statement and first messages ``(C_x, C_y, C_z, alpha, beta, delta)``; ``c``."""
+    transcript.absorb_points("product/statement+commit", points)
+    return transcript.challenge_scalar("product/challenge")
 
 
 def prove_product(x, rx, y, ry, rz, commitments, transcript: Transcript,
@@ -77,7 +78,7 @@ def prove_product(x, rx, y, ry, rz, commitments, transcript: Transcript,
     alpha = mul_point(U, b[0]) + mul_point(H, b[1])
     beta = mul_point(U, b[2]) + mul_point(H, b[3])
     delta = mul_point(commitments[0], b[2]) + mul_point(H, b[4])
-    c = _absorb(transcript, (*commitments, alpha, beta, delta))
+    c = _challenge(transcript, (*commitments, alpha, beta, delta))
     secrets_ = np.stack([x, rx, y, ry, field.sub(rz, field.mul(rx, y))])
     z = field.add(b, field.mul(c, secrets_))
     return ProductProof(alpha, beta, delta, z)
@@ -87,7 +88,7 @@ def verify_product(commitments, proof: ProductProof, transcript: Transcript,
                    key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "product") -> None:
     """Check a :class:`ProductProof` for ``(C_x, C_y, C_z)``; VerificationError naming ``what``."""
     cx, cy, cz = commitments
-    c = _absorb(transcript, (cx, cy, cz, proof.alpha, proof.beta, proof.delta))
+    c = _challenge(transcript, (cx, cy, cz, proof.alpha, proof.beta, proof.delta))
     U, H = key.U, key.H
     z = proof.z
     if proof.alpha + mul_point(cx, c) != mul_point(U, z[0]) + mul_point(H, z[1]):

@@ -1,4 +1,4 @@
-"""Sumcheck for a sum of products of multilinear polynomials.
+"""Sumcheck for a sum of products of multilinear polynomials: the prover.
 
 Relation. For MLE tables ``P_0, ..., P_{k-1}`` on ``m`` variables (``zk.mle`` convention) and
 *terms* ``(c_t, (j_1, ..., j_l))`` (a coefficient and indices into the tables; an index may repeat),
@@ -14,19 +14,16 @@ round ``i`` the prover sends the round polynomial
     g_i(X) = sum_{x in {0,1}^(m-i-1)} sum_t c_t prod_j P_j(r_0, ..., r_{i-1}, X, x)
 
 as its evaluations ``g_i(0), g_i(1), ..., g_i(d)`` (``d + 1`` field elements). The verifier checks
-``g_i(0) + g_i(1) = claim_i``, absorbs the evaluations into the transcript (label
-``"sumcheck/round"``, canonical bytes), squeezes ``r_i`` (label ``"sumcheck/challenge"``) and sets
-``claim_{i+1} = g_i(r_i)`` (Lagrange interpolation). It ends with the point ``r`` and the value
-``claim_m``, which must equal ``sum_t c_t prod_j P_j(r)``: the *caller* checks this against
-evaluations it trusts (commitment openings, or values it computes itself), e.g. with
-:func:`combine` on the opened ``P_j(r)``. The caller absorbs the statement (shapes, claim,
-commitments) before the sumcheck; the first round message binds the claim.
+``g_i(0) + g_i(1) = claim_i``, draws ``r_i`` and sets ``claim_{i+1} = g_i(r_i)`` (Lagrange
+interpolation, :func:`interpolate`). It ends with the point ``r`` and the value ``claim_m``, which
+must equal ``sum_t c_t prod_j P_j(r)`` at evaluations it trusts (commitment openings).
 
-Zero-knowledge hook. :class:`SumcheckProver` exposes one round at a time
-(:meth:`~SumcheckProver.round_polynomial`, :meth:`~SumcheckProver.bind`), and
-:func:`round_challenge` / :func:`verify_round` are the per-round transcript and check steps, so a
-masking layer (e.g. Libra: send ``g_i + rho * h_i`` for a committed random polynomial ``h``) can
-drive the same prover and verifier steps with its own messages.
+This module computes the messages: :class:`SumcheckProver` (and :class:`EqSumcheckProver`, for an
+``eq(u, .)`` factor) one round at a time, :meth:`~SumcheckProver.round_polynomial` then
+:meth:`~SumcheckProver.bind`. Every proof sends them through :mod:`zk.zksumcheck`, which commits to
+each evaluation and holds the verifier. :func:`prove` runs the protocol with the messages in the
+clear (transcript labels ``"sumcheck/round"`` and ``"sumcheck/challenge"``): the reference the
+tests and ``benchmarks/bench_field.py`` drive.
 """
 from __future__ import annotations
 
@@ -36,14 +33,11 @@ import numpy as np
 from numba import prange
 
 from . import field, mle
-from .errors import VerificationError
 from .field import ONE, R, add_mod, kernel, load, mont_mul, store, sub_mod
 from .transcript import Transcript
 
-__all__ = [
-    "SumcheckProver", "EqSumcheckProver", "SumcheckResult", "check_terms", "prove", "verify",
-    "round_challenge", "verify_round", "interpolate", "combine",
-]
+__all__ = ["SumcheckProver", "EqSumcheckProver", "SumcheckResult", "check_terms", "prove", "lagrange_basis",
+           "interpolate"]
 
 
 class SumcheckResult(NamedTuple):
@@ -217,80 +211,35 @@ class EqSumcheckProver:
         return self._inner.final_evaluations()
 
 
-def round_challenge(transcript: Transcript, evaluations: np.ndarray) -> np.ndarray:
-    """Absorb one round's message (evaluations ``(d+1, 4)``) and squeeze that round's challenge."""
-    transcript.absorb("sumcheck/round", field.to_bytes(evaluations))
-    return field.from_int(transcript.challenge("sumcheck/challenge"))
-
-
 def prove(tables, terms: Sequence[tuple], transcript: Transcript) -> SumcheckResult:
-    """Prove ``claim = sum_x sum_t c_t prod_j P_j(x)`` (see the module docstring); the claim itself
-    is not an input: it is ``g_0(0) + g_0(1)``, which the verifier is given separately."""
+    """Run the plain (non-zero-knowledge) sumcheck of ``sum_x sum_t c_t prod_j P_j(x)`` (see the
+    module docstring); the claim is not an input: it is ``g_0(0) + g_0(1)``."""
     prover = SumcheckProver(tables, terms)
     messages = np.empty((prover.num_vars, prover.degree + 1, 4), dtype=np.uint64)
     point = np.empty((prover.num_vars, 4), dtype=np.uint64)
     for i in range(prover.num_vars):
         messages[i] = prover.round_polynomial()
-        point[i] = round_challenge(transcript, messages[i])
+        transcript.absorb_scalars("sumcheck/round", messages[i])
+        point[i] = transcript.challenge_scalar("sumcheck/challenge")
         prover.bind(point[i])
     return SumcheckResult(messages, point, prover.final_evaluations())
 
 
-def interpolate(evaluations: Sequence[int], x: int) -> int:
-    """``g(x) mod r`` for the polynomial of degree ``< len(evaluations)`` with ``g(i) = evaluations[i]``."""
-    nodes = range(len(evaluations))
-    total = 0
-    for i, y in zip(nodes, evaluations):
+def lagrange_basis(degree: int, x: int) -> list[int]:
+    """``lambda_k(x) mod r`` for the nodes ``0..degree``: ``g(x) = sum_k lambda_k(x) g(k)`` for
+    every polynomial ``g`` of degree at most ``degree``."""
+    nodes = range(degree + 1)
+    out = []
+    for k in nodes:
         num, den = 1, 1
         for j in nodes:
-            if j != i:
+            if j != k:
                 num = num * (x - j) % R
-                den = den * (i - j) % R
-        total += y * num * pow(den, -1, R)
-    return total % R
+                den = den * (k - j) % R
+        out.append(num * pow(den, -1, R) % R)
+    return out
 
 
-def verify_round(i: int, claim: int, evaluations: np.ndarray, transcript: Transcript) -> tuple[np.ndarray, int]:
-    """Check round ``i`` against the running ``claim`` (a Python int), absorb it, and return
-    ``(r_i, g_i(r_i))``. Raises VerificationError naming the round."""
-    values = [int(v) for v in field.to_int(field.asarray(evaluations, "round polynomial").reshape(-1, 4))]
-    if len(values) < 2:
-        raise VerificationError(f"sumcheck round {i}: a round polynomial needs at least 2 evaluations")
-    if (values[0] + values[1]) % R != claim:
-        raise VerificationError(f"sumcheck round {i}: g(0)+g(1) != previous claim")
-    r = round_challenge(transcript, evaluations)
-    return r, interpolate(values, field.to_int(r))
-
-
-def verify(claim, num_vars: int, degree: int, messages, transcript: Transcript) -> tuple[np.ndarray, np.ndarray]:
-    """Verify a sumcheck of ``num_vars`` rounds and per-variable degree ``degree`` for ``claim``
-    (one field element). Returns ``(point, expected)``: the caller must check that
-    ``sum_t c_t prod_j P_j(point) == expected``. Raises VerificationError naming the failed check."""
-    if degree < 1:
-        raise VerificationError(f"sumcheck: degree must be at least 1, got {degree}")
-    messages = np.asarray(messages)
-    if messages.dtype != np.uint64 or messages.ndim != 3 or messages.shape[2] != 4:
-        raise VerificationError(f"sumcheck: messages must be a (rounds, d+1, 4) field array, got {messages.dtype} {messages.shape}")
-    if messages.shape[0] != num_vars:
-        raise VerificationError(f"sumcheck: expected {num_vars} rounds, got {messages.shape[0]}")
-    if messages.shape[1] != degree + 1:
-        raise VerificationError(f"sumcheck: round polynomials have {messages.shape[1]} evaluations, degree {degree} needs {degree + 1}")
-    current = field.to_int(field.asarray(claim, "claim").reshape(4))
-    point = np.empty((num_vars, 4), dtype=np.uint64)
-    for i in range(num_vars):
-        point[i], current = verify_round(i, current, messages[i], transcript)
-    return point, field.from_int(current)
-
-
-def combine(terms: Sequence[tuple], values) -> np.ndarray:
-    """``sum_t c_t prod_{j in term t} values[j]``: the summand at one point, given every table's value
-    there (``values``: field array ``(k, 4)``). With the prover's ``finals`` (or opened evaluations)
-    this is what the verifier's ``expected`` must equal."""
-    values = field.asarray(values, "values")
-    total = field.zeros()
-    for c, idx in terms:
-        p = _coefficient(c)
-        for j in idx:
-            p = field.mul(p, values[j])
-        total = field.add(total, p)
-    return total
+def interpolate(evaluations: Sequence[int], x: int) -> int:
+    """``g(x) mod r`` for the polynomial of degree ``< len(evaluations)`` with ``g(i) = evaluations[i]``."""
+    return sum(lam * y for lam, y in zip(lagrange_basis(len(evaluations) - 1, x), evaluations)) % R

@@ -12,8 +12,11 @@ it reveals ``delta_i = rho_{i,0} + rho_{i,1} - rho_claim_i``, the blind of
 ``C_{i,0} + C_{i,1} - C_claim_i``. The transcript absorbs the commitments and ``delta_i`` and
 yields ``r_i``; both sides set ``C_claim_{i+1} = sum_k lambda_k(r_i) C_{i,k}`` (Lagrange
 coefficients of the nodes ``0..d`` at ``r_i``), the prover tracks the matching blind. The
-result is the point ``r`` and a commitment to ``claim_m = f(r)``, which the caller links to
-committed evaluations of the tables (openings and :mod:`zk.sigma` product proofs).
+result is the point ``r`` and a commitment ``C_final`` to ``claim_m = f(r)``, which the caller
+links to committed evaluations of the tables (openings and :mod:`zk.sigma` product proofs): with
+``C_v`` committing to their product ``v`` and ``e`` the summand's public factor at ``r`` (e.g.
+``eq(u, r)``), ``f(r) = e v`` is the zero opening of ``C_final - e C_v``
+(:func:`prove_final_claim`, :func:`verify_final_claim`).
 
 Zero knowledge: each ``C_{i,k}`` is uniformly distributed (fresh blind), and each ``delta_i``
 is uniform and independent of everything else because ``rho_{i,0}`` is used nowhere else; the
@@ -30,25 +33,17 @@ import numpy as np
 from . import commit, field, group
 from .errors import ProofFormatError, VerificationError
 from .group import Point
-from .sigma import check_zero
-from .sumcheck import SumcheckProver
+from .sigma import check_zero, mul_point
+from .sumcheck import SumcheckProver, lagrange_basis
 from .transcript import Transcript
 
-__all__ = ["CommittedSumcheck", "prove", "verify", "lagrange_coefficients"]
+__all__ = ["CommittedSumcheck", "prove", "verify", "prove_final_claim", "verify_final_claim",
+           "lagrange_coefficients"]
 
 
 def lagrange_coefficients(degree: int, x) -> np.ndarray:
-    """``lambda_k(x)`` for the nodes ``0..degree``: ``g(x) = sum_k lambda_k(x) g(k)``."""
-    xv = field.to_int(np.asarray(x).reshape(4))
-    out = []
-    for k in range(degree + 1):
-        num, den = 1, 1
-        for j in range(degree + 1):
-            if j != k:
-                num = num * (xv - j) % field.R
-                den = den * (k - j) % field.R
-        out.append(num * pow(den, -1, field.R) % field.R)
-    return field.from_int(out)
+    """:func:`zk.sumcheck.lagrange_basis` at one field element ``x``, as field elements."""
+    return field.from_int(lagrange_basis(degree, field.to_int(np.asarray(x).reshape(4))))
 
 
 @dataclass(frozen=True)
@@ -86,8 +81,9 @@ class CommittedSumcheck:
 
 
 def _round_challenge(transcript: Transcript, i: int, points, delta) -> np.ndarray:
+    """Absorb round ``i``'s commitments and zero-opening blind (one message); its challenge."""
     transcript.absorb(f"zksumcheck/round{i}", group.points_to_bytes(points) + field.to_bytes(delta))
-    return field.from_int(transcript.challenge("zksumcheck/challenge"))
+    return transcript.challenge_scalar("zksumcheck/challenge")
 
 
 def prove(prover: SumcheckProver, claim_blind, transcript: Transcript,
@@ -131,3 +127,15 @@ def verify(claim_commitment: Point, num_vars: int, degree: int, proof: Committed
         current = group.msm(list(row), lagrange_coefficients(degree, point[i]))
     return point, current
 
+
+
+def prove_final_claim(final_blind, factor, value_blind) -> np.ndarray:
+    """The blind of ``C_final - factor * C_v`` (``C_final``: the final claim, blind ``final_blind``;
+    ``C_v``: a commitment with blind ``value_blind``), revealed to show ``f(r) = factor * v``."""
+    return field.sub(final_blind, field.mul(factor, value_blind))
+
+
+def verify_final_claim(final: Point, factor, value: Point, blind, key: commit.CommitKey, what: str) -> None:
+    """Check that the final claim ``final`` commits to ``factor`` times the value of ``value``
+    (the zero opening ``blind`` of :func:`prove_final_claim`); VerificationError naming ``what``."""
+    check_zero(final - mul_point(value, factor), blind, key, what)
