@@ -12,10 +12,8 @@ from .interpret import decode, exact_einsum, run
 from .trace import UnsupportedOp, trace, trace_training
 from .train import train_step, training_inputs
 
-einsum_spec = parse_einsum  # the name the issues use: ``circuits.einsum_spec(spec, *shapes)``
-
 __all__ = [
     "EinsumSpec", "FixedPoint", "Graph", "Node", "Tensor", "UnsupportedOp", "decode",
-    "einsum_spec", "exact_einsum", "param_scale_for", "parse_einsum", "quantize_lr", "run", "trace",
+    "exact_einsum", "param_scale_for", "parse_einsum", "quantize_lr", "run", "trace",
     "trace_training", "train_step", "training_inputs",
 ]

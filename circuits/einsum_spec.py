@@ -8,9 +8,8 @@ Both backends consume an :class:`EinsumSpec` rather than a raw string:
 * every label gets one size; a size-1 axis broadcasts against a larger one as in numpy,
 * repeated labels inside one operand (``ii->i``) are kept: they mean "take the diagonal".
 
-``EinsumSpec.prepare(*arrays)`` applies diagonals and broadcasting to concrete arrays so a
-backend that only handles the *simple* form (distinct labels per operand, all sizes equal)
-can run any spec.
+``EinsumSpec.reference(*arrays)`` is numpy.einsum on the normalised spec: the oracle every
+backend is tested against.
 """
 from __future__ import annotations
 
@@ -57,57 +56,13 @@ class EinsumSpec:
         return tuple(c for c in self.labels if c not in self.output)
 
     @property
-    def batch(self) -> tuple[str, ...]:
-        """Output labels present in every operand."""
-        return tuple(c for c in self.output if all(c in ops for ops in self.operands))
-
-    @property
     def output_shape(self) -> tuple[int, ...]:
         return tuple(self.sizes[c] for c in self.output)
-
-    @property
-    def is_simple(self) -> bool:
-        """True when no operand repeats a label and no axis needs broadcasting."""
-        for ops, shape in zip(self.operands, self.shapes):
-            if len(set(ops)) != len(ops):
-                return False
-            if any(self.sizes[c] != n for c, n in zip(ops, shape)):
-                return False
-        return True
 
     def __str__(self) -> str:
         return ",".join("".join(o) for o in self.operands) + "->" + "".join(self.output)
 
-    # -- normalisation of concrete operands -------------------------------------------
-    def simple(self) -> "EinsumSpec":
-        """The spec of the operands after :meth:`prepare` (distinct labels, broadcast sizes)."""
-        ops = tuple(tuple(dict.fromkeys(o)) for o in self.operands)
-        shapes = tuple(tuple(self.sizes[c] for c in o) for o in ops)
-        return EinsumSpec(ops, self.output, dict(self.sizes), shapes)
-
-    def prepare(self, *arrays):
-        """Take diagonals of repeated labels and broadcast size-1 axes.
-
-        Returns arrays matching :meth:`simple` (views where numpy allows).
-        """
-        self._check_arrays(arrays)
-        out = []
-        for ops, a in zip(self.operands, arrays):
-            a = np.asarray(a)
-            labels = list(ops)
-            # diagonal of each repeated label: numpy.diagonal moves the diagonal axis last
-            while len(set(labels)) != len(labels):
-                c = next(x for x in labels if labels.count(x) > 1)
-                i = labels.index(c)
-                j = labels.index(c, i + 1)
-                a = np.diagonal(a, axis1=i, axis2=j)
-                labels = [x for k, x in enumerate(labels) if k not in (i, j)] + [c]
-            order = [labels.index(c) for c in dict.fromkeys(ops)]
-            a = np.transpose(a, order)
-            a = np.broadcast_to(a, tuple(self.sizes[c] for c in dict.fromkeys(ops)))
-            out.append(a)
-        return out
-
+    # -- concrete operands -----------------------------------------------------------
     def reference(self, *arrays):
         """numpy.einsum on the normalised spec (the oracle every backend is tested against)."""
         self._check_arrays(arrays)

@@ -11,6 +11,8 @@ import py_ecc.optimized_bls12_381 as ecc
 from zk import field, group
 from zk.errors import ProofFormatError
 
+LABEL = b"zkfhe/test/group"
+
 P = ecc.field_modulus  # base-field modulus
 
 
@@ -31,23 +33,23 @@ def ecc_msm(points, ints):
 
 @pytest.fixture(scope="module")
 def gens():
-    return group.generators(64)
+    return group.generators(64, LABEL)
 
 
 def test_generators_are_rfc9380_hash_to_curve():
-    label = group.DEFAULT_LABEL
+    label = LABEL
     for i in (0, 1, 7):
         msg = len(label).to_bytes(8, "little") + label + i.to_bytes(8, "little")
         ref = hash_to_G1(msg, group.GENERATOR_DST, hashlib.sha256)
         assert ecc.is_on_curve(ref, ecc.b) and ecc.is_inf(ecc.multiply(ref, ecc.curve_order))
-        assert group.point_to_bytes(group.generators(i + 1)[i]) == ecc_bytes(ref)
+        assert group.point_to_bytes(group.generators(i + 1, LABEL)[i]) == ecc_bytes(ref)
 
 
 def test_generators_cached_prefix_and_distinct():
-    a = group.generators(5)
-    b = group.generators(12)
+    a = group.generators(5, LABEL)
+    b = group.generators(12, LABEL)
     assert b[:5] == a
-    assert group.generators(12)[11] is b[11]  # derived once
+    assert group.generators(12, LABEL)[11] is b[11]  # derived once
     other = group.generators(5, b"another/label")
     assert len({group.point_to_bytes(p) for p in a + other}) == 10
 
@@ -165,7 +167,7 @@ def test_point_from_bytes_fuzz(data):
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 63), st.integers(0, 47), st.integers(1, 255))
 def test_point_from_bytes_mutations(gen_index, pos, xor):
-    good = bytearray(group.point_to_bytes(group.generators(64)[gen_index]))
+    good = bytearray(group.point_to_bytes(group.generators(64, LABEL)[gen_index]))
     good[pos] ^= xor
     try:
         p = group.point_from_bytes(bytes(good))
@@ -175,6 +177,6 @@ def test_point_from_bytes_mutations(gen_index, pos, xor):
 
 
 def test_bit_rows_use_subset_sums_and_match_msm_small():
-    points = group.generators(40)
+    points = group.generators(40, LABEL)
     bits = np.random.default_rng(5).integers(0, 2, (6, 40)).astype(np.uint8)
     assert group.msm_rows(points, bits) == [group.msm_small(points, row) for row in bits]

@@ -10,7 +10,8 @@ Generator ``i`` of the family ``label`` is the RFC 9380 hash-to-curve of
 ``BLS12381G1_XMD:SHA-256_SSWU_RO_`` with the domain-separation tag :data:`GENERATOR_DST`.
 Nobody knows a discrete-log relation between such points, which is what makes Pedersen
 commitments over them binding. Families are cached per label and grow on demand, so a generator
-is derived once per process; ``generators(n)`` is always a prefix of ``generators(n + 1)``.
+is derived once per process; ``generators(n, label)`` is always a prefix of
+``generators(n + 1, label)``.
 
 Multi-scalar multiplication
 ---------------------------
@@ -45,7 +46,7 @@ from . import field
 from .errors import ProofFormatError
 
 __all__ = [
-    "Point", "POINT_BYTES", "GENERATOR_DST", "DEFAULT_LABEL",
+    "Point", "POINT_BYTES", "GENERATOR_DST",
     "identity", "generators", "to_scalars", "msm", "msm_many", "msm_small", "msm_rows", "FixedBase",
     "point_to_bytes", "point_from_bytes", "points_to_bytes", "points_from_bytes",
 ]
@@ -55,8 +56,6 @@ Point = G1Point
 POINT_BYTES = 48
 #: RFC 9380 domain-separation tag of the generator derivation.
 GENERATOR_DST = b"ZKFHE-V01-CS01-with-BLS12381G1_XMD:SHA-256_SSWU_RO_"
-#: Default generator family.
-DEFAULT_LABEL = b"zkfhe/pedersen/v1"
 
 _GENERATORS: dict[bytes, list[G1Point]] = {}
 _GENERATORS_LOCK = threading.Lock()
@@ -66,7 +65,7 @@ def identity() -> G1Point:
     return G1Point.identity()
 
 
-def generators(n: int, label: bytes = DEFAULT_LABEL) -> list[G1Point]:
+def generators(n: int, label: bytes) -> list[G1Point]:
     """The first ``n`` generators of the family ``label`` (derived once, then cached)."""
     if isinstance(label, str):
         label = label.encode()
