@@ -1,4 +1,4 @@
-"""FAC4DNN: one aggregated circuit for T SGD steps (or one inference) of a bias-free ReLU MLP.
+"""FAC4DNN: one aggregated circuit for T SGD steps (or one inference) of a ReLU MLP (any layer may have a bias).
 
 Every intermediate tensor of the fixed-point witness (:mod:`circuits`) is committed, so no
 relation depends on the order of the computation. Instances of one relation type that share a
@@ -9,13 +9,15 @@ figure; the tensors of step ``t``, layer ``l`` (widths ``d_0..d_L``, batch ``B``
 ====================  ==========================================================================
 relation              tensors (parameters at scale ``p >= S``; every division rounds to nearest)
 ====================  ==========================================================================
-einsum (sumcheck)     ``P = H W^T``; ``GW = G^T H``; ``GX = G W`` (``l >= 2``)
+einsum (sumcheck)     ``P = H W^T``; ``GW = G^T H``; ``GX = G W`` (``l >= 2``); with a bias
+                      ``BB = 1_B b^T``, ``GB = G^T 1_B`` (``1_B``: the batch's real rows)
 rescale (linear)      ``P + 2^S BB + 2^(p-1) = 2^p Z + R``; ``GX + 2^(p-1) = 2^p GH + RH``
 loss (linear)         ``2^(S+1) (Z_L - Y) + N/2 = N G_L + RL``, ``N = n_t d_L`` (``n_t`` real rows)
 sgd (linear)          ``lr_q GW + 2^(k-1) = 2^k U + RU``; ``W_{t+1} = W_t - U``
-                      (``k = lr_bits + 3S - p``)
-bits (linear)         ``Z - 1``, ``G_L``, ``GH``, ``U`` in two's complement; ``R``, ``RH``, ``RU``,
-                      ``RL``, ``N - 1 - RL`` unsigned: every plane committed, recomposed
+                      (``k = lr_bits + 3S - p``); ``lr_q GB + 2^(kb-1) = 2^kb UB + RUB``;
+                      ``b_{t+1} = b_t - UB`` (``kb = lr_bits + 2S - p``)
+bits (linear)         ``Z - 1``, ``G_L``, ``GH``, ``U``, ``UB`` in two's complement; ``R``, ``RH``,
+                      ``RU``, ``RUB``, ``RL``, ``N - 1 - RL`` unsigned: every plane committed, recomposed
 ranges (linear)       statement tensors ``X``, ``Y`` in ``data_bits``, ``W_0``, ``b_0`` in
                       ``param_bits`` (two's complement)
 zero padding          every statement tensor is zero outside its true shape (:mod:`zk.padding`)
