@@ -22,6 +22,12 @@ by node, before anything is encrypted:
 The program knows its depth (the sum of its steps'), the rotation keys it needs (the union of
 its plans') and each activation's error bound on its declared range; :meth:`Program.context`
 makes a context with exactly those levels and keys.
+
+Deeper than a ring holds: on SEAL, :class:`OutOfLevels` says how many levels are missing.
+``compile(..., bootstrap=L)`` targets desilo's bootstrap preset instead (32768 slots, ``L``
+levels after each bootstrap): a bootstrap is inserted before an activation whenever the levels
+left do not cover that activation and the layers up to the next one. There the values are
+``t = z / bound``, inside [-1, 1] as bootstrapping requires.
 """
 from __future__ import annotations
 
@@ -49,6 +55,8 @@ MAX_DEGREE = 31
 #: estimate scales them by N / 2^14 and by the primes left at the op's level (squared for the
 #: key-switching ops, rotate and mul)
 OP_SECONDS = {"rotate": 36e-3, "mul": 43e-3, "mul_plain": 8e-3, "add": 0.35e-3}
+#: seconds of one desilo bootstrap (N = 2^16, small bootstrap key) on the 2-core box
+BOOTSTRAP_SECONDS = 60.0
 _KEY_SWITCHING = ("rotate", "mul")
 #: largest sum of |coefficients| of an approximation (the power basis CKKS evaluates): the
 #: encryption noise grows by about that factor (ReLU: 3e3 at degree 15, 1.5e4 at 17, 2e6 at 23)
@@ -291,7 +299,7 @@ def gelu_approx(bound: float, degree: int = 15) -> Activation:
 
 @dataclass
 class Step:
-    """One lowered node: ``kind`` (``einsum``, ``add``, ``activation``), the node's output name,
+    """One lowered node: ``kind`` (``einsum``, ``add``, ``activation``, ``bootstrap``), the node's output name,
     the einsum's plan, the plaintext operand, and the levels the step consumes."""
 
     kind: str
@@ -313,9 +321,12 @@ class Step:
                     f"{c.ct_pt_mults} ct-pt mults, {c.keys} keys")
         elif self.kind == "add":
             what = "plaintext addition (bias)"
+        elif self.kind == "bootstrap":
+            what = "bootstrap (levels back, values in [-1, 1])"
         else:
             what = self.activation.describe()
-        ops = ", ".join(f"{n} {self.ops[n]}" for n in ("rotate", "mul", "mul_plain", "add") if self.ops.get(n))
+        ops = ", ".join(f"{n} {self.ops[n]}" for n in ("rotate", "mul", "mul_plain", "add", "bootstrap")
+                        if self.ops.get(n))
         return (f"  {self.name:18s} {what}; {self.levels} level(s); out {self.layout}; ops: {ops or 'none'}; "
                 f"~{self.seconds * 1e3:.0f} ms")
 
@@ -324,18 +335,25 @@ class Program:
     """A model compiled for encrypted inference (:func:`compile`)."""
 
     def __init__(self, steps: list[Step], input_layout: Layout, output_name: str, slots: int,
-                 scale_bits: int = 40) -> None:
+                 scale_bits: int = 40, bootstrap: int | None = None) -> None:
         self.steps = steps
         self.scale_bits = scale_bits
+        #: levels after each bootstrap (desilo's preset), None when the program never bootstraps
+        self.bootstrap = bootstrap
         self.input_layout = input_layout
         self.output_layout = steps[-1].layout if steps else input_layout
         self.output_name = output_name
         self.slots = slots
 
     @property
-    def levels(self) -> int:
-        """Multiplicative depth of the whole network (what a fresh input must have)."""
+    def depth(self) -> int:
+        """Multiplicative depth of the whole network."""
         return sum(s.levels for s in self.steps)
+
+    @property
+    def levels(self) -> int:
+        """Levels a fresh input must have: the depth, or the levels after a bootstrap."""
+        return self.bootstrap if self.bootstrap is not None else self.depth
 
     @property
     def rotation_keys(self) -> tuple[int, ...]:
@@ -352,18 +370,29 @@ class Program:
         return sum(s.seconds for s in self.steps)
 
     def __str__(self) -> str:
-        lines = [f"fhe program: input {self.input_layout}, {self.levels} levels, {self.slots} slots, "
-                 f"{len(self.rotation_keys)} rotation keys, ~{self.seconds:.2f} s per run on SEAL (estimated)"]
+        boots = sum(s.kind == "bootstrap" for s in self.steps)
+        where = (f"depth {self.depth} in {self.levels}-level stretches, {boots} bootstrap(s) on desilo"
+                 if self.bootstrap is not None else f"{self.levels} levels")
+        lines = [f"fhe program: input {self.input_layout}, {where}, {self.slots} slots, "
+                 f"{len(self.rotation_keys)} rotation keys, ~{self.seconds:.2f} s per run "
+                 f"on {'desilo' if self.bootstrap is not None else 'SEAL'} (estimated)"]
         lines += [s.describe() for s in self.steps]
         return "\n".join(lines)
 
-    def context(self, backend: str = "seal", **options):
+    def context(self, backend: str | None = None, **options):
         """A :class:`fhe.Context` with this program's levels, scale and ring, and its rotation
-        keys generated (nothing else)."""
+        keys generated (nothing else). ``backend``: ``"seal"`` by default; a program that
+        bootstraps runs on ``"desilo"`` (its bootstrap preset is rated ~125 bits: pass
+        ``allow_insecure=True``) or ``"sim"``."""
         from .context import Context
 
-        ctx = Context(backend=backend, ring_degree=2 * self.slots, levels=self.levels, scale_bits=self.scale_bits,
-                      rotation_keys="manual", **options)
+        if self.bootstrap is not None:
+            backend = backend or "desilo"
+            if backend not in ("desilo", "sim"):
+                raise ValueError(f"this program bootstraps: run it on 'desilo' (or 'sim'), not {backend!r}")
+            options["bootstrap"] = True
+        ctx = Context(backend=backend or "seal", ring_degree=2 * self.slots, levels=self.levels,
+                      scale_bits=self.scale_bits, rotation_keys="manual", **options)
         ctx.generate_rotation_keys(self.rotation_keys)
         return ctx
 
@@ -385,7 +414,7 @@ class Program:
 
     def run_steps(self, x: CipherTensor) -> CipherTensor:
         """The steps on ``x``, without :meth:`run`'s checks of layout and levels."""
-        from .ops import add
+        from .ops import add, bootstrap
 
         ctx, like = x.context, x.like
         for step in self.steps:
@@ -395,6 +424,8 @@ class Program:
                 x = CipherTensor(ctx, step.plan.output_layout, out, like)
             elif step.kind == "add":
                 x = add(x, step.plain)
+            elif step.kind == "bootstrap":
+                x = bootstrap(x)
             else:
                 x = step.activation.evaluate(x)
         return x
@@ -408,6 +439,8 @@ class Program:
                 h = np.einsum(str(step.plan.spec), h, step.plain)
             elif step.kind == "add":
                 h = h + step.plain
+            elif step.kind == "bootstrap":
+                pass  # the identity on values
             else:
                 if before_activation is not None:
                     before_activation(step, h)
@@ -439,7 +472,7 @@ def _params(model) -> dict[str, np.ndarray]:
 
 
 def compile(model, input_shape, activation: Activation | None = None, *, slots: int | None = None,
-            scale_bits: int = 40, params: dict | None = None) -> Program:
+            scale_bits: int = 40, params: dict | None = None, bootstrap: int | None = None) -> Program:
     """Compile ``model`` (a torch module :func:`circuits.trace` takes, or a
     :class:`circuits.Graph` with ``params``) for encrypted inference on inputs of
     ``input_shape`` (batch first): a :class:`Program`. ``activation``: what each ReLU becomes
@@ -447,7 +480,8 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
     one. ``slots``: the ciphertexts' slots (ring degree / 2); by default the fewest whose
     128-bit secure SEAL ring holds the program's levels at ``scale_bits`` (planned again at
     the larger ring when the depth needs one; OutOfLevels saying how many levels are missing
-    when no secure ring holds them)."""
+    when no secure ring holds them). ``bootstrap=L``: for desilo's bootstrap preset instead,
+    ``L`` levels after each bootstrap (module docstring)."""
     import circuits
 
     if isinstance(model, circuits.Graph):
@@ -458,6 +492,8 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
         graph = circuits.trace(model, np.zeros(tuple(input_shape)), 16)
         params = _params(model) if params is None else params
     values = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    if bootstrap is not None:
+        return _bootstrapped(graph, values, tuple(input_shape), activation, slots, scale_bits, bootstrap)
     if slots is not None:
         return _lower(graph, values, tuple(input_shape), activation, slots, scale_bits)
     from .backends.params import seal_params
@@ -471,13 +507,53 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
         except InsecureParameters:
             most = _most_levels(scale_bits)
             raise OutOfLevels(f"the program needs {program.levels} levels; SEAL's largest 128-bit secure ring holds "
-                              f"{most} at a {scale_bits}-bit scale: {program.levels - most} missing (use a lower-degree "
-                              "activation or fewer layers; the compiler does not insert bootstraps)",
-                              needed=program.levels, have=most) from None
+                              f"{most} at a {scale_bits}-bit scale: {program.levels - most} missing. Use a lower-degree "
+                              "activation or fewer layers, or compile with bootstrap=L to bootstrap on desilo's "
+                              "bootstrap preset", needed=program.levels, have=most) from None
         if ring // 2 <= slots:
             return program
         slots = ring // 2
     return program
+
+
+def _bootstrapped(graph, values, input_shape, activation, slots, scale_bits: int, levels: int) -> Program:
+    """The program for desilo's bootstrap preset, ``levels`` levels after each bootstrap: a
+    bootstrap before each activation whose stretch (it and the layers up to the next
+    activation) the levels left do not cover."""
+    from .backends.desilo import BOOTSTRAP_MAX_LEVEL, BOOTSTRAP_RING_DEGREE
+    from .backends.params import DESILO_SCALE_BITS
+
+    if not (isinstance(levels, int) and 1 <= levels <= BOOTSTRAP_MAX_LEVEL):
+        raise ValueError(f"bootstrap= is the levels after a bootstrap: 1..{BOOTSTRAP_MAX_LEVEL} on desilo's "
+                         f"bootstrap preset, got {levels!r}")
+    if scale_bits != DESILO_SCALE_BITS:
+        raise ValueError(f"desilofhe fixes the scale at 2^{DESILO_SCALE_BITS}; got scale_bits={scale_bits}")
+    slots = slots or BOOTSTRAP_RING_DEGREE // 2
+    plain = _lower(graph, values, input_shape, activation, slots, scale_bits, count=False)
+    steps, stretch = [], []  # stretch: the steps since the last activation (or the input)
+    for step in plain.steps + [None]:
+        if step is None or step.kind == "activation":
+            need = sum(s.levels for s in stretch)
+            where = stretch[0].name if stretch else "the input"
+            if need > levels:
+                raise OutOfLevels(f"{where} and the layers up to the next activation need {need} levels, more than "
+                                  f"the {levels} a bootstrap gives: compile with bootstrap={need} (at most "
+                                  f"{BOOTSTRAP_MAX_LEVEL})", needed=need, have=levels)
+            left = levels - sum(s.levels for s in steps[_last_bootstrap(steps):])
+            if stretch and stretch[0].kind == "activation" and need > left:
+                steps.append(Step("bootstrap", f"{stretch[0].name}.boot", stretch[0].layout, 0))
+            steps += stretch
+            stretch = []
+        if step is not None:
+            stretch.append(step)
+    program = Program(steps, plain.input_layout, plain.output_name, slots, scale_bits, bootstrap=levels)
+    _count_ops(program)
+    return program
+
+
+def _last_bootstrap(steps: list[Step]) -> int:
+    """Index of the first step after the last bootstrap (0 when there is none)."""
+    return next((len(steps) - i for i, s in enumerate(reversed(steps)) if s.kind == "bootstrap"), 0)
 
 
 def _most_levels(scale_bits: int) -> int:
@@ -494,7 +570,8 @@ def _most_levels(scale_bits: int) -> int:
         levels += 1
 
 
-def _lower(graph, values: dict, input_shape: tuple, activation, slots: int, scale_bits: int) -> Program:
+def _lower(graph, values: dict, input_shape: tuple, activation, slots: int, scale_bits: int,
+           count: bool = True) -> Program:
     """Steps 1-4 of the module docstring at ``slots`` slots."""
     import circuits
 
@@ -531,16 +608,19 @@ def _lower(graph, values: dict, input_shape: tuple, activation, slots: int, scal
                                          "inference (Linear, ReLU, Flatten are)")
         running = node.output
     program = Program(steps, Layout.row_major(input_shape, slots), running, slots, scale_bits)
-    _count_ops(program)
+    if count:
+        _count_ops(program)
     return program
 
 
 def _count_ops(program: Program) -> None:
     """Run the program once on the simulator (zeros in) to count each step's ops, and estimate
-    its SEAL time from them (each op at the level it runs at)."""
+    its SEAL time from them (each op at the level it runs at; a bootstrap at
+    :data:`BOOTSTRAP_SECONDS`)."""
     from .context import Context
 
-    ctx = Context(backend="sim", ring_degree=2 * program.slots, levels=program.levels, allow_insecure=True)
+    boot = {"bootstrap": True} if program.bootstrap is not None else {}
+    ctx = Context(backend="sim", ring_degree=2 * program.slots, levels=program.levels, allow_insecure=True, **boot)
     x = ctx.encrypt(np.zeros(program.input_layout.shape), program.input_layout)
     level, backend = program.levels, ctx.backend
     for step in program.steps:
@@ -551,6 +631,8 @@ def _count_ops(program: Program) -> None:
         ring = 2 * program.slots / 16384
         step.seconds = ring * sum(OP_SECONDS.get(k, 0.0) * n * (primes ** 2 if k in _KEY_SWITCHING else primes)
                                   for k, n in step.ops.items())
+        if step.kind == "bootstrap":
+            step.seconds, level = BOOTSTRAP_SECONDS, program.levels
         level -= step.levels
 
 

@@ -26,6 +26,7 @@ What costs a level (on top of what the planner says for an einsum):
   ``keepdims`` and ``axis=()`` are free.
 * ``polyval(x, c)`` of degree ``d``: ``ceil(log2(d + 1))`` levels (fewer when the top
   coefficients are integers); ``x ** k``: ``ceil(log2 k)``.
+* ``bootstrap(x)`` gives levels back (desilo's bootstrap preset only; values in [-1, 1]).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from .layout import Layout
 from .tensor import CipherTensor, as_array, output_kind
 
 __all__ = [
-    "add", "broadcast_shapes", "broadcast_to", "divide", "expand_dims", "matmul", "multiply",
+    "add", "bootstrap", "broadcast_shapes", "broadcast_to", "divide", "expand_dims", "matmul", "multiply",
     "negative", "polyval", "polyval_levels", "power", "relayout", "scale", "subtract",
     "tensor_sum", "transpose",
 ]
@@ -111,6 +112,14 @@ def _einsum(spec, *operands, out_layout=None):
 
 def _wrap(x: CipherTensor, layout: Layout, cts, like=None) -> CipherTensor:
     return CipherTensor(x.context, layout, cts, x.like if like is None else like)
+
+
+def bootstrap(x: CipherTensor) -> CipherTensor:
+    """``x`` refreshed to the backend's ``levels_after_bootstrap`` (the same layout): desilo's
+    bootstrap preset (``fhe.Context('desilo', levels=L, bootstrap=True, allow_insecure=True)``);
+    values must lie in [-1, 1]. :class:`~fhe.errors.BootstrapUnavailable` elsewhere."""
+    backend = x.context.backend
+    return _wrap(x, x.layout, [backend.bootstrap(ct) for ct in x.ciphertexts])
 
 
 # -- layouts and broadcasting ---------------------------------------------------------------

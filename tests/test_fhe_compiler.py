@@ -174,3 +174,60 @@ def test_a_server_runs_a_compiled_program_with_the_public_context_only(backend):
     answer = program.run(fhe.CipherTensor.from_bytes(sent, server)).to_bytes()
     out = client.decrypt(fhe.CipherTensor.from_bytes(answer, client))
     np.testing.assert_allclose(out, program.reference(x), atol=1e-3 if backend == "seal" else 1e-9)
+
+
+# ---------------------------------------------------------------- bootstrapping (desilo's preset)
+def _deep_model():
+    model = synthetic_mlp((16, 12, 8, 4), seed=3, bias=True).double()
+    return model, np.random.default_rng(3).uniform(-1, 1, (4, 16))
+
+
+def test_bootstraps_are_inserted_before_activations_where_levels_run_out():
+    import fhe
+
+    model, x = _deep_model()
+    act = relu_approx(2.0, stages=(7, 7, 7))  # 10 levels per ReLU: 26 in all
+    with pytest.raises(OutOfLevels, match="bootstrap=L"):
+        compile(model, x.shape, act)  # no 128-bit SEAL ring holds 26 levels
+    program = compile(model, x.shape, act, bootstrap=12)
+    kinds = [s.kind for s in program.steps]
+    assert kinds.count("bootstrap") == 2 and program.depth == 26 and program.levels == 12
+    assert all(kinds[i + 1] == "activation" for i, k in enumerate(kinds) if k == "bootstrap")
+    left = 12  # no stretch between bootstraps uses more than the levels a bootstrap gives
+    for step in program.steps:
+        left = 12 if step.kind == "bootstrap" else left - step.levels
+        assert left >= 0
+    assert program.slots == 32768 and "2 bootstrap(s) on desilo" in str(program)
+    ctx = program.context("sim")
+    out = ctx.decrypt(program.run(ctx.encrypt(x, program.input_layout)))
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-9)
+    assert ctx.backend.counters["bootstrap"] == 2
+    # the bootstrapped values are the activations' inputs t = z / bound: inside [-1, 1]
+    with pytest.raises(fhe.FHEError, match=r"needs values in \[-1, 1\]"):
+        fhe.ops.bootstrap(ctx.encrypt(np.full((2, 2), 3.0)))
+    with pytest.raises(ValueError, match="run it on 'desilo'"):
+        program.context("seal")
+
+
+def test_bootstrap_errors_name_the_fix():
+    model, x = _deep_model()
+    act = relu_approx(2.0, stages=(7, 7, 7))
+    with pytest.raises(OutOfLevels, match="need 12 levels.*compile with bootstrap=12"):
+        compile(model, x.shape, act, bootstrap=11)
+    for bad in (0, 18, 2.5):
+        with pytest.raises(ValueError, match="levels after a bootstrap"):
+            compile(model, x.shape, act, bootstrap=bad)
+    with pytest.raises(ValueError, match="fixes the scale"):
+        compile(model, x.shape, act, bootstrap=12, scale_bits=38)
+
+
+@pytest.mark.slow
+def test_bootstrapped_program_on_desilo():
+    """desilofhe's bootstrap preset: ~4.6 GB of bootstrap keys, minutes on 2 CPU cores."""
+    pytest.importorskip("desilofhe")
+    model, x = _deep_model()
+    program = compile(model, x.shape, relu_approx(2.0, degree=7), bootstrap=6)
+    assert any(s.kind == "bootstrap" for s in program.steps)
+    ctx = program.context("desilo", allow_insecure=True)
+    out = ctx.decrypt(program.run(ctx.encrypt(x, program.input_layout)))
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-2)

@@ -21,7 +21,7 @@ import struct
 
 import numpy as np
 
-from ..errors import ContextMismatch, OutOfLevels
+from ..errors import ContextMismatch, FHEError, OutOfLevels
 from .base import Backend, SerializationError, field, key_id_field, shifts_field
 
 _CT_HEADER = struct.Struct("<16sH")  # key id, level; then ``slots`` little-endian float64
@@ -61,8 +61,10 @@ class SimBackend(Backend):
         allow_insecure: bool = False,
         noise: float = 0.0,
         seed: int | None = None,
+        bootstrap: bool = False,
     ) -> None:
         super().__init__()
+        self._bootstrap = bool(bootstrap)
         if ring_degree is None:
             from .params import seal_params
 
@@ -87,6 +89,28 @@ class SimBackend(Backend):
     @property
     def has_secret_key(self) -> bool:
         return self._secret
+
+    # -- bootstrapping (as desilo's preset: needs the secret key's bootstrap keys) ----------
+    @property
+    def can_bootstrap(self) -> bool:
+        return self._bootstrap and self._secret
+
+    @property
+    def levels_after_bootstrap(self) -> int | None:
+        return self._levels if self._bootstrap else None
+
+    def bootstrap(self, a):
+        """The same values at :attr:`levels_after_bootstrap`; like desilofhe's bootstrap, only
+        for values in [-1, 1] (FHEError otherwise: a real bootstrap would return garbage)."""
+        if not self.can_bootstrap:
+            return super().bootstrap(a)
+        a = self._own(a)
+        peak = float(np.max(np.abs(a.values)))
+        if peak > 1.0 + 1e-6:
+            raise FHEError(f"bootstrap of values up to {peak:.6g} in magnitude: bootstrapping "
+                           f"(desilofhe's modular reduction) needs values in [-1, 1]")
+        self.counters["bootstrap"] += 1
+        return SimCiphertext(self._noisy(a.values.copy()), self._levels, self)
 
     def public(self) -> "SimBackend":
         pub = SimBackend(self.ring_degree, self._levels, self.scale_bits, noise=self.noise)
