@@ -20,7 +20,11 @@ Rotations, multiplications and levels are what the backend executed; the EinHops
 are the counts of the EinHops recipe planned for the same einsum on EinHops' own ring of
 16384 slots ("-" where EinHops cannot run it in one ciphertext).
 
-Prints a table and rewrites this script's section of ``docs/benchmarks.md`` (between the
+Model rows (``--no-models`` skips them): the digits MLP 64-32-10 compiled with ``fhe.compile``
+(``bench_fhe_model.py``'s trained model and loop), its ReLU by the degree-15 minimax polynomial
+and by the composite (7, 7, 7), run encrypted on SEAL in batches of 16 over held-out images.
+
+Prints the tables and rewrites this script's section of ``docs/benchmarks.md`` (between the
 ``bench_einhops`` markers; other scripts own other sections).
 """
 from __future__ import annotations
@@ -142,6 +146,24 @@ def render(rows: list[dict], config: str) -> str:
     return "\n".join(lines)
 
 
+def model_rows(batches: int) -> str:
+    """The model table (module docstring)."""
+    from bench_fhe_model import activations, evaluate, trained_model
+
+    model, X = trained_model()
+    lines = ["| model | ReLU approximation | backend | ring | levels | encrypted forward pass, "
+             "batch of 16 (ms) | max err vs float64 program | argmax = torch |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for act in activations(model, X).values():
+        r = evaluate(model, X, act, batches, scale_bits=38)
+        p = r["program"]
+        lines.append(f"| digits MLP 64-32-10 | {act.describe()} | seal | 2^{(2 * p.slots).bit_length() - 1} | "
+                     f"{p.levels} | {r['run'] * 1e3:.0f} | {r['error']:.1e} | "
+                     f"{100 * r['agree']:.1f} % of {r['images']} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help=f"only cases {', '.join(QUICK)}, one run")
@@ -152,6 +174,8 @@ def main() -> None:
     ap.add_argument("--ring-degree", default="auto",
                     help="'auto' (default: smallest secure ring that fits) or a power of two")
     ap.add_argument("--cases", type=Path, default=CASES)
+    ap.add_argument("--no-models", action="store_true", help="skip the compiled-model rows")
+    ap.add_argument("--model-batches", type=int, default=6, help="encrypted batches of 16 per model row")
     ap.add_argument("--no-write", action="store_true", help=f"do not touch {DOC.name}")
     args = ap.parse_args()
     runs = args.runs or (1 if args.quick else 3)
@@ -180,6 +204,9 @@ def main() -> None:
               f"per case; security "
               + ", ".join(sorted({f"{r['backend']} {r['security']}-bit" for r in rows})))
     body = render(rows, config)
+    if not args.no_models and args.device == "cpu" and "seal" in backends:
+        body += ("\n\nCompiled models (`fhe.compile`, 38-bit scale; time: `program.run` alone, mean over the "
+                 "batches):\n\n" + model_rows(args.model_batches))
     print()
     publish(SECTION if args.device == "cpu" else f"{SECTION}_{args.device}", body, not args.no_write)
 
