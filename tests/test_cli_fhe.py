@@ -179,3 +179,66 @@ def test_values_too_large_and_wrap_warning_are_one_line(runner, tmp_path):
                               "--ring-degree", "16", "--levels", "1"])
     assert res.exit_code == 0, res.output
     assert "warning: decrypted values" in res.output and "may have wrapped" in res.output
+
+
+# ---------------------------------------------------------------- compile / run a saved model
+@pytest.fixture
+def saved_model(tmp_path):
+    import torch
+
+    from zk.training import synthetic_mlp
+
+    model = synthetic_mlp((8, 6, 3), seed=0, bias=True)
+    path = tmp_path / "model.pt"
+    torch.save(model.state_dict(), path)
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 8))
+    np.save(tmp_path / "x.npy", x)
+    return model, str(path), str(tmp_path / "x.npy"), x
+
+
+def test_compile_prints_the_program(runner, saved_model):
+    _, model, data, _ = saved_model
+    res = runner.invoke(cli, ["compile", "--model", model, "--batch", "4", "--calibrate", data])
+    assert res.exit_code == 0, res.output
+    for needle in ("fhe program", "relu ~ minimax", "max error", "rotation keys", "0.matmul"):
+        assert needle in res.output
+    res = runner.invoke(cli, ["compile", "--model", model, "--relu-bound", "3", "--stages", "7,7"])
+    assert res.exit_code == 0 and "composite of degrees 7 o 7" in res.output
+
+
+@pytest.mark.parametrize("backend", ["sim", "seal"])
+def test_run_encrypts_batches_and_agrees_with_torch(runner, saved_model, tmp_path, backend):
+    import torch
+
+    if backend == "seal":
+        pytest.importorskip("tenseal")
+    torch_model, model, data, x = saved_model
+    out = tmp_path / "y.npy"
+    res = runner.invoke(cli, ["run", "--model", model, "--data", data, "--batch", "8", "--calibrate", data,
+                              "--backend", backend, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "3 batch(es) of 8" in res.output and "argmax = torch" in res.output
+    with torch.no_grad():
+        want = torch_model.double()(torch.from_numpy(x)).numpy()
+    got = np.load(out)
+    assert got.shape == (20, 3) and np.abs(got - want).max() < 0.2  # the ReLU approximation's error
+
+
+def test_compile_and_run_errors_are_one_line(runner, saved_model, tmp_path):
+    _, model, data, _ = saved_model
+    cases = [
+        (["compile", "--model", model], "has a ReLU: give its input range"),
+        (["compile", "--model", model, "--relu-bound", "-1"], "bound must be a positive number"),
+        (["compile", "--model", model, "--relu-bound", "2", "--stages", "8,7"], "odd degrees"),
+        (["compile", "--model", model, "--relu-bound", "2", "--stages", "x"], "list of odd degrees"),
+        (["compile", "--model", model, "--relu-bound", "2", "--calibrate", data], "not both"),
+        (["run", "--model", model, "--relu-bound", "2", "--data", model], "Invalid value for --data"),
+        (["compile", "--model", data, "--relu-bound", "2"], "not a torch state_dict"),
+    ]
+    np.save(tmp_path / "wide.npy", np.zeros((4, 9)))
+    cases.append((["run", "--model", model, "--relu-bound", "2", "--data", str(tmp_path / "wide.npy")],
+                  "(samples, 8)"))
+    for args, needle in cases:
+        res = runner.invoke(cli, args)
+        assert res.exit_code in (1, 2), (args, res.output)
+        assert needle in res.output and "Traceback" not in res.output, (args, res.output)

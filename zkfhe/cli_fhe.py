@@ -1,7 +1,17 @@
-"""``zkfhe plan`` and ``zkfhe einsum``: the fhe package from the command line.
+"""``zkfhe plan``, ``einsum``, ``compile`` and ``run``: the fhe package from the command line.
 
     zkfhe plan "ij,jk->ik" --shapes 16x32,32x32 [--slots 8192] [--plain 1]
     zkfhe einsum "ij,jk->ik" a.npy b.npy --backend seal --out c.npy
+    zkfhe compile --model model.pt --batch 16 --calibrate x.npy [--degree 15 | --stages 7,7,7]
+    zkfhe run --model model.pt --data x.npy [--batch 16] [--calibrate x.npy | --relu-bound B] --out y.npy
+
+``compile`` and ``run`` take a saved model (a torch ``state_dict`` of a ``Sequential`` MLP,
+loaded with ``weights_only=True``, as ``zkfhe prove`` does) and ``fhe.compile`` it: ``compile``
+prints the program (per layer: layout, rotations, levels, keys, estimated time); ``run``
+also encrypts ``--data`` batch by batch, runs the program, decrypts, and compares with the
+torch model (max error, argmax agreement). Each ReLU becomes a minimax polynomial on
+``[-B, B]``: ``--relu-bound B``, or ``--calibrate samples.npy`` (B = 1.25 x the largest
+pre-activation on the samples).
 
 ``einsum`` reads ``.npy`` files (or ``.npz`` archives holding one array), sizes the context
 with ``fhe.Context.for_einsum`` (the fewest levels the plan needs, unless ``--levels``), and
@@ -86,13 +96,13 @@ def plan_cmd(spec, shapes, slots, plain, levels, strategy, ops):
     click.echo(f"EinHops recipe: {base if base else 'not applicable (more than one ciphertext)'}")
 
 
-def _load(path: str) -> np.ndarray:
+def _load(path: str, hint: str = "OPERANDS") -> np.ndarray:
     """A .npy file, or a .npz archive holding exactly one array (pickles refused)."""
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise click.BadParameter(f"cannot read {path} as a .npy array: {exc}",
-                                 param_hint="OPERANDS") from None
+                                 param_hint=hint) from None
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:
             names = list(data.files)
@@ -100,14 +110,14 @@ def _load(path: str) -> np.ndarray:
                 raise click.BadParameter(
                     f"{path} is a .npz archive with {len(names)} arrays "
                     f"({', '.join(names) or 'none'}); give one operand per file: a .npy, or "
-                    f".npz with a single array", param_hint="OPERANDS")
+                    f".npz with a single array", param_hint=hint)
             try:
                 return data[names[0]]
             except (OSError, ValueError, EOFError) as exc:
                 raise click.BadParameter(f"cannot read array {names[0]!r} of {path}: {exc}",
-                                         param_hint="OPERANDS") from None
+                                         param_hint=hint) from None
     if not isinstance(data, np.ndarray):
-        raise click.BadParameter(f"{path} does not hold a numpy array", param_hint="OPERANDS")
+        raise click.BadParameter(f"{path} does not hold a numpy array", param_hint=hint)
     return data
 
 
@@ -208,4 +218,161 @@ def _context(backend, ring_degree, levels, scale_bits, allow_insecure, spec, arr
         raise click.BadParameter(text, param_hint=hint) from None
 
 
-COMMANDS = [plan_cmd, einsum_cmd]
+def _stages(ctx, param, value: str | None):
+    if value is None:
+        return None
+    try:
+        return tuple(int(d) for d in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of odd degrees like 7,7,7") from None
+
+
+def _model_options(f):
+    """The options ``compile`` and ``run`` share."""
+    options = [
+        click.option("--model", "model_path", required=True, help="torch state_dict of a Sequential MLP"),
+        click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True,
+                     help="inputs per encrypted batch"),
+        click.option("--relu-bound", type=float, default=None,
+                     help="the range [-B, B] the ReLU approximation covers"),
+        click.option("--calibrate", "calibrate_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="samples (.npy) to take the ReLU range from: 1.25 x their largest pre-activation"),
+        click.option("--degree", type=int, default=15, show_default=True,
+                     help="degree of the ReLU's minimax polynomial"),
+        click.option("--stages", callback=_stages, default=None,
+                     help="a composite ReLU instead, e.g. 7,7,7 (more levels, smaller error)"),
+        click.option("--scale-bits", type=int, default=40, show_default=True, help="CKKS scale 2^bits"),
+        click.option("--bootstrap", type=int, default=None,
+                     help="compile for desilo's bootstrap preset with this many levels between bootstraps"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _compiled(model_path, batch, relu_bound, calibrate_path, degree, stages, scale_bits, bootstrap):
+    """``(torch model, program)``, every bad argument as a one-line usage error."""
+    import torch
+
+    import fhe
+    from fhe import compiler
+
+    from .cli_zk import load_model
+
+    model = load_model(model_path).double()
+    width = model[0].in_features
+    has_relu = any(isinstance(m, torch.nn.ReLU) for m in model)
+    if relu_bound is not None and calibrate_path is not None:
+        raise click.BadParameter("give --relu-bound or --calibrate, not both", param_hint="--relu-bound")
+    if has_relu and relu_bound is None:
+        if calibrate_path is None:
+            raise click.BadParameter("the model has a ReLU: give its input range with --relu-bound B, or "
+                                     "--calibrate samples.npy", param_hint="--relu-bound / --calibrate")
+        samples = _inputs(calibrate_path, width, "--calibrate")
+        with torch.no_grad():
+            h, reach = torch.from_numpy(samples), 0.0
+            for m in model:
+                if isinstance(m, torch.nn.ReLU):
+                    reach = max(reach, float(h.abs().max()))
+                h = m(h)
+        relu_bound = 1.25 * reach or 1.0
+    try:
+        act = (None if not has_relu else compiler.relu_approx(relu_bound, degree, stages=stages))
+        program = fhe.compile(model, (batch, width), act, scale_bits=scale_bits, bootstrap=bootstrap)
+    except fhe.OutOfLevels as exc:
+        raise click.BadParameter(str(exc), param_hint="--degree / --stages / --bootstrap") from None
+    except fhe.FHEError as exc:
+        raise _fhe_error(exc) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--relu-bound / --degree / --stages / --scale-bits / "
+                                                      "--bootstrap") from None
+    return model, program
+
+
+def _inputs(path: str, width: int, option: str) -> np.ndarray:
+    """A 2-D float array of ``width`` columns from a .npy file."""
+    x = _load(path, option)
+    if x.ndim != 2 or x.shape[1] != width or x.dtype.kind not in "biuf" or not len(x):
+        raise click.BadParameter(f"{path}: expected a 2-D array of (samples, {width}) numbers, got shape "
+                                 f"{x.shape} of {x.dtype}", param_hint=option)
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise click.BadParameter(f"{path}: has non-finite values", param_hint=option)
+    return x
+
+
+@click.command("compile")
+@_model_options
+def compile_cmd(**options):
+    """Compile a saved model for encrypted inference and print the program."""
+    _, program = _compiled(**options)
+    click.echo(str(program))
+
+
+@click.command("run")
+@_model_options
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="inputs (.npy, samples x features)")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="default: seal (desilo for a program that bootstraps)")
+@click.option("--allow-insecure", is_flag=True, help="allow parameters below 128-bit security "
+              "(desilo's bootstrap preset needs it)")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="write the decrypted outputs (.npy)")
+def run_cmd(data_path, backend, allow_insecure, out, **options):
+    """Encrypt --data batch by batch, run the compiled model encrypted, decrypt, compare with torch."""
+    import contextlib
+    import sys
+    import warnings
+
+    import torch
+
+    import fhe
+
+    model, program = _compiled(**options)
+    x = _inputs(data_path, model[0].in_features, "--data")
+    batch = options["batch"]
+    extra = {"allow_insecure": True} if allow_insecure else {}
+    try:
+        ctx = program.context(backend, **extra)
+    except (fhe.InsecureParameters, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--backend / --allow-insecure") from None
+    if ctx.backend_name == "sim":
+        click.echo("warning: 'sim' is a simulator: nothing is encrypted")
+    outputs, seconds = [], 0.0
+    starts = range(0, len(x), batch)
+    bar = (click.progressbar(starts, label="encrypted batches") if sys.stdout.isatty()
+           else contextlib.nullcontext(starts))  # a bar on a terminal only
+    with bar as bar, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", fhe.errors.ScaleOverflowWarning)
+        for s in bar:
+            chunk = x[s:s + batch]
+            padded = np.zeros((batch, x.shape[1]))
+            padded[:len(chunk)] = chunk  # the program takes whole batches: pad the last one
+            try:
+                t0 = time.perf_counter()
+                y = ctx.decrypt(program.run(ctx.encrypt(padded, program.input_layout)))
+                seconds += time.perf_counter() - t0
+            except fhe.FHEError as exc:
+                raise _fhe_error(exc) from None
+            outputs.append(y[:len(chunk)])
+    for w in {str(w.message) for w in caught}:
+        click.echo(f"warning: {w}", err=True)
+    got = np.concatenate(outputs)
+    with torch.no_grad():
+        plain = model(torch.from_numpy(x)).numpy()
+    click.echo(f"{ctx!r}")
+    click.echo(f"program: {program.levels} levels, {program.slots} slots, {len(program.rotation_keys)} rotation keys")
+    click.echo(f"time: {seconds:.3f} s for {len(starts)} batch(es) of {batch} (encrypt, run, decrypt)")
+    click.echo(f"max |decrypted - torch|: {np.abs(got - plain).max():.3e}")
+    if got.shape[1] > 1:
+        click.echo(f"argmax = torch: {100 * np.mean(got.argmax(1) == plain.argmax(1)):.1f} % of {len(x)}")
+    if out:
+        try:
+            np.save(out, got)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc}") from None
+        click.echo(f"wrote {out}")
+
+
+COMMANDS = [plan_cmd, einsum_cmd, compile_cmd, run_cmd]
