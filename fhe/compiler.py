@@ -55,8 +55,8 @@ MAX_DEGREE = 31
 #: estimate scales them by N / 2^14 and by the primes left at the op's level (squared for the
 #: key-switching ops, rotate and mul)
 OP_SECONDS = {"rotate": 36e-3, "mul": 43e-3, "mul_plain": 8e-3, "add": 0.35e-3}
-#: seconds of one desilo bootstrap (N = 2^16, small bootstrap key) on the 2-core box
-BOOTSTRAP_SECONDS = 60.0
+#: seconds of one desilo bootstrap (N = 2^16, small bootstrap key) on the 2-core box (docs/fhe.md: ~2 min)
+BOOTSTRAP_SECONDS = 120.0
 _KEY_SWITCHING = ("rotate", "mul")
 #: largest sum of |coefficients| of an approximation (the power basis CKKS evaluates): the
 #: encryption noise grows by about that factor (ReLU: 3e3 at degree 15, 1.5e4 at 17, 2e6 at 23)
