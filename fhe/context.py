@@ -81,8 +81,8 @@ class Context:
         self._params = dict(ring_degree=ring_degree, scale_bits=scale_bits,
                             allow_insecure=allow_insecure, **options)
         self._backend = None
-        #: why the parameters are what they are (shown by repr once sized)
-        self.sized_by = "levels given" if levels is not None else None
+        #: what chose the parameters (None: the caller's levels); OutOfLevels messages name it
+        self.sized_by: str | None = None
         if levels is not None:
             self._size(levels)
         else:  # refuse bad arguments now, not at the first einsum: no keys are made here
@@ -304,7 +304,7 @@ class Context:
                 p = plan(spec, *shapes, slots=self.slots, encrypted=encrypted, layouts=layouts,
                          levels=self.levels, input_levels=levels, out_layout=out_layout)
             except OutOfLevels as exc:
-                if self.sized_by is None or self.sized_by == "levels given":
+                if self.sized_by is None:
                     raise
                 raise OutOfLevels(f"{exc} (this context's {self.levels} levels were chosen by "
                                   f"{self.sized_by}; give fhe.Context(levels=...) for a chain of "

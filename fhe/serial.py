@@ -80,7 +80,7 @@ class PublicContext(Context):
         if backend.has_secret_key:
             backend = backend.public()
         self._backend = backend
-        self.sized_by = "the client's context"
+        self.sized_by = None  # fixed by the client
         self.backend_name = backend.name
         self.scale_bits = _scale_bits(backend)
         self.auto_keys = True  # the backend refuses to make keys: MissingRotationKey names them
