@@ -4,12 +4,15 @@ A model, a training step or an einsum is described once as a :class:`Graph` of o
 (``einsum`` for every linear op, plus ``add``, ``rescale``, ``relu``, ``relu_grad``,
 ``loss_grad``, ``sgd_update``, ``reshape``); :func:`run` interprets it in float64 or in
 exact fixed point (:class:`FixedPoint`), the latter being the prover's witness.
+:func:`trace` and :func:`trace_training` build graphs from any ``torch.nn.Module`` that
+torch.fx traces (:mod:`circuits.fx` lists the ops they accept).
 """
 from .einsum_spec import EinsumSpec, parse_einsum
 from .fixed_point import FixedPoint, param_scale_for, quantize_lr
 from .graph import Graph, Node, Tensor
 from .interpret import decode, exact_einsum, run
-from .trace import UnsupportedOp, trace, trace_training
+from .fx import UnsupportedOp
+from .trace import trace, trace_training
 from .train import train_step, training_inputs
 
 __all__ = [

@@ -17,6 +17,10 @@ op                      meaning on real values (fixed point: see ``interpret``)
 ``reshape(shape)``      C-order reshape (``nn.Flatten``)
 ======================  ============================================================
 
+A *constant* (role ``const``, e.g. the averaging weights of a pooling layer) is stored with
+the graph (:attr:`Graph.constants`, real values) and encoded at its scale exponent like an
+input; it is not one of :attr:`Graph.inputs`.
+
 Each tensor carries the fixed-point *scale exponent* it is represented at (see
 :mod:`circuits.fixed_point`); builders compute it, so a graph is one description for the
 float run, the exact integer run, the prover and the FHE planner alike.
@@ -32,7 +36,9 @@ import numpy as np
 from .einsum_spec import EinsumSpec, parse_einsum
 from .fixed_point import quantize_lr
 
-ROLES = ("data", "target", "param", "intermediate")
+#: roles of the tensors the caller supplies
+INPUT_ROLES = ("data", "target", "param")
+ROLES = INPUT_ROLES + ("const", "intermediate")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Graph:
         if self.param_scale < scale_bits:
             raise ValueError(f"param_scale {param_scale} is below scale_bits {scale_bits}")
         self.tensors: dict[str, Tensor] = {}
+        #: constant name -> its real values (read-only)
+        self.constants: dict[str, np.ndarray] = {}
         self.nodes: list[Node] = []
         #: public name -> tensor name (e.g. ``"out"`` or a parameter's updated value)
         self.outputs: dict[str, str] = {}
@@ -84,8 +92,8 @@ class Graph:
 
     @property
     def inputs(self) -> list[Tensor]:
-        """Tensors that no node produces, in insertion order."""
-        return [t for t in self.tensors.values() if t.role != "intermediate"]
+        """The tensors the caller supplies (data, target, parameters), in insertion order."""
+        return [t for t in self.tensors.values() if t.role in INPUT_ROLES]
 
     def _fresh(self, prefix: str) -> str:
         i = len(self.tensors)
@@ -93,14 +101,18 @@ class Graph:
             i += 1
         return f"{prefix}{i}"
 
+    def _register(self, t: Tensor) -> str:
+        """Add ``t`` to the graph under its name, which must be new."""
+        if t.name in self.tensors:
+            raise ValueError(f"tensor name {t.name!r} is already used in the graph")
+        self.tensors[t.name] = t
+        return t.name
+
     def _add_node(self, op: str, inputs, out_shape, scale: int, name: str | None,
                   **attrs) -> str:
         for x in inputs:
             self[x]  # raises on unknown tensors
-        name = name or self._fresh(f"%{op}")
-        if name in self.tensors:
-            raise ValueError(f"tensor name {name!r} is already used in the graph")
-        self.tensors[name] = Tensor(name, tuple(int(n) for n in out_shape), scale)
+        name = self._register(Tensor(name or self._fresh(f"%{op}"), tuple(int(n) for n in out_shape), scale))
         self.nodes.append(Node(op, tuple(inputs), name, MappingProxyType(attrs)))
         return name
 
@@ -109,6 +121,8 @@ class Graph:
         lines = [f"graph (scale 2^{self.scale_bits}{params}):"]
         for t in self.inputs:
             lines.append(f"  input {t.name}: {t.role} {t.shape} @2^{t.scale}")
+        for name in self.constants:
+            lines.append(f"  const {name}: {self[name].shape} @2^{self[name].scale}")
         for n in self.nodes:
             t = self.tensors[n.output]
             lines.append(f"  {n}  -> {t.shape} @2^{t.scale}")
@@ -120,16 +134,21 @@ class Graph:
     def input(self, name: str, shape, role: str = "data", scale: int | None = None) -> str:
         """Declare an input tensor (data batch, training target or parameter); parameters
         default to :attr:`param_scale`, the others to :attr:`scale_bits`."""
-        if role not in ROLES or role == "intermediate":
+        if role not in INPUT_ROLES:
             raise ValueError(f"input role must be one of data/target/param, got {role!r}")
-        if name in self.tensors:
-            raise ValueError(f"tensor name {name!r} is already used in the graph")
         shape = tuple(int(n) for n in shape)
         if any(n <= 0 for n in shape):
             raise ValueError(f"input {name!r} needs positive dimensions, got {shape}")
         if scale is None:
             scale = self.param_scale if role == "param" else self.scale_bits
-        self.tensors[name] = Tensor(name, shape, scale, role)
+        return self._register(Tensor(name, shape, scale, role))
+
+    def constant(self, name: str, value, scale: int) -> str:
+        """A constant tensor of real ``value``s, encoded at scale exponent ``scale``."""
+        value = np.array(value, dtype=np.float64)
+        value.flags.writeable = False
+        self._register(Tensor(name, value.shape, int(scale), "const"))
+        self.constants[name] = value
         return name
 
     def einsum(self, spec: str, *operands: str, name: str | None = None) -> str:

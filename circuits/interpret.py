@@ -3,8 +3,9 @@
 ``run(graph, inputs, mode="float")`` treats every tensor as a real number (``rescale`` is the
 identity) and is the reference both backends are tested against.
 
-``run(graph, inputs, mode="fixed")`` encodes the inputs at their scale exponents and runs
-exact integer arithmetic; it is the witness generator of the prover:
+``run(graph, inputs, mode="fixed")`` encodes the inputs and the graph's constants at their
+scale exponents (``rint``) and runs exact integer arithmetic; it is the witness generator of
+the prover:
 
 * ``einsum``: exact integer einsum (int64 when a bound on the result proves it cannot
   overflow, Python integers in object arrays otherwise);
@@ -179,6 +180,8 @@ def run(graph: Graph, inputs: dict, mode: str = "float", encoded=()) -> dict[str
             env[name] = x.astype(np.int64)
         else:
             env[name] = fp.encode(x, t.scale) if mode == "fixed" else x.astype(np.float64)
+    for name, c in graph.constants.items():
+        env[name] = fp.encode(c, graph[name].scale) if mode == "fixed" else c
     step = _step_fixed if mode == "fixed" else _step_float
     for node in graph.nodes:
         env.update(step(node, graph, [env[x] for x in node.inputs]))

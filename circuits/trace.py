@@ -1,104 +1,248 @@
 """Build graphs from torch models: inference (`trace`) and one SGD step (`trace_training`).
 
-Supported: ``torch.nn.Sequential`` of ``Linear`` (with or without bias), ``ReLU`` and
-``Flatten``. Activations live at scale ``S`` (``scale_bits``), parameters at ``P >= S``
-(``param_scale``: master weights, so that small SGD updates do not round away). A ``Linear``
-layer ``z = h @ W.T + b`` becomes
+Supported: any ``torch.nn.Module`` that torch.fx traces and whose ops :mod:`circuits.fx`
+accepts (``Linear`` with or without bias, ``ReLU``, ``Flatten``, residual adds, average pooling
+and means, in any order; anything else raises :class:`UnsupportedOp` before a graph is built).
+Activations live at scale ``S`` (``scale_bits``), parameters at ``P >= S`` (``param_scale``:
+master weights, so that small SGD updates do not round away). Tensors are named
+``<prefix>.<role>``, the prefix being the module's qualified name (``encoder.2``; ``act@1``
+for its second call) or the fx node's name for a function (``add_1``). A ``Linear`` layer
+``z = h @ W.T + b`` becomes
 
-    p = einsum("bi,oi->bo", h, W)      # scale S + P
+    p = einsum("bi,oi->bo", h, W)      # scale S + P ("bci,oi->bco" with more leading axes)
     p = add(p, b)                      # (with a bias: b shifted up to S + P, exactly)
     z = rescale(p, P)                  # scale S, rounded to nearest
 
-and one training step appends the MSE loss gradient, the backward pass
+a residual ``h + r`` is ``add(h, r)`` (both at ``S``), and an average (``AvgPool1d``,
+``AdaptiveAvgPool1d``, ``mean(dim)``) is an einsum with constant weights ``A`` whose outputs
+each sum ``k`` inputs, ``A`` at scale ``c = S + ceil(log2 k)``:
+
+    s = einsum("abc,cd->abd", h, A)    # scale S + c (exact integers)
+    m = rescale(s, c)                  # scale S, rounded to nearest
+
+so ``|m - mean(h)| <= (1 + max|h|) * 2^-(S+1)`` on the fixed-point ``h`` (``A`` rounds to
+``2^-(c+1)``; exact but for the final rounding when ``k`` is a power of two). One training
+step appends the MSE loss gradient, the backward pass
 
     g_W = einsum("bo,bi->oi", g_z, h)                  # scale 3S, consumed by sgd_update
     g_h = einsum("bo,oi->bi", g_z, W)  -> rescale(P)   # gradients live at scale 2S
     g_b = einsum("bo->o", g_z)                         # scale 2S
     g_z(prev) = relu_grad(g_h, z(prev))
+    g_h = einsum("abd,cd->abc", g_m, A) -> rescale(c)  # an average: the transposed einsum
+    g_h = g_r = g                                      # a residual: both branches
 
-and an ``sgd_update`` per parameter. Parameters are named as in the model's
-``state_dict`` (``"0.weight"``, ``"0.bias"``, ...); the updated parameters are the graph
-outputs under the same names.
+(a tensor used more than once sums its gradients with ``add`` nodes; only tensors that depend
+on a parameter get one) and an ``sgd_update`` per parameter once its gradient is complete.
+Parameters are named as in the model's ``state_dict`` (``"0.weight"``, ``"0.bias"``, ...); the
+updated parameters are the graph outputs under the same names (one that no gradient reaches
+keeps its value, as torch's SGD leaves it).
 """
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
+from .fx import Layer, Net, UnsupportedOp, layers
 from .graph import Graph
 
 
-class UnsupportedOp(ValueError):
-    """The model contains a module (or option) that circuits cannot express."""
-
-
 @dataclass(frozen=True)
-class _Layer:
-    kind: str  # "linear" | "relu" | "flatten"
-    prefix: str  # state_dict prefix ("0", "2", ...)
-    in_features: int = 0
-    out_features: int = 0
-    bias: bool = False
+class _Record:
+    """What the backward pass needs of one forward layer."""
+
+    layer: Layer
+    inputs: tuple[str, ...]  # the activations it read
+    output: str
+    spec: str = ""  # average: the forward einsum and its constant weights, at scale 2^bits
+    weights: str = ""
+    bits: int = 0
 
 
-def _layers(model) -> list[_Layer]:
-    import torch.nn as nn
-
-    if not isinstance(model, nn.Sequential):
-        raise UnsupportedOp(
-            f"circuits traces torch.nn.Sequential models, got {type(model).__name__}")
-    layers = []
-    for prefix, m in model.named_children():
-        if isinstance(m, nn.Linear):
-            layers.append(_Layer("linear", prefix, m.in_features, m.out_features,
-                                 m.bias is not None))
-        elif isinstance(m, nn.ReLU):
-            layers.append(_Layer("relu", prefix))
-        elif isinstance(m, nn.Flatten):
-            if m.start_dim != 1 or m.end_dim != -1:
-                raise UnsupportedOp(f"module {prefix} (Flatten): only start_dim=1, end_dim=-1")
-            layers.append(_Layer("flatten", prefix))
-        else:
-            raise UnsupportedOp(
-                f"unsupported module {prefix} ({type(m).__name__}): circuits supports "
-                "Linear, ReLU and Flatten")
-    if not any(l.kind == "linear" for l in layers):
-        raise UnsupportedOp("the model has no Linear layer")
-    return layers
+def _lead(rank: int) -> str:
+    """einsum letters of the axes before a Linear's feature axis."""
+    return "bcdefgh"[:rank - 1]
 
 
-def _declare_params(g: Graph, layers: list[_Layer]) -> None:
-    for l in layers:
-        if l.kind == "linear":
-            g.input(f"{l.prefix}.weight", (l.out_features, l.in_features), role="param")
-            if l.bias:
-                g.input(f"{l.prefix}.bias", (l.out_features,), role="param")
+def _transposed(spec: str) -> str:
+    """``"x,w->y"`` -> ``"y,w->x"``: the gradient of an einsum with constant ``w``."""
+    operands, out = spec.split("->")
+    x, w = operands.split(",")
+    return f"{out},{w}->{x}"
 
 
-def _forward(g: Graph, layers: list[_Layer], x: str) -> tuple[str, list[tuple]]:
+def _terms(spec: str, weights) -> int:
+    """The most nonzero weights one output of ``einsum(spec, h, weights)`` sums."""
+    operands, out = spec.split("->")
+    summed = tuple(i for i, c in enumerate(operands.split(",")[1]) if c not in out)
+    return int((weights != 0).sum(axis=summed).max())
+
+
+# -- forward, one function per layer kind: (graph, layer, tape, *operands) -> value ------------
+def _linear(g: Graph, layer: Layer, tape: list, h: str) -> str:
+    w, *bias = layer.params
+    shape, fan_in = g[h].shape, g[w].shape[1]
+    if len(shape) < 2 or shape[-1] != fan_in:
+        raise ValueError(f"expects inputs (batch, ..., {fan_in}), got {shape}")
+    lead = _lead(len(shape))
+    p = g.einsum(f"{lead}i,oi->{lead}o", h, w, name=f"{layer.prefix}.matmul")
+    if bias:
+        p = g.add(p, bias[0], name=f"{layer.prefix}.biased")
+    z = g.rescale(p, g.param_scale, name=f"{layer.prefix}.z")
+    tape.append(_Record(layer, (h,), z))
+    return z
+
+
+def _relu(g: Graph, layer: Layer, tape: list, h: str) -> str:
+    z = g.relu(h, name=f"{layer.prefix}.relu")
+    tape.append(_Record(layer, (h,), z))
+    return z
+
+
+def _flatten(g: Graph, layer: Layer, tape: list, h: str, *sizes) -> str:
+    shape = g[h].shape
+    flat = (shape[0], math.prod(shape[1:]))
+    if sizes:
+        if not all(isinstance(s, int) for s in sizes):
+            raise UnsupportedOp(f"sizes {sizes}: only integers")
+        known = math.prod(s for s in sizes if s != -1) or 1
+        target = tuple(math.prod(shape) // known if s == -1 else s for s in sizes)
+        if target != flat:
+            raise UnsupportedOp(f"reshapes {shape} to {target}: only a flatten of the non-batch axes, {flat}")
+    if len(shape) <= 2:
+        return h
+    z = g.reshape(h, flat, name=f"{layer.prefix}.flat")
+    tape.append(_Record(layer, (h,), z))
+    return z
+
+
+def _add(g: Graph, layer: Layer, tape: list, a: str, b: str) -> str:
+    if g[a].shape != g[b].shape:
+        raise UnsupportedOp(f"adds shapes {g[a].shape} and {g[b].shape}: only same-shaped activations "
+                            "(no broadcasting)")
+    z = g.add(a, b, name=f"{layer.prefix}.add")
+    tape.append(_Record(layer, (a, b), z))
+    return z
+
+
+def _average(g: Graph, layer: Layer, tape: list, h: str) -> str:
+    spec, weights = layer.fn(g[h].shape)
+    bits = g.scale_bits + (_terms(spec, weights) - 1).bit_length()
+    a = g.constant(f"{layer.prefix}.weights", weights, bits)
+    z = g.rescale(g.einsum(spec, h, a, name=f"{layer.prefix}.sum"), bits, name=f"{layer.prefix}.mean")
+    tape.append(_Record(layer, (h,), z, spec, a, bits))
+    return z
+
+
+def _shape(g: Graph, layer: Layer, tape: list, value):
+    return layer.fn(g[value].shape if isinstance(value, str) else value)
+
+
+_FORWARD = {"linear": _linear, "relu": _relu, "flatten": _flatten, "add": _add, "average": _average,
+            "shape": _shape}
+
+
+def _forward(g: Graph, net: Net, x: str) -> tuple[str, list[_Record]]:
     """Append the forward pass; returns the output and a tape for the backward pass."""
-    h, tape = x, []
-    for l in layers:
-        if l.kind == "flatten":
-            shape = g[h].shape
-            if len(shape) > 2:
-                h = g.reshape(h, (shape[0], math.prod(shape[1:])), name=f"{l.prefix}.flat")
-        elif l.kind == "linear":
-            if g[h].shape[-1] != l.in_features or len(g[h].shape) != 2:
-                raise ValueError(
-                    f"layer {l.prefix} (Linear) expects inputs (batch, {l.in_features}), "
-                    f"got {g[h].shape}")
-            w = f"{l.prefix}.weight"
-            p = g.einsum("bi,oi->bo", h, w, name=f"{l.prefix}.matmul")
-            if l.bias:
-                p = g.add(p, f"{l.prefix}.bias", name=f"{l.prefix}.biased")
-            z = g.rescale(p, g.param_scale, name=f"{l.prefix}.z")
-            tape.append(("linear", l, h))
-            h = z
-        else:  # relu
-            tape.append(("relu", l, h))
-            h = g.relu(h, name=f"{l.prefix}.relu")
-    return h, tape
+    env, tape = {net.input: x}, []
+    for layer in net.layers:
+        args = [env[a] if isinstance(a, str) else a for a in layer.args]
+        try:
+            env[layer.name] = _FORWARD[layer.kind](g, layer, tape, *args)
+        except ValueError as exc:  # shapes and options known only now
+            raise type(exc)(f"{layer.what} at {layer.where}: {exc}") from None
+    return env[net.output], tape
+
+
+# -- backward, one function per layer kind: (graph, record, output gradient, wanted, give) -----
+def _input_grad(g: Graph, spec: str, grad: str, other: str, bits: int, prefix: str) -> str:
+    raw = g.einsum(spec, grad, other, name=f"{prefix}.in.grad.raw")
+    return g.rescale(raw, bits, name=f"{prefix}.in.grad")
+
+
+def _linear_back(g: Graph, r: _Record, grad: str, wanted: set, give) -> None:
+    (h,), (w, *bias), p = r.inputs, r.layer.params, r.layer.prefix
+    lead = _lead(len(g[h].shape))
+    give(w, g.einsum(f"{lead}o,{lead}i->oi", grad, h, name=f"{p}.weight.grad"))  # scale 3S: sgd rescales once
+    if bias:
+        give(bias[0], g.einsum(f"{lead}o->o", grad, name=f"{p}.bias.grad"))
+    if h in wanted:
+        give(h, _input_grad(g, f"{lead}o,oi->{lead}i", grad, w, g.param_scale, p))
+
+
+def _relu_back(g: Graph, r: _Record, grad: str, wanted: set, give) -> None:
+    (h,) = r.inputs
+    if h in wanted:
+        give(h, g.relu_grad(grad, h, name=f"{r.layer.prefix}.grad"))
+
+
+def _flatten_back(g: Graph, r: _Record, grad: str, wanted: set, give) -> None:
+    (h,) = r.inputs
+    if h in wanted:
+        give(h, g.reshape(grad, g[h].shape, name=f"{r.layer.prefix}.flat.grad"))
+
+
+def _add_back(g: Graph, r: _Record, grad: str, wanted: set, give) -> None:
+    for h in r.inputs:
+        if h in wanted:
+            give(h, grad)
+
+
+def _average_back(g: Graph, r: _Record, grad: str, wanted: set, give) -> None:
+    (h,) = r.inputs
+    if h in wanted:
+        give(h, _input_grad(g, _transposed(r.spec), grad, r.weights, r.bits, r.layer.prefix))
+
+
+_BACKWARD = {"linear": _linear_back, "relu": _relu_back, "flatten": _flatten_back, "add": _add_back,
+             "average": _average_back}
+
+
+def _total(g: Graph, name: str, parts: list[str]) -> str:
+    """The sum of the gradient contributions ``parts`` to ``name``."""
+    total = parts[0]
+    for i, part in enumerate(parts[1:], 1):
+        total = g.add(total, part, name=f"{name}.grad.sum{i}")
+    return total
+
+
+def _backward(g: Graph, tape: list[_Record], out: str, grad: str, lr: float) -> dict[str, str]:
+    """Append the backward pass from ``grad`` (of ``out``) and the SGD updates; returns
+    parameter name -> updated tensor."""
+    depends = set()  # tensors that depend on a parameter
+    for r in tape:
+        if r.layer.kind == "linear" or depends.intersection(r.inputs):
+            depends.add(r.output)
+    wanted = {out}  # tensors whose gradient the backward pass computes
+    for r in reversed(tape):
+        if r.output in wanted:
+            wanted.update(depends.intersection(r.inputs))
+    pending = Counter(p for r in tape if r.output in wanted for p in r.layer.params)
+    grads, updates = {out: [grad]}, {}
+
+    def give(name: str, part: str) -> None:
+        grads.setdefault(name, []).append(part)
+        if name in pending:
+            pending[name] -= 1
+            if not pending[name]:  # the parameter's gradient is complete
+                updates[name] = g.sgd_update(name, _total(g, name, grads.pop(name)), lr, name=f"{name}.next")
+
+    for r in reversed(tape):
+        if r.output in wanted:
+            _BACKWARD[r.layer.kind](g, r, _total(g, r.output, grads.pop(r.output)), wanted, give)
+    return updates
+
+
+def _graph(net: Net, x_shape, scale_bits: int, param_scale: int | None, target=None) -> Graph:
+    """A graph with its inputs declared: ``"x"``, ``"y"`` (shaped ``target``, if given), the
+    parameters."""
+    g = Graph(scale_bits, param_scale)
+    g.input("x", x_shape, role="data")
+    if target is not None:
+        g.input("y", target, role="target")
+    for name, shape in net.params.items():
+        g.input(name, shape, role="param")
+    return g
 
 
 def trace(model, example_input, scale_bits: int = 16, param_scale: int | None = None) -> Graph:
@@ -111,12 +255,9 @@ def trace(model, example_input, scale_bits: int = 16, param_scale: int | None = 
     shape = as_array(example_input, "example_input").shape
     if len(shape) < 2:
         raise ValueError(f"example_input must be batched (batch, features), got shape {shape}")
-    layers = _layers(model)
-    g = Graph(scale_bits, param_scale)
-    x = g.input("x", shape, role="data")
-    _declare_params(g, layers)
-    out, _ = _forward(g, layers, x)
-    g.outputs["out"] = out
+    net = layers(model)
+    g = _graph(net, shape, scale_bits, param_scale)
+    g.outputs["out"] = _forward(g, net, "x")[0]
     return g
 
 
@@ -124,41 +265,21 @@ def trace_training(model, batch_size: int, lr: float, loss: str = "mse",
                    input_shape: tuple[int, ...] | None = None, scale_bits: int = 16,
                    param_scale: int | None = None) -> Graph:
     """The graph of one SGD step of ``model`` on a batch: forward, loss gradient, backward,
-    update. Inputs ``"x"`` (data), ``"y"`` (target) and the parameters; outputs: each
-    parameter's updated value under its state_dict name, and ``"out"`` (the forward output).
+    update. Inputs ``"x"`` (data; shaped ``input_shape``, by default ``(batch_size, in_features
+    of the first Linear)``), ``"y"`` (target) and the parameters; outputs: each parameter's
+    updated value under its state_dict name, and ``"out"`` (the forward output).
     """
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    layers = _layers(model)
-    first = next(l for l in layers if l.kind == "linear")
-    last = next(l for l in reversed(layers) if l.kind == "linear")
-    g = Graph(scale_bits, param_scale)
-    x = g.input("x", input_shape or (batch_size, first.in_features), role="data")
-    if g[x].shape[0] != batch_size:
-        raise ValueError(f"input_shape {g[x].shape} does not start with batch_size {batch_size}")
-    y = g.input("y", (batch_size, last.out_features), role="target")
-    _declare_params(g, layers)
-    out, tape = _forward(g, layers, x)
+    net = layers(model)
+    shape = tuple(input_shape or (batch_size, net.in_features))
+    if shape[0] != batch_size:
+        raise ValueError(f"input_shape {shape} does not start with batch_size {batch_size}")
+    probe = _graph(net, shape, scale_bits, param_scale)  # the output's shape is the target's
+    g = _graph(net, shape, scale_bits, param_scale, target=probe[_forward(probe, net, "x")[0]].shape)
+    out, tape = _forward(g, net, "x")
     g.outputs["out"] = out
-
-    grad = g.loss_grad(out, y, loss=loss, name="loss.grad")
-    updates = {}
-    for i, (kind, l, h) in reversed(list(enumerate(tape))):
-        if kind == "relu":
-            grad = g.relu_grad(grad, h, name=f"{l.prefix}.grad")
-            continue
-        w = f"{l.prefix}.weight"
-        gw = g.einsum("bo,bi->oi", grad, h, name=f"{w}.grad")  # scale 3S: sgd rescales once
-        updates[w] = g.sgd_update(w, gw, lr, name=f"{w}.next")
-        if l.bias:
-            b = f"{l.prefix}.bias"
-            gb = g.einsum("bo->o", grad, name=f"{b}.grad")
-            updates[b] = g.sgd_update(b, gb, lr, name=f"{b}.next")
-        if not any(k == "linear" for k, _, _ in tape[:i]):
-            break  # no parameter further back: the input gradient is not needed
-        grad = g.rescale(g.einsum("bo,oi->bi", grad, w, name=f"{l.prefix}.in.grad.raw"), g.param_scale,
-                         name=f"{l.prefix}.in.grad")
-    for name in g.tensors:
-        if g[name].role == "param":
-            g.outputs[name] = updates[name]
+    updates = _backward(g, tape, out, g.loss_grad(out, "y", loss=loss, name="loss.grad"), lr)
+    for name in net.params:
+        g.outputs[name] = updates.get(name, name)
     return g
