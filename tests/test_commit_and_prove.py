@@ -9,7 +9,7 @@ import torch
 
 import circuits
 import zk
-from zk import commit, training
+from zk import commit, training, witness
 
 WIDTHS, LR, BATCH = (5, 4, 3), 0.05, 4
 
@@ -109,7 +109,7 @@ def test_a_proof_on_other_data_fails_against_the_published_dataset(run):
 def _cheat(run, dataset_opening, digest, indices=None):
     """A malicious prover: our own prover on ``dataset_opening``'s data, claiming the published
     dataset's ``digest`` (and batch ``indices``)."""
-    r = training.training_run(run["mo"], dataset_opening, [0, 1, 2], LR, commit.DEFAULT_KEY)
+    r = witness.training_run(run["mo"], dataset_opening, [0, 1, 2], LR, commit.DEFAULT_KEY)
     return training.commit_and_prove(r.circuit, r.values, LR, commit.DEFAULT_KEY, None, r.reused, digest,
                                    indices or (0, 1, 2))[0]
 

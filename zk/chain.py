@@ -24,6 +24,8 @@ from . import commit, committed
 from .dataset import DatasetCommitment
 from .errors import ProofFormatError, VerificationError
 from .model import ModelCommitment, check_statement
+from .proof_format import MAGIC as PROOF_MAGIC, VERSION as PROOF_VERSION, TrainingProof
+from .training import _verify_training
 from .wire import section
 
 __all__ = ["Chain", "ChainReport", "verify_chain"]
@@ -53,8 +55,6 @@ class Chain(committed.PublishedFile):
 
     def proof(self, i: int):
         """Proof ``i`` (0-based), parsed."""
-        from .training import TrainingProof
-
         return TrainingProof.from_bytes(self.segments[i])
 
     def __iter__(self):
@@ -66,8 +66,6 @@ class Chain(committed.PublishedFile):
 
     @classmethod
     def _read_body(cls, r) -> "Chain":
-        from .training import MAGIC as PROOF_MAGIC, VERSION as PROOF_VERSION
-
         n = r.unpack("<I")
         if not 1 <= n <= MAX_PROOFS or r.remaining() < 4 * n:
             raise ProofFormatError(f"training chain: {n} proofs (1..{MAX_PROOFS}, at least 4 bytes each)")
@@ -126,8 +124,6 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
     learning rate and batch size. A
     :class:`ChainReport`, or VerificationError naming the proof and the failing check.
     ``progress("verify", done, total)`` is called after each proof."""
-    from .training import TrainingProof, _verify_training
-
     if not isinstance(proofs, Chain):
         proofs = list(proofs)
         if proofs and all(isinstance(p, bytes) for p in proofs):

@@ -19,14 +19,14 @@ from functools import cached_property
 
 import numpy as np
 
-from circuits import FixedPoint
+from circuits import FixedPoint, UnsupportedOp
 
 from . import commit, committed
 from .commit import Commitment
 from .errors import ProofFormatError, VerificationError
 from .wire import section
 
-__all__ = ["ModelCommitment", "ModelOpening", "commit_model"]
+__all__ = ["ModelCommitment", "ModelOpening", "commit_model", "mlp_layout"]
 
 MAGIC, OPENING_MAGIC, VERSION = b"ZKMODEL\0", b"ZKMOPEN\0", 1
 MAX_LAYERS, MAX_WIDTH = 64, 1 << 16
@@ -172,6 +172,41 @@ def from_integers(widths, biases, scale_bits: int, param_scale: int, values: dic
     return ModelOpening(c, tuple(arrays), tuple(blinds))
 
 
+def _mlp(model) -> tuple[list, tuple[bool, ...]]:
+    """The Linear layers of a ``Linear, ReLU, ..., Linear`` Sequential and whether each has a bias
+    (``()`` when none has); UnsupportedOp for anything else."""
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Sequential):
+        raise UnsupportedOp(f"zk proofs take a torch.nn.Sequential MLP, got {type(model).__name__}")
+    mods = list(model.named_children())
+    linears = []
+    for i, (name, m) in enumerate(mods):
+        want = nn.Linear if i % 2 == 0 else nn.ReLU
+        if not isinstance(m, want):
+            raise UnsupportedOp(
+                f"module {name} ({type(m).__name__}): zk proofs support MLPs of alternating "
+                "Linear and ReLU layers that start and end with Linear")
+        if isinstance(m, nn.Linear):
+            linears.append((name, m.bias is not None))
+    if len(mods) % 2 == 0:
+        raise UnsupportedOp("the model must end with a Linear layer (no final ReLU)")
+    biases = tuple(b for _, b in linears)
+    return [name for name, _ in linears], biases if any(biases) else ()
+
+
+def mlp_layout(model) -> tuple[tuple[int, ...], tuple[bool, ...], dict[str, str]]:
+    """``(widths, bias flag per layer, {standard name: state_dict name})`` of a ReLU MLP (the
+    standard names are those of :meth:`zk.model.ModelOpening.to_torch`)."""
+    prefixes, biases = _mlp(model)
+    biases = biases or (False,) * len(prefixes)
+    params = model.state_dict()
+    widths = tuple([params[f"{prefixes[0]}.weight"].shape[1]] + [params[f"{p}.weight"].shape[0] for p in prefixes])
+    names = {f"{2 * l}.weight": f"{p}.weight" for l, p in enumerate(prefixes)}
+    names.update({f"{2 * l}.bias": f"{p}.bias" for l, p in enumerate(prefixes) if biases[l]})
+    return widths, biases, names
+
+
 def commit_model(model, scale_bits: int = 16, param_scale: int | None = None, lr: float | None = None,
                  key: commit.CommitKey = commit.DEFAULT_KEY) -> tuple[ModelCommitment, ModelOpening]:
     """Commit to a ReLU MLP (``torch.nn.Sequential`` of Linear and ReLU, with or without biases):
@@ -181,8 +216,6 @@ def commit_model(model, scale_bits: int = 16, param_scale: int | None = None, lr
     A parameter whose encoding would underflow is refused (ValueError)."""
     from circuits import param_scale_for
     from circuits.interpret import as_array
-
-    from .training import mlp_layout
 
     widths, biases, names = mlp_layout(model)
     if param_scale is None:

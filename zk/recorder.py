@@ -10,7 +10,7 @@
     result = recorder.prove(segment_steps=32, executor="process")
     zk.verify_chain(result.chain, dataset=result.dataset, initial_model=result.initial_model)
 
-What the proof covers is checked up front: the model is a ReLU MLP (:func:`zk.training.mlp_layout`)
+What the proof covers is checked up front: the model is a ReLU MLP (:func:`zk.model.mlp_layout`)
 and the optimizer a plain ``torch.optim.SGD`` over exactly its parameters (one learning rate; no
 momentum, dampening, weight decay, Nesterov or ``maximize``); anything else raises
 :class:`circuits.UnsupportedOp` naming it. The same holds before every ``optimizer.step()`` (a
@@ -39,8 +39,9 @@ import numpy as np
 
 from circuits import FixedPoint, UnsupportedOp
 
-from . import commit, dataset as _dataset, model as _model, training as _training
+from . import commit, dataset as _dataset, model as _model, witness
 from .segments import MAX_RUN_STEPS, RunResult, prove_schedule
+from .statement import MAX_STEPS
 
 __all__ = ["Recorder", "FIDELITY", "REPLAY_TOLERANCE"]
 
@@ -95,7 +96,7 @@ class Recorder:
     parameters' (default :func:`circuits.param_scale_for` of the learning rate)."""
 
     def __init__(self, model, optimizer, *, scale_bits: int = 16, param_scale: int | None = None) -> None:
-        self.widths = _training.mlp_layout(model)[0]
+        self.widths = _model.mlp_layout(model)[0]
         self.lr = _check_optimizer(model, optimizer)
         self.model, self.optimizer = model, optimizer
         self.scale_bits, self.param_scale = scale_bits, param_scale
@@ -179,7 +180,7 @@ class Recorder:
 
     def _flat(self, state: dict) -> np.ndarray:
         """The parameters of a state_dict of the model as one float64 vector (standard order)."""
-        names = _training.mlp_layout(self.model)[2]
+        names = _model.mlp_layout(self.model)[2]
         return np.concatenate([_as_float(state[names[n]], n).ravel() for n in names])
 
     def _check_replay(self) -> None:
@@ -206,9 +207,9 @@ class Recorder:
         """The fixed-point run of the schedule (what is proved) ends within :data:`FIDELITY`."""
         mc = opening.commitment
         state = opening.integers()
-        for step in _training.fixed_steps(opening, dataset, self.schedule, self.lr):
+        for step in witness.fixed_steps(opening, dataset, self.schedule, self.lr):
             state = step.state
-        fp, names = FixedPoint(mc.scale_bits), _training.mlp_layout(self.model)[2]
+        fp, names = FixedPoint(mc.scale_bits), _model.mlp_layout(self.model)[2]
         proved = np.concatenate([fp.decode(state[n], mc.param_scale).ravel() for n in names])
         trained, initial = self._flat(self.model.state_dict()), self._flat(self.initial.state_dict())
         update = np.linalg.norm(trained - initial)
@@ -229,9 +230,9 @@ class Recorder:
         from .executors import executor_for
 
         self._check_recording()
-        segment_steps = min(self.steps, _training.MAX_STEPS) if segment_steps is None else segment_steps
-        if not isinstance(segment_steps, int) or not 1 <= segment_steps <= _training.MAX_STEPS:
-            raise ValueError(f"segment_steps must be an integer in [1, {_training.MAX_STEPS}], got {segment_steps!r}")
+        segment_steps = min(self.steps, MAX_STEPS) if segment_steps is None else segment_steps
+        if not isinstance(segment_steps, int) or not 1 <= segment_steps <= MAX_STEPS:
+            raise ValueError(f"segment_steps must be an integer in [1, {MAX_STEPS}], got {segment_steps!r}")
         runner = executor_for(executor, workers, ray_address, retries)
         param_scale = self.param_scale
         if param_scale is None:

@@ -32,15 +32,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import commit, device as _device, group, model as _model, training as _training
+from . import commit, device as _device, group, model as _model, training as _training, witness
 from .chain import Chain
 from .dataset import DatasetCommitment, DatasetOpening
 from .errors import VerificationError
 from .model import ModelCommitment, ModelOpening
+from .proof_format import TrainingProof
+from .statement import MAX_STEPS
 
 __all__ = ["MAX_RUN_STEPS", "RunResult", "SegmentJob", "SegmentResult", "SegmentTask", "prove_run", "prove_segment"]
 
-#: Most SGD steps one run may have (each segment at most :data:`zk.training.MAX_STEPS`).
+#: Most SGD steps one run may have (each segment at most :data:`zk.statement.MAX_STEPS`).
 MAX_RUN_STEPS = 1 << 24
 
 
@@ -125,14 +127,14 @@ def prove_segment(job: SegmentJob, task: SegmentTask) -> SegmentResult:
         group.set_threads(job.threads)
     dataset = _dataset(job)
     start, end = ModelOpening.from_bytes(task.start), ModelOpening.from_bytes(task.end)
-    run = _training.training_run(start, dataset, list(task.batches), job.lr, job.key,
+    run = witness.training_run(start, dataset, list(task.batches), job.lr, job.key,
                                  refuse_underflow=job.refuse_underflow, first_step=task.first_step)
     planned = end.integers()
     if any(not np.array_equal(run.final[name], v) for name, v in planned.items()):
         raise ValueError(f"segment {task.index + 1}: the fixed-point run ends at other parameters than planned")
     circuit = run.circuit
     circuit.check_sound()
-    reused = {**run.reused, **_training.model_openings(circuit, circuit.steps, end, job.key)}
+    reused = {**run.reused, **witness.model_openings(circuit, circuit.steps, end, job.key)}
     with _device.using(_device.resolve(job.device)):
         proof, _ = _training.commit_and_prove(circuit, run.values, job.lr, job.key, None, reused,
                                               dataset.commitment.digest, task.batches)
@@ -155,7 +157,7 @@ def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr
     """Step 1: the run in fixed point, one :class:`_Planned` segment at a time; ``final``
     receives the last boundary's opening."""
     mc = opening.commitment
-    steps = _training.fixed_steps(opening, dataset, indices, lr, refuse_underflow)
+    steps = witness.fixed_steps(opening, dataset, indices, lr, refuse_underflow)
     start = opening
     for index, first in enumerate(range(0, len(indices), segment_steps)):
         batches = tuple(indices[first:first + segment_steps])
@@ -173,8 +175,6 @@ def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr
 def _check_segment(result: SegmentResult, planned: _Planned, dataset, lr: float, key):
     """Step 3: the segment proof verifies, on ``dataset``, from and to the planned models, with
     the planned batches and learning rate (VerificationError naming the segment otherwise)."""
-    from .training import TrainingProof
-
     where = f"segment {planned.task.index + 1}"
     try:
         proof = TrainingProof.from_bytes(result.proof)
@@ -252,8 +252,8 @@ def prove_run(model, data, lr: float, steps: int | None = None, *, segment_steps
     """
     from .executors import executor_for
 
-    if not isinstance(segment_steps, int) or not 1 <= segment_steps <= _training.MAX_STEPS:
-        raise ValueError(f"segment_steps must be an integer in [1, {_training.MAX_STEPS}], got {segment_steps!r}")
+    if not isinstance(segment_steps, int) or not 1 <= segment_steps <= MAX_STEPS:
+        raise ValueError(f"segment_steps must be an integer in [1, {MAX_STEPS}], got {segment_steps!r}")
     runner = executor_for(executor, workers, ray_address, retries)
     lr = float(lr)
     opening, dataset, indices = _training.prepare_run(model, data, lr, steps, scale_bits, progress, epochs,

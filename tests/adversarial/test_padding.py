@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zk
-from zk import commit, einsum, fac4dnn, training
+from zk import commit, einsum, fac4dnn, training, witness
 from zk.stack import stack
 
 from forge import forge, honest_witness, padded, rejection
@@ -99,7 +99,7 @@ def test_junk_in_the_padding_rows_of_a_smaller_last_batch():
     rng = np.random.default_rng(1)
     _, dataset = zk.commit_dataset(rng.standard_normal((10, 5)), rng.standard_normal((10, 3)), 4)
     _, model = zk.commit_model(training.synthetic_mlp((5, 4, 3), seed=2, bias=True), lr=0.05)
-    r = training.training_run(model, dataset, [0, 1, 2], 0.05, commit.DEFAULT_KEY)
+    r = witness.training_run(model, dataset, [0, 1, 2], 0.05, commit.DEFAULT_KEY)
     assert r.circuit.rows == (4, 4, 2) and r.circuit.loss_count(2) == 6
     values = {k: np.array(v, copy=True) for k, v in r.values.items()}
     padded(values, ("X", 2, 1, -1), r.circuit.shapes[("X", 2, 1, -1)])[3, 0] = 7

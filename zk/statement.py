@@ -1,0 +1,266 @@
+"""What a training or inference proof is about: :class:`TrainingStatement`.
+
+The statement is public: the architecture, the hyperparameters, the number of steps, the proved
+ranges, commitments to the initial weights, to every step's data batch and to the final weights
+(inference: to the data, the model and the output), and which batch of which published dataset
+each step used. It derives the aggregated circuit (:class:`zk.fac4dnn.Circuit`) the proof is
+about, describes itself for people, absorbs itself into the transcript and has its section of
+the proof file (:mod:`zk.proof_format`), parsed bounded and validating.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuits import quantize_lr
+
+from . import committed, fac4dnn
+from .commit import Commitment
+from .errors import ProofFormatError, StatementError
+from .fac4dnn import Circuit
+from .model import ModelCommitment
+from .transcript import Transcript
+from .wire import Reader, section
+
+__all__ = ["TrainingStatement", "MAX_LAYERS", "MAX_WIDTH", "MAX_BATCH", "MAX_STEPS", "tensor_name",
+           "read_commitments"]
+
+#: Bounds a statement may declare (parsing refuses more before allocating anything).
+MAX_LAYERS, MAX_WIDTH, MAX_BATCH, MAX_STEPS = 64, 1 << 16, 1 << 16, 1 << 12
+
+
+@dataclass(frozen=True)
+class TrainingStatement:
+    """What a proof is about. ``commitments`` maps the circuit's statement keys
+    (``("X", t, 1, -1)``, ``("Y", t, L, -1)``, ``("W", 0 or T, l, -1)``, ``("B", 0 or T, l, -1)``
+    for the biased layers; inference: ``("Z", 0, L, -1)`` for the output) to Hyrax commitments.
+    ``biases``: per Linear layer, whether it has a bias (empty: none has). ``data_bits`` and
+    ``param_bits``: the proved ranges (two's complement widths, scale included) of the data and
+    targets, and of the initial weights and biases. ``param_scale``: the parameters' scale
+    exponent. Per step: ``rows`` (the batch's real rows) and ``batch_indices`` (which batch of the
+    dataset whose digest is ``dataset`` it used; :data:`zk.committed.NO_DIGEST` when the data was
+    not published before the proof)."""
+
+    widths: tuple[int, ...]
+    batch_size: int
+    steps: int
+    lr: float
+    scale_bits: int
+    training: bool
+    commitments: dict
+    biases: tuple[bool, ...] = ()
+    data_bits: int = 0
+    param_bits: int = 0
+    param_scale: int = 0
+    rows: tuple[int, ...] = ()
+    batch_indices: tuple[int, ...] = ()
+    dataset: bytes = committed.NO_DIGEST
+
+    @property
+    def circuit(self) -> Circuit:
+        lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
+        return Circuit(self.widths, self.batch_size, self.steps, self.scale_bits, lr_q, lr_bits,
+                       self.training, self.biases, self.data_bits, self.param_bits, self.param_scale,
+                       self.rows)
+
+    def data_commitment(self, name: str, t: int) -> Commitment:
+        """The commitment to step ``t``'s data ``"X"`` or targets ``"Y"``."""
+        return self.commitments[("X", t, 1, -1) if name == "X" else ("Y", t, len(self.widths) - 1, -1)]
+
+    def _model(self, step: int) -> ModelCommitment:
+        n = len(self.widths) - 1
+        biases = tuple(self.biases) or (False,) * n
+        weights = tuple(self.commitments[("W", step, l, -1)] for l in range(1, n + 1))
+        bias = tuple(self.commitments[("B", step, l, -1)] for l in range(1, n + 1) if biases[l - 1])
+        return ModelCommitment(tuple(self.widths), biases, self.scale_bits, self.param_scale, weights, bias)
+
+    @property
+    def initial_model(self) -> ModelCommitment:
+        """The commitment to the parameters the proof starts from (for inference: the model)."""
+        return self._model(0)
+
+    @property
+    def final_model(self) -> ModelCommitment:
+        """The commitment to the trained parameters (training statements only)."""
+        if not self.training:
+            raise ValueError("an inference statement has no final model")
+        return self._model(self.steps)
+
+    def _select(self, name: str, step=None) -> list[Commitment]:
+        return [c for k, c in self.commitments.items() if k[0] == name and (step is None or k[1] == step)]
+
+    @property
+    def initial_weights(self) -> list[Commitment]:
+        return self._select("W", 0)
+
+    @property
+    def final_weights(self) -> list[Commitment]:
+        return self._select("W", self.steps) if self.training else []
+
+    @property
+    def data(self) -> list[Commitment]:
+        """Commitments to the data batches ``X_t`` (and, for training, the targets ``Y_t``)."""
+        return self._select("X") + self._select("Y")
+
+    def describe(self) -> str:
+        kind = "training" if self.training else "inference"
+        biased = [str(l) for l, b in enumerate(self.biases, start=1) if b]
+        layers = f"Linear + ReLU, bias in layer(s) {', '.join(biased)}" if biased else "bias-free Linear + ReLU"
+        lines = [f"zkfhe {kind} proof statement",
+                 f"  architecture : MLP {'-'.join(map(str, self.widths))} ({layers})",
+                 f"  batch size   : {self.batch_size}",
+                 f"  fixed point  : activations 2^{self.scale_bits}, parameters 2^{self.param_scale}",
+                 f"  ranges       : data {self.data_bits} bits, initial parameters {self.param_bits} bits "
+                 "(two's complement, proved)"]
+        if self.training:
+            lines += [f"  steps        : {self.steps}", f"  learning rate: {self.lr}",
+                      "  loss         : MSE (mean over each batch's real rows)",
+                      f"  dataset      : {self.dataset.hex() if self.dataset != committed.NO_DIGEST else 'not published'}",
+                      f"  batches used : {_ranges(self.batch_indices)}",
+                      f"  initial model: {self.initial_model.digest.hex()}",
+                      f"  final model  : {self.final_model.digest.hex()}"]
+        else:
+            lines.append(f"  model        : {self.initial_model.digest.hex()}")
+        for key, c in self.commitments.items():
+            lines.append(f"  commitment   : {tensor_name(key):28s} {c.to_bytes()[3:11].hex()}…")
+        return "\n".join(lines)
+
+    def absorb(self, t: Transcript) -> None:
+        t.absorb_ints("statement/widths", self.widths)
+        t.absorb_ints("statement/biases", self._bias_flags())
+        t.absorb_ints("statement/params", [self.batch_size, self.steps, self.scale_bits, int(self.training),
+                                           self.data_bits, self.param_bits])
+        t.absorb("statement/lr", struct.pack("<d", self.lr))
+        t.absorb_ints("statement/param-scale", [self.param_scale])
+        t.absorb_ints("statement/rows", self.rows)
+        t.absorb_ints("statement/batch-indices", self.batch_indices)
+        t.absorb("statement/dataset", self.dataset)
+        for key, c in self.commitments.items():
+            t.absorb(f"statement/{key}", c.to_bytes())
+
+    def validated_circuit(self) -> Circuit:
+        """The circuit, after checking that the statement is one a sound proof can be about: sizes
+        within the format's limits, a usable learning rate (0 for inference), and every equation
+        below the magnitude bound (:mod:`zk.magnitudes`); StatementError naming the problem."""
+        widths, batch, steps = self.widths, self.batch_size, self.steps
+        if not isinstance(widths, tuple) or not 2 <= len(widths) <= MAX_LAYERS + 1 or \
+                not all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in widths):
+            raise StatementError(f"widths {widths!r}: an MLP has 2..{MAX_LAYERS + 1} widths in [1, {MAX_WIDTH}]")
+        if not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+            raise StatementError(f"batch size {batch!r} out of range [1, {MAX_BATCH}]")
+        if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS or (not self.training and steps != 1):
+            raise StatementError(f"{steps!r} steps out of range")
+        if not isinstance(self.scale_bits, int) or not 1 <= self.scale_bits <= 40:
+            raise StatementError(f"scale_bits {self.scale_bits!r} out of range [1, 40]")
+        if self.training and not (isinstance(self.lr, float) and np.isfinite(self.lr) and 0 < self.lr < 2**15):
+            raise StatementError(f"learning rate {self.lr!r} out of range")
+        if not self.training and self.lr != 0.0:
+            raise StatementError(f"an inference statement has learning rate 0, not {self.lr!r}")
+        if not all(isinstance(b, int) and 2 <= b <= fac4dnn.MAX_RANGE_BITS
+                   for b in (self.data_bits, self.param_bits)):
+            raise StatementError(f"range widths {self.data_bits!r}, {self.param_bits!r} out of range "
+                                 f"[2, {fac4dnn.MAX_RANGE_BITS}]")
+        if not isinstance(self.param_scale, int) or not self.scale_bits <= self.param_scale <= 2 * self.scale_bits + 24:
+            raise StatementError(f"parameter scale 2^{self.param_scale!r} out of range [2^{self.scale_bits}, "
+                                 f"2^{2 * self.scale_bits + 24}]")
+        if not (isinstance(self.rows, tuple) and len(self.rows) == steps
+                and all(isinstance(n, int) and 1 <= n <= batch for n in self.rows)):
+            raise StatementError(f"the statement needs one row count in [1, {batch}] per step")
+        if not (isinstance(self.batch_indices, tuple) and len(self.batch_indices) == steps
+                and all(isinstance(i, int) and 0 <= i < 1 << 32 for i in self.batch_indices)):
+            raise StatementError("the statement needs one batch index per step")
+        if not isinstance(self.dataset, bytes) or len(self.dataset) != committed.DIGEST_BYTES:
+            raise StatementError("the statement's dataset digest is not 32 bytes")
+        if not self.training and (self.dataset != committed.NO_DIGEST or self.batch_indices != (0,)):
+            raise StatementError("an inference statement names no dataset")
+        try:
+            circuit = self.circuit
+        except ValueError as exc:
+            raise StatementError(str(exc)) from None
+        circuit.check_sound()
+        return circuit
+
+    def _bias_flags(self) -> list[int]:
+        return [int(bool(b)) for b in self.biases] if self.biases else [0] * (len(self.widths) - 1)
+
+    def to_bytes(self) -> bytes:
+        """``n (1 byte) || widths (n x u32) || bias flags (n - 1 bytes, 0/1) || batch, steps (u32)
+        || scale bits, data bits, parameter bits (1 byte each) || lr (f64) || parameter scale (1
+        byte) || dataset digest (32 bytes) || per step: batch index, rows (u32 each)`` then one
+        section per statement commitment."""
+        head = struct.pack("<B", len(self.widths)) + b"".join(struct.pack("<I", w) for w in self.widths)
+        head += bytes(self._bias_flags())
+        head += struct.pack("<IIBBBdB", self.batch_size, self.steps, self.scale_bits, self.data_bits,
+                            self.param_bits, self.lr, self.param_scale) + self.dataset
+        head += b"".join(struct.pack("<II", i, n) for i, n in zip(self.batch_indices, self.rows))
+        return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
+
+    @classmethod
+    def read(cls, data: bytes, training: bool, following: int) -> "TrainingStatement":
+        """Parse a statement section; ``following``: how many proof bytes come after it, checked
+        against what the statement implies before anything proportional to it is allocated."""
+        r = Reader(data)
+        n = r.unpack("<B")
+        if not 2 <= n <= MAX_LAYERS + 1:
+            raise ProofFormatError(f"statement: {n} widths (an MLP has 2..{MAX_LAYERS + 1})")
+        widths = tuple(r.unpack("<I") for _ in range(n))
+        flags = r.take(n - 1)
+        if any(f > 1 for f in flags):
+            raise ProofFormatError("statement: bias flags must be 0 or 1")
+        biases = tuple(bool(f) for f in flags) if any(flags) else ()
+        batch, steps, scale_bits = r.unpack("<I"), r.unpack("<I"), r.unpack("<B")
+        data_bits, param_bits = r.unpack("<B"), r.unpack("<B")
+        lr, param_scale, digest = r.unpack("<d"), r.unpack("<B"), r.take(committed.DIGEST_BYTES)
+        if not 1 <= steps <= MAX_STEPS or r.remaining() < 8 * steps:
+            raise ProofFormatError(f"statement: {steps} steps (at most {MAX_STEPS}, 8 bytes each)")
+        per_step = [struct.unpack("<II", r.take(8)) for _ in range(steps)]
+        stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases, data_bits, param_bits,
+                   param_scale, tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest)
+        try:
+            circuit = stmt.validated_circuit()
+        except StatementError as exc:
+            raise ProofFormatError(f"statement: {exc}") from None
+        need = len(circuit.statement_keys) * committed.MIN_COMMITMENT_BYTES
+        if r.remaining() < need:
+            raise ProofFormatError(f"statement: declares {len(circuit.statement_keys)} commitments "
+                                   f"(at least {need} bytes), the section has {r.remaining()}")
+        need = circuit.proof_key_count() * committed.MIN_COMMITMENT_BYTES
+        if following < need:
+            raise ProofFormatError(f"the statement implies {circuit.proof_key_count()} committed tensors "
+                                   f"(at least {need} bytes), the proof has {following} bytes")
+        stmt.commitments.update(read_commitments(r, circuit.statement_keys))
+        r.end()
+        return stmt
+
+
+def _ranges(indices) -> str:
+    """``0-9, 0-4`` for batch indices 0..9 then 0..4 (runs of consecutive indices)."""
+    runs, start = [], None
+    for k, i in enumerate(indices):
+        if start is None:
+            start = i
+        if k + 1 == len(indices) or indices[k + 1] != i + 1:
+            runs.append(f"{start}-{i}" if i != start else f"{i}")
+            start = None
+    return ", ".join(runs[:8]) + (f", ... ({len(runs)} runs)" if len(runs) > 8 else "")
+
+
+def tensor_name(key) -> str:
+    """A statement tensor's name for people (``describe``, error messages)."""
+    name, t, l, _ = key
+    return {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "Z": "output",
+            "W": f"weights W{l} after {t} step(s)", "B": f"bias b{l} after {t} step(s)"}[name]
+
+
+def read_commitments(r: Reader, keys) -> dict:
+    """One commitment section per ``(key, shape)`` of ``keys``, each checked to have the layout
+    of its shape: ``{key: Commitment}``."""
+    out = {}
+    for key, shape in keys:
+        c = Commitment.from_bytes(r.section())
+        if (c.num_vars, c.col_vars) != committed.layout(shape):
+            raise ProofFormatError(f"commitment {key}: layout does not match shape {shape}")
+        out[key] = c
+    return out
