@@ -188,11 +188,16 @@ def einsum_cmd(spec, operands, backend, out, plain, ring_degree, levels, scale_b
                f"decrypt {t4 - t3:.3f} s")
     click.echo(f"max |error| vs numpy: {err:.3e}")
     if out:
-        try:
-            np.save(out, got)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {out}: {exc}") from None
-        click.echo(f"wrote {out}")
+        _save(out, got)
+
+
+def _save(path: str, array: np.ndarray) -> None:
+    """Write ``--out`` (a one-line error when it cannot be written)."""
+    try:
+        np.save(path, array)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc}") from None
+    click.echo(f"wrote {path}")
 
 
 def _context(backend, ring_degree, levels, scale_bits, allow_insecure, spec, arrays, encrypted,
@@ -368,11 +373,7 @@ def run_cmd(data_path, backend, allow_insecure, out, **options):
     if got.shape[1] > 1:
         click.echo(f"argmax = torch: {100 * np.mean(got.argmax(1) == plain.argmax(1)):.1f} % of {len(x)}")
     if out:
-        try:
-            np.save(out, got)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {out}: {exc}") from None
-        click.echo(f"wrote {out}")
+        _save(out, got)
 
 
 COMMANDS = [plan_cmd, einsum_cmd, compile_cmd, run_cmd]
