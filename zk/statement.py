@@ -9,6 +9,7 @@ the proof file (:mod:`zk.proof_format`), parsed bounded and validating.
 """
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 
@@ -57,13 +58,57 @@ class TrainingStatement:
     rows: tuple[int, ...] = ()
     batch_indices: tuple[int, ...] = ()
     dataset: bytes = committed.NO_DIGEST
+    #: the aggregated circuit the statement is about, derived from the fields above
+    circuit: Circuit = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Check that the statement is well formed (sizes within the format's limits, a usable
+        learning rate, 0 for inference, one row count and batch index per step) and derive its
+        circuit; StatementError naming the problem. Whether its equations stay below the magnitude
+        bound is :meth:`Circuit.check_sound`, asked by the provers, the verifier and the parser."""
+        widths, batch, steps = self.widths, self.batch_size, self.steps
+        if not isinstance(widths, tuple) or not 2 <= len(widths) <= MAX_LAYERS + 1 or \
+                not all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in widths):
+            raise StatementError(f"widths {widths!r}: an MLP has 2..{MAX_LAYERS + 1} widths in [1, {MAX_WIDTH}]")
+        if not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+            raise StatementError(f"batch size {batch!r} out of range [1, {MAX_BATCH}]")
+        if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS or (not self.training and steps != 1):
+            raise StatementError(f"{steps!r} steps out of range")
+        if not isinstance(self.scale_bits, int) or not 1 <= self.scale_bits <= 40:
+            raise StatementError(f"scale_bits {self.scale_bits!r} out of range [1, 40]")
+        if self.training and not (isinstance(self.lr, float) and np.isfinite(self.lr) and 0 < self.lr < 2**15):
+            raise StatementError(f"learning rate {self.lr!r} out of range")
+        if not self.training and self.lr != 0.0:
+            raise StatementError(f"an inference statement has learning rate 0, not {self.lr!r}")
+        if not all(isinstance(b, int) and 2 <= b <= fac4dnn.MAX_RANGE_BITS
+                   for b in (self.data_bits, self.param_bits)):
+            raise StatementError(f"range widths {self.data_bits!r}, {self.param_bits!r} out of range "
+                                 f"[2, {fac4dnn.MAX_RANGE_BITS}]")
+        if not isinstance(self.param_scale, int) or not self.scale_bits <= self.param_scale <= 2 * self.scale_bits + 24:
+            raise StatementError(f"parameter scale 2^{self.param_scale!r} out of range [2^{self.scale_bits}, "
+                                 f"2^{2 * self.scale_bits + 24}]")
+        if not (isinstance(self.rows, tuple) and len(self.rows) == steps
+                and all(isinstance(n, int) and 1 <= n <= batch for n in self.rows)):
+            raise StatementError(f"the statement needs one row count in [1, {batch}] per step")
+        if not (isinstance(self.batch_indices, tuple) and len(self.batch_indices) == steps
+                and all(isinstance(i, int) and 0 <= i < 1 << 32 for i in self.batch_indices)):
+            raise StatementError("the statement needs one batch index per step")
+        if not isinstance(self.dataset, bytes) or len(self.dataset) != committed.DIGEST_BYTES:
+            raise StatementError("the statement's dataset digest is not 32 bytes")
+        if not self.training and (self.dataset != committed.NO_DIGEST or self.batch_indices != (0,)):
+            raise StatementError("an inference statement names no dataset")
+        try:
+            lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
+            circuit = Circuit(widths, batch, steps, self.scale_bits, lr_q, lr_bits, self.training, self.biases,
+                              self.data_bits, self.param_bits, self.param_scale, self.rows)
+        except ValueError as exc:
+            raise StatementError(str(exc)) from None
+        object.__setattr__(self, "circuit", circuit)
 
     @property
-    def circuit(self) -> Circuit:
-        lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
-        return Circuit(self.widths, self.batch_size, self.steps, self.scale_bits, lr_q, lr_bits,
-                       self.training, self.biases, self.data_bits, self.param_bits, self.param_scale,
-                       self.rows)
+    def arch(self) -> tuple[int, ...]:
+        """The MLP's widths (input, hidden layers, output)."""
+        return self.widths
 
     def data_commitment(self, name: str, t: int) -> Commitment:
         """The commitment to step ``t``'s data ``"X"`` or targets ``"Y"``."""
@@ -140,48 +185,6 @@ class TrainingStatement:
         for key, c in self.commitments.items():
             t.absorb(f"statement/{key}", c.to_bytes())
 
-    def validated_circuit(self) -> Circuit:
-        """The circuit, after checking that the statement is one a sound proof can be about: sizes
-        within the format's limits, a usable learning rate (0 for inference), and every equation
-        below the magnitude bound (:mod:`zk.magnitudes`); StatementError naming the problem."""
-        widths, batch, steps = self.widths, self.batch_size, self.steps
-        if not isinstance(widths, tuple) or not 2 <= len(widths) <= MAX_LAYERS + 1 or \
-                not all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in widths):
-            raise StatementError(f"widths {widths!r}: an MLP has 2..{MAX_LAYERS + 1} widths in [1, {MAX_WIDTH}]")
-        if not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
-            raise StatementError(f"batch size {batch!r} out of range [1, {MAX_BATCH}]")
-        if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS or (not self.training and steps != 1):
-            raise StatementError(f"{steps!r} steps out of range")
-        if not isinstance(self.scale_bits, int) or not 1 <= self.scale_bits <= 40:
-            raise StatementError(f"scale_bits {self.scale_bits!r} out of range [1, 40]")
-        if self.training and not (isinstance(self.lr, float) and np.isfinite(self.lr) and 0 < self.lr < 2**15):
-            raise StatementError(f"learning rate {self.lr!r} out of range")
-        if not self.training and self.lr != 0.0:
-            raise StatementError(f"an inference statement has learning rate 0, not {self.lr!r}")
-        if not all(isinstance(b, int) and 2 <= b <= fac4dnn.MAX_RANGE_BITS
-                   for b in (self.data_bits, self.param_bits)):
-            raise StatementError(f"range widths {self.data_bits!r}, {self.param_bits!r} out of range "
-                                 f"[2, {fac4dnn.MAX_RANGE_BITS}]")
-        if not isinstance(self.param_scale, int) or not self.scale_bits <= self.param_scale <= 2 * self.scale_bits + 24:
-            raise StatementError(f"parameter scale 2^{self.param_scale!r} out of range [2^{self.scale_bits}, "
-                                 f"2^{2 * self.scale_bits + 24}]")
-        if not (isinstance(self.rows, tuple) and len(self.rows) == steps
-                and all(isinstance(n, int) and 1 <= n <= batch for n in self.rows)):
-            raise StatementError(f"the statement needs one row count in [1, {batch}] per step")
-        if not (isinstance(self.batch_indices, tuple) and len(self.batch_indices) == steps
-                and all(isinstance(i, int) and 0 <= i < 1 << 32 for i in self.batch_indices)):
-            raise StatementError("the statement needs one batch index per step")
-        if not isinstance(self.dataset, bytes) or len(self.dataset) != committed.DIGEST_BYTES:
-            raise StatementError("the statement's dataset digest is not 32 bytes")
-        if not self.training and (self.dataset != committed.NO_DIGEST or self.batch_indices != (0,)):
-            raise StatementError("an inference statement names no dataset")
-        try:
-            circuit = self.circuit
-        except ValueError as exc:
-            raise StatementError(str(exc)) from None
-        circuit.check_sound()
-        return circuit
-
     def _bias_flags(self) -> list[int]:
         return [int(bool(b)) for b in self.biases] if self.biases else [0] * (len(self.widths) - 1)
 
@@ -216,12 +219,13 @@ class TrainingStatement:
         if not 1 <= steps <= MAX_STEPS or r.remaining() < 8 * steps:
             raise ProofFormatError(f"statement: {steps} steps (at most {MAX_STEPS}, 8 bytes each)")
         per_step = [struct.unpack("<II", r.take(8)) for _ in range(steps)]
-        stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases, data_bits, param_bits,
-                   param_scale, tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest)
         try:
-            circuit = stmt.validated_circuit()
+            stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases, data_bits, param_bits,
+                       param_scale, tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest)
+            stmt.circuit.check_sound()
         except StatementError as exc:
             raise ProofFormatError(f"statement: {exc}") from None
+        circuit = stmt.circuit
         need = len(circuit.statement_keys) * committed.MIN_COMMITMENT_BYTES
         if r.remaining() < need:
             raise ProofFormatError(f"statement: declares {len(circuit.statement_keys)} commitments "

@@ -294,8 +294,9 @@ def _verify(proof, cls, key, published=None, checks: commit.DeferredChecks | Non
 
 
 def _check(proof, key, checks=None) -> bool:
+    circuit = proof.statement.circuit
     try:
-        circuit = proof.statement.validated_circuit()
+        circuit.check_sound()
     except StatementError as exc:
         raise VerificationError(f"statement: {exc}") from None
     expected = [k for k, _ in circuit.proof_keys]
