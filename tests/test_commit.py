@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from zk import commit as cm
 from zk import field, group
+from zk.device import CPU
 from zk.errors import ProofFormatError, VerificationError
 from zk.transcript import Transcript
 
@@ -200,9 +201,9 @@ def test_homomorphism():
     cb, ob = cm.commit(b)
     x = random_point(4, rng)
     for com, opening, expected in (
-        (ca + cb, oa + ob, a + b),
-        (ca - cb, oa - ob, a - b),
-        (cm.Commitment.combine([3, -2], [ca, cb]), cm.Opening.combine([3, -2], [oa, ob]), 3 * a - 2 * b),
+        (ca + cb, cm.Opening.combine([1, 1], [oa, ob], CPU), a + b),
+        (ca - cb, cm.Opening.combine([1, -1], [oa, ob], CPU), a - b),
+        (cm.Commitment.combine([3, -2], [ca, cb]), cm.Opening.combine([3, -2], [oa, ob], CPU), 3 * a - 2 * b),
     ):
         assert com == cm.commit(expected, blinds=opening.blinds)[0]
         proof = cm.prove_eval(opening, com, x, transcript())
@@ -210,7 +211,7 @@ def test_homomorphism():
         assert field.to_int(cm.evaluate(opening, x)) == mle_reference(expected.reshape(-1).tolist(), x)
     lam = field.random_seeded((), rng)
     combo = cm.Commitment.combine([lam], [ca])
-    assert combo == cm.commit(field.mul(lam, field.from_int(a)), blinds=cm.Opening.combine([lam], [oa]).blinds)[0]
+    assert combo == cm.commit(field.mul(lam, field.from_int(a)), blinds=cm.Opening.combine([lam], [oa], CPU).blinds)[0]
     with pytest.raises(ValueError):
         ca + cm.commit(np.arange(8))[0]
     with pytest.raises(ValueError):

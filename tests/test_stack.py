@@ -5,6 +5,7 @@ import numpy as np
 
 from zk import commit, stack
 from zk.commit import Commitment, Opening
+from zk.device import CPU
 
 
 def instances(count: int, rows: int, cols_vars: int, seed: int = 0):
@@ -54,7 +55,7 @@ def test_bit_planes_are_kept_as_bytes_and_open_like_field_tables():
     assert opening.table.dtype == np.uint8 and opening.table.shape == (8, 32)  # 1 byte per bit
     same_com, same_opening = commit.commit(field.from_int(bits), col_vars=5, blinds=opening.blinds)
     assert com == same_com
-    assert np.array_equal(opening.field_table(), same_opening.table)
+    assert np.array_equal(opening.field_table(CPU), same_opening.table)
     point = field.random_seeded(8, np.random.default_rng(4))
     value = commit.evaluate(opening, point)
     assert np.array_equal(value, commit.evaluate(same_opening, point))

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import commit, device, field, group, mle, sigma, zksumcheck
+from . import commit, field, group, mle, sigma, zksumcheck
 from .commit import EvalProof
+from .device import CPU, Device
 from .errors import ProofFormatError
 from .stack import Stack
 from .transcript import Transcript
@@ -93,16 +94,16 @@ _BOOLEANITY_TERMS = [(1, (0,)), (-1, (0, 0))]  # b - b^2, weighted by eq(u, .)
 
 
 def prove_booleanity(planes: Stack, u: np.ndarray, t: Transcript,
-                     key: commit.CommitKey = commit.DEFAULT_KEY) -> BooleanityProof:
-    """Prove that every entry of the committed stack is 0 or 1, at the random point ``u``."""
-    expanded = planes.opening.expanded()  # field elements for this proof only
-    prover = device.current().eq_sumcheck(u, [expanded.table.reshape(-1, 4)], _BOOLEANITY_TERMS)
+                     key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> BooleanityProof:
+    """Prove that every entry of the committed stack is 0 or 1, at the random point ``u``, on ``device``."""
+    expanded = planes.opening.expanded(device)  # field elements for this proof only
+    prover = device.eq_sumcheck(u, [expanded.table.reshape(-1, 4)], _BOOLEANITY_TERMS)
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     b = finals[0]
     blinds = field.random(2)
     values, _ = commit.commit_scalars(np.stack([b, field.square(b)]), key, blinds=blinds)
     t.absorb_points("booleanity/values", values)
-    opening = commit.prove_eval(expanded, planes.commitment, r, t, key, value_blind=blinds[0])
+    opening = commit.prove_eval(expanded, planes.commitment, r, t, key, value_blind=blinds[0], device=device)
     square = sigma.prove_product(b, blinds[0], b, blinds[0], blinds[1], (values[0], values[0], values[1]),
                                  t, key)
     delta = zksumcheck.prove_final_claim(final_blind, mle.eq(u, r), field.sub(blinds[0], blinds[1]))

@@ -58,7 +58,8 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from . import device, field, group, mle
+from . import field, group, mle
+from .device import CPU, Device
 from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .transcript import Transcript
@@ -237,20 +238,21 @@ class Commitment:
 @dataclass(frozen=True)
 class Opening:
     """The secret side of a commitment: the table and the row blinds (on the host). The table is
-    on the prover's device (:mod:`zk.device`): a ``(rows, cols, 4)`` field array, or for a bit
-    plane its ``(rows, cols)`` 0/1 bytes, 32 times smaller, expanded only where a relation
+    on the device that committed it (:mod:`zk.device`): a ``(rows, cols, 4)`` field array, or for
+    a bit plane its ``(rows, cols)`` 0/1 bytes, 32 times smaller, expanded only where a relation
     computes on it (:meth:`field_table`)."""
 
     table: np.ndarray
     blinds: np.ndarray
 
-    def field_table(self):
-        """The table as field elements ``(rows, cols, 4)`` on the current device."""
-        return device.current().field_table(self.table)
+    def field_table(self, device: Device):
+        """The table as field elements ``(rows, cols, 4)`` on ``device``."""
+        return device.field_table(self.table)
 
-    def expanded(self) -> "Opening":
-        """This opening with its table as field elements (the same opening for a field table)."""
-        return self if self.table.ndim == 3 else Opening(self.field_table(), self.blinds)
+    def expanded(self, device: Device) -> "Opening":
+        """This opening with its table as field elements on ``device`` (the same opening for a
+        field table)."""
+        return self if self.table.ndim == 3 else Opening(self.field_table(device), self.blinds)
 
     @property
     def num_vars(self) -> int:
@@ -263,45 +265,37 @@ class Opening:
     def __repr__(self) -> str:  # never print secrets
         return f"Opening(num_vars={self.num_vars})"
 
-    def __add__(self, other: Opening) -> Opening:
-        return Opening(device.current().add(self.field_table(), other.field_table()),
-                       field.add(self.blinds, other.blinds))
-
-    def __sub__(self, other: Opening) -> Opening:
-        return Opening(device.current().sub(self.field_table(), other.field_table()),
-                       field.sub(self.blinds, other.blinds))
-
     @classmethod
-    def combine(cls, coeffs, openings) -> Opening:
-        """The opening of ``Commitment.combine(coeffs, commitments)``."""
+    def combine(cls, coeffs, openings, device: Device) -> Opening:
+        """The opening of ``Commitment.combine(coeffs, commitments)``, its table on ``device``."""
         coeffs, openings = list(coeffs), list(openings)
         if len(coeffs) != len(openings) or not openings:
             raise ValueError(f"combine: {len(coeffs)} coefficients for {len(openings)} openings")
         c = np.stack([_scalar(x) for x in coeffs])
-        table = device.current().lincomb(c, [o.field_table() for o in openings])
+        table = device.lincomb(c, [o.field_table(device) for o in openings])
         blinds = field.sum(field.mul(c[:, None, :], np.stack([o.blinds for o in openings])), axis=0)
         return cls(table, blinds)
 
 
-def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None,
-           col_vars: int | None = None) -> tuple[Commitment, Opening]:
+def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None, col_vars: int | None = None,
+           device: Device = CPU) -> tuple[Commitment, Opening]:
     """Commit to a tensor: an integer array / torch tensor (bits and small values commit through
     :func:`zk.group.msm_small`) or a field array ``(..., 4)``. Dimensions are zero-padded to powers
     of two. ``blinds`` (``(rows, 4)``) defaults to fresh secret randomness; ``col_vars`` fixes the
-    row width (``2^col_vars``) instead of the square split."""
+    row width (``2^col_vars``) instead of the square split. The opening's table and the row
+    commitments are computed on ``device``."""
     table, ints = _table(values)
     m = len(table if ints is None else ints).bit_length() - 1
     m_row, m_col = split_vars(m, col_vars)
     rows, cols = 1 << m_row, 1 << m_col
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
-    dev = device.current()
     if ints is None:
-        table = dev.asarray(table).reshape(rows, cols, 4)
+        table = device.asarray(table).reshape(rows, cols, 4)
     elif ints.dtype == np.uint8:  # bit planes stay bytes
-        table = dev.asarray(ints).reshape(rows, cols)
+        table = device.asarray(ints).reshape(rows, cols)
     else:
-        table = dev.table_from_ints(ints).reshape(rows, cols, 4)
-    points = dev.commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
+        table = device.table_from_ints(ints).reshape(rows, cols, 4)
+    points = device.commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
                              blinds, _fixed_base(key.label + b"/H"))
     return Commitment(m, tuple(points), m_col), Opening(table, blinds)
 
@@ -328,15 +322,15 @@ def _point_tables(point, num_vars: int, col_vars: int) -> tuple[np.ndarray, np.n
     return x, mle.eq_table(x[:m_row]), mle.eq_table(x[m_row:])
 
 
-def evaluate(opening: Opening, point) -> np.ndarray:
-    """``T~(point)``, one field element."""
+def evaluate(opening: Opening, point, device: Device = CPU) -> np.ndarray:
+    """``T~(point)``, one field element (the row combination computed on ``device``)."""
     _, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
-    return field.inner(_row_combination(opening, left), right)
+    return field.inner(_row_combination(opening, left, device), right)
 
 
-def _row_combination(opening: Opening, left: np.ndarray) -> np.ndarray:
-    """``t = L^T T`` (on the current device)."""
-    return device.current().vecmat(left, opening.field_table())
+def _row_combination(opening: Opening, left: np.ndarray, device: Device) -> np.ndarray:
+    """``t = L^T T`` (computed on ``device``, returned to the host)."""
+    return device.vecmat(left, opening.field_table(device))
 
 
 @dataclass(frozen=True)
@@ -391,8 +385,9 @@ _EXPLICIT_GENERATORS = 32
 
 
 def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Transcript,
-               key: CommitKey = DEFAULT_KEY, *, value_blind=None) -> EvalProof:
-    """Prove ``T~(point) = v`` for the table of ``opening`` / ``commitment``.
+               key: CommitKey = DEFAULT_KEY, *, value_blind=None, device: Device = CPU) -> EvalProof:
+    """Prove ``T~(point) = v`` for the table of ``opening`` / ``commitment`` (the row combination
+    and the MSMs over the key's generators on ``device``).
 
     With ``value_blind=None`` the value ``v`` is public (the verifier gets ``evaluate(opening, point)``);
     otherwise the verifier gets ``C_v = commit_scalar(v, key, blind=value_blind)[0]``.
@@ -401,7 +396,7 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
         raise ValueError(f"prove_eval: opening has layout {opening.num_vars}/{opening.col_vars} variables, "
                          f"commitment {commitment.num_vars}/{commitment.col_vars}")
     x, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
-    a = _row_combination(opening, left)
+    a = _row_combination(opening, left, device)
     b = right
     value = field.inner(a, b)
     rho = field.inner(left, opening.blinds)  # r_t
@@ -415,17 +410,16 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
         rho = field.add(rho, field.mul(xi, r_v))
 
     n = a.shape[0]
-    dev = device.current()
     base_u, base_h = _fixed_base(key.label + b"/U"), _fixed_base(key.label + b"/H")
     # The current generator k is sum_i coef[i] * g[i] over i = k mod len(a), where g is the key's
-    # generators (by index, on the current device) until few remain, then explicit points.
+    # generators (by index, on the device) until few remain, then explicit points.
     g: np.ndarray | list = np.arange(n)
     coef = field.ones(n)
 
     def msms(jobs):  # sum_k scalars[k] g[index[k]] per job (index, scalars)
         if isinstance(g, list):
             return group.msm_many([([g[i] for i in idx.tolist()], sc) for idx, sc in jobs])
-        return dev.generator_msms(key, [(g[idx], sc) for idx, sc in jobs])
+        return device.generator_msms(key, [(g[idx], sc) for idx, sc in jobs])
 
     ls, rs = [], []
     while len(a) > 1:

@@ -21,14 +21,13 @@ binding variables, sumchecks and openings all run there (the *table operations* 
 ``asarray``, ``table_from_ints``, ``field_table``, ``add``, ``sub``, ``mul``, ``lincomb``). Only
 round messages (``d + 1`` field elements), final evaluations and the one-row vectors of the
 inner-product argument come back. The public prover functions take ``device="auto" | "cpu" |
-"cuda"`` and run under :func:`using`; ``auto`` picks ``cuda`` when cupy imports and sees a GPU,
-else ``cpu``. Prover code asks :func:`current`.
+"cuda"`` (:func:`resolve`; ``auto`` picks ``cuda`` when cupy imports and sees a GPU, else ``cpu``)
+and pass the :class:`Device` down, as an argument, to every function that computes on tables.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
+from abc import ABC, abstractmethod
 from typing import Sequence
 
 import numpy as np
@@ -36,19 +35,90 @@ import numpy as np
 from . import field, group
 from .sumcheck import EqSumcheckProver, SumcheckProver, check_terms
 
-__all__ = ["DEVICES", "CpuDevice", "KernelDevice", "resolve", "using", "current"]
+__all__ = ["DEVICES", "Device", "CpuDevice", "KernelDevice", "CPU", "resolve"]
 
 #: Names accepted by :func:`resolve` (``host`` is the kernels' CPU build, for checking).
 DEVICES = ("auto", "cpu", "cuda", "host")
 
 
-class CpuDevice:
+class Device(ABC):
+    """Where the prover computes on tables: the table operations and the four loops.
+
+    A *table* is a field array ``(..., 4)`` (or, for a bit plane, its 0/1 bytes) in this device's
+    memory; the table operations also take host arrays, which they upload. What comes back to the
+    host (points, round messages, row vectors) is canonical, so a proof's bytes do not depend on
+    the device.
+    """
+
+    #: the name :func:`resolve` knows the device by
+    name: str
+    #: the array module of this device's tables (numpy, or cupy)
+    xp: object
+
+    # -- table operations -------------------------------------------------------------------
+    @abstractmethod
+    def asarray(self, a):
+        """``a`` as an array on this device."""
+
+    @abstractmethod
+    def table_from_ints(self, ints: np.ndarray):
+        """Field elements of integer entries (uint8 0/1 planes or int64 values)."""
+
+    @abstractmethod
+    def field_table(self, table):
+        """A table as field elements: bit tables (uint8) expanded, field tables as they are."""
+
+    @abstractmethod
+    def add(self, a, b):
+        """``a + b``, entrywise."""
+
+    @abstractmethod
+    def sub(self, a, b):
+        """``a - b``, entrywise."""
+
+    @abstractmethod
+    def mul(self, a, b):
+        """``a * b``, entrywise (either may be one field element)."""
+
+    @abstractmethod
+    def lincomb(self, coeffs: np.ndarray, tables):
+        """``sum_k coeffs[k] tables[k]`` (host coefficients ``(k, 4)``, tables of one shape)."""
+
+    # -- the loops --------------------------------------------------------------------------
+    @abstractmethod
+    def commit_rows(self, key, table, ints: np.ndarray | None, blinds: np.ndarray, h: group.FixedBase) -> list:
+        """Blinded row commitments ``C_i = sum_j T[i, j] G_j + blinds[i] H`` of a table
+        (``(rows, cols, 4)`` field elements or ``(rows, cols)`` bits) with the generators ``G_j``
+        of ``key`` (a :class:`zk.commit.CommitKey`) and ``h`` the fixed-base table of ``H``
+        (``ints``: the integer entries, when the tensor is integer)."""
+
+    @abstractmethod
+    def generator_msms(self, key, jobs) -> list:
+        """``sum_k scalars[k] G_{indices[k]}`` for each job ``(indices, scalars)`` over the
+        generators ``G`` of ``key``."""
+
+    @abstractmethod
+    def sumcheck(self, tables, terms: Sequence[tuple]):
+        """A prover for ``sum_x sum_t c_t prod_j P_j(x)`` over ``tables``, with
+        :class:`zk.sumcheck.SumcheckProver`'s interface and messages."""
+
+    @abstractmethod
+    def eq_sumcheck(self, point, tables, terms: Sequence[tuple]):
+        """A prover for ``sum_x eq(point, x) sum_t c_t prod_j P_j(x)`` (the eq factor left out
+        of ``terms``), with :class:`zk.sumcheck.SumcheckProver`'s interface and messages."""
+
+    @abstractmethod
+    def vecmat(self, v: np.ndarray, m) -> np.ndarray:
+        """``v^T M`` for ``v (rows, 4)`` on the host and a table ``M (rows, cols, 4)``, on the host."""
+
+
+class CpuDevice(Device):
     """The reference path: :mod:`zk.field` / :mod:`zk.mle` numba kernels and arkworks MSMs."""
 
     name = "cpu"
     xp = np
 
-    # -- table operations (field arrays (..., 4) on this device) -----------------------------
+    # -- table operations -------------------------------------------------------------------
     asarray = staticmethod(np.asarray)
     add = staticmethod(field.add)
     sub = staticmethod(field.sub)
@@ -56,17 +126,14 @@ class CpuDevice:
 
     @staticmethod
     def table_from_ints(ints: np.ndarray) -> np.ndarray:
-        """Field elements of integer entries (uint8 0/1 planes or int64 values)."""
         return field.from_int(ints)
 
     @classmethod
     def field_table(cls, table):
-        """A table as field elements: bit tables (uint8) expanded, field tables as they are."""
         return cls.table_from_ints(table) if table.dtype == np.uint8 else table
 
     @staticmethod
     def lincomb(coeffs: np.ndarray, tables) -> np.ndarray:
-        """``sum_k coeffs[k] tables[k]`` (host coefficients ``(k, 4)``, tables of one shape)."""
         stacked = np.stack(tables)
         return field.sum(field.mul(coeffs.reshape((len(tables),) + (1,) * (stacked.ndim - 2) + (4,)), stacked), axis=0)
 
@@ -74,34 +141,24 @@ class CpuDevice:
     @staticmethod
     def commit_rows(key, table: np.ndarray, ints: np.ndarray | None, blinds: np.ndarray,
                     h: group.FixedBase) -> list:
-        """Blinded row commitments ``C_i = sum_j T[i, j] G_j + blinds[i] H`` of a table
-        (``(rows, cols, 4)`` field elements or ``(rows, cols)`` bits) with the generators ``G_j``
-        of ``key`` (a :class:`zk.commit.CommitKey`) and ``h`` the fixed-base table of ``H``
-        (``ints``: the integer entries, when the tensor is integer)."""
         rows = group.msm_rows(key.g(table.shape[1]), ints if ints is not None else table)
         return [p + mask for p, mask in zip(rows, h.mul(blinds))]
 
     @staticmethod
     def generator_msms(key, jobs) -> list:
-        """``sum_k scalars[k] G_{indices[k]}`` for each job ``(indices, scalars)`` over the
-        generators ``G`` of ``key``."""
         gens = key.g(_generators_used(jobs))
         return group.msm_many([([gens[i] for i in idx.tolist()], sc) for idx, sc in jobs])
 
     @staticmethod
     def sumcheck(tables, terms: Sequence[tuple]) -> SumcheckProver:
-        """A sumcheck prover (:class:`zk.sumcheck.SumcheckProver` interface) on this device."""
         return SumcheckProver(tables, terms)
 
     @staticmethod
     def eq_sumcheck(point, tables, terms: Sequence[tuple]) -> EqSumcheckProver:
-        """A prover for ``sum_x eq(point, x) sum_t c_t prod_j P_j(x)`` (the eq factor left out
-        of ``terms``) with :class:`SumcheckProver`'s interface and messages."""
         return EqSumcheckProver(point, tables, terms)
 
     @staticmethod
     def vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """``v^T M`` for ``v (rows, 4)`` and ``M (rows, cols, 4)``, on the host."""
         return field.vecmat(v, m)
 
 
@@ -110,7 +167,7 @@ def _generators_used(jobs) -> int:
     return 1 + max((int(idx.max()) for idx, _ in jobs if len(idx)), default=-1)
 
 
-class KernelDevice:
+class KernelDevice(Device):
     """:mod:`gpu`'s kernels on the GPU (``backend="cuda"``) or on the host build (``"host"``)."""
 
     def __init__(self, backend: str) -> None:
@@ -253,10 +310,14 @@ class KernelSumcheckProver:
         return np.stack([self._device.download(t[0]) for t in self._tables])
 
 
+#: The reference device: the default of the functions that commit and prove on tables.
+CPU = CpuDevice()
+
+
 @functools.cache
-def _named(name: str):
+def _named(name: str) -> Device:
     if name == "cpu":
-        return CpuDevice()
+        return CPU
     if name == "cuda":
         from gpu import runtime
 
@@ -266,9 +327,9 @@ def _named(name: str):
     return KernelDevice(name)
 
 
-def resolve(device="auto"):
-    """The device for a name in :data:`DEVICES` (or a device object, returned as is)."""
-    if isinstance(device, (CpuDevice, KernelDevice)):
+def resolve(device="auto") -> Device:
+    """The device for a name in :data:`DEVICES` (or a :class:`Device`, returned as is)."""
+    if isinstance(device, Device):
         return device
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
@@ -277,21 +338,3 @@ def resolve(device="auto"):
 
         device = "cuda" if runtime.cuda_available() else "cpu"
     return _named(device)
-
-
-_CURRENT = contextvars.ContextVar("zk_device", default=CpuDevice())
-
-
-@contextlib.contextmanager
-def using(device="auto"):
-    """Run the enclosed prover code on ``device`` (a name of :data:`DEVICES` or a device)."""
-    token = _CURRENT.set(resolve(device))
-    try:
-        yield _CURRENT.get()
-    finally:
-        _CURRENT.reset(token)
-
-
-def current():
-    """The device the prover's loops run on (``cpu`` outside :func:`using`)."""
-    return _CURRENT.get()

@@ -38,6 +38,7 @@ from circuits import EinsumSpec, exact_einsum, parse_einsum
 
 from . import commit, device as _device, field, group, mle, padding, sigma, zksumcheck
 from .commit import Commitment, EvalProof
+from .device import CPU, Device
 from .errors import ProofFormatError, VerificationError, malformed_as_verification_error
 from .group import Point
 from .padding import PaddingProof
@@ -111,25 +112,24 @@ class EinsumLayout:
         return np.stack(coords) if coords else field.zeros(0)
 
 
-def _restrict(tab, variables: list, fixed: dict, order: list):
+def _restrict(tab, variables: list, fixed: dict, order: list, device: Device):
     """Bind the ``fixed`` variables of an MLE table, then lay the rest out over ``order``
-    (variables of ``order`` the table lacks are broadcast): a table over ``order``, on the
-    current device."""
-    dev = _device.current()
-    t = dev.asarray(tab).reshape((2,) * len(variables) + (4,))
+    (variables of ``order`` the table lacks are broadcast): a table over ``order``, on
+    ``device``."""
+    t = device.asarray(tab).reshape((2,) * len(variables) + (4,))
     names = list(variables)
     for pos in reversed(range(len(names))):
         v = names[pos]
         if v in fixed:
-            lo = dev.xp.take(t, 0, axis=pos)
-            hi = dev.xp.take(t, 1, axis=pos)
-            t = dev.add(lo, dev.mul(dev.sub(hi, lo), fixed[v]))
+            lo = device.xp.take(t, 0, axis=pos)
+            hi = device.xp.take(t, 1, axis=pos)
+            t = device.add(lo, device.mul(device.sub(hi, lo), fixed[v]))
             del names[pos]
     perm = sorted(range(len(names)), key=lambda i: order.index(names[i]))
     t = t.transpose(perm + [len(names)])
     t = t.reshape(tuple(2 if v in names else 1 for v in order) + (4,))
-    full = dev.xp.broadcast_to(t, (2,) * len(order) + (4,))
-    return dev.xp.ascontiguousarray(full).reshape(-1, 4)
+    full = device.xp.broadcast_to(t, (2,) * len(order) + (4,))
+    return device.xp.ascontiguousarray(full).reshape(-1, 4)
 
 
 def _integer_operand(x, name: str) -> np.ndarray:
@@ -283,9 +283,9 @@ def _absorb_statement(t: Transcript, spec: str, shapes, commitments) -> None:
 
 
 def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
-                   key: commit.CommitKey = commit.DEFAULT_KEY) -> EinsumRelationProof:
+                   key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> EinsumRelationProof:
     """Prove that ``commitments = (com A, com B, com C)`` (with their ``openings``) satisfy
-    ``C = einsum(parsed, A, B)``; the caller has absorbed the commitments into ``t``."""
+    ``C = einsum(parsed, A, B)``, on ``device``; the caller has absorbed the commitments into ``t``."""
     layout = EinsumLayout(parsed)
     (open_a, open_b, open_c), (com_a, com_b, com_c) = openings, commitments
     t.absorb_str("einsum/spec", str(parsed))
@@ -294,22 +294,22 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
     u_of = dict(zip(out_vars, u))
     # C~(u), committed and opened
     blinds = field.random(4)
-    c_value = commit.evaluate(open_c, u)
+    c_value = commit.evaluate(open_c, u, device)
     c_point, _ = commit.commit_scalar(c_value, key, blind=blinds[0])
-    eval_c = commit.prove_eval(open_c, com_c, u, t, key, value_blind=blinds[0])
+    eval_c = commit.prove_eval(open_c, com_c, u, t, key, value_blind=blinds[0], device=device)
 
     # sumcheck over batch + contracted variables
     sum_vars = layout.sum_variables
     free_fixed = {v: u_of[v] for v in out_vars if v[0] not in layout.batch}
-    tables = [_restrict(open_x.field_table().reshape(-1, 4), layout.variables(k), free_fixed, sum_vars)
-              for k, open_x in enumerate((open_a, open_b))]
+    tables = [_restrict(open_x.field_table(device).reshape(-1, 4), layout.variables(k), free_fixed, sum_vars,
+                        device) for k, open_x in enumerate((open_a, open_b))]
     terms = [(1, (0, 1))]
     batch_vars = [v for v in sum_vars if v[0] in layout.batch]
     if batch_vars:
         eq = mle.eq_table(np.stack([u_of[v] for v in batch_vars]))
-        tables.append(_restrict(eq, batch_vars, {}, sum_vars))
+        tables.append(_restrict(eq, batch_vars, {}, sum_vars, device))
         terms = [(1, (0, 1, 2))]
-    prover = _device.current().sumcheck(tables, terms)
+    prover = device.sumcheck(tables, terms)
     sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
     r_of = dict(zip(sum_vars, r))
 
@@ -318,9 +318,9 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
         np.stack([finals[0], finals[1], field.mul(finals[0], finals[1])]), key, blinds=blinds[1:])
     t.absorb_points("einsum/finals", (pa, pb, pz))
     eval_a = commit.prove_eval(open_a, com_a, layout.operand_point(0, u_of, r_of), t, key,
-                               value_blind=blinds[1])
+                               value_blind=blinds[1], device=device)
     eval_b = commit.prove_eval(open_b, com_b, layout.operand_point(1, u_of, r_of), t, key,
-                               value_blind=blinds[2])
+                               value_blind=blinds[2], device=device)
     product = sigma.prove_product(finals[0], blinds[1], finals[1], blinds[2], blinds[3],
                                   (pa, pb, pz), t, key)
     delta = zksumcheck.prove_final_claim(final_blind, layout.batch_eq(u_of, r_of), blinds[3])
@@ -362,11 +362,10 @@ def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFA
     that does not verify. ``device`` (:mod:`zk.device`) picks where the heavy loops run; the
     proof does not depend on it. Returns an :class:`EinsumProof`.
     """
-    with _device.using(device):
-        return _prove_einsum(spec, A, B, C, key)
+    return _prove_einsum(spec, A, B, C, key, _device.resolve(device))
 
 
-def _prove_einsum(spec: str, A, B, C, key: commit.CommitKey) -> EinsumProof:
+def _prove_einsum(spec: str, A, B, C, key: commit.CommitKey, device: Device) -> EinsumProof:
     a = _integer_operand(A, "A")
     b = _integer_operand(B, "B")
     parsed = parse_einsum(spec, a.shape, b.shape)
@@ -374,14 +373,15 @@ def _prove_einsum(spec: str, A, B, C, key: commit.CommitKey) -> EinsumProof:
     c = exact_einsum(str(parsed), a, b) if C is None else _integer_operand(C, "C")
     if c.shape != parsed.output_shape:
         raise ValueError(f"C has shape {c.shape}, '{parsed}' produces {parsed.output_shape}")
-    committed = [commit.commit(x, key) for x in (a, b, c)]
+    committed = [commit.commit(x, key, device=device) for x in (a, b, c)]
     commitments = tuple(com for com, _ in committed)
     t = Transcript(DOMAIN)
     shapes = (a.shape, b.shape)
     _absorb_statement(t, str(parsed), shapes, commitments)
-    pads = tuple(padding.prove(stack([commitments[k]], [committed[k][1]]), [shapes[k]], _padded(shapes[k]), t, key)
+    pads = tuple(padding.prove(stack([commitments[k]], [committed[k][1]], device), [shapes[k]], _padded(shapes[k]), t,
+                               key, device)
                  for k in padded_operands(shapes))
-    relation = prove_relation(parsed, [o for _, o in committed], commitments, t, key)
+    relation = prove_relation(parsed, [o for _, o in committed], commitments, t, key, device)
     return EinsumProof(str(parsed), shapes, commitments, pads, relation)
 
 

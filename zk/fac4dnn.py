@@ -43,6 +43,7 @@ from circuits import parse_einsum
 from . import bits, commit, einsum, field, group, hadamard, magnitudes, mle, padding
 from .bits import BooleanityProof
 from .commit import Commitment, Opening
+from .device import CPU, Device
 from .einsum import EinsumRelationProof
 from .errors import VerificationError
 from .hadamard import Affine, HadamardProof
@@ -424,8 +425,9 @@ def pad(values: np.ndarray, shape: tuple, fill: int = 0) -> np.ndarray:
     return out
 
 
-def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, progress=None):
-    """Commit every tensor named in ``keys`` (padded to its shape): ``{key: (Commitment, Opening)}``.
+def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, device: Device, progress=None):
+    """Commit every tensor named in ``keys`` (padded to its shape) on ``device``:
+    ``{key: (Commitment, Opening)}``.
 
     Tensors of one shape are committed a power-of-two batch per call (their rows side by side, so no
     padding instance is committed) and split back into per-instance commitments, which is what
@@ -447,7 +449,7 @@ def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, 
             chunk = names[start:start + size]
             start += size
             tensors = np.stack([pad(values[k], shape) for k in chunk])
-            com, opening = commit.commit(tensors.reshape(len(chunk), -1), key, col_vars=c)
+            com, opening = commit.commit(tensors.reshape(len(chunk), -1), key, col_vars=c, device=device)
             for i, k in enumerate(chunk):
                 sl = slice(i * rows, (i + 1) * rows)
                 out[k] = (Commitment(m, com.rows[sl], c), Opening(opening.table[sl], opening.blinds[sl]))
@@ -464,16 +466,16 @@ def _ones_row(circuit_shape: tuple, key: commit.CommitKey) -> group.Point:
     return group.msm_small(key.g(cols), np.ones(cols, dtype=np.int64))
 
 
-def public_tensors(circuit: Circuit, key: commit.CommitKey) -> dict:
-    """The circuit's public tensors (:attr:`Circuit.public_keys`) committed with blind 0, as both
-    sides compute them: ``{key: (Commitment, Opening)}``."""
+def public_tensors(circuit: Circuit, key: commit.CommitKey, device: Device = CPU) -> dict:
+    """The circuit's public tensors (:attr:`Circuit.public_keys`) committed with blind 0 (on
+    ``device``), as both sides compute them: ``{key: (Commitment, Opening)}``."""
     out = {}
     for k, shape in circuit.public_keys:
         indicator = np.zeros(shape, dtype=np.uint8)
         indicator[:k[1]] = 1
         m = sum(mle.dim_bits(shape))
         c = instance_col_vars(m)
-        out[k] = commit.commit(indicator, key, blinds=field.zeros(1 << (m - c)), col_vars=c)
+        out[k] = commit.commit(indicator, key, blinds=field.zeros(1 << (m - c)), col_vars=c, device=device)
     return out
 
 
@@ -523,11 +525,11 @@ def _linear_combination(circuit: Circuit, rho: np.ndarray, rows_of):
     return out
 
 
-def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
+def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey, device: Device,
           progress=None) -> AggregatedProof:
     """Prove every relation of ``circuit`` for the committed ``tensors`` ``{key: (com, opening)}``
-    (their commitments already absorbed into ``t``)."""
-    tensors = {**tensors, **public_tensors(circuit, key)}
+    (their commitments already absorbed into ``t``) on ``device``."""
+    tensors = {**tensors, **public_tensors(circuit, key, device)}
     total = (1 + len(circuit.padding_groups()) + len(circuit.einsum_groups()) + len(circuit.relu_groups())
              + len(circuit.bit_groups()))
     done = 0
@@ -539,11 +541,11 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
             progress("prove", done, total)
 
     def stacked(keys) -> Stack:
-        return stack([tensors[k][0] for k in keys], [tensors[k][1] for k in keys])
+        return stack([tensors[k][0] for k in keys], [tensors[k][1] for k in keys], device)
 
     pads = []
     for shape, keys in circuit.padding_groups():
-        pads.append(padding.prove(stacked(keys), [circuit.true_shape(k) for k in keys], shape, t, key))
+        pads.append(padding.prove(stacked(keys), [circuit.true_shape(k) for k in keys], shape, t, key, device))
         tick()
     # linear relations, batched: the prover reveals sum_i rho^i (blind combination of row i)
     rho = t.challenge_scalar("fac4dnn/linear")
@@ -561,18 +563,18 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
         parsed = _parse(spec, a, b, circuit, instances[0])
         einsums.append(einsum.prove_relation(
             parsed, (a.opening, b.opening, c.opening),
-            (a.commitment, b.commitment, c.commitment), t, key))
+            (a.commitment, b.commitment, c.commitment), t, key, device))
         tick()
     relus = []
     for instances in circuit.relu_groups():
         out, f, g, u = _relu_forms(circuit, instances, stacked, t)
-        relus.append(hadamard.prove(out, f, g, u, t, key))
+        relus.append(hadamard.prove(out, f, g, u, t, key, device))
         tick()
     booleanity = []
     for keys in circuit.bit_groups():
         s = stacked(keys)
         booleanity.append(bits.prove_booleanity(s, t.challenge_scalars("fac4dnn/booleanity", s.commitment.num_vars),
-                                                t, key))
+                                                t, key, device))
         tick()
     return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(booleanity))
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field as dc_field
 
 import numpy as np
 
-from . import commit, device, field, group, mle, sigma, stack, zksumcheck
+from . import commit, field, group, mle, sigma, stack, zksumcheck
 from .commit import EvalProof
+from .device import CPU, Device
 from .errors import ProofFormatError
 from .group import Point
 from .stack import Stack
@@ -35,13 +36,14 @@ class Affine:
     const: int = 0
     terms: list = dc_field(default_factory=list)  # [(coefficient (int or field), Stack)]
 
-    def linear(self) -> Stack:
-        return stack.combine([c for c, _ in self.terms], [s for _, s in self.terms])
+    def linear(self, device: Device = CPU) -> Stack:
+        """The linear part ``sum_j coeff_j * stack_j`` (the prover's table on ``device``)."""
+        return stack.combine([c for c, _ in self.terms], [s for _, s in self.terms], device)
 
-    def table(self, lin: Stack) -> np.ndarray:
-        """The prover's table of the form (``lin`` = :meth:`linear`)."""
-        base = lin.opening.field_table().reshape(-1, 4)
-        return device.current().add(base, field.from_int(self.const)) if self.const else base
+    def table(self, lin: Stack, device: Device) -> np.ndarray:
+        """The prover's table of the form on ``device`` (``lin`` = :meth:`linear`)."""
+        base = lin.opening.field_table(device).reshape(-1, 4)
+        return device.add(base, field.from_int(self.const)) if self.const else base
 
 
 def _const_point(value: int, key) -> Point:
@@ -81,21 +83,22 @@ class HadamardProof:
 
 
 def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
-          key: commit.CommitKey = commit.DEFAULT_KEY) -> HadamardProof:
-    """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring)."""
+          key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> HadamardProof:
+    """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring) on ``device``."""
     blinds = field.random(4)  # Out(u), F-linear(r), G-linear(r), product
-    out_lin = out.linear()
-    out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u), key, blind=blinds[0])
-    out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0])
-    f_lin, g_lin = f.linear(), g.linear()
-    prover = device.current().eq_sumcheck(u, [f.table(f_lin), g.table(g_lin)], [(1, (0, 1))])
+    out_lin = out.linear(device)
+    out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u, device), key, blind=blinds[0])
+    out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0],
+                                 device=device)
+    f_lin, g_lin = f.linear(device), g.linear(device)
+    prover = device.eq_sumcheck(u, [f.table(f_lin, device), g.table(g_lin, device)], [(1, (0, 1))])
     sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
     fv, gv = finals[0], finals[1]
     lin_values = np.stack([field.sub(fv, field.from_int(f.const)),
                            field.sub(gv, field.from_int(g.const)), field.mul(fv, gv)])
     values, _ = commit.commit_scalars(lin_values, key, blinds=blinds[1:4])
     t.absorb_points("hadamard/values", values)
-    evals = tuple(commit.prove_eval(lin.opening, lin.commitment, r, t, key, value_blind=b)
+    evals = tuple(commit.prove_eval(lin.opening, lin.commitment, r, t, key, value_blind=b, device=device)
                   for lin, b in ((f_lin, blinds[1]), (g_lin, blinds[2])))
     cf = values[0] + _const_point(f.const, key)
     cg = values[1] + _const_point(g.const, key)

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import commit, device, field, group, mle, zksumcheck
+from . import commit, field, group, mle, zksumcheck
 from .commit import EvalProof
+from .device import CPU, Device
 from .errors import ProofFormatError
 from .stack import Stack
 from .transcript import Transcript
@@ -120,18 +121,18 @@ class PaddingProof:
 
 
 def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript,
-          key: commit.CommitKey = commit.DEFAULT_KEY) -> PaddingProof:
-    """Prove that the committed stack is zero outside ``true_shapes`` (one per instance)."""
+          key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> PaddingProof:
+    """Prove that the committed stack is zero outside ``true_shapes`` (one per instance), on ``device``."""
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
-    dev = device.current()
-    outside = dev.field_table(dev.asarray(mask(true_shapes, padded_shape)))
-    table = tensor.opening.field_table().reshape(-1, 4)
-    prover = dev.eq_sumcheck(u, [outside, table], _TERMS)
+    outside = device.field_table(device.asarray(mask(true_shapes, padded_shape)))
+    table = tensor.opening.field_table(device).reshape(-1, 4)
+    prover = device.eq_sumcheck(u, [outside, table], _TERMS)
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     blind = field.random()
     value, _ = commit.commit_scalar(finals[1], key, blind=blind)
     t.absorb_point("padding/value", value)
-    opening = commit.prove_eval(tensor.opening.expanded(), tensor.commitment, r, t, key, value_blind=blind)
+    opening = commit.prove_eval(tensor.opening.expanded(device), tensor.commitment, r, t, key, value_blind=blind,
+                                device=device)
     delta = zksumcheck.prove_final_claim(final_blind, field.mul(mle.eq(u, r), finals[0]), blind)
     return PaddingProof(sc, value, opening, delta)
 

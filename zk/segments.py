@@ -135,9 +135,9 @@ def prove_segment(job: SegmentJob, task: SegmentTask) -> SegmentResult:
     circuit = run.circuit
     circuit.check_sound()
     reused = {**run.reused, **witness.model_openings(circuit, circuit.steps, end, job.key)}
-    with _device.using(_device.resolve(job.device)):
-        proof, _ = _training.commit_and_prove(circuit, run.values, job.lr, job.key, None, reused,
-                                              dataset.commitment.digest, task.batches)
+    proof, _ = _training.commit_and_prove(circuit, run.values, job.lr, job.key, None, reused,
+                                          dataset.commitment.digest, task.batches,
+                                          device=_device.resolve(job.device))
     return SegmentResult(task.index, proof.to_bytes(), time.perf_counter() - t0, _peak_rss(),
                          f"pid {os.getpid()} on {socket.gethostname()}")
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import device, field
+from . import field
 from .commit import Commitment, Opening
+from .device import CPU, Device
 
 
 #: Instance commitments have at most 2^6 rows and at least 2^10 columns (when the instance is
@@ -79,8 +80,9 @@ def _adjacent(tables):
     return flat.reshape((-1,) + tables[0].shape[1:])
 
 
-def stack(commitments, openings=None) -> Stack:
-    """Stack instance commitments (and, for the prover, their openings) of one layout."""
+def stack(commitments, openings=None, device: Device = CPU) -> Stack:
+    """Stack instance commitments (and, for the prover, their openings, the stacked table on
+    ``device``) of one layout."""
     commitments = list(commitments)
     if not commitments:
         raise ValueError("stack: no instances")
@@ -95,10 +97,10 @@ def stack(commitments, openings=None) -> Stack:
     if openings is not None:
         openings = list(openings)
         zeros = n - len(openings)
-        xp = device.current().xp
+        xp = device.xp
         tables = [o.table for o in openings]
         if len({t.dtype for t in tables}) > 1:  # bits beside a field table (a non-0/1 "plane")
-            tables = [o.field_table() for o in openings]
+            tables = [o.field_table(device) for o in openings]
         table = None if zeros else _adjacent(tables)
         if table is None:
             padding = xp.zeros((zeros * rows_per,) + tables[0].shape[1:], tables[0].dtype)
@@ -108,8 +110,9 @@ def stack(commitments, openings=None) -> Stack:
     return Stack(com, opening, len(commitments), k)
 
 
-def combine(coeffs, stacks) -> Stack:
-    """``sum_j coeffs[j] * stacks[j]`` (same layout), with the matching opening for the prover.
+def combine(coeffs, stacks, device: Device = CPU) -> Stack:
+    """``sum_j coeffs[j] * stacks[j]`` (same layout), with the matching opening for the prover
+    (its table on ``device``).
 
     Coefficients ``+1``/``-1`` (the common case: ``b`` and ``1 - b``) cost point additions only.
     """
@@ -124,5 +127,5 @@ def combine(coeffs, stacks) -> Stack:
         com = Commitment.combine(coeffs, [s.commitment for s in stacks])
     opening = None
     if stacks[0].opening is not None:
-        opening = Opening.combine(coeffs, [s.opening for s in stacks])
+        opening = Opening.combine(coeffs, [s.opening for s in stacks], device)
     return Stack(com, opening, stacks[0].count, stacks[0].index_vars)

@@ -23,6 +23,7 @@ from . import commit, committed, dataset as _dataset, fac4dnn, model as _model
 from . import device as _device
 from .commit import Commitment
 from .dataset import DatasetCommitment, DatasetOpening
+from .device import CPU, Device
 from .errors import StatementError, VerificationError, malformed_as_verification_error
 from .fac4dnn import Circuit
 from .model import ModelCommitment, ModelOpening
@@ -161,19 +162,20 @@ def prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitK
     circuit on ``device`` (:mod:`zk.device`). An invalid witness yields a proof that does not verify;
     a statement whose equations could wrap modulo ``r`` is refused (:class:`zk.StatementError`)."""
     circuit.check_sound()
-    with _device.using(device):
-        return commit_and_prove(circuit, values, lr, key, progress)[0]
+    return commit_and_prove(circuit, values, lr, key, progress, device=_device.resolve(device))[0]
 
 
 def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey, progress, reused=None,
-                   dataset: bytes = committed.NO_DIGEST, batch_indices=None):
-    """``(proof, statement tensors {key: (Commitment, Opening)})``; ``reused``: published
-    statement tensors, used as they are."""
+                     dataset: bytes = committed.NO_DIGEST, batch_indices=None, *, device: Device = CPU):
+    """Commit to the witness ``values`` and prove ``circuit`` on ``device``, without checking
+    soundness (the callers do): ``(proof, statement tensors {key: (Commitment, Opening)})``;
+    ``reused``: published statement tensors, used as they are."""
     reused = reused or {}
     fresh = [(k, s) for k, s in circuit.statement_keys if k not in reused]
-    stmt_com = {**reused, **fac4dnn.commit_tensors(circuit, values, fresh, key, _stage(progress, "commit statement"))}
+    stmt_com = {**reused, **fac4dnn.commit_tensors(circuit, values, fresh, key, device,
+                                                   _stage(progress, "commit statement"))}
     stmt_com = {k: stmt_com[k] for k, _ in circuit.statement_keys}
-    proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key,
+    proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key, device,
                                        _stage(progress, "commit witness"))
     indices = tuple(range(circuit.steps)) if batch_indices is None else tuple(batch_indices)
     statement = TrainingStatement(circuit.widths, circuit.batch, circuit.steps, lr,
@@ -184,7 +186,7 @@ def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.Comm
                                   indices if circuit.training else (0,), dataset)
     commitments = {k: c for k, (c, _) in proof_com.items()}
     t = _transcript(statement, commitments)
-    aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, _stage(progress, "prove"))
+    aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, device, _stage(progress, "prove"))
     cls = TrainingProof if circuit.training else InferenceProof
     return cls(statement, commitments, aggregated), stmt_com
 
@@ -220,9 +222,8 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
     run, dataset, indices = _prepare_training(model, data, float(lr), steps, scale_bits, progress, epochs,
                                               param_scale, start_batch, key)
     run.circuit.check_sound()
-    with _device.using(dev):
-        proof, stmt_com = commit_and_prove(run.circuit, run.values, float(lr), key, progress, run.reused,
-                                         dataset.commitment.digest, indices)
+    proof, stmt_com = commit_and_prove(run.circuit, run.values, float(lr), key, progress, run.reused,
+                                       dataset.commitment.digest, indices, device=dev)
     c = run.circuit
     final = {name: stmt_com[k] for k, name in model_keys(c, c.steps)}
     opening = _model.from_integers(c.widths, c.biases or (False,) * c.layers, c.scale_bits, c.param_scale,
@@ -272,8 +273,7 @@ def prove_inference(model, X, scale_bits: int | None = None, progress=None,
     dev = _device.resolve(device)
     run = _inference_run(model, X, scale_bits, key)
     run.circuit.check_sound()
-    with _device.using(dev):
-        return commit_and_prove(run.circuit, run.values, 0.0, key, progress, run.reused)[0]
+    return commit_and_prove(run.circuit, run.values, 0.0, key, progress, run.reused, device=dev)[0]
 
 
 def _verify(proof, cls, key, published=None, checks: commit.DeferredChecks | None = None) -> bool:
