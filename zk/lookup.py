@@ -41,6 +41,7 @@ import numpy as np
 
 from . import commit, field, group, hadamard, sigma
 from .commit import Commitment, EvalProof, Opening
+from .device import CPU
 from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .hadamard import Affine, HadamardProof
@@ -203,7 +204,7 @@ def prove(lookups: list[tuple[Commitment, Opening]], table: Table, t: Transcript
     (the module docstring's protocol). ValueError naming a value the table lacks."""
     commitments = [c for c, _ in lookups]
     _check_statement(commitments, table)
-    entries = [field.to_signed(o.field_table()).reshape(-1) for _, o in lookups]
+    entries = [field.to_signed(o.field_table(CPU)).reshape(-1) for _, o in lookups]
     counts = table.multiplicities(np.concatenate(entries))
     k, col = table.num_vars, commit.split_vars(table.num_vars)[1]
     mult, mult_open = commit.commit(counts, key, col_vars=col)
@@ -212,7 +213,7 @@ def prove(lookups: list[tuple[Commitment, Opening]], table: Table, t: Transcript
     alpha = t.challenge_scalar("lookup/alpha")
     a = field.to_int(alpha)
 
-    helpers = [commit.commit(_inverses(alpha, o.field_table().reshape(-1, 4)), key, col_vars=c.col_vars)
+    helpers = [commit.commit(_inverses(alpha, o.field_table(CPU).reshape(-1, 4)), key, col_vars=c.col_vars)
                for c, o in lookups]
     tab = _table_stack(table, col, key)
     g_values = field.mul(field.from_int(counts), _inverses(alpha, field.from_int(table.values)))
