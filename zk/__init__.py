@@ -4,9 +4,12 @@ Modules, one concept each: ``field`` (Fr vectors), ``group`` (G1, MSM), ``transc
 (Fiat–Shamir), ``mle`` (multilinear extensions), ``sumcheck`` / ``zksumcheck`` (plain and
 committed sumcheck), ``commit`` (Hyrax/Pedersen), ``sigma`` (product and zero proofs),
 ``einsum`` (einsum relation proofs), ``padding`` (zero padding), ``magnitudes`` (the integer
-bounds that make every equation hold over the integers), ``dataset`` and ``model`` (published
-commitments), ``chain`` (proofs linked through model commitments), ``segments`` and ``executors`` (long
-runs proved as chained segments, in-process, in local processes or on Ray).
+bounds that make every equation hold over the integers), ``bits``, ``stack`` and ``fac4dnn`` (the
+aggregated training circuit), ``witness`` (its fixed-point witness), ``statement`` and
+``proof_format`` (what a proof is about, and its file), ``training`` (the public API), ``dataset``
+and ``model`` (published commitments), ``chain`` (proofs linked through model commitments),
+``segments`` and ``executors`` (long runs proved as chained segments, in-process, in local processes
+or on Ray), ``device`` (where the prover's loops run).
 """
 from .errors import ProofFormatError, StatementError, VerificationError, ZKError
 from .einsum import EinsumProof, prove_einsum, verify_einsum
