@@ -51,7 +51,7 @@ class Layer:
     prefix: str  # of the graph tensors it emits: the module's qualified name ("@k" on its k-th
     #              reuse) or the fx node's name for a function or method
     what: str  # e.g. "module encoder.2 (Linear)", "function torch.mean" (for messages)
-    where: str  # e.g. "fx node 'mean', model.py:12: return h.mean(1)"
+    where: str  # e.g. "fx node 'mean' at model.py:12: return h.mean(1)"
     args: tuple = ()  # operands: fx node names (str); literal ints (reshape sizes)
     params: tuple[str, ...] = ()  # linear: the weight's and (with a bias) the bias's names
     fn: Callable | None = None  # average: input shape -> (einsum spec, weights);
@@ -95,7 +95,7 @@ def _symbolic_trace(model):
     except Exception as exc:
         frames = [(f.filename, f.lineno, f.line) for f in traceback.extract_tb(exc.__traceback__)]
         raise UnsupportedOp(
-            f"torch.fx cannot trace {type(model).__name__}.forward{_at(frames)}: {exc}. circuits "
+            f"torch.fx cannot trace {type(model).__name__}.forward [{_at(frames) or 'no source line'}]: {exc}. circuits "
             "needs a forward without data-dependent control flow (if/for on tensor values) or "
             "Python ops on traced tensors") from exc
 
@@ -104,7 +104,7 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^\n]*\n\s*([^\n]*)')
 
 
 def _at(frames) -> str:
-    """``", file:line: source"`` of the innermost frame outside torch ("" if none)."""
+    """``"file:line: source"`` of the innermost frame outside torch ("" if none)."""
     import torch
 
     torch_dir = os.path.dirname(torch.__file__)
@@ -112,11 +112,13 @@ def _at(frames) -> str:
     if not user:
         return ""
     file, line, source = user[-1]
-    return f", {file}:{line}: {(source or '').strip()}"
+    return f"{file}:{line}: {(source or '').strip()}"
 
 
 def _where(node) -> str:
-    return f"fx node {node.name!r}{_at(_FRAME.findall(node.stack_trace or ''))}"
+    """``"fx node 'name' at file:line: source"`` (the source where fx recorded it)."""
+    at = _at(_FRAME.findall(node.stack_trace or ""))
+    return f"fx node {node.name!r}" + (f" at {at}" if at else "")
 
 
 def _qualname(fn) -> str:
@@ -137,6 +139,11 @@ def _pool_weights(op, shape) -> tuple[str, np.ndarray]:
         w = op(torch.eye(n, dtype=torch.float64).reshape(n, 1, n)).reshape(n, -1).numpy()
     axes, new = _LETTERS[:len(shape)], _LETTERS[len(shape)]
     return f"{axes},{axes[-1]}{new}->{axes[:-1]}{new}", w
+
+
+def _with_options(fn, args: tuple, kwargs: dict, x):
+    """``fn(x, *args, **kwargs)``: a functional pooling with its options bound."""
+    return fn(x, *args, **kwargs)
 
 
 def _mean_weights(dims: tuple[int, ...], keepdim: bool, shape) -> tuple[str, np.ndarray]:
@@ -208,7 +215,7 @@ class _Frontend:
     # -- nodes other than calls -------------------------------------------------------
     def _get_attr(self, node) -> None:
         if node.target not in self.params:
-            raise UnsupportedOp(f"attribute {node.target} ({_where(node)}) is not a parameter of the "
+            raise UnsupportedOp(f"attribute {node.target} [{_where(node)}] is not a parameter of the "
                                 "model: constant tensors are not supported")
         self.kinds[node.name] = "param"
         self.param_of[node.name] = node.target
@@ -216,7 +223,7 @@ class _Frontend:
     def _output(self, node) -> str:
         (out,) = node.args
         if self._kind(out) != "tensor":
-            raise UnsupportedOp(f"forward returns {out!r} ({_where(node)}): circuits traces models "
+            raise UnsupportedOp(f"forward returns {out!r} [{_where(node)}]: circuits traces models "
                                 "that return one activation tensor")
         return out.name
 
@@ -237,7 +244,7 @@ class _Frontend:
         else:
             what, handler = f"method Tensor.{node.target}", self.methods.get(node.target)
         if handler is None:
-            raise UnsupportedOp(f"unsupported {what} at {_where(node)}: {SUPPORTED}")
+            raise UnsupportedOp(f"unsupported {what} [{_where(node)}]: {SUPPORTED}")
         layer = handler(node, what)
         self.kinds[node.name] = "shape" if layer.kind == "shape" else "tensor"
         return layer
@@ -251,7 +258,7 @@ class _Frontend:
         return Layer(kind, node.name, prefix, what, _where(node), tuple(args), **fields)
 
     def _fail(self, node, what: str, reason: str) -> UnsupportedOp:
-        return UnsupportedOp(f"{what} at {_where(node)}: {reason}")
+        return UnsupportedOp(f"{what} [{_where(node)}]: {reason}")
 
     def _bind(self, node, what: str, names: tuple[str, ...], **defaults) -> dict:
         """``node``'s arguments by name (torch's signature ``names``), defaults filled in."""
@@ -352,7 +359,7 @@ class _Frontend:
         options = node.args[1:], node.kwargs
         if any(self._kind(v) for v in (*options[0], *options[1].values())):
             raise self._fail(node, what, "pooling options must be constants")
-        op = functools.partial(node.target, *options[0], **options[1])
+        op = functools.partial(_with_options, node.target, *options)
         return self._new(node, what, "average", (self._tensor(node, what, node.args[0]),),
                          fn=functools.partial(_pool_weights, op))
 

@@ -150,7 +150,7 @@ def _forward(g: Graph, net: Net, x: str) -> tuple[str, list[_Record]]:
         try:
             env[layer.name] = _FORWARD[layer.kind](g, layer, tape, *args)
         except ValueError as exc:  # shapes and options known only now
-            raise type(exc)(f"{layer.what} at {layer.where}: {exc}") from None
+            raise type(exc)(f"{layer.what} [{layer.where}]: {exc}") from None
     return env[net.output], tape
 
 

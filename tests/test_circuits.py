@@ -133,15 +133,15 @@ def test_unsupported_module_is_named():
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Sigmoid())
     with pytest.raises(UnsupportedOp, match=r"module 1 \(Sigmoid\)"):
         trace(model, torch.zeros(2, 3))
-    with pytest.raises(UnsupportedOp, match="Sequential"):
-        trace(torch.nn.Linear(3, 3), torch.zeros(2, 3))
+    with pytest.raises(UnsupportedOp, match="torch.nn.Module"):
+        trace(lambda x: x, torch.zeros(2, 3))
     with pytest.raises(UnsupportedOp, match="Flatten"):
         trace(torch.nn.Sequential(torch.nn.Flatten(0), torch.nn.Linear(3, 3)), torch.zeros(2, 3))
 
 
 def test_wrong_shapes_and_dtypes():
     model = make_mlp([4, 3], [True], 0)
-    with pytest.raises(ValueError, match=r"Linear\) expects inputs \(batch, 4\)"):
+    with pytest.raises(ValueError, match=r"module 0 \(Linear\) .*expects inputs \(batch, \.\.\., 4\)"):
         trace(model, torch.zeros(2, 5))
     with pytest.raises(ValueError, match="Y must have shape"):
         train_step(model, torch.zeros(2, 4), torch.zeros(3, 3), 0.1)
