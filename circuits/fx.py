@@ -1,9 +1,12 @@
-"""The torch.fx front end: a torch module as the :class:`Layer`\\ s circuits can express.
+"""The torch.fx front end: a torch module as a list of :class:`Layer` records.
 
 :func:`layers` traces ``model`` with torch.fx symbolic tracing and checks every node before
 any graph is built, raising :class:`UnsupportedOp` that names the module (its qualified
-name, e.g. ``encoder.2``) or function, its fx node and, where known, its source line.
-Supported, in any order the graph allows:
+name, e.g. ``encoder.2``) or function, its fx node and, where known, its source line; fx's
+own failures (data-dependent control flow, ``len`` of a traced tensor) become UnsupportedOp
+too. What depends on shapes (a reshape's sizes, an add's operands, a mean's axes) is checked
+as the graph is built, still inside ``trace``. Supported, in any order the graph allows (a
+module may be called more than once):
 
 * ``nn.Linear`` / ``F.linear`` (with or without bias; weight and bias parameters of the model);
 * ``nn.ReLU`` / ``torch.relu`` / ``F.relu`` / ``Tensor.relu`` (in place only on a tensor used
@@ -94,21 +97,22 @@ def _symbolic_trace(model):
         return tracer.trace(model)
     except Exception as exc:
         frames = [(f.filename, f.lineno, f.line) for f in traceback.extract_tb(exc.__traceback__)]
+        at = _at(frames) or "no source line"
         raise UnsupportedOp(
-            f"torch.fx cannot trace {type(model).__name__}.forward [{_at(frames) or 'no source line'}]: {exc}. circuits "
-            "needs a forward without data-dependent control flow (if/for on tensor values) or "
-            "Python ops on traced tensors") from exc
+            f"torch.fx cannot trace {type(model).__name__}.forward [{at}]: {exc}. circuits needs a "
+            "forward without data-dependent control flow (if/for on tensor values) or Python ops on "
+            "traced tensors") from exc
 
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^\n]*\n\s*([^\n]*)')
 
 
 def _at(frames) -> str:
-    """``"file:line: source"`` of the innermost frame outside torch ("" if none)."""
+    """``"file:line: source"`` of the innermost frame outside torch and circuits ("" if none)."""
     import torch
 
-    torch_dir = os.path.dirname(torch.__file__)
-    user = [f for f in frames if not os.path.abspath(f[0]).startswith(torch_dir)]
+    ours = (os.path.dirname(torch.__file__), os.path.dirname(os.path.abspath(__file__)))
+    user = [f for f in frames if not os.path.abspath(f[0]).startswith(ours)]
     if not user:
         return ""
     file, line, source = user[-1]
@@ -193,7 +197,8 @@ class _Frontend:
     def net(self, graph) -> Net:
         inputs = [n for n in graph.nodes if n.op == "placeholder"]
         if len(inputs) != 1:
-            raise UnsupportedOp(f"forward takes {len(inputs)} inputs: circuits traces models of one input tensor")
+            raise UnsupportedOp(f"forward takes {len(inputs)} inputs: circuits traces models of one "
+                                "input tensor")
         extra = [k for k in self.model.state_dict() if k not in self.params]
         if extra:
             raise UnsupportedOp(f"buffers (or tied parameters) are not supported: {', '.join(extra)}")
@@ -237,144 +242,154 @@ class _Frontend:
     def _layer(self, node) -> Layer:
         if node.op == "call_module":
             module = self.modules[node.target]
-            what = f"module {node.target} ({type(module).__name__})"
             handler = next((h for cls, h in self.module_handlers if isinstance(module, cls)), None)
         elif node.op == "call_function":
-            what, handler = f"function {_qualname(node.target)}", self.functions.get(node.target)
+            handler = self.functions.get(node.target)
         else:
-            what, handler = f"method Tensor.{node.target}", self.methods.get(node.target)
+            handler = self.methods.get(node.target)
         if handler is None:
-            raise UnsupportedOp(f"unsupported {what} [{_where(node)}]: {SUPPORTED}")
-        layer = handler(node, what)
+            raise UnsupportedOp(f"unsupported {self._what(node)} [{_where(node)}]: {SUPPORTED}")
+        layer = handler(node)
         self.kinds[node.name] = "shape" if layer.kind == "shape" else "tensor"
         return layer
 
-    def _new(self, node, what: str, kind: str, args, **fields) -> Layer:
+    def _new(self, node, kind: str, args, **fields) -> Layer:
         prefix = node.name
         if node.op == "call_module":
             k = self.calls[node.target]
             self.calls[node.target] += 1
             prefix = node.target if k == 0 else f"{node.target}@{k}"
-        return Layer(kind, node.name, prefix, what, _where(node), tuple(args), **fields)
+        return Layer(kind, node.name, prefix, self._what(node), _where(node), tuple(args), **fields)
 
-    def _fail(self, node, what: str, reason: str) -> UnsupportedOp:
-        return UnsupportedOp(f"{what} [{_where(node)}]: {reason}")
+    def _what(self, node) -> str:
+        """``"module encoder.2 (Linear)"``, ``"function torch.mean"`` or ``"method Tensor.view"``."""
+        if node.op == "call_module":
+            return f"module {node.target} ({type(self.modules[node.target]).__name__})"
+        if node.op == "call_function":
+            return f"function {_qualname(node.target)}"
+        return f"method Tensor.{node.target}"
 
-    def _bind(self, node, what: str, names: tuple[str, ...], **defaults) -> dict:
+    def _fail(self, node, reason: str) -> UnsupportedOp:
+        return UnsupportedOp(f"{self._what(node)} [{_where(node)}]: {reason}")
+
+    def _bind(self, node, names: tuple[str, ...], **defaults) -> dict:
         """``node``'s arguments by name (torch's signature ``names``), defaults filled in."""
         if len(node.args) > len(names) or set(node.kwargs) - set(names):
-            raise self._fail(node, what, f"unexpected arguments {node.args}, {dict(node.kwargs)}")
+            raise self._fail(node, f"unexpected arguments {node.args}, {dict(node.kwargs)}")
         bound = {**defaults, **dict(zip(names, node.args)), **node.kwargs}
         missing = [n for n in names if n not in bound]
         if missing:
-            raise self._fail(node, what, f"missing argument(s) {', '.join(missing)}")
+            raise self._fail(node, f"missing argument(s) {', '.join(missing)}")
         return bound
 
-    def _tensor(self, node, what: str, arg) -> str:
+    def _tensor(self, node, arg) -> str:
         """The fx name of activation operand ``arg``."""
         if self._kind(arg) != "tensor":
-            raise self._fail(node, what, f"operand {arg!r} is not an activation (constants and "
+            raise self._fail(node, f"operand {arg!r} is not an activation (constants and "
                              "parameters are supported only as Linear weights and biases)")
         return arg.name
 
-    def _param(self, node, what: str, arg) -> str:
+    def _param(self, node, arg) -> str:
         if self._kind(arg) != "param":
-            raise self._fail(node, what, f"{arg!r} is not a parameter of the model")
+            raise self._fail(node, f"{arg!r} is not a parameter of the model")
         return self.param_of[arg.name]
 
-    def _module_input(self, node, what: str) -> str:
+    def _module_input(self, node) -> str:
         if len(node.args) != 1 or node.kwargs:
-            raise self._fail(node, what, "expects one input tensor")
-        return self._tensor(node, what, node.args[0])
+            raise self._fail(node, "expects one input tensor")
+        return self._tensor(node, node.args[0])
 
-    def _linear_module(self, node, what):
-        x, q, m = self._module_input(node, what), node.target, self.modules[node.target]
-        return self._new(node, what, "linear", (x,),
+    def _linear_module(self, node):
+        x, q, m = self._module_input(node), node.target, self.modules[node.target]
+        return self._new(node, "linear", (x,),
                          params=(f"{q}.weight",) + ((f"{q}.bias",) if m.bias is not None else ()))
 
-    def _linear(self, node, what):
-        a = self._bind(node, what, ("input", "weight", "bias"), bias=None)
-        params = (self._param(node, what, a["weight"]),)
+    def _linear(self, node):
+        a = self._bind(node, ("input", "weight", "bias"), bias=None)
+        params = (self._param(node, a["weight"]),)
         if a["bias"] is not None:
-            params += (self._param(node, what, a["bias"]),)
-        return self._new(node, what, "linear", (self._tensor(node, what, a["input"]),), params=params)
+            params += (self._param(node, a["bias"]),)
+        return self._new(node, "linear", (self._tensor(node, a["input"]),), params=params)
 
-    def _relu_module(self, node, what):
-        x = self._module_input(node, what)
-        return self._relu_of(node, what, node.args[0], self.modules[node.target].inplace, x)
+    def _relu_module(self, node):
+        x = self._module_input(node)
+        return self._relu_of(node, node.args[0], self.modules[node.target].inplace, x)
 
-    def _relu(self, node, what):
-        a = self._bind(node, what, ("input", "inplace"), inplace=False)
-        return self._relu_of(node, what, a["input"], a["inplace"], self._tensor(node, what, a["input"]))
+    def _relu(self, node):
+        a = self._bind(node, ("input", "inplace"), inplace=False)
+        return self._relu_of(node, a["input"], a["inplace"], self._tensor(node, a["input"]))
 
-    def _relu_of(self, node, what, arg, inplace: bool, x: str) -> Layer:
+    def _relu_of(self, node, arg, inplace: bool, x: str) -> Layer:
         if inplace and len(arg.users) > 1:
-            raise self._fail(node, what, "an in-place ReLU of a tensor that is also used elsewhere")
-        return self._new(node, what, "relu", (x,))
+            raise self._fail(node, "an in-place ReLU of a tensor that is also used elsewhere")
+        return self._new(node, "relu", (x,))
 
-    def _flatten_module(self, node, what):
+    def _flatten_module(self, node):
         m = self.modules[node.target]
-        return self._flatten_of(node, what, m.start_dim, m.end_dim, self._module_input(node, what))
+        return self._flatten_of(node, m.start_dim, m.end_dim, self._module_input(node))
 
-    def _flatten(self, node, what):
-        a = self._bind(node, what, ("input", "start_dim", "end_dim"), start_dim=0, end_dim=-1)
-        return self._flatten_of(node, what, a["start_dim"], a["end_dim"], self._tensor(node, what, a["input"]))
+    def _flatten(self, node):
+        a = self._bind(node, ("input", "start_dim", "end_dim"), start_dim=0, end_dim=-1)
+        return self._flatten_of(node, a["start_dim"], a["end_dim"], self._tensor(node, a["input"]))
 
-    def _flatten_of(self, node, what, start_dim, end_dim, x: str) -> Layer:
+    def _flatten_of(self, node, start_dim, end_dim, x: str) -> Layer:
         if (start_dim, end_dim) != (1, -1):
-            raise self._fail(node, what, "only start_dim=1, end_dim=-1 (flattening the non-batch axes)")
-        return self._new(node, what, "flatten", (x,))
+            raise self._fail(node, "only start_dim=1, end_dim=-1 (flattening the non-batch axes)")
+        return self._new(node, "flatten", (x,))
 
-    def _reshape(self, node, what):
+    def _reshape(self, node):
         if node.kwargs or len(node.args) < 2:
-            raise self._fail(node, what, "expects reshape(batch, -1)")
+            raise self._fail(node, "expects reshape(batch, -1)")
         sizes = node.args[1:]
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
             sizes = tuple(sizes[0])
         for s in sizes:
             if not isinstance(s, int) and self._kind(s) != "shape":
-                raise self._fail(node, what, f"size {s!r} is neither an integer nor a shape of an activation")
+                raise self._fail(node, f"size {s!r} is neither an integer nor a shape of an activation")
         args = [s if isinstance(s, int) else s.name for s in sizes]
-        return self._new(node, what, "flatten", [self._tensor(node, what, node.args[0])] + args)
+        return self._new(node, "flatten", [self._tensor(node, node.args[0])] + args)
 
-    def _add(self, node, what):
-        a = self._bind(node, what, ("input", "other", "alpha"), alpha=1)
+    def _add(self, node):
+        a = self._bind(node, ("input", "other", "alpha"), alpha=1)
         if a["alpha"] != 1:
-            raise self._fail(node, what, "only alpha=1")
-        return self._new(node, what, "add", (self._tensor(node, what, a["input"]), self._tensor(node, what, a["other"])))
+            raise self._fail(node, "only alpha=1")
+        operands = (self._tensor(node, a["input"]), self._tensor(node, a["other"]))
+        return self._new(node, "add", operands)
 
-    def _mean(self, node, what):
-        a = self._bind(node, what, ("input", "dim", "keepdim", "dtype"), dim=None, keepdim=False, dtype=None)
+    def _mean(self, node):
+        a = self._bind(node, ("input", "dim", "keepdim", "dtype"), dim=None, keepdim=False,
+                       dtype=None)
         if a["dim"] is None or a["dtype"] is not None:
-            raise self._fail(node, what, "only mean(dim, keepdim) over non-batch axes, without dtype")
+            raise self._fail(node, "only mean(dim, keepdim) over non-batch axes, without dtype")
         dims = (a["dim"],) if isinstance(a["dim"], int) else tuple(a["dim"])
-        return self._new(node, what, "average", (self._tensor(node, what, a["input"]),),
+        return self._new(node, "average", (self._tensor(node, a["input"]),),
                          fn=functools.partial(_mean_weights, dims, bool(a["keepdim"])))
 
-    def _pool_module(self, node, what):
-        x = self._module_input(node, what)
-        return self._new(node, what, "average", (x,), fn=functools.partial(_pool_weights, self.modules[node.target]))
+    def _pool_module(self, node):
+        x = self._module_input(node)
+        op = self.modules[node.target]
+        return self._new(node, "average", (x,), fn=functools.partial(_pool_weights, op))
 
-    def _pool(self, node, what):
-        options = node.args[1:], node.kwargs
-        if any(self._kind(v) for v in (*options[0], *options[1].values())):
-            raise self._fail(node, what, "pooling options must be constants")
-        op = functools.partial(_with_options, node.target, *options)
-        return self._new(node, what, "average", (self._tensor(node, what, node.args[0]),),
+    def _pool(self, node):
+        rest, kwargs = node.args[1:], dict(node.kwargs)
+        if any(self._kind(v) for v in (*rest, *kwargs.values())):
+            raise self._fail(node, "pooling options must be constants")
+        op = functools.partial(_with_options, node.target, rest, kwargs)
+        return self._new(node, "average", (self._tensor(node, node.args[0]),),
                          fn=functools.partial(_pool_weights, op))
 
-    def _getattr(self, node, what):
+    def _getattr(self, node):
         if node.args[1] != "shape":
-            raise self._fail(node, what, f"attribute {node.args[1]!r}: only .shape")
-        return self._new(node, what, "shape", (self._tensor(node, what, node.args[0]),), fn=tuple)
+            raise self._fail(node, f"attribute {node.args[1]!r}: only .shape")
+        return self._new(node, "shape", (self._tensor(node, node.args[0]),), fn=tuple)
 
-    def _size(self, node, what):
-        a = self._bind(node, what, ("input", "dim"), dim=None)
+    def _size(self, node):
+        a = self._bind(node, ("input", "dim"), dim=None)
         fn = tuple if a["dim"] is None else operator.itemgetter(a["dim"])
-        return self._new(node, what, "shape", (self._tensor(node, what, a["input"]),), fn=fn)
+        return self._new(node, "shape", (self._tensor(node, a["input"]),), fn=fn)
 
-    def _getitem(self, node, what):
+    def _getitem(self, node):
         source, index = node.args
         if self._kind(source) != "shape" or self._kind(index):
-            raise self._fail(node, what, "only indexing a shape (x.shape[0]), not an activation")
-        return self._new(node, what, "shape", (source.name,), fn=operator.itemgetter(index))
+            raise self._fail(node, "only indexing a shape (x.shape[0]), not an activation")
+        return self._new(node, "shape", (source.name,), fn=operator.itemgetter(index))
