@@ -242,7 +242,9 @@ class Encoder(nn.Module):
 
 
 class Functional(nn.Module):
-    def __init__(self, fn):
+    """``fn(fc(x))``; the subclasses below replace the forward."""
+
+    def __init__(self, fn=None):
         super().__init__()
         self.fc, self.fn = nn.Linear(4, 4), fn
 
@@ -250,22 +252,14 @@ class Functional(nn.Module):
         return self.fn(self.fc(x))
 
 
-class Branchy(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-
+class Branchy(Functional):
     def forward(self, x):
         if x.sum() > 0:  # data-dependent control flow
             return self.fc(x)
         return x
 
 
-class TwoInputs(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-
+class TwoInputs(Functional):
     def forward(self, x, y):
         return self.fc(x) + y
 
@@ -276,11 +270,7 @@ class Buffered(Functional):
         self.register_buffer("scale", torch.ones(4))
 
 
-class InPlace(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-
+class InPlace(Functional):
     def forward(self, x):
         h = self.fc(x)
         return F.relu(h, inplace=True) + h
