@@ -238,9 +238,9 @@ class Commitment:
 @dataclass(frozen=True)
 class Opening:
     """The secret side of a commitment: the table and the row blinds (on the host). The table is
-    on the device that committed it (:mod:`zk.device`): a ``(rows, cols, 4)`` field array, or for
-    a bit plane its ``(rows, cols)`` 0/1 bytes, 32 times smaller, expanded only where a relation
-    computes on it (:meth:`field_table`)."""
+    on the device that committed it (:mod:`zk.device`; another device uploads it): a ``(rows, cols,
+    4)`` field array, or for a bit plane its ``(rows, cols)`` 0/1 bytes, 32 times smaller, expanded
+    only where a relation computes on it (:meth:`field_table`)."""
 
     table: np.ndarray
     blinds: np.ndarray
@@ -296,7 +296,7 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None, col_vars: int |
     else:
         table = device.table_from_ints(ints).reshape(rows, cols, 4)
     points = device.commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
-                             blinds, _fixed_base(key.label + b"/H"))
+                                blinds, _fixed_base(key.label + b"/H"))
     return Commitment(m, tuple(points), m_col), Opening(table, blinds)
 
 

@@ -130,4 +130,5 @@ class InferenceProof(TrainingProof):
 
 
 def _stack_vars(circuit: Circuit, keys) -> int:
+    """Variables of the stack of the tensors ``keys`` (one shape): a relation proof's size."""
     return committed.layout(circuit.shapes[keys[0]])[0] + (len(keys) - 1).bit_length()

@@ -37,12 +37,110 @@ __all__ = ["TrainingStatement", "TrainingProof", "InferenceProof", "prove_traini
            "synthetic_batches", "TrainingResult", "training_witness", "inference_witness"]
 
 
-def _domain(training: bool) -> bytes:
-    return b"zkfhe/training/v2" if training else b"zkfhe/inference/v2"
+# ----------------------------------------------------------------------------------------
+# proving
+# ----------------------------------------------------------------------------------------
+class TrainingResult(NamedTuple):
+    """What :func:`prove_training` returns: the proof, the trained float32 torch model and the
+    final model's secret opening (the start of a next proof or of an inference proof)."""
+
+    proof: "TrainingProof"
+    model: object
+    opening: ModelOpening
+
+
+def prove_training(model, data, lr: float, steps: int | None = None, scale_bits: int | None = None,
+                   progress=None, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto", *,
+                   epochs: int | None = None, param_scale: int | None = None,
+                   start_batch: int = 0) -> TrainingResult:
+    """Run SGD steps (MSE loss, mean over each batch's real rows) of a ReLU MLP in exact fixed
+    point and prove them: a :class:`TrainingResult` ``(proof, trained torch model, final model's
+    opening)``.
+
+    ``model``: a ``torch.nn.Sequential`` of Linear (with or without bias) and ReLU layers, or a
+    :class:`zk.ModelOpening` (a committed model, e.g. a previous proof's final model: the proof
+    then starts from exactly its committed integers). ``data``: a :class:`zk.DatasetOpening`
+    (a published dataset: the proof reuses its commitments and records the batch of every step),
+    or any iterable of ``(X, Y)`` batches such as a torch DataLoader (committed now; the last
+    batch may be smaller). Steps visit batches ``start_batch, start_batch + 1, ...`` cyclically:
+    ``steps`` of them, or ``epochs`` passes (one by default); an iterable is read once per epoch.
+    ``scale_bits``: activations' fixed point (default: the dataset's, else 16); ``param_scale``:
+    the parameters' when ``model`` is a torch module (default
+    :func:`circuits.param_scale_for`). ``progress(stage, done, total)`` is called as work
+    proceeds. ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``; the proof does not depend on it.
+    Inputs or updates that underflow the fixed point are refused (ValueError).
+    """
+    dev = _device.resolve(device)
+    run, dataset, indices = _prepare_training(model, data, float(lr), steps, scale_bits, progress, epochs,
+                                              param_scale, start_batch, key)
+    run.circuit.check_sound()
+    proof, stmt_com = commit_and_prove(run.circuit, run.values, float(lr), key, progress, run.reused,
+                                       dataset.commitment.digest, indices, device=dev)
+    c = run.circuit
+    final = {name: stmt_com[k] for k, name in model_keys(c, c.steps)}
+    opening = _model.from_integers(c.widths, c.biases or (False,) * c.layers, c.scale_bits, c.param_scale,
+                                   run.final, key, final)
+    return TrainingResult(proof, trained_model(model, opening), opening)
+
+
+def prove_inference(model, X, scale_bits: int | None = None, progress=None,
+                    key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto") -> InferenceProof:
+    """Prove that the committed output is ``model(X)`` in exact fixed point (statement:
+    architecture, commitments to ``X``, the parameters and the output). ``model``: a torch MLP,
+    or a :class:`zk.ModelOpening` (e.g. a training proof's final model: the statement then holds
+    that model's published commitments, :func:`verify_inference` with ``model=``)."""
+    dev = _device.resolve(device)
+    run = _inference_run(model, X, scale_bits, key)
+    run.circuit.check_sound()
+    return commit_and_prove(run.circuit, run.values, 0.0, key, progress, run.reused, device=dev)[0]
+
+
+def prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey = commit.DEFAULT_KEY,
+                  progress=None, device="auto"):
+    """Commit to a witness (``{key: integer tensor}`` for every key of ``circuit``) and prove the
+    circuit on ``device`` (:mod:`zk.device`). An invalid witness yields a proof that does not verify;
+    a statement whose equations could wrap modulo ``r`` is refused (:class:`zk.StatementError`)."""
+    circuit.check_sound()
+    return commit_and_prove(circuit, values, lr, key, progress, device=_device.resolve(device))[0]
+
+
+def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey, progress, reused=None,
+                     dataset: bytes = committed.NO_DIGEST, batch_indices=None, *, device: Device = CPU):
+    """Commit to the witness ``values`` and prove ``circuit`` on ``device``, without checking
+    soundness (the callers do): ``(proof, statement tensors {key: (Commitment, Opening)})``;
+    ``reused``: published statement tensors, used as they are."""
+    reused = reused or {}
+    fresh = [(k, s) for k, s in circuit.statement_keys if k not in reused]
+    stmt_com = {**reused, **fac4dnn.commit_tensors(circuit, values, fresh, key, device,
+                                                   _stage(progress, "commit statement"))}
+    stmt_com = {k: stmt_com[k] for k, _ in circuit.statement_keys}
+    proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key, device,
+                                       _stage(progress, "commit witness"))
+    indices = tuple(range(circuit.steps)) if batch_indices is None else tuple(batch_indices)
+    statement = TrainingStatement(circuit.widths, circuit.batch, circuit.steps, lr,
+                                  circuit.scale_bits, circuit.training,
+                                  {k: c for k, (c, _) in stmt_com.items()},
+                                  circuit.biases if any(circuit.biases) else (),
+                                  circuit.data_bits, circuit.param_bits, circuit.param_scale, circuit.rows,
+                                  indices if circuit.training else (0,), dataset)
+    commitments = {k: c for k, (c, _) in proof_com.items()}
+    t = _transcript(statement, commitments)
+    aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, device, _stage(progress, "prove"))
+    cls = TrainingProof if circuit.training else InferenceProof
+    return cls(statement, commitments, aggregated), stmt_com
+
+
+def _stage(progress, name):
+    """``progress`` reporting under the stage name ``name`` (None stays None)."""
+    if progress is None:
+        return None
+    return lambda _stage, done, total: progress(name, done, total)
 
 
 def _transcript(statement: TrainingStatement, commitments: dict) -> Transcript:
-    t = Transcript(_domain(statement.training))
+    """The proof's Fiat–Shamir transcript, as prover and verifier start it: the kind's domain,
+    the statement, then the proof's commitments."""
+    t = Transcript(b"zkfhe/training/v2" if statement.training else b"zkfhe/inference/v2")
     statement.absorb(t)
     for key, c in commitments.items():
         t.absorb(f"commitment/{key}", c.to_bytes())
@@ -50,12 +148,130 @@ def _transcript(statement: TrainingStatement, commitments: dict) -> Transcript:
 
 
 # ----------------------------------------------------------------------------------------
-# the prover's inputs
+# verifying
 # ----------------------------------------------------------------------------------------
-def _float_inputs(x, what: str) -> np.ndarray:
-    from circuits.interpret import as_array
+def verify_training(proof: TrainingProof, key: commit.CommitKey = commit.DEFAULT_KEY, *,
+                    dataset: DatasetCommitment | None = None, initial_model: ModelCommitment | None = None) -> bool:
+    """Verify a training proof: True, or VerificationError naming the failing check. With
+    ``dataset`` (a published :class:`zk.DatasetCommitment`), every step must have used one of its
+    batches as committed; with ``initial_model``, training must start from that model."""
+    return _verify_training(proof, key, dataset, initial_model)
 
-    return as_array(x, what).astype(np.float64)
+
+def verify_inference(proof: InferenceProof, key: commit.CommitKey = commit.DEFAULT_KEY, *,
+                     model: ModelCommitment | None = None) -> bool:
+    """Verify an inference proof: True, or VerificationError naming the failing check. With
+    ``model`` (a published :class:`zk.ModelCommitment`, e.g. ``training_proof.final_model``),
+    the inference must be of exactly that model."""
+    def published(statement):
+        if model is not None:
+            _model.check_statement(statement.initial_model.commitments, statement, model, "inference")
+    return _verify(proof, InferenceProof, key, published)
+
+
+def _verify_training(proof, key, dataset=None, initial_model=None, checks=None) -> bool:
+    """:func:`verify_training`, its multi-scalar equations added to ``checks`` when given."""
+    def published(statement):
+        if dataset is not None:
+            _dataset.check_statement(statement, dataset)
+        if initial_model is not None:
+            _model.check_statement(statement.initial_model.commitments, statement, initial_model, "initial")
+    return _verify(proof, TrainingProof, key, published, checks)
+
+
+def _verify(proof, cls, key, published=None, checks: commit.DeferredChecks | None = None) -> bool:
+    """Type checks, then ``published()`` (the checks against published files, cheap and the most
+    specific), then the proof itself (its multi-scalar equations added to ``checks`` when given)."""
+    if not isinstance(proof, cls) or (cls is TrainingProof and isinstance(proof, InferenceProof)):
+        raise VerificationError(f"expected a {cls.__name__}, got {type(proof).__name__}")
+    statement = proof.statement
+    if not isinstance(statement, TrainingStatement):
+        raise VerificationError(f"the proof's statement is a {type(statement).__name__}, not a TrainingStatement")
+    if statement.training is not cls.training:
+        raise VerificationError(f"a {cls.__name__} cannot hold {'a training' if statement.training else 'an inference'} "
+                                "statement")
+    with malformed_as_verification_error(cls.__name__):
+        if published is not None:
+            published(statement)
+        return _check(proof, key, checks)
+
+
+def _check(proof, key, checks=None) -> bool:
+    """The proof against its statement: a sound circuit, the commitments' keys and layouts, then
+    the aggregated proof (its multi-scalar equations added to ``checks`` when given)."""
+    circuit = proof.statement.circuit
+    try:
+        circuit.check_sound()
+    except StatementError as exc:
+        raise VerificationError(f"statement: {exc}") from None
+    expected = [k for k, _ in circuit.proof_keys]
+    if list(proof.commitments) != expected or \
+            list(proof.statement.commitments) != [k for k, _ in circuit.statement_keys]:
+        raise VerificationError("the proof's commitments do not match its statement")
+    commitments = {**proof.statement.commitments, **proof.commitments}
+    for k, shape in circuit.statement_keys + circuit.proof_keys:
+        if not isinstance(commitments[k], Commitment) or \
+                (commitments[k].num_vars, commitments[k].col_vars) != committed.layout(shape):
+            raise VerificationError(f"commitment {k} does not have the layout of shape {shape}")
+    t = _transcript(proof.statement, proof.commitments)
+    fac4dnn.verify(circuit, commitments, proof.aggregated, t, key, checks)
+    return True
+
+
+# ----------------------------------------------------------------------------------------
+# the prover's inputs and witness
+# ----------------------------------------------------------------------------------------
+def training_witness(model, data, lr: float, steps: int | None = None, scale_bits: int = 16, progress=None, *,
+                     epochs: int | None = None, param_scale: int | None = None, start_batch: int = 0,
+                     key: commit.CommitKey = commit.DEFAULT_KEY, refuse_underflow: bool = True):
+    """Run the SGD steps in exact fixed point: ``(circuit, tensors, final integer parameters)``,
+    ``tensors`` mapping every key of the circuit to its integer tensor (the prover's witness) and
+    the parameters keyed by their standard state_dict names (arguments as :func:`prove_training`)."""
+    run, _, _ = _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
+                                  start_batch, key, refuse_underflow)
+    return run.circuit, run.values, run.final
+
+
+def inference_witness(model, X, scale_bits: int | None = None, key: commit.CommitKey = commit.DEFAULT_KEY):
+    """Run ``model`` (torch or :class:`zk.ModelOpening`) on ``X`` in exact fixed point:
+    ``(circuit, tensors)`` as in :func:`training_witness`."""
+    run = _inference_run(model, X, scale_bits, key)
+    return run.circuit, run.values
+
+
+def prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
+                limit: int = MAX_STEPS) -> tuple[ModelOpening, DatasetOpening, list[int]]:
+    """The model and dataset openings (committed now if given as torch module and batches) and
+    the batch index of every step, from :func:`prove_training`'s arguments."""
+    if scale_bits is None:
+        scale_bits = data.commitment.scale_bits if isinstance(data, DatasetOpening) else \
+            model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
+    read_epochs = not isinstance(data, DatasetOpening) and epochs is not None
+    opening = _model_opening(model, scale_bits, circuits.param_scale_for(lr, scale_bits) if param_scale is None
+                             else param_scale, key)
+    dataset = _data_opening(data, scale_bits, epochs, key, progress)
+    indices = _schedule(dataset.commitment.batches, steps, epochs, start_batch, read_epochs, limit)
+    return opening, dataset, indices
+
+
+def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
+                      refuse_underflow=True):
+    """``(witness run, dataset opening, batch indices)`` from :func:`prove_training`'s arguments."""
+    opening, dataset, indices = prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
+                                            start_batch, key)
+    return training_run(opening, dataset, indices, lr, key, progress, refuse_underflow), dataset, indices
+
+
+def _inference_run(model, X, scale_bits, key) -> Run:
+    """:func:`zk.witness.inference_run` of ``model`` (a torch model is committed now, at the
+    activations' scale: inference needs no master weights) on the float inputs ``X``."""
+    if scale_bits is None:
+        scale_bits = model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
+    opening = _model_opening(model, scale_bits, scale_bits, key)
+    x = _float_inputs(X, "X")
+    if x.ndim != 2 or x.shape[1] != opening.commitment.widths[0] or not len(x):
+        raise ValueError(f"X must be (batch, {opening.commitment.widths[0]}), got shape {x.shape}")
+    return inference_run(opening, x, key)
 
 
 def _model_opening(model, scale_bits: int, param_scale: int, key) -> ModelOpening:
@@ -111,124 +327,10 @@ def _schedule(batches: int, steps: int | None, epochs: int | None, start_batch: 
     return [(start_batch + t) % batches for t in range(steps)]
 
 
-def training_witness(model, data, lr: float, steps: int | None = None, scale_bits: int = 16, progress=None, *,
-                     epochs: int | None = None, param_scale: int | None = None, start_batch: int = 0,
-                     key: commit.CommitKey = commit.DEFAULT_KEY, refuse_underflow: bool = True):
-    """Run the SGD steps in exact fixed point: ``(circuit, tensors, final integer parameters)``,
-    ``tensors`` mapping every key of the circuit to its integer tensor (the prover's witness) and
-    the parameters keyed by their standard state_dict names (arguments as :func:`prove_training`)."""
-    run, _, _ = _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
-                                  start_batch, key, refuse_underflow)
-    return run.circuit, run.values, run.final
+def _float_inputs(x, what: str) -> np.ndarray:
+    from circuits.interpret import as_array
 
-
-def prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
-                limit: int = MAX_STEPS) -> tuple[ModelOpening, DatasetOpening, list[int]]:
-    """The model and dataset openings (committed now if given as torch module and batches) and
-    the batch index of every step, from :func:`prove_training`'s arguments."""
-    if scale_bits is None:
-        scale_bits = data.commitment.scale_bits if isinstance(data, DatasetOpening) else \
-            model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
-    read_epochs = not isinstance(data, DatasetOpening) and epochs is not None
-    opening = _model_opening(model, scale_bits, circuits.param_scale_for(lr, scale_bits) if param_scale is None
-                             else param_scale, key)
-    dataset = _data_opening(data, scale_bits, epochs, key, progress)
-    indices = _schedule(dataset.commitment.batches, steps, epochs, start_batch, read_epochs, limit)
-    return opening, dataset, indices
-
-
-def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
-                      refuse_underflow=True):
-    opening, dataset, indices = prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
-                                            start_batch, key)
-    return training_run(opening, dataset, indices, lr, key, progress, refuse_underflow), dataset, indices
-
-
-class TrainingResult(NamedTuple):
-    """What :func:`prove_training` returns: the proof, the trained float32 torch model and the
-    final model's secret opening (the start of a next proof or of an inference proof)."""
-
-    proof: "TrainingProof"
-    model: object
-    opening: ModelOpening
-
-
-# ----------------------------------------------------------------------------------------
-# proving and verifying
-# ----------------------------------------------------------------------------------------
-def prove_witness(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey = commit.DEFAULT_KEY,
-                  progress=None, device="auto"):
-    """Commit to a witness (``{key: integer tensor}`` for every key of ``circuit``) and prove the
-    circuit on ``device`` (:mod:`zk.device`). An invalid witness yields a proof that does not verify;
-    a statement whose equations could wrap modulo ``r`` is refused (:class:`zk.StatementError`)."""
-    circuit.check_sound()
-    return commit_and_prove(circuit, values, lr, key, progress, device=_device.resolve(device))[0]
-
-
-def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.CommitKey, progress, reused=None,
-                     dataset: bytes = committed.NO_DIGEST, batch_indices=None, *, device: Device = CPU):
-    """Commit to the witness ``values`` and prove ``circuit`` on ``device``, without checking
-    soundness (the callers do): ``(proof, statement tensors {key: (Commitment, Opening)})``;
-    ``reused``: published statement tensors, used as they are."""
-    reused = reused or {}
-    fresh = [(k, s) for k, s in circuit.statement_keys if k not in reused]
-    stmt_com = {**reused, **fac4dnn.commit_tensors(circuit, values, fresh, key, device,
-                                                   _stage(progress, "commit statement"))}
-    stmt_com = {k: stmt_com[k] for k, _ in circuit.statement_keys}
-    proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key, device,
-                                       _stage(progress, "commit witness"))
-    indices = tuple(range(circuit.steps)) if batch_indices is None else tuple(batch_indices)
-    statement = TrainingStatement(circuit.widths, circuit.batch, circuit.steps, lr,
-                                  circuit.scale_bits, circuit.training,
-                                  {k: c for k, (c, _) in stmt_com.items()},
-                                  circuit.biases if any(circuit.biases) else (),
-                                  circuit.data_bits, circuit.param_bits, circuit.param_scale, circuit.rows,
-                                  indices if circuit.training else (0,), dataset)
-    commitments = {k: c for k, (c, _) in proof_com.items()}
-    t = _transcript(statement, commitments)
-    aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, device, _stage(progress, "prove"))
-    cls = TrainingProof if circuit.training else InferenceProof
-    return cls(statement, commitments, aggregated), stmt_com
-
-
-def _stage(progress, name):
-    if progress is None:
-        return None
-    return lambda _stage, done, total: progress(name, done, total)
-
-
-def prove_training(model, data, lr: float, steps: int | None = None, scale_bits: int | None = None,
-                   progress=None, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto", *,
-                   epochs: int | None = None, param_scale: int | None = None,
-                   start_batch: int = 0) -> TrainingResult:
-    """Run SGD steps (MSE loss, mean over each batch's real rows) of a ReLU MLP in exact fixed
-    point and prove them: a :class:`TrainingResult` ``(proof, trained torch model, final model's
-    opening)``.
-
-    ``model``: a ``torch.nn.Sequential`` of Linear (with or without bias) and ReLU layers, or a
-    :class:`zk.ModelOpening` (a committed model, e.g. a previous proof's final model: the proof
-    then starts from exactly its committed integers). ``data``: a :class:`zk.DatasetOpening`
-    (a published dataset: the proof reuses its commitments and records the batch of every step),
-    or any iterable of ``(X, Y)`` batches such as a torch DataLoader (committed now; the last
-    batch may be smaller). Steps visit batches ``start_batch, start_batch + 1, ...`` cyclically:
-    ``steps`` of them, or ``epochs`` passes (one by default); an iterable is read once per epoch.
-    ``scale_bits``: activations' fixed point (default: the dataset's, else 16); ``param_scale``:
-    the parameters' when ``model`` is a torch module (default
-    :func:`circuits.param_scale_for`). ``progress(stage, done, total)`` is called as work
-    proceeds. ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``; the proof does not depend on it.
-    Inputs or updates that underflow the fixed point are refused (ValueError).
-    """
-    dev = _device.resolve(device)
-    run, dataset, indices = _prepare_training(model, data, float(lr), steps, scale_bits, progress, epochs,
-                                              param_scale, start_batch, key)
-    run.circuit.check_sound()
-    proof, stmt_com = commit_and_prove(run.circuit, run.values, float(lr), key, progress, run.reused,
-                                       dataset.commitment.digest, indices, device=dev)
-    c = run.circuit
-    final = {name: stmt_com[k] for k, name in model_keys(c, c.steps)}
-    opening = _model.from_integers(c.widths, c.biases or (False,) * c.layers, c.scale_bits, c.param_scale,
-                                   run.final, key, final)
-    return TrainingResult(proof, trained_model(model, opening), opening)
+    return as_array(x, what).astype(np.float64)
 
 
 def trained_model(model, opening: ModelOpening):
@@ -245,103 +347,9 @@ def trained_model(model, opening: ModelOpening):
     return trained
 
 
-def inference_witness(model, X, scale_bits: int | None = None, key: commit.CommitKey = commit.DEFAULT_KEY):
-    """Run ``model`` (torch or :class:`zk.ModelOpening`) on ``X`` in exact fixed point:
-    ``(circuit, tensors)`` as in :func:`training_witness`."""
-    run = _inference_run(model, X, scale_bits, key)
-    return run.circuit, run.values
-
-
-def _inference_run(model, X, scale_bits, key) -> Run:
-    """:func:`zk.witness.inference_run` of ``model`` (a torch model is committed now, at the
-    activations' scale: inference needs no master weights) on the float inputs ``X``."""
-    if scale_bits is None:
-        scale_bits = model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
-    opening = _model_opening(model, scale_bits, scale_bits, key)
-    x = _float_inputs(X, "X")
-    if x.ndim != 2 or x.shape[1] != opening.commitment.widths[0] or not len(x):
-        raise ValueError(f"X must be (batch, {opening.commitment.widths[0]}), got shape {x.shape}")
-    return inference_run(opening, x, key)
-
-
-def prove_inference(model, X, scale_bits: int | None = None, progress=None,
-                    key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto") -> InferenceProof:
-    """Prove that the committed output is ``model(X)`` in exact fixed point (statement:
-    architecture, commitments to ``X``, the parameters and the output). ``model``: a torch MLP,
-    or a :class:`zk.ModelOpening` (e.g. a training proof's final model: the statement then holds
-    that model's published commitments, :func:`verify_inference` with ``model=``)."""
-    dev = _device.resolve(device)
-    run = _inference_run(model, X, scale_bits, key)
-    run.circuit.check_sound()
-    return commit_and_prove(run.circuit, run.values, 0.0, key, progress, run.reused, device=dev)[0]
-
-
-def _verify(proof, cls, key, published=None, checks: commit.DeferredChecks | None = None) -> bool:
-    """Type checks, then ``published()`` (the checks against published files, cheap and the most
-    specific), then the proof itself (its multi-scalar equations added to ``checks`` when given)."""
-    if not isinstance(proof, cls) or (cls is TrainingProof and isinstance(proof, InferenceProof)):
-        raise VerificationError(f"expected a {cls.__name__}, got {type(proof).__name__}")
-    statement = proof.statement
-    if not isinstance(statement, TrainingStatement):
-        raise VerificationError(f"the proof's statement is a {type(statement).__name__}, not a TrainingStatement")
-    if statement.training is not cls.training:
-        raise VerificationError(f"a {cls.__name__} cannot hold {'a training' if statement.training else 'an inference'} "
-                                "statement")
-    with malformed_as_verification_error(cls.__name__):
-        if published is not None:
-            published(statement)
-        return _check(proof, key, checks)
-
-
-def _check(proof, key, checks=None) -> bool:
-    circuit = proof.statement.circuit
-    try:
-        circuit.check_sound()
-    except StatementError as exc:
-        raise VerificationError(f"statement: {exc}") from None
-    expected = [k for k, _ in circuit.proof_keys]
-    if list(proof.commitments) != expected or \
-            list(proof.statement.commitments) != [k for k, _ in circuit.statement_keys]:
-        raise VerificationError("the proof's commitments do not match its statement")
-    commitments = {**proof.statement.commitments, **proof.commitments}
-    for k, shape in circuit.statement_keys + circuit.proof_keys:
-        if not isinstance(commitments[k], Commitment) or \
-                (commitments[k].num_vars, commitments[k].col_vars) != committed.layout(shape):
-            raise VerificationError(f"commitment {k} does not have the layout of shape {shape}")
-    t = _transcript(proof.statement, proof.commitments)
-    fac4dnn.verify(circuit, commitments, proof.aggregated, t, key, checks)
-    return True
-
-
-def verify_training(proof: TrainingProof, key: commit.CommitKey = commit.DEFAULT_KEY, *,
-                    dataset: DatasetCommitment | None = None, initial_model: ModelCommitment | None = None) -> bool:
-    """Verify a training proof: True, or VerificationError naming the failing check. With
-    ``dataset`` (a published :class:`zk.DatasetCommitment`), every step must have used one of its
-    batches as committed; with ``initial_model``, training must start from that model."""
-    return _verify_training(proof, key, dataset, initial_model)
-
-
-def _verify_training(proof, key, dataset=None, initial_model=None, checks=None) -> bool:
-    """:func:`verify_training`, its multi-scalar equations added to ``checks`` when given."""
-    def published(statement):
-        if dataset is not None:
-            _dataset.check_statement(statement, dataset)
-        if initial_model is not None:
-            _model.check_statement(statement.initial_model.commitments, statement, initial_model, "initial")
-    return _verify(proof, TrainingProof, key, published, checks)
-
-
-def verify_inference(proof: InferenceProof, key: commit.CommitKey = commit.DEFAULT_KEY, *,
-                     model: ModelCommitment | None = None) -> bool:
-    """Verify an inference proof: True, or VerificationError naming the failing check. With
-    ``model`` (a published :class:`zk.ModelCommitment`, e.g. ``training_proof.final_model``),
-    the inference must be of exactly that model."""
-    def published(statement):
-        if model is not None:
-            _model.check_statement(statement.initial_model.commitments, statement, model, "inference")
-    return _verify(proof, InferenceProof, key, published)
-
-
+# ----------------------------------------------------------------------------------------
+# demo models and data
+# ----------------------------------------------------------------------------------------
 def synthetic_mlp(widths, seed: int = 0, bias: bool = False):
     """A seeded ReLU MLP ``Linear, ReLU, ..., Linear`` of the given widths (bias-free unless
     ``bias``), float32 parameters uniform in torch's default range ``±1/sqrt(fan_in)`` (for demos,

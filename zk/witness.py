@@ -4,8 +4,7 @@
 from a committed model (:mod:`zk.dataset`, :mod:`zk.model`), refusing updates that round away;
 :func:`training_run` and :func:`inference_run` turn the runs into every tensor of the circuit
 (:mod:`zk.fac4dnn`): activations, gradients, updates, remainders and their bit planes, and the
-range-checked data and parameters. An invalid witness is not refused here: it yields a proof that
-does not verify.
+range-checked data and parameters with their bit planes.
 """
 from __future__ import annotations
 
@@ -155,6 +154,8 @@ def model_openings(circuit: Circuit, step: int, opening: ModelOpening, key: comm
 
 
 class FixedStep(NamedTuple):
+    """One SGD step of :func:`fixed_steps`."""
+
     t: int  # the step's position in the run
     graph: object  # circuits.Graph of the step (its batch's row count)
     values: dict  # every tensor of the step's fixed-point run
