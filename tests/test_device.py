@@ -242,3 +242,19 @@ def test_random_training_circuits_prove_identically_on_the_kernel_path(monkeypat
     cpu, other = prove_twice(monkeypatch, lambda d: training.prove_training(model, data, 0.1, device=d)[0],
                              ["cpu", "host"])
     assert cpu.to_bytes() == other.to_bytes()
+
+
+def test_lookup_proof_on_the_kernel_path_is_byte_identical(monkeypatch, host):
+    from zk import lookup
+    from zk.transcript import Transcript
+
+    values = np.random.default_rng(5).integers(0, 64, (6, 10))
+
+    def prove(dev):
+        d = device.resolve(dev) if isinstance(dev, str) else dev
+        c, o = commit.commit(values, device=d)
+        return c, lookup.prove([(c, o)], lookup.Table.range(6), Transcript("t"), device=d)
+
+    (c, cpu), (_, other) = prove_twice(monkeypatch, prove, ["cpu", host])
+    assert cpu.to_bytes() == other.to_bytes()
+    lookup.verify([c], lookup.Table.range(6), other, Transcript("t"))

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import commit, field, group, hadamard, sigma
 from .commit import Commitment, EvalProof, Opening
-from .device import CPU
+from .device import CPU, Device
 from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .hadamard import Affine, HadamardProof
@@ -110,23 +110,23 @@ def _digest(values: tuple[int, ...]) -> bytes:
     return h.digest()
 
 
-def _public(values, col_vars: int, key: commit.CommitKey) -> Stack:
+def _public(values, col_vars: int, key: commit.CommitKey, device: Device) -> Stack:
     """Public integer ``values`` committed with blind 0 (the same for prover and verifier)."""
     m = len(values).bit_length() - 1
     rows = 1 << commit.split_vars(m, col_vars)[0]
     com, opening = commit.commit(np.asarray(values, dtype=np.int64), key, blinds=field.zeros(rows),
-                                 col_vars=col_vars)
+                                 col_vars=col_vars, device=device)
     return Stack(com, opening, 1, 0)
 
 
 @lru_cache(maxsize=32)
-def _table_stack(table: Table, col_vars: int, key: commit.CommitKey) -> Stack:
-    return _public(table.values, col_vars, key)
+def _table_stack(table: Table, col_vars: int, key: commit.CommitKey, device: Device = CPU) -> Stack:
+    return _public(table.values, col_vars, key, device)
 
 
 @lru_cache(maxsize=8)  # the prover keeps the table: as large as the looked-up tensor
-def _ones(num_vars: int, col_vars: int, key: commit.CommitKey) -> Stack:
-    return _public(np.ones(1 << num_vars, dtype=np.int64), col_vars, key)
+def _ones(num_vars: int, col_vars: int, key: commit.CommitKey, device: Device = CPU) -> Stack:
+    return _public(np.ones(1 << num_vars, dtype=np.int64), col_vars, key, device)
 
 
 def _single(commitment: Commitment, opening: Opening | None) -> Stack:
@@ -199,25 +199,26 @@ def _check_statement(lookups, table: Table) -> None:
 
 
 def prove(lookups: list[tuple[Commitment, Opening]], table: Table, t: Transcript,
-          key: commit.CommitKey = commit.DEFAULT_KEY) -> LookupProof:
+          key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> LookupProof:
     """Prove that every entry of every committed tensor ``(commitment, opening)`` is in ``table``
-    (the module docstring's protocol). ValueError naming a value the table lacks."""
+    (the module docstring's protocol) on ``device``. ValueError naming a value the table lacks.
+    The helpers' inverses and the multiplicities are computed on the host."""
     commitments = [c for c, _ in lookups]
     _check_statement(commitments, table)
     entries = [field.to_signed(o.field_table(CPU)).reshape(-1) for _, o in lookups]
     counts = table.multiplicities(np.concatenate(entries))
     k, col = table.num_vars, commit.split_vars(table.num_vars)[1]
-    mult, mult_open = commit.commit(counts, key, col_vars=col)
+    mult, mult_open = commit.commit(counts, key, col_vars=col, device=device)
     _absorb_statement(t, commitments, table)
     t.absorb("lookup/multiplicities", mult.to_bytes())
     alpha = t.challenge_scalar("lookup/alpha")
     a = field.to_int(alpha)
 
-    helpers = [commit.commit(_inverses(alpha, o.field_table(CPU).reshape(-1, 4)), key, col_vars=c.col_vars)
-               for c, o in lookups]
-    tab = _table_stack(table, col, key)
+    helpers = [commit.commit(_inverses(alpha, o.field_table(CPU).reshape(-1, 4)), key, col_vars=c.col_vars,
+                             device=device) for c, o in lookups]
+    tab = _table_stack(table, col, key, device)
     g_values = field.mul(field.from_int(counts), _inverses(alpha, field.from_int(table.values)))
-    g, g_open = commit.commit(g_values, key, col_vars=col)
+    g, g_open = commit.commit(g_values, key, col_vars=col, device=device)
     for h, _ in helpers:
         t.absorb("lookup/helper", h.to_bytes())
     t.absorb("lookup/table_helper", g.to_bytes())
@@ -225,20 +226,20 @@ def prove(lookups: list[tuple[Commitment, Opening]], table: Table, t: Transcript
     proofs = []
     for (c, o), (h, h_open) in zip(lookups, helpers):
         u = t.challenge_scalars("lookup/u", c.num_vars)
-        proofs.append(hadamard.prove(Affine(0, [(1, _ones(c.num_vars, c.col_vars, key))]),
+        proofs.append(hadamard.prove(Affine(0, [(1, _ones(c.num_vars, c.col_vars, key, device))]),
                                      Affine(0, [(1, _single(h, h_open))]),
-                                     Affine(a, [(-1, _single(c, o))]), u, t, key))
+                                     Affine(a, [(-1, _single(c, o))]), u, t, key, device))
     v = t.challenge_scalars("lookup/v", k)
     relation = hadamard.prove(Affine(0, [(1, _single(mult, mult_open))]), Affine(0, [(1, _single(g, g_open))]),
-                              Affine(a, [(-1, tab)]), v, t, key)
+                              Affine(a, [(-1, tab)]), v, t, key, device)
 
     opened = [(h, h_open) for h, h_open in helpers] + [(g, g_open)]
     blinds = field.random(len(opened))
     sums, evals = [], []
     for (com, op), b in zip(opened, blinds):
         half = _half(com.num_vars)
-        sums.append(commit.commit_scalar(commit.evaluate(op, half), key, blind=b)[0])
-        evals.append(commit.prove_eval(op, com, half, t, key, value_blind=b))
+        sums.append(commit.commit_scalar(commit.evaluate(op, half, device), key, blind=b)[0])
+        evals.append(commit.prove_eval(op, com, half, t, key, value_blind=b, device=device))
     weights = field.from_int([1 << c.num_vars for c in commitments] + [-(1 << k)])
     delta = field.inner(weights, blinds)
     return LookupProof(mult, tuple(h for h, _ in helpers), g, tuple(proofs), relation, tuple(sums),
