@@ -7,31 +7,47 @@
     ctx.decrypt(y)
 
 The model is traced by :func:`circuits.trace` — the graph the zk side proves — and lowered node
-by node, before anything is encrypted:
+by node, before anything is encrypted, into steps on named values (each reads the values it
+names and writes its node's output; a run keeps the live ciphertexts by name and drops each
+after its last use). Plaintext operands are the model's parameters and the graph's constants
+(the weights of average pooling and means).
 
-1. ``einsum`` of the running tensor with a parameter: planned by :func:`fhe.plan` from the
-   layout the previous step leaves (layouts chain from layer to layer, nothing is decrypted);
-   the parameter is a plaintext operand.
-2. ``add`` of a parameter (a bias): a plaintext addition packed into the running layout (no level).
-3. ``rescale``: nothing (it is the identity on real values); ``reshape`` of a 2-D tensor to itself:
-   nothing.
-4. ``relu``: the program's :class:`Activation`, a polynomial evaluated on ``t = z / bound``. The
-   ``1 / bound`` is folded into the preceding linear layer's weights and bias, so it costs no
-   level; the polynomial keeps ``t`` in ``[-1, 1]``, where powers stay small.
+1. ``einsum`` of an encrypted value with a plaintext one (in either position): planned by
+   :func:`fhe.plan` from the layout its input has (layouts chain from layer to layer, nothing
+   is decrypted).
+2. ``add`` of a plaintext (a bias): a plaintext addition packed into the value's layout (no level).
+3. ``add`` of two encrypted values of one shape (a residual): :func:`fhe.ops.add`. When their
+   layouts differ, the one with more levels left is first brought to the other's layout by a
+   relayout einsum planned here (its levels and rotation keys are the program's).
+4. ``rescale``: nothing (it is the identity on real values); ``reshape`` of a tensor to its own
+   shape: nothing.
+5. ``relu``: the program's :class:`Activation`, a polynomial evaluated on ``t = z / bound``. The
+   ``1 / bound`` is folded into the linear layers before it — back through biases and both
+   branches of a residual add to their einsums' plaintext operands — so it costs no level; the
+   polynomial keeps ``t`` in ``[-1, 1]``, where powers stay small. Where a value on the way is
+   read elsewhere too, or is the input or an activation's output, a bound other than 1 is refused
+   (ValueError naming the activation and the value).
 
-The program knows its depth (the sum of its steps'), the rotation keys it needs (the union of
-its plans') and each activation's error bound on its declared range; :meth:`Program.context`
-makes a context with exactly those levels and keys.
+Anything else that reads an encrypted value (a product of two of them, a reshape that changes
+the shape) raises :class:`circuits.UnsupportedOp` naming the node.
+
+The program knows its depth (the levels consumed along the output's deepest path: a step adds
+its levels to its input's; a residual add takes the larger of its two operands', the relayouted
+one's plus the relayout's), the rotation keys it needs (the union of its plans') and each
+activation's error bound on its declared range; :meth:`Program.context` makes a context with
+exactly those levels and keys.
 
 Deeper than a ring holds: on SEAL, :class:`OutOfLevels` says how many levels are missing.
 ``compile(..., bootstrap=L)`` targets desilo's bootstrap preset instead (32768 slots, ``L``
 levels after each bootstrap): a bootstrap is inserted before an activation whenever the levels
 left do not cover that activation and the layers up to the next one. There the values are
-``t = z / bound``, inside [-1, 1] as bootstrapping requires.
+``t = z / bound``, inside [-1, 1] as bootstrapping requires. Only chains bootstrap: a model with
+a residual add is refused (a bootstrap on one branch would leave the other at its level).
 """
 from __future__ import annotations
 
 import math
+import string
 import weakref
 from dataclasses import dataclass, field
 
@@ -299,8 +315,12 @@ def gelu_approx(bound: float, degree: int = 15) -> Activation:
 
 @dataclass
 class Step:
-    """One lowered node: ``kind`` (``einsum``, ``add``, ``activation``, ``bootstrap``), the node's output name,
-    the einsum's plan, the plaintext operand, and the levels the step consumes."""
+    """One lowered node, an operation on named values: it reads ``inputs`` and writes ``name``
+    (the node's output). ``kind``: ``einsum`` (``plan``, with the plaintext operand ``plain``),
+    ``add`` (of the plaintext ``plain``: a bias), ``residual`` (the sum of two encrypted values;
+    ``plan``, when their layouts differ: the relayout of the second to the first's layout),
+    ``activation`` or ``bootstrap``. ``levels``: what the step consumes, on its last input (the
+    only one, or the residual's relayouted operand)."""
 
     kind: str
     name: str
@@ -309,10 +329,47 @@ class Step:
     plan: Plan | None = None
     plain: np.ndarray | None = None
     activation: Activation | None = None
+    inputs: tuple[str, ...] = ()
     #: per backend, the plan's encoded masks, kept between runs
     caches: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
     ops: dict = field(default_factory=dict)  # op counts of one run (measured on the simulator)
     seconds: float = 0.0  # estimated SEAL time of the step (OP_SECONDS)
+
+    def used(self, inputs: list[int]) -> int:
+        """Levels consumed at the output, given those consumed at each input."""
+        return max(inputs[0], inputs[-1] + self.levels)
+
+    def run(self, args: list[CipherTensor]) -> CipherTensor:
+        """The step on its encrypted inputs."""
+        from .ops import add, bootstrap
+
+        x = args[-1] if self.plan is None else self._execute(args[-1])
+        if self.kind == "residual":
+            return add(args[0], x)  # one layout now: ops.add only brings the levels together
+        if self.kind == "add":
+            return add(x, self.plain)
+        if self.kind == "bootstrap":
+            return bootstrap(x)
+        return x if self.kind == "einsum" else self.activation.evaluate(x)
+
+    def _execute(self, x: CipherTensor) -> CipherTensor:
+        """The plan on ``x`` (its encrypted operand) and :attr:`plain` (the other, if any)."""
+        ctx, encrypted = x.context, self.plan.encrypted
+        out = execute(self.plan, ctx.backend, [x.ciphertexts if e else None for e in encrypted],
+                      [None if e else self.plain for e in encrypted], generate_keys=ctx.auto_keys,
+                      cache=self.caches.setdefault(ctx.backend, {}))
+        return CipherTensor(ctx, self.plan.output_layout, out, x.like)
+
+    def reference(self, args: list[np.ndarray]) -> np.ndarray:
+        """The step on plaintext inputs, in float64 (what :meth:`run` computes)."""
+        h = args[-1]
+        if self.plan is not None:
+            h = np.einsum(str(self.plan.spec), *(h if e else self.plain for e in self.plan.encrypted))
+        if self.kind == "residual":
+            return args[0] + h
+        if self.kind == "add":
+            return h + self.plain
+        return self.activation.on_t(h) if self.kind == "activation" else h  # a bootstrap: the identity
 
     def describe(self) -> str:
         if self.kind == "einsum":
@@ -321,34 +378,44 @@ class Step:
                     f"{c.ct_pt_mults} ct-pt mults, {c.keys} keys")
         elif self.kind == "add":
             what = "plaintext addition (bias)"
+        elif self.kind == "residual":
+            c = self.plan and self.plan.cost()
+            what = "addition of two encrypted values" + (
+                f" ({self.inputs[1]} relayouted: {c.rotations} rotations, {c.keys} keys)" if c else "")
         elif self.kind == "bootstrap":
             what = "bootstrap (levels back, values in [-1, 1])"
         else:
             what = self.activation.describe()
         ops = ", ".join(f"{n} {self.ops[n]}" for n in ("rotate", "mul", "mul_plain", "add", "bootstrap")
                         if self.ops.get(n))
-        return (f"  {self.name:18s} {what}; {self.levels} level(s); out {self.layout}; ops: {ops or 'none'}; "
-                f"~{self.seconds * 1e3:.0f} ms")
+        return (f"  {self.name:18s} <- {', '.join(self.inputs)}: {what}; {self.levels} level(s); "
+                f"out {self.layout}; ops: {ops or 'none'}; ~{self.seconds * 1e3:.0f} ms")
 
 
 class Program:
-    """A model compiled for encrypted inference (:func:`compile`)."""
+    """A model compiled for encrypted inference (:func:`compile`): steps on named values, from
+    the encrypted input ``input_name`` to ``output_name``."""
 
-    def __init__(self, steps: list[Step], input_layout: Layout, output_name: str, slots: int,
-                 scale_bits: int = 40, bootstrap: int | None = None) -> None:
+    def __init__(self, steps: list[Step], input_name: str, input_layout: Layout, output_name: str,
+                 slots: int, scale_bits: int = 40, bootstrap: int | None = None) -> None:
         self.steps = steps
         self.scale_bits = scale_bits
         #: levels after each bootstrap (desilo's preset), None when the program never bootstraps
         self.bootstrap = bootstrap
+        self.input_name = input_name
         self.input_layout = input_layout
-        self.output_layout = steps[-1].layout if steps else input_layout
+        self.output_layout = next((s.layout for s in steps if s.name == output_name), input_layout)
         self.output_name = output_name
         self.slots = slots
 
     @property
     def depth(self) -> int:
-        """Multiplicative depth of the whole network."""
-        return sum(s.levels for s in self.steps)
+        """Multiplicative depth of the whole network: the levels consumed along the output's
+        deepest path (bootstraps give none back here)."""
+        used = {self.input_name: 0}
+        for s in self.steps:
+            used[s.name] = s.used([used[n] for n in s.inputs])
+        return used[self.output_name]
 
     @property
     def levels(self) -> int:
@@ -373,7 +440,7 @@ class Program:
         boots = sum(s.kind == "bootstrap" for s in self.steps)
         where = (f"depth {self.depth} in {self.levels}-level stretches, {boots} bootstrap(s) on desilo"
                  if self.bootstrap is not None else f"{self.levels} levels")
-        lines = [f"fhe program: input {self.input_layout}, {where}, {self.slots} slots, "
+        lines = [f"fhe program: input {self.input_name} {self.input_layout}, {where}, {self.slots} slots, "
                  f"{len(self.rotation_keys)} rotation keys, ~{self.seconds:.2f} s per run "
                  f"on {'desilo' if self.bootstrap is not None else 'SEAL'} (estimated)"]
         lines += [s.describe() for s in self.steps]
@@ -414,38 +481,28 @@ class Program:
 
     def run_steps(self, x: CipherTensor) -> CipherTensor:
         """The steps on ``x``, without :meth:`run`'s checks of layout and levels."""
-        from .ops import add, bootstrap
+        return self._walk(x, Step.run)
 
-        ctx, like = x.context, x.like
-        for step in self.steps:
-            if step.kind == "einsum":
-                out = execute(step.plan, ctx.backend, [x.ciphertexts, None], [None, step.plain],
-                              generate_keys=ctx.auto_keys, cache=step.caches.setdefault(ctx.backend, {}))
-                x = CipherTensor(ctx, step.plan.output_layout, out, like)
-            elif step.kind == "add":
-                x = add(x, step.plain)
-            elif step.kind == "bootstrap":
-                x = bootstrap(x)
-            else:
-                x = step.activation.evaluate(x)
-        return x
+    def _walk(self, x, apply):
+        """The steps from the input value ``x``, each step's output ``apply(step, its input
+        values)``; every value is dropped after its last use."""
+        last = {n: i for i, s in enumerate(self.steps) for n in s.inputs}
+        live = {self.input_name: x}
+        for i, step in enumerate(self.steps):
+            live[step.name] = apply(step, [live[n] for n in step.inputs])
+            for n in set(step.inputs):
+                if last[n] == i and n != self.output_name:
+                    del live[n]
+        return live[self.output_name]
 
     def _plaintext_run(self, x: np.ndarray, before_activation=None) -> np.ndarray:
         """The steps on plaintext ``x`` in float64; ``before_activation(step, h)`` sees each
         activation's input."""
-        h = np.asarray(x, dtype=np.float64)
-        for step in self.steps:
-            if step.kind == "einsum":
-                h = np.einsum(str(step.plan.spec), h, step.plain)
-            elif step.kind == "add":
-                h = h + step.plain
-            elif step.kind == "bootstrap":
-                pass  # the identity on values
-            else:
-                if before_activation is not None:
-                    before_activation(step, h)
-                h = step.activation.on_t(h)
-        return h
+        def apply(step, args):
+            if before_activation is not None and step.kind == "activation":
+                before_activation(step, args[0])
+            return step.reference(args)
+        return self._walk(np.asarray(x, dtype=np.float64), apply)
 
     def calibrate(self, x: np.ndarray) -> list[tuple[str, float]]:
         """``(activation, max |t|)`` on plaintext sample inputs ``x``: each must stay within 1,
@@ -491,7 +548,7 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
     else:
         graph = circuits.trace(model, np.zeros(tuple(input_shape)), 16)
         params = _params(model) if params is None else params
-    values = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    values = {**{k: np.asarray(v, dtype=np.float64) for k, v in params.items()}, **graph.constants}
     if bootstrap is not None:
         return _bootstrapped(graph, values, tuple(input_shape), activation, slots, scale_bits, bootstrap)
     if slots is not None:
@@ -519,7 +576,8 @@ def compile(model, input_shape, activation: Activation | None = None, *, slots: 
 def _bootstrapped(graph, values, input_shape, activation, slots, scale_bits: int, levels: int) -> Program:
     """The program for desilo's bootstrap preset, ``levels`` levels after each bootstrap: a
     bootstrap before each activation whose stretch (it and the layers up to the next
-    activation) the levels left do not cover."""
+    activation) the levels left do not cover. Chains only (no residual adds)."""
+    import circuits
     from .backends.desilo import BOOTSTRAP_MAX_LEVEL, BOOTSTRAP_RING_DEGREE
     from .backends.params import DESILO_SCALE_BITS
 
@@ -530,6 +588,11 @@ def _bootstrapped(graph, values, input_shape, activation, slots, scale_bits: int
         raise ValueError(f"desilofhe fixes the scale at 2^{DESILO_SCALE_BITS}; got scale_bits={scale_bits}")
     slots = slots or BOOTSTRAP_RING_DEGREE // 2
     plain = _lower(graph, values, input_shape, activation, slots, scale_bits, count=False)
+    residual = next((s.name for s in plain.steps if s.kind == "residual"), None)
+    if residual is not None:
+        raise circuits.UnsupportedOp(f"node {residual} adds two encrypted branches: bootstrap= places bootstraps "
+                                     "on chains of layers only (a bootstrap on one branch leaves the other at its "
+                                     "level); compile without bootstrap=")
     steps, stretch = [], []  # stretch: the steps since the last activation (or the input)
     for step in plain.steps + [None]:
         if step is None or step.kind == "activation":
@@ -541,12 +604,15 @@ def _bootstrapped(graph, values, input_shape, activation, slots, scale_bits: int
                                   f"{BOOTSTRAP_MAX_LEVEL})", needed=need, have=levels)
             left = levels - sum(s.levels for s in steps[_last_bootstrap(steps):])
             if stretch and stretch[0].kind == "activation" and need > left:
-                steps.append(Step("bootstrap", f"{stretch[0].name}.boot", stretch[0].layout, 0))
+                act = stretch[0]
+                steps.append(Step("bootstrap", f"{act.name}.boot", act.layout, 0, inputs=act.inputs))
+                act.inputs = (steps[-1].name,)
             steps += stretch
             stretch = []
         if step is not None:
             stretch.append(step)
-    program = Program(steps, plain.input_layout, plain.output_name, slots, scale_bits, bootstrap=levels)
+    program = Program(steps, plain.input_name, plain.input_layout, plain.output_name, slots, scale_bits,
+                      bootstrap=levels)
     _count_ops(program)
     return program
 
@@ -570,47 +636,91 @@ def _most_levels(scale_bits: int) -> int:
         levels += 1
 
 
+#: what :func:`_lower` lowers (for its refusals)
+LOWERED = ("Linear, ReLU, Flatten of a 2-D activation, residual adds of two activations of one shape, "
+           "average pooling and means are")
+
+
 def _lower(graph, values: dict, input_shape: tuple, activation, slots: int, scale_bits: int,
            count: bool = True) -> Program:
-    """Steps 1-4 of the module docstring at ``slots`` slots."""
-    import circuits
-
+    """Steps 1-5 of the module docstring at ``slots`` slots: the nodes that read encrypted
+    values, in graph order; then the steps the output needs, the bounds folded."""
     x_name = next(t.name for t in graph.inputs if t.role == "data")
     if tuple(graph[x_name].shape) != input_shape:
         raise ShapeMismatch(f"the graph takes inputs {graph[x_name].shape}, not {input_shape}")
-    layout = Layout.row_major(input_shape, slots)
-    running, steps = x_name, []
+    layouts = {x_name: Layout.row_major(input_shape, slots)}  # encrypted value -> its layout
+    used = {x_name: 0}  # encrypted value -> levels consumed up to it
+    alias: dict[str, str] = {}  # output of an identity node -> the value it is
+    steps = []
     for node in graph.nodes:
-        if running not in node.inputs:
+        names = [alias.get(i, i) for i in node.inputs]
+        if not any(n in layouts for n in names):
             continue
-        others = [i for i in node.inputs if i != running]
-        if node.op == "einsum" and len(others) == 1 and others[0] in values:
-            spec = node.attrs["spec"]
-            shapes = [graph[i].shape for i in node.inputs]
-            encrypted = [i == running for i in node.inputs]
-            if encrypted != [True, False]:
-                raise circuits.UnsupportedOp(f"node {node.output}: the encrypted tensor must be the first operand")
-            p = plan_einsum(spec, *shapes, slots=slots, encrypted=encrypted, layouts=[layout, None])
-            steps.append(Step("einsum", node.output, p.output_layout, p.levels, plan=p, plain=values[others[0]]))
-            layout = p.output_layout
-        elif node.op == "add" and len(others) == 1 and others[0] in values:
-            steps.append(Step("add", node.output, layout, 0, plain=values[others[0]]))
-        elif node.op == "rescale" or (node.op == "reshape" and tuple(graph[node.output].shape) ==
-                                      tuple(graph[running].shape)):
-            pass  # the identity on real values
-        elif node.op == "relu":
-            if activation is None:
-                raise ValueError(f"node {node.output} is a ReLU: give activation= (e.g. fhe.relu_approx(bound=...))")
-            _fold_bound(steps, activation.bound, node.output)
-            steps.append(Step("activation", node.output, layout, activation.levels, activation=activation))
-        else:
-            raise circuits.UnsupportedOp(f"node {node.output} ({node.op}) cannot be compiled for encrypted "
-                                         "inference (Linear, ReLU, Flatten are)")
-        running = node.output
-    program = Program(steps, Layout.row_major(input_shape, slots), running, slots, scale_bits)
+        step = _step(node, graph, names, values, layouts, used, activation, slots)
+        if step is None:
+            alias[node.output] = names[0]
+            continue
+        steps.append(step)
+        layouts[step.name] = step.layout
+        used[step.name] = step.used([used[n] for n in step.inputs])
+    out = graph.outputs.get("out", steps[-1].name if steps else x_name)
+    steps = _needed(steps, alias.get(out, out))
+    if activation is not None and activation.bound != 1.0:
+        _fold_bounds(steps, activation.bound)
+    program = Program(steps, x_name, layouts[x_name], alias.get(out, out), slots, scale_bits)
     if count:
         _count_ops(program)
     return program
+
+
+def _step(node, graph, names: list[str], values: dict, layouts: dict, used: dict, activation,
+          slots: int) -> Step | None:
+    """The step of ``node``, whose inputs are the values ``names`` (those in ``layouts``
+    encrypted, the others plaintext ``values``); None for an identity on real values."""
+    import circuits
+
+    encrypted = [n in layouts for n in names]
+    x = names[encrypted.index(True)]
+    clear = [n for n, e in zip(names, encrypted) if not e]
+    one_plain = len(clear) == 1 == len(names) - 1 and clear[0] in values
+    shape = tuple(graph[node.output].shape)
+    if node.op == "einsum" and one_plain:
+        p = plan_einsum(node.attrs["spec"], *(graph[i].shape for i in node.inputs), slots=slots,
+                        encrypted=encrypted, layouts=[layouts.get(n) for n in names])
+        return Step("einsum", node.output, p.output_layout, p.levels, plan=p, plain=values[clear[0]], inputs=(x,))
+    if node.op == "add" and one_plain and shape == layouts[x].shape:
+        return Step("add", node.output, layouts[x], 0, plain=values[clear[0]], inputs=(x,))
+    if node.op == "add" and all(encrypted) and layouts[names[0]].shape == layouts[names[1]].shape:
+        return _residual(node.output, names, layouts, used, slots)
+    if node.op == "rescale" or (node.op == "reshape" and shape == layouts[x].shape):
+        return None
+    if node.op == "relu":
+        if activation is None:
+            raise ValueError(f"node {node.output} is a ReLU: give activation= (e.g. fhe.relu_approx(bound=...))")
+        return Step("activation", node.output, layouts[x], activation.levels, activation=activation, inputs=(x,))
+    raise circuits.UnsupportedOp(f"node {node} cannot be compiled for encrypted inference ({LOWERED})")
+
+
+def _residual(name: str, names: list[str], layouts: dict, used: dict, slots: int) -> Step:
+    """The sum of two encrypted values: as :func:`fhe.ops.add` does, the one with more levels
+    left is brought to the other's layout first (an einsum relayout, planned here)."""
+    keep, move = sorted(names, key=lambda n: -used[n])  # stable: on a tie the second moves
+    if layouts[keep] == layouts[move]:
+        return Step("residual", name, layouts[keep], 0, inputs=(keep, move))
+    labels = string.ascii_lowercase[:len(layouts[move].shape)]
+    p = plan_einsum(f"{labels}->{labels}", layouts[move].shape, slots=slots, layouts=[layouts[move]],
+                    out_layout=layouts[keep])
+    return Step("residual", name, layouts[keep], p.levels, plan=p, inputs=(keep, move))
+
+
+def _needed(steps: list[Step], output: str) -> list[Step]:
+    """The steps ``output`` depends on."""
+    need, kept = {output}, []
+    for s in reversed(steps):
+        if s.name in need:
+            need.update(s.inputs)
+            kept.append(s)
+    return kept[::-1]
 
 
 def _count_ops(program: Program) -> None:
@@ -621,30 +731,50 @@ def _count_ops(program: Program) -> None:
 
     boot = {"bootstrap": True} if program.bootstrap is not None else {}
     ctx = Context(backend="sim", ring_degree=2 * program.slots, levels=program.levels, allow_insecure=True, **boot)
-    x = ctx.encrypt(np.zeros(program.input_layout.shape), program.input_layout)
-    level, backend = program.levels, ctx.backend
-    for step in program.steps:
-        before = dict(backend.counters)
-        x = Program([step], x.layout, step.name, program.slots).run_steps(x)
+    backend, ring = ctx.backend, 2 * program.slots / 16384
+
+    def measured(step, args):
+        before, level = dict(backend.counters), min(a.level for a in args)
+        out = step.run(args)
         step.ops = {k: v - before.get(k, 0) for k, v in backend.counters.items() if v - before.get(k, 0)}
         primes = (level + 2 - step.levels / 2) / 10  # the chain shrinks while the step runs
-        ring = 2 * program.slots / 16384
-        step.seconds = ring * sum(OP_SECONDS.get(k, 0.0) * n * (primes ** 2 if k in _KEY_SWITCHING else primes)
-                                  for k, n in step.ops.items())
-        if step.kind == "bootstrap":
-            step.seconds, level = BOOTSTRAP_SECONDS, program.levels
-        level -= step.levels
+        step.seconds = BOOTSTRAP_SECONDS if step.kind == "bootstrap" else ring * sum(
+            OP_SECONDS.get(k, 0.0) * n * (primes ** 2 if k in _KEY_SWITCHING else primes) for k, n in step.ops.items())
+        return out
+    program._walk(ctx.encrypt(np.zeros(program.input_layout.shape), program.input_layout), measured)
 
 
-def _fold_bound(steps: list[Step], bound: float, where: str) -> None:
-    """Scale the linear layer before an activation by ``1 / bound`` (the activation then sees
+def _fold_bounds(steps: list[Step], bound: float) -> None:
+    """Scale the linear layers before each activation by ``1 / bound`` (the activation then sees
     ``t = z / bound`` at no level's cost)."""
-    if bound == 1.0:
+    made = {s.name: s for s in steps}
+    readers: dict[str, list[str]] = {}
+    for s in steps:
+        for n in s.inputs:
+            readers.setdefault(n, []).append(s.name)
+    for s in steps:
+        if s.kind == "activation":
+            _fold(s.inputs[0], bound, s.name, made, readers)
+
+
+def _fold(name: str, bound: float, where: str, made: dict, readers: dict) -> None:
+    """Divide value ``name`` by ``bound`` in the steps that make it: back through biases (and
+    both operands of a residual add) to einsums, whose plaintext operands are scaled. Each
+    value on the way must be read by that path alone (any other reader would see it scaled)."""
+    step = made.get(name)
+    if step is None or step.kind not in ("einsum", "add", "residual"):
+        what = "the encrypted input" if step is None else f"an {step.kind} step"
+        raise ValueError(f"activation {where}: an input range other than 1 needs linear layers before it (its "
+                         f"1/bound is folded into them), and {name} is {what}; use an activation on [-1, 1] "
+                         "(bound=1)")
+    if len(readers[name]) > 1:
+        raise ValueError(f"activation {where}: {name} is read by {', '.join(readers[name])}, so the 1/bound cannot "
+                         "be folded into the layer making it (its other readers would see it scaled); use an "
+                         "activation on [-1, 1] (bound=1)")
+    if step.kind == "residual":
+        for n in step.inputs:
+            _fold(n, bound, where, made, readers)
         return
-    if not steps or steps[-1].kind not in ("einsum", "add"):
-        raise ValueError(f"activation {where}: an input range other than 1 needs a linear layer before it "
-                         "(its 1/bound is folded into that layer)")
-    for s in reversed(steps):
-        s.plain = s.plain / bound
-        if s.kind == "einsum":
-            break
+    step.plain = step.plain / bound
+    if step.kind == "add":
+        _fold(step.inputs[0], bound, where, made, readers)
