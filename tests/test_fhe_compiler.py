@@ -2,7 +2,9 @@
 
 Compiled programs agree with circuits' float interpreter on the same graph (exactly where the
 activation is exact, within the activation's error bound carried through the next layer where
-it is approximated); levels, slots and keys are the program's; bad inputs are refused early.
+it is approximated), chains and graphs with residual adds and averages alike; levels (along the
+deepest path), slots and keys are the program's; bad inputs and what is not lowered are refused
+early, naming the node.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from fhe.errors import OutOfLevels, ShapeMismatch
 from zk.training import synthetic_mlp
 
 
-def _float_run(model, x):
-    graph = circuits.trace(model, x, 16)
+def _float_run(model, x, graph=None):
+    """circuits' float interpreter on ``graph`` (default: the model's) with the model's parameters."""
+    graph = circuits.trace(model, x, 16) if graph is None else graph
     params = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
     return circuits.run(graph, {"x": x, **params}, mode="float")[graph.outputs["out"]]
 
@@ -166,14 +169,23 @@ def test_a_server_runs_a_compiled_program_with_the_public_context_only(backend):
     model = synthetic_mlp((16, 8, 4), seed=4, bias=True).double()
     x = np.random.default_rng(4).uniform(-1, 1, (4, 16))
     program = compile(model, x.shape, relu_approx(2.0, degree=7))
+    out, received = _served(program, x, backend)
+    with pytest.raises(fhe.errors.FHEError, match="no secret key"):
+        received.context.decrypt(received)
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-3 if backend == "seal" else 1e-9)
+
+
+def _served(program, x, backend: str):
+    """``x`` encrypted by a client, ``program`` run by a server holding the public context only,
+    the answer decrypted by the client: ``(decrypted output, the input as the server received it)``."""
+    import fhe
+
     client = program.context(backend)
     sent = client.encrypt(x, program.input_layout).to_bytes()
     server = fhe.PublicContext.from_bytes(client.public().to_bytes())
-    with pytest.raises(fhe.errors.FHEError, match="no secret key"):
-        server.decrypt(fhe.CipherTensor.from_bytes(sent, server))
-    answer = program.run(fhe.CipherTensor.from_bytes(sent, server)).to_bytes()
-    out = client.decrypt(fhe.CipherTensor.from_bytes(answer, client))
-    np.testing.assert_allclose(out, program.reference(x), atol=1e-3 if backend == "seal" else 1e-9)
+    received = fhe.CipherTensor.from_bytes(sent, server)
+    answer = program.run(received).to_bytes()
+    return client.decrypt(fhe.CipherTensor.from_bytes(answer, client)), received
 
 
 # ---------------------------------------------------------------- bootstrapping (desilo's preset)
@@ -231,3 +243,239 @@ def test_bootstrapped_program_on_desilo():
     ctx = program.context("desilo", allow_insecure=True)
     out = ctx.decrypt(program.run(ctx.encrypt(x, program.input_layout)))
     np.testing.assert_allclose(out, program.reference(x), atol=1e-2)
+
+
+# ---------------------------------------------------------------- graphs: residual adds, averages
+class _ResidualMLP(torch.nn.Module):
+    """x -> Linear -> ReLU -> Linear -> + x -> Linear."""
+
+    def __init__(self, bias: bool = True) -> None:
+        super().__init__()
+        self.a, self.b, self.c = (torch.nn.Linear(8, 12, bias), torch.nn.Linear(12, 8, bias),
+                                  torch.nn.Linear(8, 3, bias))
+
+    def forward(self, x):
+        return self.c(x + self.b(torch.relu(self.a(x))))
+
+
+class _Skip(torch.nn.Module):
+    """h = Linear(x); h + Linear(ReLU(h)) -> Linear: the two branches leave different layouts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = torch.nn.Linear(8, 6), torch.nn.Linear(6, 6), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.c(h + self.b(torch.relu(h)))
+
+
+class _Pooled(torch.nn.Module):
+    """Linear -> ReLU -> AvgPool1d(2) -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.pool, self.c = torch.nn.Linear(8, 12), torch.nn.AvgPool1d(2), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.c(self.pool(torch.relu(self.a(x))))
+
+
+class _Mean(torch.nn.Module):
+    """(batch, 5, 8) -> Linear -> ReLU -> mean over axis 1 -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.c = torch.nn.Linear(8, 6), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.a(x)).mean(1))
+
+
+class _Branches(torch.nn.Module):
+    """ReLU of the sum of two Linear branches, then Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = torch.nn.Linear(8, 6), torch.nn.Linear(8, 6), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.a(x) + self.b(x)))
+
+
+def _seeded(cls, *args):
+    torch.manual_seed(7)
+    return cls(*args).double()
+
+
+def _squared(graph):
+    """``graph`` with each ReLU ``z`` replaced by ``z * z`` (what :func:`square` computes)."""
+    g = circuits.Graph(graph.scale_bits, graph.param_scale)
+    for t in graph.inputs:
+        g.input(t.name, t.shape, t.role, t.scale)
+    for name, c in graph.constants.items():
+        g.constant(name, c, graph[name].scale)
+    for n in graph.nodes:
+        if n.op == "relu":
+            z = "abcdefgh"[:len(graph[n.output].shape)]
+            g.einsum(f"{z},{z}->{z}", n.inputs[0], n.inputs[0], name=n.output)
+        elif n.op == "einsum":
+            g.einsum(n.attrs["spec"], *n.inputs, name=n.output)
+        else:
+            getattr(g, n.op)(*n.inputs, name=n.output, **n.attrs)
+    g.outputs.update(graph.outputs)
+    return g
+
+
+def _on_sim(program, x):
+    """The decrypted output of ``program`` on ``x`` on the simulator, and the output's level
+    (the context has exactly the program's levels: a shortfall raises OutOfLevels)."""
+    ctx = program.context("sim")
+    y = program.run(ctx.encrypt(x, program.input_layout))
+    return ctx.decrypt(y), y.level
+
+
+def _levels(program) -> dict[str, int]:
+    return {s.name: s.levels for s in program.steps}
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("act", [square(), relu_approx(2.0, degree=7)], ids=["square", "relu"])
+def test_residual_mlp_matches_the_float_interpreter(act, bias):
+    model = _seeded(_ResidualMLP, bias)
+    x = np.random.default_rng(5).uniform(-1, 1, (4, 8))
+    program = compile(model, x.shape, act)
+    (residual,) = [s for s in program.steps if s.kind == "residual"]
+    assert "x" in residual.inputs and f"<- {', '.join(residual.inputs)}" in str(program)
+    lv = _levels(program)  # the depth is the deep branch's: a, the activation, b, then c
+    assert program.depth == program.levels == lv["a.matmul"] + act.levels + lv["b.matmul"] + lv["c.matmul"]
+    out, level = _on_sim(program, x)
+    assert level == 0
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-9)
+    if act.error == 0:
+        np.testing.assert_allclose(out, _float_run(model, x, _squared(circuits.trace(model, x, 16))), atol=1e-9)
+        return
+    assert program.calibrate(x)[0][1] <= 1.0
+    # the activation's error, carried through b, the residual (exact) and c
+    wb, wc = model.b.weight.detach().numpy(), model.c.weight.detach().numpy()
+    carried = act.error * (np.abs(wc) @ np.abs(wb)).sum(axis=1).max()
+    assert np.abs(out - _float_run(model, x)).max() <= carried + 1e-9
+
+
+def test_a_residual_add_relayouts_the_shallower_branch():
+    """The skip value h has levels to spare: it is brought to the deep branch's layout (a
+    planned relayout einsum, its keys among the program's); the depth stays the deep branch's."""
+    model = _seeded(_Skip)
+    x = np.random.default_rng(6).uniform(-1, 1, (4, 8))
+    program = compile(model, x.shape, square())
+    (residual,) = [s for s in program.steps if s.kind == "residual"]
+    assert residual.inputs == ("b.biased", "a.biased") and residual.levels >= 1
+    assert set(residual.plan.rotation_keys) <= set(program.rotation_keys) and "a.biased relayouted" in str(program)
+    lv = _levels(program)
+    assert program.depth == lv["a.matmul"] + 1 + lv["b.matmul"] + lv["c.matmul"]
+    assert program.depth < sum(lv.values())
+    out, level = _on_sim(program, x)
+    assert level == 0
+    np.testing.assert_allclose(out, _float_run(model, x, _squared(circuits.trace(model, x, 16))), atol=1e-9)
+
+
+def test_a_residual_program_runs_on_seal_on_the_servers_public_context():
+    model = _seeded(_Skip)
+    x = np.random.default_rng(6).uniform(-1, 1, (4, 8))
+    program = compile(model, x.shape, square())
+    out, _ = _served(program, x, "seal")
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("cls, shape, weights", [(_Pooled, (4, 8), "pool.weights"), (_Mean, (4, 5, 8), "mean.weights")])
+def test_averages_match_the_float_interpreter(cls, shape, weights):
+    model = _seeded(cls)
+    x = np.random.default_rng(8).uniform(-1, 1, shape)
+    act = relu_approx(2.0, degree=7)
+    program = compile(model, x.shape, act)
+    (average,) = [s for s in program.steps if s.kind == "einsum" and s.inputs == ("relu.relu",)]
+    np.testing.assert_array_equal(average.plain, circuits.trace(model, x, 16).constants[weights])
+    lv = _levels(program)
+    assert program.depth == program.levels == sum(lv.values())  # a chain
+    assert program.calibrate(x)[0][1] <= 1.0
+    out, level = _on_sim(program, x)
+    assert level == 0
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-9)
+    # an average of errors is within the error: carried through c only
+    carried = act.error * np.abs(model.c.weight.detach().numpy()).sum(axis=1).max()
+    assert np.abs(out - _float_run(model, x)).max() <= carried + 1e-9
+
+
+def test_the_bound_folds_into_both_branches_of_a_residual():
+    model = _seeded(_Branches)
+    x = np.random.default_rng(9).uniform(-1, 1, (4, 8))
+    act = relu_approx(2.0, degree=7)
+    program = compile(model, x.shape, act)
+    assert program.calibrate(x)[0][1] <= 1.0
+    out, _ = _on_sim(program, x)
+    carried = act.error * np.abs(model.c.weight.detach().numpy()).sum(axis=1).max()
+    assert np.abs(out - _float_run(model, x)).max() <= carried + 1e-9
+
+
+def test_the_encrypted_operand_may_come_second():
+    g = circuits.Graph(16)
+    g.input("x", (4, 8))
+    g.input("w", (3, 8), role="param")
+    g.input("v", (3, 3), role="param")
+    g.outputs["out"] = g.einsum("pq,bq->bp", "v", g.einsum("oi,bi->bo", "w", "x", name="h"), name="y")
+    rng = np.random.default_rng(10)
+    params = {"w": rng.normal(size=(3, 8)), "v": rng.normal(size=(3, 3))}
+    program = compile(g, (4, 8), params=params)
+    assert [s.plan.encrypted for s in program.steps] == [(False, True)] * 2
+    x = rng.uniform(-1, 1, (4, 8))
+    out, _ = _on_sim(program, x)
+    np.testing.assert_allclose(out, circuits.run(g, {"x": x, **params})["y"], atol=1e-9)
+
+
+class _Flat(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.c = torch.nn.Linear(8, 6), torch.nn.Linear(30, 3)
+
+    def forward(self, x):
+        return self.c(torch.flatten(self.a(x), 1))
+
+
+class _ReluOfResidual(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.c = torch.nn.Linear(8, 8), torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.c(torch.relu(x + self.a(x)))
+
+
+def test_what_is_not_lowered_is_refused_naming_the_node():
+    act = relu_approx(2.0, degree=7)
+    with pytest.raises(circuits.UnsupportedOp, match=r"node flatten.flat = reshape\(a.z"):
+        compile(_Flat(), (4, 5, 8))
+    g = circuits.Graph(16)
+    g.input("x", (4, 8))
+    g.outputs["out"] = g.einsum("bi,bi->bi", "x", "x", name="xx")
+    with pytest.raises(circuits.UnsupportedOp, match=r"node xx = einsum\(x, x"):
+        compile(g, (4, 8), params={})
+    # the 1/bound has no linear layer to fold into, or one whose output is read elsewhere too
+    with pytest.raises(ValueError, match="activation relu.relu: .* x is the encrypted input"):
+        compile(_ReluOfResidual(), (4, 8), act)
+    with pytest.raises(ValueError, match="activation relu.relu: a.biased is read by relu.relu, add.add"):
+        compile(_Skip(), (4, 8), act)
+    compile(_ReluOfResidual(), (4, 8), relu_approx(1.0, degree=7))  # bound 1: nothing to fold
+    with pytest.raises(circuits.UnsupportedOp, match="node add.add adds two encrypted branches"):
+        compile(_ResidualMLP(), (4, 8), act, bootstrap=12)
+
+
+def test_an_average_chain_bootstraps():
+    model = _seeded(_Pooled)
+    x = np.random.default_rng(11).uniform(-1, 1, (4, 8))
+    program = compile(model, x.shape, relu_approx(2.0, degree=7), bootstrap=7)
+    kinds = [s.kind for s in program.steps]
+    assert kinds.count("bootstrap") == 1 and kinds[kinds.index("bootstrap") + 1] == "activation"
+    assert program.steps[kinds.index("bootstrap") + 1].inputs == ("relu.relu.boot",)
+    ctx = program.context("sim")
+    out = ctx.decrypt(program.run(ctx.encrypt(x, program.input_layout)))
+    np.testing.assert_allclose(out, program.reference(x), atol=1e-9)
