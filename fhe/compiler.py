@@ -343,14 +343,16 @@ class Step:
         """The step on its encrypted inputs."""
         from .ops import add, bootstrap
 
-        x = args[-1] if self.plan is None else self._execute(args[-1])
+        x = args[-1] if self.plan is None else self._execute(args[-1])  # an einsum, or a relayout
         if self.kind == "residual":
             return add(args[0], x)  # one layout now: ops.add only brings the levels together
         if self.kind == "add":
             return add(x, self.plain)
         if self.kind == "bootstrap":
             return bootstrap(x)
-        return x if self.kind == "einsum" else self.activation.evaluate(x)
+        if self.kind == "activation":
+            return self.activation.evaluate(x)
+        return x
 
     def _execute(self, x: CipherTensor) -> CipherTensor:
         """The plan on ``x`` (its encrypted operand) and :attr:`plain` (the other, if any)."""
@@ -369,7 +371,9 @@ class Step:
             return args[0] + h
         if self.kind == "add":
             return h + self.plain
-        return self.activation.on_t(h) if self.kind == "activation" else h  # a bootstrap: the identity
+        if self.kind == "activation":
+            return self.activation.on_t(h)
+        return h  # an einsum (computed above) or a bootstrap (the identity)
 
     def describe(self) -> str:
         if self.kind == "einsum":
@@ -664,10 +668,11 @@ def _lower(graph, values: dict, input_shape: tuple, activation, slots: int, scal
         layouts[step.name] = step.layout
         used[step.name] = step.used([used[n] for n in step.inputs])
     out = graph.outputs.get("out", steps[-1].name if steps else x_name)
-    steps = _needed(steps, alias.get(out, out))
+    out = alias.get(out, out)
+    steps = _needed(steps, out)
     if activation is not None and activation.bound != 1.0:
         _fold_bounds(steps, activation.bound)
-    program = Program(steps, x_name, layouts[x_name], alias.get(out, out), slots, scale_bits)
+    program = Program(steps, x_name, layouts[x_name], out, slots, scale_bits)
     if count:
         _count_ops(program)
     return program
