@@ -147,3 +147,29 @@ def test_statement_limits():
         lookup.Table(())
     with pytest.raises(ValueError, match="at most"):
         lookup.Table.range(lookup.MAX_TABLE_VARS + 1)
+
+
+def test_hadamard_with_a_constant_out_binds_the_constant():
+    """The relation lookups use, ``c = F ∘ G`` with a public constant ``c``: the claim comes from
+    the statement, never from the proof."""
+    from zk import hadamard
+    from zk.stack import Stack
+
+    def forms(*arrays):
+        coms = [commit.commit(np.array(a)) for a in arrays]
+        prover = [hadamard.Affine(0, [(1, Stack(c, o, 1, 0))]) for c, o in coms]
+        verifier = [hadamard.Affine(0, [(1, Stack(c, None, 1, 0))]) for c, _ in coms]
+        return prover, verifier
+
+    u = Transcript("u").challenge_scalars("u", 2)
+    (f, g), (fv, gv) = forms([3, 5, 7, 9], [5, 3, 2, 1])  # products 15, 15, 14, 9: not 15
+    false = hadamard.prove(15, f, g, u, Transcript("h"))
+    with pytest.raises(VerificationError):
+        hadamard.verify(15, fv, gv, u, false, Transcript("h"))
+    (f, g), (fv, gv) = forms([1, 1, 1, 1], [2, 2, 2, 2])  # 2 everywhere: true
+    good = hadamard.prove(2, f, g, u, Transcript("h"))
+    hadamard.verify(2, fv, gv, u, good, Transcript("h"))
+    with pytest.raises(VerificationError):  # the same proof for another constant
+        hadamard.verify(3, fv, gv, u, good, Transcript("h"))
+    with pytest.raises(VerificationError):  # a constant-Out proof where Out is committed
+        hadamard.verify(gv, fv, gv, u, good, Transcript("h"))

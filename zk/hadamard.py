@@ -6,10 +6,12 @@ Relation: for committed stacks on ``m`` variables, a public point ``u`` and affi
     Out~(u) = sum_{x in {0,1}^m} eq(u, x) * F(x) * G(x),
 
 i.e. ``Out = F ∘ G`` entrywise. zkReLU (``A = (1 - s) Z`` and ``G_Z = (1 - s) G_A`` at once,
-:mod:`zk.fac4dnn`) is the instance this serves.
+:mod:`zk.fac4dnn`) is the instance this serves. ``Out`` may also be a public constant table
+``c`` (``Out~(u) = c`` at every ``u``): then nothing is opened for it (:mod:`zk.lookup`'s
+``1 = H ∘ (alpha - F)``).
 
 Protocol: the prover opens ``Out`` at ``u`` to a committed value (one Hyrax opening of the
-combined stack ``sum_j a_j O_j``), runs the committed sumcheck (:mod:`zk.zksumcheck`) on
+combined stack ``sum_j a_j O_j``; for a constant, the claim ``c U`` with blind 0), runs the committed sumcheck (:mod:`zk.zksumcheck`) on
 ``eq(u, .) * F * G`` down to a random point ``r``, opens the linear parts of ``F`` and ``G`` at ``r``
 to committed values (two Hyrax openings), proves their product (:func:`zk.sigma.prove_product`)
 and links ``eq(u, r)`` times it to the sumcheck's final claim by a zero opening.
@@ -23,7 +25,7 @@ import numpy as np
 from . import commit, field, group, mle, sigma, stack, zksumcheck
 from .commit import EvalProof
 from .device import CPU, Device
-from .errors import ProofFormatError
+from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .stack import Stack
 from .transcript import Transcript
@@ -53,8 +55,8 @@ def _const_point(value: int, key) -> Point:
 
 @dataclass(frozen=True)
 class HadamardProof:
-    out_value: Point  # commitment to Out~(u)
-    out_eval: EvalProof
+    out_value: Point | None  # commitment to Out~(u); None for a constant Out (the claim is c U)
+    out_eval: EvalProof | None
     sumcheck: zksumcheck.CommittedSumcheck
     values: tuple[Point, Point, Point]  # linear parts of F(r), G(r); F(r) * G(r)
     evals: tuple[EvalProof, EvalProof]
@@ -62,15 +64,18 @@ class HadamardProof:
     final_blind: np.ndarray
 
     def sections(self) -> list[bytes]:
-        return [group.point_to_bytes(self.out_value), self.out_eval.to_bytes(),
-                self.sumcheck.to_bytes(), group.points_to_bytes(self.values),
-                       *(e.to_bytes() for e in self.evals), self.product.to_bytes(),
-                       field.to_bytes(self.final_blind)]
+        out = [] if self.out_eval is None else [group.point_to_bytes(self.out_value), self.out_eval.to_bytes()]
+        return out + [self.sumcheck.to_bytes(), group.points_to_bytes(self.values),
+                      *(e.to_bytes() for e in self.evals), self.product.to_bytes(),
+                      field.to_bytes(self.final_blind)]
 
     @classmethod
-    def read(cls, reader, num_vars: int) -> "HadamardProof":
-        out_value = group.points_from_bytes(reader.section(), 1)[0]
-        out_eval = EvalProof.from_bytes(reader.section())
+    def read(cls, reader, num_vars: int, constant: bool = False) -> "HadamardProof":
+        """Parse the sections of :meth:`sections` (``constant``: proved for a constant ``Out``)."""
+        out_value = out_eval = None
+        if not constant:
+            out_value = group.points_from_bytes(reader.section(), 1)[0]
+            out_eval = EvalProof.from_bytes(reader.section())
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), num_vars, 3)
         values = tuple(group.points_from_bytes(reader.section(), 3))
         evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(2))
@@ -82,14 +87,18 @@ class HadamardProof:
         return cls(out_value, out_eval, sc, values, evals, product, final_blind)
 
 
-def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
+def prove(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
           key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> HadamardProof:
-    """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring) on ``device``."""
+    """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring) on ``device``;
+    ``out`` an affine form of committed stacks or a public constant."""
     blinds = field.random(4)  # Out(u), F-linear(r), G-linear(r), product
-    out_lin = out.linear(device)
-    out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u, device), key, blind=blinds[0])
-    out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0],
-                                 device=device)
+    if isinstance(out, Affine):
+        out_lin = out.linear(device)
+        out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u, device), key, blind=blinds[0])
+        out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0],
+                                     device=device)
+    else:
+        out_value, out_eval, blinds[0] = None, None, field.ZERO  # the claim c U has blind 0
     f_lin, g_lin = f.linear(device), g.linear(device)
     prover = device.eq_sumcheck(u, [f.table(f_lin, device), g.table(g_lin, device)], [(1, (0, 1))])
     sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
@@ -107,12 +116,19 @@ def prove(out: Affine, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
     return HadamardProof(out_value, out_eval, sc, tuple(values), evals, product, delta)
 
 
-def verify(out: Affine, f: Affine, g: Affine, u: np.ndarray, proof: HadamardProof, t: Transcript,
+def verify(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, proof: HadamardProof, t: Transcript,
            key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "hadamard",
            checks: commit.DeferredChecks | None = None) -> None:
-    """Check a :class:`HadamardProof`; raises VerificationError naming ``what``."""
-    commit.verify_eval(out.linear().commitment, u, proof.out_value, proof.out_eval, t, key, checks)
-    r, final = zksumcheck.verify(proof.out_value, len(u), 3, proof.sumcheck, t, key,
+    """Check a :class:`HadamardProof` (``out`` as given to :func:`prove`); raises
+    VerificationError naming ``what``."""
+    if isinstance(out, Affine):
+        if proof.out_eval is None or proof.out_value is None:
+            raise VerificationError(f"{what}: no opening of Out")
+        commit.verify_eval(out.linear().commitment, u, proof.out_value, proof.out_eval, t, key, checks)
+        claim = proof.out_value
+    else:
+        claim = _const_point(out, key)  # never the proof's: the statement fixes it
+    r, final = zksumcheck.verify(claim, len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck")
     t.absorb_points("hadamard/values", proof.values)
     for lin, value, ev in zip((f.linear(), g.linear()), proof.values, proof.evals):

@@ -15,8 +15,8 @@ tensor that uses it):
 2. The prover commits the helpers ``H_i = 1 / (alpha - F_i)`` (entrywise) and
    ``G = M / (alpha - T)``; the transcript absorbs them; challenge points ``u_i``, ``v``.
 3. ``1 = H_i ∘ (alpha - F_i)`` and ``M = G ∘ (alpha - T)`` entrywise: one eq-weighted Hadamard
-   sumcheck each (:mod:`zk.hadamard`; the all-ones table and ``T`` are public commitments
-   with blind 0, which the verifier recomputes).
+   sumcheck each (:mod:`zk.hadamard`; ``1`` is its public constant ``Out``, ``T`` a public
+   commitment with blind 0, which the verifier recomputes).
 4. ``sum_i sum_x H_i(x) = sum_y G(y)``: a sum over a hypercube of ``m`` variables is
    ``2^m`` times the value at ``(1/2, ..., 1/2)``; the prover opens every ``H_i`` and ``G`` there
    to committed values ``V_i``, ``V_G`` (Hyrax openings) and reveals the blind ``delta`` of
@@ -124,11 +124,6 @@ def _table_stack(table: Table, col_vars: int, key: commit.CommitKey, device: Dev
     return _public(table.values, col_vars, key, device)
 
 
-@lru_cache(maxsize=8)  # the prover keeps the table: as large as the looked-up tensor
-def _ones(num_vars: int, col_vars: int, key: commit.CommitKey, device: Device = CPU) -> Stack:
-    return _public(np.ones(1 << num_vars, dtype=np.int64), col_vars, key, device)
-
-
 def _single(commitment: Commitment, opening: Opening | None) -> Stack:
     return Stack(commitment, opening, 1, 0)
 
@@ -168,7 +163,7 @@ class LookupProof:
             delta = field.from_bytes(r.section(), 1)[0]
         except ValueError as exc:
             raise ProofFormatError(f"lookup proof: {exc}") from None
-        entries = tuple(HadamardProof.read(r, f.num_vars) for f in lookups)
+        entries = tuple(HadamardProof.read(r, f.num_vars, constant=True) for f in lookups)
         relation = HadamardProof.read(r, table.num_vars)
         r.end()
         return cls(mult, helpers, g, entries, relation, sums, evals, delta)
@@ -226,8 +221,7 @@ def prove(lookups: list[tuple[Commitment, Opening]], table: Table, t: Transcript
     proofs = []
     for (c, o), (h, h_open) in zip(lookups, helpers):
         u = t.challenge_scalars("lookup/u", c.num_vars)
-        proofs.append(hadamard.prove(Affine(0, [(1, _ones(c.num_vars, c.col_vars, key, device))]),
-                                     Affine(0, [(1, _single(h, h_open))]),
+        proofs.append(hadamard.prove(1, Affine(0, [(1, _single(h, h_open))]),
                                      Affine(a, [(-1, _single(c, o))]), u, t, key, device))
     v = t.challenge_scalars("lookup/v", k)
     relation = hadamard.prove(Affine(0, [(1, _single(mult, mult_open))]), Affine(0, [(1, _single(g, g_open))]),
@@ -276,7 +270,7 @@ def verify(lookups: list[Commitment], table: Table, proof: LookupProof, t: Trans
 
     for i, (c, h, hp) in enumerate(zip(lookups, proof.helpers, proof.entries)):
         u = t.challenge_scalars("lookup/u", c.num_vars)
-        hadamard.verify(Affine(0, [(1, _ones(c.num_vars, c.col_vars, key))]), Affine(0, [(1, _single(h, None))]),
+        hadamard.verify(1, Affine(0, [(1, _single(h, None))]),
                         Affine(a, [(-1, _single(c, None))]), u, hp, t, key, what=f"{what} tensor {i}", checks=checks)
     v = t.challenge_scalars("lookup/v", k)
     hadamard.verify(Affine(0, [(1, _single(proof.multiplicities, None))]),
