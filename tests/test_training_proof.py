@@ -11,6 +11,7 @@ import circuits
 import zk
 from zk import field, training
 from zk.fac4dnn import pad
+from zk.keys import TensorKind
 
 
 def mlp(widths, seed=0):
@@ -96,13 +97,13 @@ def test_wrong_weight_update_is_rejected(honest):
     _, _, circuit, values, _, _ = honest
 
     def edit(v):
-        v[("W", 1, 1, -1)][0, 0] += 1
+        v[TensorKind.W(1, 1)][0, 0] += 1
     assert "linear relations" in _cheat(circuit, values, edit)
 
     def consistent(v):  # change the update and the next weights together: the SGD division breaks
-        v[("U", 0, 2, -1)][0, 0] += 1
-        v[("W", 1, 2, -1)][0, 0] -= 1
-        v[("Ub", 0, 2, 0)] = pad(v[("Ub", 0, 2, 0)], v[("Ub", 0, 2, 0)].shape)
+        v[TensorKind.U(0, 2)][0, 0] += 1
+        v[TensorKind.W(1, 2)][0, 0] -= 1
+        v[TensorKind.Ub(0, 2, 0)] = pad(v[TensorKind.Ub(0, 2, 0)], v[TensorKind.Ub(0, 2, 0)].shape)
     _cheat(circuit, values, consistent)
 
 
@@ -110,13 +111,13 @@ def test_wrong_relu_output_is_rejected(honest):
     _, _, circuit, values, _, _ = honest
 
     def edit(v):
-        v[("H", 0, 2, -1)][1, 1] += 3
+        v[TensorKind.H(0, 2)][1, 1] += 3
     _cheat(circuit, values, edit)
 
 
 def test_flipped_sign_bit_is_rejected(honest):
     _, _, circuit, values, _, _ = honest
-    sign = ("Zb", 0, 1, circuit.q_act - 1)
+    sign = TensorKind.Zb(0, 1, circuit.q_act - 1)
 
     def edit(v):
         v[sign][0, 0] ^= 1
@@ -131,12 +132,12 @@ def test_out_of_range_remainder_is_rejected(honest):
     S = circuit.param_scale
 
     def edit(v):
-        v[("Z", 0, 1, -1)][0, 0] -= 1
-        v[("R", 0, 1, S - 1)] = v[("R", 0, 1, S - 1)].astype(np.int64)
-        v[("R", 0, 1, S - 1)][0, 0] += 2
-        z = pad(v[("Z", 0, 1, -1)], circuit.act(1)) - 1
+        v[TensorKind.Z(0, 1)][0, 0] -= 1
+        v[TensorKind.R(0, 1, S - 1)] = v[TensorKind.R(0, 1, S - 1)].astype(np.int64)
+        v[TensorKind.R(0, 1, S - 1)][0, 0] += 2
+        z = pad(v[TensorKind.Z(0, 1)], circuit.act(1)) - 1
         for k, plane in enumerate(zk.bits.signed(z, circuit.q_act, "z")):
-            v[("Zb", 0, 1, k)] = plane
+            v[TensorKind.Zb(0, 1, k)] = plane
     message = _cheat(circuit, values, edit)
     assert "booleanity" in message or "zkReLU" in message or "einsum" in message
 
@@ -145,7 +146,7 @@ def test_data_swapped_or_steps_reordered_is_rejected(honest):
     model, data, _, _, proof, _ = honest
     st_ = proof.statement
     keys = list(st_.commitments)
-    x0, x1 = ("X", 0, 1, -1), ("X", 1, 1, -1)
+    x0, x1 = TensorKind.X(0, 1), TensorKind.X(1, 1)
     swapped = dict(st_.commitments)
     swapped[x0], swapped[x1] = st_.commitments[x1], st_.commitments[x0]
     forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=swapped))
@@ -161,7 +162,7 @@ def test_data_swapped_or_steps_reordered_is_rejected(honest):
     # a dropped step: claim the weights after step 1 are final
     dropped = dict(st_.commitments)
     for l in (1, 2):
-        dropped[("W", 2, l, -1)] = proof.commitments[("W", 1, l, -1)]
+        dropped[TensorKind.W(2, l)] = proof.commitments[TensorKind.W(1, l)]
     forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=dropped))
     with pytest.raises(zk.VerificationError):
         zk.verify_training(forged)
@@ -203,7 +204,7 @@ def test_random_bytes_are_format_errors(raw):
 def test_no_witness_value_in_the_clear(honest):
     _, _, _, values, proof, _ = honest
     raw = proof.to_bytes()
-    secrets = [v for key in (("W", 0, 1, -1), ("Z", 0, 1, -1), ("X", 0, 1, -1), ("G", 0, 2, -1))
+    secrets = [v for key in (TensorKind.W(0, 1), TensorKind.Z(0, 1), TensorKind.X(0, 1), TensorKind.G(0, 2))
                for v in np.asarray(values[key]).reshape(-1)[:6] if abs(int(v)) > 1]
     assert secrets
     for v in secrets:
@@ -239,7 +240,7 @@ def test_non_boolean_bits_are_rejected_by_booleanity(honest):
 
     def edit(v):
         for k, delta in ((0, 2), (1, -1)):
-            key = ("R", 0, 1, k)
+            key = TensorKind.R(0, 1, k)
             v[key] = v[key].astype(np.int64)
             v[key][0, 0] += delta
     assert "booleanity" in _cheat(circuit, values, edit)
@@ -284,8 +285,8 @@ def test_bias_training_proof_verifies_and_trains_like_circuits(honest_bias):
     st_ = proof.statement
     assert st_.biases == (True, False, True) and circuit.biases == (True, False, True)
     assert "bias in layer(s) 1, 3" in st_.describe()
-    assert sorted(k for k in st_.commitments if k[0] == "B") == \
-        [("B", 0, 1, -1), ("B", 0, 3, -1), ("B", 2, 1, -1), ("B", 2, 3, -1)]
+    assert sorted(k for k in st_.commitments if k.kind == TensorKind.B) == \
+        [TensorKind.B(0, 1), TensorKind.B(0, 3), TensorKind.B(2, 1), TensorKind.B(2, 3)]
 
 
 def test_bias_inference_proof():
@@ -300,22 +301,22 @@ def test_wrong_bias_update_broadcast_or_gradient_is_rejected(honest_bias):
     _, _, circuit, values, _, _ = honest_bias
 
     def next_bias(v):
-        v[("B", 1, 1, -1)][0] += 1
+        v[TensorKind.B(1, 1)][0] += 1
     assert "linear relations" in _cheat(circuit, values, next_bias)
 
     def broadcast(v):  # Z and the broadcast move together: only the broadcast relation sees it
-        z = np.array(v[("Z", 0, 1, -1)])
+        z = np.array(v[TensorKind.Z(0, 1)])
         i, j = map(int, np.argwhere(z < 0)[0])  # stays negative: ReLU and its gradient unchanged
-        v[("BB", 0, 1, -1)] = np.array(v[("BB", 0, 1, -1)])
-        v[("BB", 0, 1, -1)][i, j] -= 1 << (circuit.param_scale - circuit.scale_bits)
-        v[("Z", 0, 1, -1)][i, j] -= 1  # P + 2^S BB + 2^(p-1) = 2^p Z + R still holds
-        planes = zk.bits.signed(pad(v[("Z", 0, 1, -1)], circuit.act(1)) - 1, circuit.q_act, "z")
+        v[TensorKind.BB(0, 1)] = np.array(v[TensorKind.BB(0, 1)])
+        v[TensorKind.BB(0, 1)][i, j] -= 1 << (circuit.param_scale - circuit.scale_bits)
+        v[TensorKind.Z(0, 1)][i, j] -= 1  # P + 2^S BB + 2^(p-1) = 2^p Z + R still holds
+        planes = zk.bits.signed(pad(v[TensorKind.Z(0, 1)], circuit.act(1)) - 1, circuit.q_act, "z")
         for k, plane in enumerate(planes):
-            v[("Zb", 0, 1, k)] = plane
+            v[TensorKind.Zb(0, 1, k)] = plane
     assert "einsum" in _cheat(circuit, values, broadcast)
 
     def gradient(v):  # a bias gradient that is not the batch sum of G
-        v[("GB", 0, 1, -1)][0] += 1 << 20
+        v[TensorKind.GB(0, 1)][0] += 1 << 20
     _cheat(circuit, values, gradient)
 
 

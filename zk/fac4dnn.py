@@ -4,7 +4,8 @@ Every intermediate tensor of the fixed-point witness (:mod:`circuits`) is commit
 relation depends on the order of the computation. Instances of one relation type that share a
 padded shape, across all layers and steps, are stacked (:mod:`zk.stack`) and proved by ONE
 sumcheck; everything linear is checked on the commitments directly. docs/fac4dnn.md has the
-figure; the tensors of step ``t``, layer ``l`` (widths ``d_0..d_L``, batch ``B``, scale ``S``):
+figure; the tensors of step ``t``, layer ``l`` (widths ``d_0..d_L``, batch ``B``, scale ``S``;
+each named by a :class:`zk.keys.TensorKey`):
 
 ====================  ==========================================================================
 relation              tensors (parameters at scale ``p >= S``; every division rounds to nearest)
@@ -47,20 +48,19 @@ from .device import CPU, Device
 from .einsum import EinsumRelationProof
 from .errors import VerificationError
 from .hadamard import Affine, HadamardProof
+from .keys import TensorKey, TensorKind
 from .padding import PaddingProof
 from .stack import Stack, instance_col_vars, stack
 from .transcript import Transcript
 
-Key = tuple  # (name, step, layer, plane); -1 where not applicable
-
 EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad": "nbo,noi->nbi",
            "bias_broadcast": "nb,no->nbo", "bias_grad": "nbo,nb->no"}
 
-def ones(rows: int) -> Key:
+def ones(rows: int) -> TensorKey:
     """The public indicator of a batch's ``rows`` real rows (1 for ``b < rows``, 0 on padding
     rows), committed with blind 0 by prover and verifier alike: it broadcasts biases and sums
-    their gradients."""
-    return ("ONES", rows, 0, -1)
+    their gradients. Its key's step holds ``rows``."""
+    return TensorKind.ONES(rows, 0)
 
 #: Largest booleanity stack, in variables: 2^26 entries, 2 GiB as field elements while proved.
 MAX_BOOLEANITY_VARS = 26
@@ -178,43 +178,43 @@ class Circuit:
 
     # -- the committed tensors ---------------------------------------------------------
     @cached_property
-    def statement_keys(self) -> list[tuple[Key, tuple]]:
+    def statement_keys(self) -> list[tuple[TensorKey, tuple]]:
         L, T = self.layers, self.steps
         biased = [l for l in range(1, L + 1) if self.has_bias(l)]
-        keys = [(("X", t, 1, -1), self.act(0)) for t in range(T)]
-        keys += [(("W", 0, l, -1), self.weight(l)) for l in range(1, L + 1)]
-        keys += [(("B", 0, l, -1), self.bias(l)) for l in biased]
+        keys = [(TensorKind.X(t, 1), self.act(0)) for t in range(T)]
+        keys += [(TensorKind.W(0, l), self.weight(l)) for l in range(1, L + 1)]
+        keys += [(TensorKind.B(0, l), self.bias(l)) for l in biased]
         if self.training:
-            keys += [(("Y", t, L, -1), self.act(L)) for t in range(T)]
-            keys += [(("W", T, l, -1), self.weight(l)) for l in range(1, L + 1)]
-            keys += [(("B", T, l, -1), self.bias(l)) for l in biased]
+            keys += [(TensorKind.Y(t, L), self.act(L)) for t in range(T)]
+            keys += [(TensorKind.W(T, l), self.weight(l)) for l in range(1, L + 1)]
+            keys += [(TensorKind.B(T, l), self.bias(l)) for l in biased]
         else:
-            keys += [(("Z", 0, L, -1), self.act(L))]
+            keys += [(TensorKind.Z(0, L), self.act(L))]
         return keys
 
-    def true_shape(self, key: Key) -> tuple:
+    def true_shape(self, key: TensorKey) -> tuple:
         """The unpadded shape of a statement tensor."""
-        name, t, l, _ = key
-        d, n = self.widths, self.rows[t] if name in "XYZ" else 0
-        return {"X": (n, d[0]), "Y": (n, d[-1]), "Z": (n, d[-1]),
-                "W": (d[l], d[l - 1]) if l else (), "B": (d[l],)}[name]
+        kind, t, l = key.kind, key.step, key.layer
+        d, n = self.widths, self.rows[t] if kind in (TensorKind.X, TensorKind.Y, TensorKind.Z) else 0
+        return {TensorKind.X: (n, d[0]), TensorKind.Y: (n, d[-1]), TensorKind.Z: (n, d[-1]),
+                TensorKind.W: (d[l], d[l - 1]) if l else (), TensorKind.B: (d[l],)}[kind]
 
-    def range_checks(self) -> list[tuple[Key, str, int]]:
-        """``(statement key, plane name, width)`` of every statement tensor the circuit range-checks
+    def range_checks(self) -> list[tuple[TensorKey, TensorKind, int]]:
+        """``(statement key, plane kind, width)`` of every statement tensor the circuit range-checks
         in two's complement: the data and targets, the initial weights and biases."""
         L = self.layers
         out = []
         for l in range(1, L + 1):
-            out.append((("W", 0, l, -1), "Wb", self.param_bits))
+            out.append((TensorKind.W(0, l), TensorKind.Wb, self.param_bits))
             if self.has_bias(l):
-                out.append((("B", 0, l, -1), "Bb", self.param_bits))
+                out.append((TensorKind.B(0, l), TensorKind.Bb, self.param_bits))
         for t in range(self.steps):
-            out.append((("X", t, 1, -1), "Xb", self.data_bits))
+            out.append((TensorKind.X(t, 1), TensorKind.Xb, self.data_bits))
             if self.training:
-                out.append((("Y", t, L, -1), "Yb", self.data_bits))
+                out.append((TensorKind.Y(t, L), TensorKind.Yb, self.data_bits))
         return out
 
-    def padding_groups(self) -> list[tuple[tuple, list[Key]]]:
+    def padding_groups(self) -> list[tuple[tuple, list[TensorKey]]]:
         """Statement tensors with padding entries, by padded shape (one zero-padding proof each)."""
         by_shape: dict = {}
         for key, shape in self.statement_keys:
@@ -223,7 +223,7 @@ class Circuit:
         return sorted(by_shape.items())
 
     @cached_property
-    def proof_keys(self) -> list[tuple[Key, tuple]]:
+    def proof_keys(self) -> list[tuple[TensorKey, tuple]]:
         keys = self._initial_keys()
         for t in range(self.steps):
             keys += self._step_keys(t)
@@ -235,64 +235,64 @@ class Circuit:
         T = self.steps
         return len(self._initial_keys()) + (T - 1) * len(self._step_keys(0)) + len(self._step_keys(T - 1))
 
-    def _initial_keys(self) -> list[tuple[Key, tuple]]:
+    def _initial_keys(self) -> list[tuple[TensorKey, tuple]]:
         """Range checks of the initial parameters."""
         keys: list = []
         for l in range(1, self.layers + 1):
-            keys += [(("Wb", 0, l, k), self.weight(l)) for k in range(self.param_bits)]
+            keys += [(TensorKind.Wb(0, l, k), self.weight(l)) for k in range(self.param_bits)]
             if self.has_bias(l):
-                keys += [(("Bb", 0, l, k), self.bias(l)) for k in range(self.param_bits)]
+                keys += [(TensorKind.Bb(0, l, k), self.bias(l)) for k in range(self.param_bits)]
         return keys
 
-    def _step_keys(self, t: int) -> list[tuple[Key, tuple]]:
+    def _step_keys(self, t: int) -> list[tuple[TensorKey, tuple]]:
         """The committed tensors of step ``t``."""
         L, T, p = self.layers, self.steps, self.param_scale
         keys = []
 
-        def planes(name, t, l, n, shape):
-            keys.extend(((name, t, l, k), shape) for k in range(n))
+        def planes(kind, t, l, n, shape):
+            keys.extend((kind(t, l, k), shape) for k in range(n))
 
-        planes("Xb", t, 1, self.data_bits, self.act(0))
+        planes(TensorKind.Xb, t, 1, self.data_bits, self.act(0))
         if self.training:
-            planes("Yb", t, L, self.data_bits, self.act(L))
+            planes(TensorKind.Yb, t, L, self.data_bits, self.act(L))
         for l in range(1, L + 1):
             a, a_in, w = self.act(l), self.act(l - 1), self.weight(l)
             if l >= 2:
-                keys.append((("H", t, l, -1), a_in))
-            keys.append((("P", t, l, -1), a))
+                keys.append((TensorKind.H(t, l), a_in))
+            keys.append((TensorKind.P(t, l), a))
             if self.training or l < L:
-                keys.append((("Z", t, l, -1), a))
-            planes("R", t, l, p, a)
-            planes("Zb", t, l, self.q_act, a)
+                keys.append((TensorKind.Z(t, l), a))
+            planes(TensorKind.R, t, l, p, a)
+            planes(TensorKind.Zb, t, l, self.q_act, a)
             if self.has_bias(l):
-                keys.append((("BB", t, l, -1), a))  # the bias broadcast over the batch
+                keys.append((TensorKind.BB(t, l), a))  # the bias broadcast over the batch
             if not self.training:
                 continue
             if self.has_bias(l):
                 b = self.bias(l)
-                keys += [(("GB", t, l, -1), b), (("UB", t, l, -1), b)]
-                planes("RUB", t, l, self.k_bias_update, b)
-                planes("UBb", t, l, self.q_update, b)
+                keys += [(TensorKind.GB(t, l), b), (TensorKind.UB(t, l), b)]
+                planes(TensorKind.RUB, t, l, self.k_bias_update, b)
+                planes(TensorKind.UBb, t, l, self.q_update, b)
                 if t < T - 1:
-                    keys.append((("B", t + 1, l, -1), b))
-            keys += [(("G", t, l, -1), a), (("GW", t, l, -1), w), (("U", t, l, -1), w)]
-            planes("RU", t, l, self.k_update, w)
-            planes("Ub", t, l, self.q_update, w)
+                    keys.append((TensorKind.B(t + 1, l), b))
+            keys += [(TensorKind.G(t, l), a), (TensorKind.GW(t, l), w), (TensorKind.U(t, l), w)]
+            planes(TensorKind.RU, t, l, self.k_update, w)
+            planes(TensorKind.Ub, t, l, self.q_update, w)
             if t < T - 1:
-                keys.append((("W", t + 1, l, -1), w))
+                keys.append((TensorKind.W(t + 1, l), w))
             if l >= 2:
-                keys += [(("GX", t, l, -1), a_in), (("GH", t, l, -1), a_in)]
-                planes("RH", t, l, p, a_in)
-                planes("GHb", t, l, self.q_grad, a_in)
+                keys += [(TensorKind.GX(t, l), a_in), (TensorKind.GH(t, l), a_in)]
+                planes(TensorKind.RH, t, l, p, a_in)
+                planes(TensorKind.GHb, t, l, self.q_grad, a_in)
             if l == L:
-                keys.append((("RL", t, l, -1), a))
-                planes("RLb", t, l, self.k_loss, a)
-                planes("RL2b", t, l, self.k_loss, a)
-                planes("Gb", t, l, self.q_grad, a)
+                keys.append((TensorKind.RL(t, l), a))
+                planes(TensorKind.RLb, t, l, self.k_loss, a)
+                planes(TensorKind.RL2b, t, l, self.k_loss, a)
+                planes(TensorKind.Gb, t, l, self.q_grad, a)
         return keys
 
     @cached_property
-    def public_keys(self) -> list[tuple[Key, tuple]]:
+    def public_keys(self) -> list[tuple[TensorKey, tuple]]:
         """Tensors both sides commit to themselves (blind 0): the row indicators (:func:`ones`) of
         the batches' row counts when a layer has a bias."""
         if not any(self.has_bias(l) for l in range(1, self.layers + 1)):
@@ -300,70 +300,70 @@ class Circuit:
         return [(ones(n), (_pow2(self.batch),)) for n in sorted(set(self.rows))]
 
     @cached_property
-    def shapes(self) -> dict[Key, tuple]:
+    def shapes(self) -> dict[TensorKey, tuple]:
         return dict(self.statement_keys + self.proof_keys + self.public_keys)
 
     # -- relations ------------------------------------------------------------------------
     @cached_property
-    def linear_relations(self) -> list[tuple[list[tuple[int, Key]], int]]:
+    def linear_relations(self) -> list[tuple[list[tuple[int, TensorKey]], int]]:
         """``(terms, const)``: ``sum coeff * tensor = const`` entrywise (padding included: the
         constants are what round to nearest adds before each division)."""
         L, T, S, p = self.layers, self.steps, self.scale_bits, self.param_scale
         half = lambda k: (1 << k) >> 1  # noqa: E731  (2^(k-1), and 0 for k = 0)
         rels = []
 
-        def recompose(value_terms, name, t, l, weights, const=0):
-            rels.append((value_terms + [(-w, (name, t, l, k)) for k, w in enumerate(weights)], const))
+        def recompose(value_terms, kind, t, l, weights, const=0):
+            rels.append((value_terms + [(-w, kind(t, l, k)) for k, w in enumerate(weights)], const))
 
-        for key, name, width in self.range_checks():  # the statement's data and initial parameters
-            recompose([(1, key)], name, key[1], key[2], bits.signed_weights(width))
+        for key, kind, width in self.range_checks():  # the statement's data and initial parameters
+            recompose([(1, key)], kind, key.step, key.layer, bits.signed_weights(width))
         for t in range(T):
             for l in range(1, L + 1):
-                P, Z = ("P", t, l, -1), ("Z", t, l, -1)
+                P, Z = TensorKind.P(t, l), TensorKind.Z(t, l)
                 # P + 2^S BB + 2^(p-1) = 2^p Z + R with R = sum 2^k R_k, one relation (BB: bias)
-                bias_term = [(1 << S, ("BB", t, l, -1))] if self.has_bias(l) else []
-                recompose([(1, P), (-(1 << p), Z)] + bias_term, "R", t, l, bits.unsigned_weights(p),
+                bias_term = [(1 << S, TensorKind.BB(t, l))] if self.has_bias(l) else []
+                recompose([(1, P), (-(1 << p), Z)] + bias_term, TensorKind.R, t, l, bits.unsigned_weights(p),
                           const=-half(p))
-                recompose([(1, Z)], "Zb", t, l, bits.signed_weights(self.q_act), const=1)
+                recompose([(1, Z)], TensorKind.Zb, t, l, bits.signed_weights(self.q_act), const=1)
                 if not self.training:
                     continue
                 if self.has_bias(l):
-                    GB, UB = ("GB", t, l, -1), ("UB", t, l, -1)
-                    recompose([(self.lr_q, GB), (-(1 << self.k_bias_update), UB)], "RUB", t, l,
+                    GB, UB = TensorKind.GB(t, l), TensorKind.UB(t, l)
+                    recompose([(self.lr_q, GB), (-(1 << self.k_bias_update), UB)], TensorKind.RUB, t, l,
                               bits.unsigned_weights(self.k_bias_update), const=-half(self.k_bias_update))
-                    recompose([(1, UB)], "UBb", t, l, bits.signed_weights(self.q_update))
-                    rels.append(([(1, ("B", t + 1, l, -1)), (-1, ("B", t, l, -1)), (1, UB)], 0))
-                GW, U = ("GW", t, l, -1), ("U", t, l, -1)
-                recompose([(self.lr_q, GW), (-(1 << self.k_update), U)], "RU", t, l,
+                    recompose([(1, UB)], TensorKind.UBb, t, l, bits.signed_weights(self.q_update))
+                    rels.append(([(1, TensorKind.B(t + 1, l)), (-1, TensorKind.B(t, l)), (1, UB)], 0))
+                GW, U = TensorKind.GW(t, l), TensorKind.U(t, l)
+                recompose([(self.lr_q, GW), (-(1 << self.k_update), U)], TensorKind.RU, t, l,
                           bits.unsigned_weights(self.k_update), const=-half(self.k_update))
-                recompose([(1, U)], "Ub", t, l, bits.signed_weights(self.q_update))
-                rels.append(([(1, ("W", t + 1, l, -1)), (-1, ("W", t, l, -1)), (1, U)], 0))
+                recompose([(1, U)], TensorKind.Ub, t, l, bits.signed_weights(self.q_update))
+                rels.append(([(1, TensorKind.W(t + 1, l)), (-1, TensorKind.W(t, l)), (1, U)], 0))
                 if l >= 2:
-                    recompose([(1, ("GX", t, l, -1)), (-(1 << p), ("GH", t, l, -1))], "RH", t, l,
+                    recompose([(1, TensorKind.GX(t, l)), (-(1 << p), TensorKind.GH(t, l))], TensorKind.RH, t, l,
                               bits.unsigned_weights(p), const=-half(p))
-                    recompose([(1, ("GH", t, l, -1))], "GHb", t, l, bits.signed_weights(self.q_grad))
+                    recompose([(1, TensorKind.GH(t, l))], TensorKind.GHb, t, l, bits.signed_weights(self.q_grad))
                 if l == L:
-                    G, RL, Y = ("G", t, l, -1), ("RL", t, l, -1), ("Y", t, l, -1)
+                    G, RL, Y = TensorKind.G(t, l), TensorKind.RL(t, l), TensorKind.Y(t, l)
                     c, n = 1 << (S + 1), self.loss_count(t)
                     rels.append(([(c, Z), (-c, Y), (-n, G), (-1, RL)], -(n // 2)))
-                    recompose([(1, RL)], "RLb", t, l, bits.unsigned_weights(self.k_loss))
-                    recompose([(-1, RL)], "RL2b", t, l, bits.unsigned_weights(self.k_loss),
+                    recompose([(1, RL)], TensorKind.RLb, t, l, bits.unsigned_weights(self.k_loss))
+                    recompose([(-1, RL)], TensorKind.RL2b, t, l, bits.unsigned_weights(self.k_loss),
                               const=-(n - 1))
-                    recompose([(1, G)], "Gb", t, l, bits.signed_weights(self.q_grad))
+                    recompose([(1, G)], TensorKind.Gb, t, l, bits.signed_weights(self.q_grad))
         return rels
 
-    def einsum_groups(self) -> list[tuple[str, list[tuple[Key, Key, Key]]]]:
+    def einsum_groups(self) -> list[tuple[str, list[tuple[TensorKey, TensorKey, TensorKey]]]]:
         """``(spec, [(A, B, C) per instance])`` grouped by padded shapes (one sumcheck each)."""
         L, T = self.layers, self.steps
         every, biased = (lambda l: True), self.has_bias
-        kinds = [("forward", lambda t, l: (self.h(t, l), ("W", t, l, -1), ("P", t, l, -1)), every),
-                 ("bias_broadcast", lambda t, l: (ones(self.rows[t]), ("B", t, l, -1), ("BB", t, l, -1)),
+        kinds = [("forward", lambda t, l: (self.h(t, l), TensorKind.W(t, l), TensorKind.P(t, l)), every),
+                 ("bias_broadcast", lambda t, l: (ones(self.rows[t]), TensorKind.B(t, l), TensorKind.BB(t, l)),
                   biased)]
         if self.training:
-            kinds += [("weight_grad", lambda t, l: (("G", t, l, -1), self.h(t, l), ("GW", t, l, -1)), every),
-                      ("input_grad", lambda t, l: (("G", t, l, -1), ("W", t, l, -1), ("GX", t, l, -1)),
+            kinds += [("weight_grad", lambda t, l: (TensorKind.G(t, l), self.h(t, l), TensorKind.GW(t, l)), every),
+                      ("input_grad", lambda t, l: (TensorKind.G(t, l), TensorKind.W(t, l), TensorKind.GX(t, l)),
                        lambda l: l >= 2),
-                      ("bias_grad", lambda t, l: (("G", t, l, -1), ones(self.rows[t]), ("GB", t, l, -1)),
+                      ("bias_grad", lambda t, l: (TensorKind.G(t, l), ones(self.rows[t]), TensorKind.GB(t, l)),
                        biased)]
         groups = []
         for kind, keys_of, included in kinds:
@@ -375,24 +375,24 @@ class Circuit:
             groups += [(EINSUMS[kind], inst) for _, inst in sorted(by_shape.items())]
         return groups
 
-    def relu_groups(self) -> list[list[tuple[Key, ...]]]:
+    def relu_groups(self) -> list[list[tuple[TensorKey, ...]]]:
         """Per padded shape: ``(H_{l+1}, G_l, sign_l, Z_l, GH_{l+1})`` for ``l < L``."""
         by_shape: dict = {}
         for t in range(self.steps):
             for l in range(1, self.layers):
-                sign = ("Zb", t, l, self.q_act - 1)
-                grads = (("G", t, l, -1), ("GH", t, l + 1, -1)) if self.training else (None, None)
+                sign = TensorKind.Zb(t, l, self.q_act - 1)
+                grads = (TensorKind.G(t, l), TensorKind.GH(t, l + 1)) if self.training else (None, None)
                 by_shape.setdefault(self.act(l), []).append(
-                    (self.h(t, l + 1), grads[0], sign, ("Z", t, l, -1), grads[1]))
+                    (self.h(t, l + 1), grads[0], sign, TensorKind.Z(t, l), grads[1]))
         return [inst for _, inst in sorted(by_shape.items())]
 
-    def bit_groups(self) -> list[list[Key]]:
+    def bit_groups(self) -> list[list[TensorKey]]:
         """Bit planes per padded shape, cut into power-of-two counts (86 planes: 64 + 16 + 4 + 2)
         so no booleanity sumcheck runs over padding instances, each group at most
         ``2^MAX_BOOLEANITY_VARS`` entries (the prover expands a group to field elements)."""
         by_shape: dict = {}
         for key, shape in self.proof_keys:
-            if key[3] >= 0:
+            if key.plane is not None:
                 by_shape.setdefault(shape, []).append(key)
         groups = []
         for shape, keys in sorted(by_shape.items()):
@@ -404,9 +404,9 @@ class Circuit:
         return groups
 
     @staticmethod
-    def h(t: int, l: int) -> Key:
+    def h(t: int, l: int) -> TensorKey:
         """The input of layer ``l`` at step ``t`` (the data batch for ``l = 1``)."""
-        return ("X", t, 1, -1) if l == 1 else ("H", t, l, -1)
+        return TensorKind.X(t, 1) if l == 1 else TensorKind.H(t, l)
 
 
 # ----------------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, 
     """
     by_shape: dict = {}
     for k, shape in keys:
-        by_shape.setdefault((shape, k[3] >= 0), []).append(k)
+        by_shape.setdefault((shape, k.plane is not None), []).append(k)
     out = {}
     done, total = 0, len(list(keys))
     for (shape, _), names in by_shape.items():
@@ -472,7 +472,7 @@ def public_tensors(circuit: Circuit, key: commit.CommitKey, device: Device = CPU
     out = {}
     for k, shape in circuit.public_keys:
         indicator = np.zeros(shape, dtype=np.uint8)
-        indicator[:k[1]] = 1
+        indicator[:k.step] = 1
         m = sum(mle.dim_bits(shape))
         c = instance_col_vars(m)
         out[k] = commit.commit(indicator, key, blinds=field.zeros(1 << (m - c)), col_vars=c, device=device)
@@ -594,7 +594,7 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
 
     for (shape, keys), rel in zip(circuit.padding_groups(), proof.padding):
         padding.verify(stacked(keys), [circuit.true_shape(k) for k in keys], shape, rel, t, key,
-                       f"zero padding of the statement tensors {'/'.join(sorted({k[0] for k in keys}))} "
+                       f"zero padding of the statement tensors {'/'.join(sorted({k.kind.value for k in keys}))} "
                        f"(padded shape {shape})", checks)
     rho = t.challenge_scalar("fac4dnn/linear")
     points, scalars = [], []

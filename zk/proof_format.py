@@ -58,7 +58,7 @@ class TrainingProof:
 
     def _sections(self) -> list[tuple[str, bytes]]:
         out = [("statement", self.statement.to_bytes())]
-        out += [(f"commitments/{k[0]}", c.to_bytes()) for k, c in self.commitments.items()]
+        out += [(f"commitments/{k.kind.value}", c.to_bytes()) for k, c in self.commitments.items()]
         agg = self.aggregated
         out += [("zero-padding sumchecks", s) for rel in agg.padding for s in rel.sections()]
         out.append(("linear relations", field.to_bytes(agg.linear_blind)))

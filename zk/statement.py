@@ -21,6 +21,7 @@ from . import committed, fac4dnn
 from .commit import Commitment
 from .errors import ProofFormatError, StatementError
 from .fac4dnn import Circuit
+from .keys import TensorKey, TensorKind
 from .model import ModelCommitment
 from .transcript import Transcript
 from .wire import Reader, section
@@ -35,8 +36,8 @@ MAX_LAYERS, MAX_WIDTH, MAX_BATCH, MAX_STEPS = 64, 1 << 16, 1 << 16, 1 << 12
 @dataclass(frozen=True)
 class TrainingStatement:
     """What a proof is about. ``commitments`` maps the circuit's statement keys
-    (``("X", t, 1, -1)``, ``("Y", t, L, -1)``, ``("W", 0 or T, l, -1)``, ``("B", 0 or T, l, -1)``
-    for the biased layers; inference: ``("Z", 0, L, -1)`` for the output) to Hyrax commitments.
+    (:class:`zk.keys.TensorKey`: ``X(t, 1)``, ``Y(t, L)``, ``W(0 or T, l)``, ``B(0 or T, l)`` for
+    the biased layers; inference: ``Z(0, L)`` for the output) to Hyrax commitments.
     ``biases``: per Linear layer, whether it has a bias (empty: none has). ``data_bits`` and
     ``param_bits``: the proved ranges (two's complement widths, scale included) of the data and
     targets, and of the initial weights and biases. ``param_scale``: the parameters' scale
@@ -110,15 +111,15 @@ class TrainingStatement:
         """The MLP's widths (input, hidden layers, output)."""
         return self.widths
 
-    def data_commitment(self, name: str, t: int) -> Commitment:
-        """The commitment to step ``t``'s data ``"X"`` or targets ``"Y"``."""
-        return self.commitments[("X", t, 1, -1) if name == "X" else ("Y", t, len(self.widths) - 1, -1)]
+    def data_commitment(self, kind: TensorKind, t: int) -> Commitment:
+        """The commitment to step ``t``'s data (``TensorKind.X``) or targets (``TensorKind.Y``)."""
+        return self.commitments[kind(t, 1) if kind == TensorKind.X else kind(t, len(self.widths) - 1)]
 
     def _model(self, step: int) -> ModelCommitment:
         n = len(self.widths) - 1
         biases = tuple(self.biases) or (False,) * n
-        weights = tuple(self.commitments[("W", step, l, -1)] for l in range(1, n + 1))
-        bias = tuple(self.commitments[("B", step, l, -1)] for l in range(1, n + 1) if biases[l - 1])
+        weights = tuple(self.commitments[TensorKind.W(step, l)] for l in range(1, n + 1))
+        bias = tuple(self.commitments[TensorKind.B(step, l)] for l in range(1, n + 1) if biases[l - 1])
         return ModelCommitment(tuple(self.widths), biases, self.scale_bits, self.param_scale, weights, bias)
 
     @property
@@ -133,21 +134,21 @@ class TrainingStatement:
             raise ValueError("an inference statement has no final model")
         return self._model(self.steps)
 
-    def _select(self, name: str, step=None) -> list[Commitment]:
-        return [c for k, c in self.commitments.items() if k[0] == name and (step is None or k[1] == step)]
+    def _select(self, kind: TensorKind, step=None) -> list[Commitment]:
+        return [c for k, c in self.commitments.items() if k.kind == kind and (step is None or k.step == step)]
 
     @property
     def initial_weights(self) -> list[Commitment]:
-        return self._select("W", 0)
+        return self._select(TensorKind.W, 0)
 
     @property
     def final_weights(self) -> list[Commitment]:
-        return self._select("W", self.steps) if self.training else []
+        return self._select(TensorKind.W, self.steps) if self.training else []
 
     @property
     def data(self) -> list[Commitment]:
         """Commitments to the data batches ``X_t`` (and, for training, the targets ``Y_t``)."""
-        return self._select("X") + self._select("Y")
+        return self._select(TensorKind.X) + self._select(TensorKind.Y)
 
     def describe(self) -> str:
         kind = "training" if self.training else "inference"
@@ -251,11 +252,11 @@ def _ranges(indices) -> str:
     return ", ".join(runs[:8]) + (f", ... ({len(runs)} runs)" if len(runs) > 8 else "")
 
 
-def tensor_name(key) -> str:
+def tensor_name(key: TensorKey) -> str:
     """A statement tensor's name for people (``describe``, error messages)."""
-    name, t, l, _ = key
-    return {"X": f"data batch X[{t}]", "Y": f"targets Y[{t}]", "Z": "output",
-            "W": f"weights W{l} after {t} step(s)", "B": f"bias b{l} after {t} step(s)"}[name]
+    t, l = key.step, key.layer
+    return {TensorKind.X: f"data batch X[{t}]", TensorKind.Y: f"targets Y[{t}]", TensorKind.Z: "output",
+            TensorKind.W: f"weights W{l} after {t} step(s)", TensorKind.B: f"bias b{l} after {t} step(s)"}[key.kind]
 
 
 def read_commitments(r: Reader, keys) -> dict:

@@ -20,6 +20,7 @@ from circuits import FixedPoint, quantize_lr
 from . import bits, commit, committed, fac4dnn
 from .dataset import DatasetOpening
 from .fac4dnn import Circuit
+from .keys import TensorKey, TensorKind
 from .model import ModelOpening
 from .statement import MAX_BATCH, MAX_LAYERS, MAX_WIDTH, tensor_name
 
@@ -34,60 +35,62 @@ def _witness_step(circuit: Circuit, graph, vals: dict, t: int, out: dict) -> Non
     L, p = circuit.layers, circuit.param_scale
     half = lambda k: (1 << k) >> 1  # noqa: E731  the remainder's value on padding entries
 
-    def planes(name, l, arr, fn, width, what, fill=0):
+    def planes(kind, l, arr, fn, width, what, fill=0):
         if not width:  # e.g. the loss remainder when batch x outputs = 1: no planes, it must be 0
             fn(arr, width, what)
             return
-        for k, plane in enumerate(fn(fac4dnn.pad(arr, shapes[(name, t, l, 0)], fill), width, what)):
-            out[(name, t, l, k)] = plane
+        for k, plane in enumerate(fn(fac4dnn.pad(arr, shapes[kind(t, l, 0)], fill), width, what)):
+            out[kind(t, l, k)] = plane
 
     for l in range(1, L + 1):
         pre = str(2 * (l - 1))
         h = nodes[f"{pre}.matmul"].inputs[0]
         out[circuit.h(t, l)] = vals[h]
-        out[("P", t, l, -1)] = vals[f"{pre}.matmul"]
+        out[TensorKind.P(t, l)] = vals[f"{pre}.matmul"]
         z = vals[f"{pre}.z"]
-        out[("Z", t, l, -1)] = z
-        planes("R", l, vals[f"{pre}.z.rem"], bits.unsigned, p, f"rescale remainder (layer {l})", half(p))
+        out[TensorKind.Z(t, l)] = z
+        planes(TensorKind.R, l, vals[f"{pre}.z.rem"], bits.unsigned, p, f"rescale remainder (layer {l})", half(p))
         if circuit.has_bias(l):
             bias = np.asarray(vals[f"{pre}.bias"]).astype(np.int64)
-            out[("BB", t, l, -1)] = np.broadcast_to(bias, (circuit.rows[t], bias.shape[0]))
+            out[TensorKind.BB(t, l)] = np.broadcast_to(bias, (circuit.rows[t], bias.shape[0]))
         for k, plane in enumerate(bits.signed(fac4dnn.pad(z, circuit.act(l)) - 1, circuit.q_act,
                                               f"pre-activation of layer {l} at step {t}")):
-            out[("Zb", t, l, k)] = plane
+            out[TensorKind.Zb(t, l, k)] = plane
         if not circuit.training:
             continue
 
-        def sgd(param, names, k, what):
+        def sgd(param, kinds, k, what):
             """Gradient, update, next value, remainder planes and update planes of ``param``."""
-            grad, update, nxt, rem, update_bits = names
-            out[(grad, t, l, -1)] = vals[f"{param}.grad"]
-            out[(update, t, l, -1)] = vals[param] - vals[f"{param}.next"]
-            out[(nxt, t + 1, l, -1)] = vals[f"{param}.next"]
+            grad, update, nxt, rem, update_bits = kinds
+            out[grad(t, l)] = vals[f"{param}.grad"]
+            out[update(t, l)] = vals[param] - vals[f"{param}.next"]
+            out[nxt(t + 1, l)] = vals[f"{param}.next"]
             planes(rem, l, vals[f"{param}.next.rem"], bits.unsigned, k, f"SGD remainder of {what} (layer {l})",
                    half(k))
-            planes(update_bits, l, out[(update, t, l, -1)], bits.signed, circuit.q_update,
+            planes(update_bits, l, out[update(t, l)], bits.signed, circuit.q_update,
                    f"update of {what} of layer {l} at step {t}")
 
-        out[("G", t, l, -1)] = vals[nodes[f"{pre}.weight.grad"].inputs[0]]
-        sgd(f"{pre}.weight", ("GW", "U", "W", "RU", "Ub"), circuit.k_update, "the weights")
+        out[TensorKind.G(t, l)] = vals[nodes[f"{pre}.weight.grad"].inputs[0]]
+        sgd(f"{pre}.weight", (TensorKind.GW, TensorKind.U, TensorKind.W, TensorKind.RU, TensorKind.Ub),
+            circuit.k_update, "the weights")
         if circuit.has_bias(l):
-            sgd(f"{pre}.bias", ("GB", "UB", "B", "RUB", "UBb"), circuit.k_bias_update, "the bias")
+            sgd(f"{pre}.bias", (TensorKind.GB, TensorKind.UB, TensorKind.B, TensorKind.RUB, TensorKind.UBb),
+                circuit.k_bias_update, "the bias")
         if l >= 2:
-            out[("GX", t, l, -1)] = vals[f"{pre}.in.grad.raw"]
-            out[("GH", t, l, -1)] = vals[f"{pre}.in.grad"]
-            planes("RH", l, vals[f"{pre}.in.grad.rem"], bits.unsigned, p, f"rescale remainder (layer {l})",
+            out[TensorKind.GX(t, l)] = vals[f"{pre}.in.grad.raw"]
+            out[TensorKind.GH(t, l)] = vals[f"{pre}.in.grad"]
+            planes(TensorKind.RH, l, vals[f"{pre}.in.grad.rem"], bits.unsigned, p, f"rescale remainder (layer {l})",
                    half(p))
-            planes("GHb", l, vals[f"{pre}.in.grad"], bits.signed, circuit.q_grad,
+            planes(TensorKind.GHb, l, vals[f"{pre}.in.grad"], bits.signed, circuit.q_grad,
                    f"input gradient of layer {l} at step {t}")
         if l == L:
             n = circuit.loss_count(t)
             rl = fac4dnn.pad(vals["loss.grad.rem"], circuit.act(L), n // 2)
-            out[("RL", t, l, -1)] = rl
-            out[("Y", t, l, -1)] = vals["y"]
-            planes("RLb", l, rl, bits.unsigned, circuit.k_loss, "loss remainder")
-            planes("RL2b", l, (n - 1) - rl, bits.unsigned, circuit.k_loss, "loss remainder")
-            planes("Gb", l, vals["loss.grad"], bits.signed, circuit.q_grad, "loss gradient")
+            out[TensorKind.RL(t, l)] = rl
+            out[TensorKind.Y(t, l)] = vals["y"]
+            planes(TensorKind.RLb, l, rl, bits.unsigned, circuit.k_loss, "loss remainder")
+            planes(TensorKind.RL2b, l, (n - 1) - rl, bits.unsigned, circuit.k_loss, "loss remainder")
+            planes(TensorKind.Gb, l, vals["loss.grad"], bits.signed, circuit.q_grad, "loss gradient")
 
 
 def _check_updates(graph, vals: dict, t: int) -> None:
@@ -109,15 +112,14 @@ def _check_updates(graph, vals: dict, t: int) -> None:
 def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
     """``circuit`` with the narrowest range widths that hold the witness's data and initial
     parameters, and ``values`` completed with their bit planes (:meth:`Circuit.range_checks`)."""
-    checked = [(key, key[0] in ("X", "Y")) for key, _, _ in circuit.range_checks()]
+    checked = [(key, key.kind in (TensorKind.X, TensorKind.Y)) for key, _, _ in circuit.range_checks()]
     circuit = dataclasses.replace(
         circuit, data_bits=bits.signed_width([values[k] for k, is_data in checked if is_data]),
         param_bits=bits.signed_width([values[k] for k, is_data in checked if not is_data]))
-    for key, name, width in circuit.range_checks():
-        _, t, l, _ = key
+    for key, kind, width in circuit.range_checks():
         planes = bits.signed(fac4dnn.pad(values[key], circuit.shapes[key]), width, tensor_name(key))
         for j, plane in enumerate(planes):
-            values[(name, t, l, j)] = plane
+            values[kind(key.step, key.layer, j)] = plane
     return circuit
 
 
@@ -140,11 +142,11 @@ class Run:
     reused: dict  # statement key -> (Commitment, Opening)
 
 
-def model_keys(circuit: Circuit, step: int) -> list[tuple[tuple, str]]:
-    """``(("W" or "B", step, l, -1), standard name)`` of every parameter, weights then biases."""
+def model_keys(circuit: Circuit, step: int) -> list[tuple[TensorKey, str]]:
+    """``(TensorKind.W or B (step, l), standard name)`` of every parameter, weights then biases."""
     L = circuit.layers
-    out = [(("W", step, l, -1), f"{2 * (l - 1)}.weight") for l in range(1, L + 1)]
-    return out + [(("B", step, l, -1), f"{2 * (l - 1)}.bias") for l in range(1, L + 1) if circuit.has_bias(l)]
+    out = [(TensorKind.W(step, l), f"{2 * (l - 1)}.weight") for l in range(1, L + 1)]
+    return out + [(TensorKind.B(step, l), f"{2 * (l - 1)}.bias") for l in range(1, L + 1) if circuit.has_bias(l)]
 
 
 def model_openings(circuit: Circuit, step: int, opening: ModelOpening, key: commit.CommitKey) -> dict:
@@ -206,7 +208,7 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
         if progress:
             progress("witness", step.t + 1, len(indices))
     for t, i in enumerate(indices):
-        reused[("X", t, 1, -1)], reused[("Y", t, circuit.layers, -1)] = opened[i]
+        reused[TensorKind.X(t, 1)], reused[TensorKind.Y(t, circuit.layers)] = opened[i]
     return Run(_with_ranges(circuit, values), values, state, reused)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 import zk
 from zk import bits, fac4dnn, field, magnitudes, training
+from zk.keys import TensorKind
 
 from forge import forge, honest_witness, rejection
 
@@ -16,16 +17,16 @@ def _wrapped_update(circuit, values, delta=3):
     """Change one weight update by ``delta`` and solve the SGD division modulo r: the remainder
     ``lr_q GW + 2^(k-1) - 2^k U`` wraps to a field element below 2^255, genuine bits of a 255-bit range."""
     k = circuit.k_update
-    u = values[("U", 0, 1, -1)] = np.array(values[("U", 0, 1, -1)], dtype=object)
+    u = values[TensorKind.U(0, 1)] = np.array(values[TensorKind.U(0, 1)], dtype=object)
     u[0, 0] += delta
-    values[("W", 1, 1, -1)] = np.array(values[("W", 0, 1, -1)], dtype=object) - u
-    gw = np.array(values[("GW", 0, 1, -1)], dtype=object)
+    values[TensorKind.W(1, 1)] = np.array(values[TensorKind.W(0, 1)], dtype=object) - u
+    gw = np.array(values[TensorKind.GW(0, 1)], dtype=object)
     half = 1 << (k - 1)  # what rounding to nearest adds before the division (also on the padding)
     rem = fac4dnn.pad((circuit.lr_q * gw + half - (u << k)) % field.R, circuit.weight(1), half)
     for j, plane in enumerate(bits.unsigned(rem, k, "wrapped remainder")):
-        values[("RU", 0, 1, j)] = plane
+        values[TensorKind.RU(0, 1, j)] = plane
     for j, plane in enumerate(bits.signed(fac4dnn.pad(u, circuit.weight(1)), circuit.q_update, "update")):
-        values[("Ub", 0, 1, j)] = plane
+        values[TensorKind.Ub(0, 1, j)] = plane
 
 
 def test_a_wrapped_sgd_remainder_is_refused(monkeypatch):

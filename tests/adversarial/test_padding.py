@@ -6,6 +6,7 @@ import pytest
 
 import zk
 from zk import commit, einsum, fac4dnn, training, witness
+from zk.keys import TensorKind
 from zk.stack import stack
 
 from forge import forge, honest_witness, padded, rejection
@@ -31,8 +32,8 @@ def test_hidden_sample():
     assert "zero padding" in rejection(forge(claimed, values))
 
 
-@pytest.mark.parametrize("key", [("X", 0, 1, -1), ("Y", 0, 2, -1), ("W", 0, 1, -1), ("W", 1, 2, -1),
-                                 ("B", 0, 2, -1), ("B", 1, 1, -1)])
+@pytest.mark.parametrize("key", [TensorKind.X(0, 1), TensorKind.Y(0, 2), TensorKind.W(0, 1), TensorKind.W(1, 2),
+                                 TensorKind.B(0, 2), TensorKind.B(1, 1)])
 def test_junk_in_the_padding_of_each_statement_tensor(key):
     circuit, values = honest_witness((3, 3, 3), 3, bias=True)
     padded(values, key, circuit.shapes[key])[(-1,) * len(circuit.shapes[key])] = 5
@@ -42,7 +43,7 @@ def test_junk_in_the_padding_of_each_statement_tensor(key):
 def test_junk_in_the_padding_of_an_inference_output():
     model = training.synthetic_mlp((3, 3, 3))
     circuit, values = training.inference_witness(model, np.ones((3, 3)))
-    out = ("Z", 0, 2, -1)
+    out = TensorKind.Z(0, 2)
     assert out in [k for _, keys in circuit.padding_groups() for k in keys]
     padded(values, out, circuit.shapes[out])[3, 3] = 9
     assert "zero padding" in rejection(forge(circuit, values, lr=0.0), zk.verify_inference)
@@ -102,5 +103,5 @@ def test_junk_in_the_padding_rows_of_a_smaller_last_batch():
     r = witness.training_run(model, dataset, [0, 1, 2], 0.05, commit.DEFAULT_KEY)
     assert r.circuit.rows == (4, 4, 2) and r.circuit.loss_count(2) == 6
     values = {k: np.array(v, copy=True) for k, v in r.values.items()}
-    padded(values, ("X", 2, 1, -1), r.circuit.shapes[("X", 2, 1, -1)])[3, 0] = 7
+    padded(values, TensorKind.X(2, 1), r.circuit.shapes[TensorKind.X(2, 1)])[3, 0] = 7
     assert "zero padding" in rejection(forge(r.circuit, values, 0.05))
