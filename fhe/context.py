@@ -115,8 +115,8 @@ class Context:
         encrypted = [isinstance(x, CipherTensor) for x in operands]
         ring = self._params["ring_degree"]
         for x in operands:  # a tensor encrypted with an explicit layout fixes the ring
-            if isinstance(x, CipherTensor) and x._pending is not None and x._pending[1] is not None:
-                ring = ring or 2 * x._pending[1].slots
+            if isinstance(x, CipherTensor) and x.requested_slots is not None:
+                ring = ring or 2 * x.requested_slots
         args = (self.backend_name, ring, self.scale_bits, self._params["allow_insecure"])
         lv, p = fewest_levels(spec, shapes, encrypted, *args)
         if lv < DEFAULT_LEVELS and _holds(*args[:2], DEFAULT_LEVELS, *args[2:], p.slots):

@@ -90,6 +90,12 @@ class CipherTensor:
             self._pending = None
 
     @property
+    def requested_slots(self) -> int | None:
+        """For a deferred tensor encrypted with an explicit layout: that layout's slots (the
+        context must be sized to them); else None."""
+        return None if self._pending is None or self._pending[1] is None else self._pending[1].slots
+
+    @property
     def layout(self) -> Layout:
         self._encrypted()
         return self._layout

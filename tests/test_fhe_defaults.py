@@ -235,3 +235,13 @@ def test_large_product_plans_one_candidate_and_runs_right():
     out = fhe.execute(p, backend, cts, [None, None])
     got = p.output_layout.unpack(np.stack([backend.decrypt(c) for c in out]))
     np.testing.assert_array_equal(got, a @ b)
+
+
+def test_a_deferred_tensor_with_an_explicit_layout_fixes_the_ring():
+    from fhe.layout import Layout
+
+    ctx = fhe.Context(backend="sim")
+    x = ctx.encrypt(np.ones((8, 8)), Layout.row_major((8, 8), 8192))
+    assert x.requested_slots == 8192 and not ctx.sized
+    np.testing.assert_allclose(ctx.decrypt(fhe.einsum("ij,ij->ij", x, np.full((8, 8), 2.0))), 2.0)
+    assert ctx.slots == 8192 and ctx.levels == 4  # the ring of 8192 slots holds the default 4
