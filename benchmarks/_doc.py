@@ -25,6 +25,13 @@ def best_time(fn, repeat: int) -> float:
     return min(times)
 
 
+def timed(fn):
+    """``(fn(), wall seconds)`` of one run."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
 def machine() -> str:
     """One line naming the OS, processor, logical CPU count and Python version."""
     cpu = platform.processor() or platform.machine()

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _doc import machine, publish
+from _doc import machine, publish, timed
 
 import zk
 from zk.training import synthetic_mlp
@@ -67,12 +67,6 @@ class Result:
     setup_s: float = float("nan")  # one-time (ezkl: SRS generation + key setup)
     note: str = ""
     error: str = ""
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 # ----------------------------------------------------------------------------------------

@@ -10,20 +10,13 @@ commits for the same check (``bits`` planes of ``n`` entries each, their boolean
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import date
 
 import numpy as np
 
-from _doc import machine, publish
+from _doc import machine, publish, timed
 from zk import bits, commit, lookup, stack
 from zk.transcript import Transcript
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def lookup_row(values: np.ndarray, table_bits: int) -> list[str]:

@@ -8,19 +8,12 @@ Prints a table and updates the ``bench_zk`` section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import date
 
 import numpy as np
 import zk
 from zk.training import synthetic_batches, synthetic_mlp
-from _doc import machine, publish
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+from _doc import machine, publish, timed
 
 
 def bench_einsum(shape_a, shape_b):
