@@ -15,7 +15,10 @@ own scale exponent, fixed when the graph is built:
 * gradients live at ``2S``: the extra ``S`` bits keep the small values of the MSE gradient
   (which is divided by the number of outputs) precise;
 * the learning rate is quantised as ``lr_q = round(lr * 2**lr_bits)`` with ``lr_bits`` chosen
-  so that ``2**15 <= lr_q < 2**16``, i.e. a relative error below ``2**-16``.
+  so that ``2**15 <= lr_q < 2**16``, i.e. a relative error below ``2**-16``; so is the weight
+  decay, and the momentum and ``1 - dampening`` share one denominator ``2**bits``
+  (:func:`quantize_momentum`);
+* a momentum buffer and a weight-decayed gradient live at the gradient's scale.
 
 Decoding divides by ``2**s``. All arithmetic on the integers is exact (see
 :mod:`circuits.interpret`), so the fixed-point run is deterministic and reproducible by a
@@ -61,18 +64,32 @@ class FixedPoint:
         return np.asarray(q).astype(np.float64) / float(2**s)
 
 
+def quantize(x: float, what: str, target_bits: int = 16) -> tuple[int, int]:
+    """``(x_q, x_bits)`` with ``x ≈ x_q / 2**x_bits`` and ``2**(target_bits-1) <= x_q < 2**target_bits``
+    (``x`` a positive finite number, else ``ValueError`` naming it as ``what``)."""
+    if not (isinstance(x, (int, float)) and math.isfinite(x) and x > 0):
+        raise ValueError(f"{what} must be a positive finite number, got {x!r}")
+    x_bits = target_bits - math.floor(math.log2(x)) - 1
+    x_q = round(x * 2**x_bits)
+    if x_q >= 2**target_bits:  # rounding crossed the power of two
+        x_bits -= 1
+        x_q = round(x * 2**x_bits)
+    if x_bits < 0:
+        raise ValueError(f"{what} {x} is too large for fixed point")
+    return x_q, x_bits
+
+
 def quantize_lr(lr: float, target_bits: int = 16) -> tuple[int, int]:
-    """``(lr_q, lr_bits)`` with ``lr ≈ lr_q / 2**lr_bits`` and ``2**(target_bits-1) <= lr_q < 2**target_bits``."""
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate must be a positive finite number, got {lr!r}")
-    lr_bits = target_bits - math.floor(math.log2(lr)) - 1
-    lr_q = round(lr * 2**lr_bits)
-    if lr_q >= 2**target_bits:  # rounding crossed the power of two
-        lr_bits -= 1
-        lr_q = round(lr * 2**lr_bits)
-    if lr_bits < 0:
-        raise ValueError(f"learning rate {lr} is too large for fixed point")
-    return lr_q, lr_bits
+    """``(lr_q, lr_bits)``: :func:`quantize` of the learning rate."""
+    return quantize(lr, "learning rate", target_bits)
+
+
+def quantize_momentum(momentum: float, dampening: float, target_bits: int = 16) -> tuple[int, int, int]:
+    """``(mu_q, damp_q, bits)`` with ``momentum ≈ mu_q / 2**bits`` and ``1 - dampening ≈ damp_q / 2**bits``:
+    one denominator, the larger of the two quantised to ``target_bits`` bits, the other to the same
+    absolute precision ``2**-bits``."""
+    bits = quantize(max(momentum, 1 - dampening), "momentum", target_bits)[1]
+    return round(momentum * 2**bits), round((1 - dampening) * 2**bits), bits
 
 
 #: Extra bits of parameter precision beyond ``ceil(log2(1 / lr))`` (see :func:`param_scale_for`).

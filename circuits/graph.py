@@ -13,13 +13,16 @@ op                      meaning on real values (fixed point: see ``interpret``)
 ``relu``                ``max(z, 0)``
 ``relu_grad``           ``g * (z > 0)`` (torch's convention at ``z == 0``)
 ``loss_grad(n)``        MSE gradient ``2 * (out - target) / n`` (``n`` = element count)
+``weight_decay(wd)``    ``g + wd * w`` (torch's ``d = g + weight_decay * w``), at ``g``'s scale
+``momentum(mu, damp)``  ``mu * buf + (1 - damp) * d``: torch's momentum buffer, at ``d``'s scale
 ``sgd_update(lr)``      ``w - lr * g``
 ``reshape(shape)``      C-order reshape (``nn.Flatten``)
 ======================  ============================================================
 
 A *constant* (role ``const``, e.g. the averaging weights of a pooling layer) is stored with
 the graph (:attr:`Graph.constants`, real values) and encoded at its scale exponent like an
-input; it is not one of :attr:`Graph.inputs`.
+input; it is not one of :attr:`Graph.inputs`. A *state* input (role ``state``, e.g. a momentum
+buffer) is optimizer state the caller supplies beside the parameters.
 
 Each tensor carries the fixed-point *scale exponent* it is represented at (see
 :mod:`circuits.fixed_point`); builders compute it, so a graph is one description for the
@@ -34,10 +37,10 @@ from types import MappingProxyType
 import numpy as np
 
 from .einsum_spec import EinsumSpec, parse_einsum
-from .fixed_point import quantize_lr
+from .fixed_point import quantize, quantize_lr, quantize_momentum
 
 #: roles of the tensors the caller supplies
-INPUT_ROLES = ("data", "target", "param")
+INPUT_ROLES = ("data", "target", "param", "state")
 ROLES = INPUT_ROLES + ("const", "intermediate")
 
 
@@ -92,7 +95,8 @@ class Graph:
 
     @property
     def inputs(self) -> list[Tensor]:
-        """The tensors the caller supplies (data, target, parameters), in insertion order."""
+        """The tensors the caller supplies (data, target, parameters, optimizer state), in
+        insertion order."""
         return [t for t in self.tensors.values() if t.role in INPUT_ROLES]
 
     def _fresh(self, prefix: str) -> str:
@@ -132,10 +136,10 @@ class Graph:
 
     # -- builders -----------------------------------------------------------------------
     def input(self, name: str, shape, role: str = "data", scale: int | None = None) -> str:
-        """Declare an input tensor (data batch, training target or parameter); parameters
-        default to :attr:`param_scale`, the others to :attr:`scale_bits`."""
+        """Declare an input tensor (data batch, training target, parameter or optimizer state);
+        parameters default to :attr:`param_scale`, the others to :attr:`scale_bits`."""
         if role not in INPUT_ROLES:
-            raise ValueError(f"input role must be one of data/target/param, got {role!r}")
+            raise ValueError(f"input role must be one of {'/'.join(INPUT_ROLES)}, got {role!r}")
         shape = tuple(int(n) for n in shape)
         if any(n <= 0 for n in shape):
             raise ValueError(f"input {name!r} needs positive dimensions, got {shape}")
@@ -200,6 +204,30 @@ class Graph:
             raise ValueError("loss_grad: output and target must be at the same scale")
         return self._add_node("loss_grad", (out, target), to.shape, to.scale + self.scale_bits,
                               name, loss=loss, count=math.prod(to.shape))
+
+    def _same_shape(self, op: str, a: str, b: str) -> None:
+        if self[a].shape != self[b].shape:
+            raise ValueError(f"{op}: {a!r} {self[a].shape} and {b!r} {self[b].shape} differ in shape")
+
+    def weight_decay(self, g: str, w: str, weight_decay: float, name: str | None = None) -> str:
+        """``g + weight_decay * w`` at ``g``'s scale; ``weight_decay`` is quantised as
+        ``wd_q / 2**wd_bits`` in fixed point."""
+        self._same_shape("weight_decay", g, w)
+        wd_q, wd_bits = quantize(weight_decay, "weight_decay")
+        return self._add_node("weight_decay", (g, w), self[g].shape, self[g].scale, name,
+                              weight_decay=float(weight_decay), wd_q=wd_q, wd_bits=wd_bits)
+
+    def momentum(self, buf: str, d: str, momentum: float, dampening: float, name: str | None = None) -> str:
+        """``momentum * buf + (1 - dampening) * d`` at ``d``'s scale (``buf`` must be at it too);
+        in fixed point ``(mu_q * buf + damp_q * d) / 2**bits``, one division rounded to nearest."""
+        self._same_shape("momentum", buf, d)
+        if self[buf].scale != self[d].scale:
+            raise ValueError(f"momentum: buffer {buf!r} at scale 2^{self[buf].scale}, gradient {d!r} "
+                             f"at 2^{self[d].scale}")
+        mu_q, damp_q, bits = quantize_momentum(momentum, dampening)
+        return self._add_node("momentum", (buf, d), self[d].shape, self[d].scale, name,
+                              momentum=float(momentum), dampening=float(dampening), mu_q=mu_q,
+                              damp_q=damp_q, bits=bits)
 
     def sgd_update(self, w: str, g: str, lr: float, name: str | None = None) -> str:
         """``w - lr * g``; ``lr`` is quantised as ``lr_q / 2**lr_bits`` in fixed point."""

@@ -13,6 +13,11 @@ the prover:
 * ``rescale(bits)``: ``q = floor((x + 2**(bits-1)) / 2**bits)`` (round to nearest, ties up),
   ``rem = x + 2**(bits-1) - q * 2**bits`` in ``[0, 2**bits)``;
 * ``loss_grad``: ``g = floor((2**(S+1) * (out - target) + n // 2) / n)`` with ``rem`` in ``[0, n)``;
+* ``weight_decay``: ``d = g + wd_q * w / 2**k``, ``k = wd_bits + scale(w) - scale(g)``: for
+  ``k > 0`` the quotient rounded to nearest as in ``rescale`` (``rem`` in ``[0, 2**k)``), else the
+  exact product ``wd_q * w * 2**-k`` (no ``rem``);
+* ``momentum``: ``buf' = floor((mu_q * buf + damp_q * d + 2**(bits-1)) / 2**bits)``, ``rem`` in
+  ``[0, 2**bits)``;
 * ``sgd_update``: ``w' = w - floor((lr_q * g + 2**(k-1)) / 2**k)``,
   ``k = lr_bits + scale(g) - scale(w)``, with ``rem`` in ``[0, 2**k)``.
 
@@ -113,6 +118,10 @@ def _step_float(node: Node, graph: Graph, args: list[np.ndarray]) -> dict[str, n
         return {node.output: args[0] * (args[1] > 0)}
     if op == "loss_grad":
         return {node.output: 2.0 * (args[0] - args[1]) / a["count"]}
+    if op == "weight_decay":
+        return {node.output: args[0] + a["weight_decay"] * args[1]}
+    if op == "momentum":
+        return {node.output: args[0] * a["momentum"] + (1 - a["dampening"]) * args[1]}
     if op == "sgd_update":
         return {node.output: args[0] - a["lr"] * args[1]}
     if op == "reshape":
@@ -140,6 +149,18 @@ def _step_fixed(node: Node, graph: Graph, args: list[np.ndarray]) -> dict[str, n
     if op == "loss_grad":
         diff = _add(args[0], args[1], sign=-1)
         q, r = _round_div(_mul_const(diff, 1 << (graph.scale_bits + 1)), a["count"])
+        return {out: q, out + ".rem": r}
+    if op == "weight_decay":
+        g, w = args
+        shift = a["wd_bits"] + graph[node.inputs[1]].scale - graph[node.inputs[0]].scale
+        decay = _mul_const(w, a["wd_q"])
+        if shift <= 0:
+            return {out: _add(g, _mul_const(decay, 1 << -shift))}
+        q, r = _round_div(decay, 1 << shift)
+        return {out: _add(g, q), out + ".rem": r}
+    if op == "momentum":
+        buf, d = args
+        q, r = _round_div(_add(_mul_const(buf, a["mu_q"]), _mul_const(d, a["damp_q"])), 1 << a["bits"])
         return {out: q, out + ".rem": r}
     if op == "sgd_update":
         w, g = args

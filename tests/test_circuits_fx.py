@@ -3,6 +3,8 @@ within the documented bound, trace_training against autograd, UnsupportedOp nami
 import copy
 import hashlib
 import operator
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,11 +24,14 @@ FIXED_STEP_ULPS = 16
 
 
 # -- a Sequential MLP's graph is exactly what the Sequential tracer built before torch.fx -------
-def canonical(g):
+def canonical(g, ordered=True):
+    """The graph as text; ``ordered=False`` sorts the tensors and nodes (the same DAG, whatever
+    topological order the builder emitted it in)."""
+    arrange = list if ordered else sorted
     lines = [f"scale {g.scale_bits} {g.param_scale}"]
-    lines += [f"T {t.name} {t.shape} {t.scale} {t.role}" for t in g.tensors.values()]
-    lines += [f"N {n.op} {n.inputs} {n.output} {sorted((k, v) for k, v in n.attrs.items() if k != 'parsed')}"
-              for n in g.nodes]
+    lines += arrange(f"T {t.name} {t.shape} {t.scale} {t.role}" for t in g.tensors.values())
+    lines += arrange(f"N {n.op} {n.inputs} {n.output} {sorted((k, v) for k, v in n.attrs.items() if k != 'parsed')}"
+                     for n in g.nodes)
     lines += [f"O {k} {v}" for k, v in g.outputs.items()]
     return "\n".join(lines)
 
@@ -45,11 +50,13 @@ def sequential_graphs():
     yield "relu_first", trace_training(nn.Sequential(R(), L(3, 3), R(), L(3, 2)), 2, 0.1)
 
 
-#: sha256 prefixes of canonical(graph) from the Sequential-only tracer (commit 683dfbf)
+#: sha256 prefixes of canonical(graph, ordered=False) of the Sequential-only tracer's graphs (commit
+#: 683dfbf; the ordered forms were also unchanged until the backward pass became a rewrite of the
+#: forward graph, circuits.autodiff, which emits a Linear's bias gradient before its weight gradient)
 SEQUENTIAL_DIGESTS = {
-    "mlp": "6d86603182e73f92", "flatten": "077de1869b2733e6", "step": "0d8d90cf8ff6c4be",
-    "mixed": "2819df66808b4d75", "flatstep": "5b7ed8531d212e57", "final_relu": "7460fda1ce932a9e",
-    "single": "6dd10a42c452df56", "relu_first": "68aaf13c3e840ca4",
+    "mlp": "0b64a2ba6897a167", "flatten": "2962e37c960a70a6", "step": "fbcfd10a9492b829",
+    "mixed": "555fd7fcc68e4f89", "flatstep": "d44ee72c5fe95b10", "final_relu": "ba8c71c077832ebc",
+    "single": "07aa56afbd052407", "relu_first": "4b5f1f31748a720f",
 }
 
 MLP_GRAPH = """\
@@ -79,9 +86,52 @@ O out 2.z"""
 def test_sequential_mlp_graphs_unchanged():
     graphs = dict(sequential_graphs())
     assert canonical(graphs["mlp"]) == MLP_GRAPH
-    digests = {k: hashlib.sha256(canonical(g).encode()).hexdigest()[:16] for k, g in graphs.items()}
+    digests = {k: hashlib.sha256(canonical(g, ordered=False).encode()).hexdigest()[:16] for k, g in graphs.items()}
     assert digests == SEQUENTIAL_DIGESTS
 
+
+
+@pytest.mark.parametrize("widths, biases", [((4, 3, 2), True), ((5, 1), False), ((3, 5, 4, 2), (False, True, False)),
+                                            ((6, 4, 4, 1), (True, True, False))])
+def test_mlp_graph_is_the_traced_sequential(widths, biases):
+    flags = [biases] * (len(widths) - 1) if isinstance(biases, bool) else biases
+    mods = []
+    for i, (a, b) in enumerate(zip(widths, widths[1:])):
+        mods += [nn.ReLU()] * bool(i) + [nn.Linear(a, b, bias=flags[i])]
+    model, batch, lr = nn.Sequential(*mods), 5, 0.01
+    ps = circuits.param_scale_for(lr)
+    forward = circuits.mlp_graph(widths, biases, batch, param_scale=ps)
+    assert str(forward) == str(trace(model, torch.zeros(batch, widths[0]), param_scale=ps))
+    assert canonical(forward) == canonical(trace(model, torch.zeros(batch, widths[0]), param_scale=ps))
+    assert canonical(circuits.training_graph(forward, lr)) == canonical(trace_training(model, batch, lr, param_scale=ps))
+    with_momentum = dict(momentum=0.9, dampening=0.1, weight_decay=0.01, first_step=False)
+    assert (canonical(circuits.training_graph(forward, lr, **with_momentum))
+            == canonical(trace_training(model, batch, lr, param_scale=ps, **with_momentum)))
+
+
+
+def test_mlp_training_graph_without_torch():
+    """A verifier derives the training graph from public widths without importing torch."""
+    code = ("import sys, circuits; g = circuits.training_graph(circuits.mlp_graph((3, 4, 2), True, 5), 0.1); "
+            "assert 'torch' not in sys.modules and g.outputs['0.weight'] == '0.weight.next'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+def test_training_graph_needs_no_torch_names():
+    """The rewrite reads ops and roles only: a hand-built graph with arbitrary names trains like torch."""
+    g = circuits.Graph()
+    g.input("features", (4, 3))
+    g.input("A", (2, 3), role="param")
+    g.input("c", (2,), role="param")
+    h = g.rescale(g.add(g.einsum("bi,oi->bo", "features", "A", name="p"), "c", name="q"), 16, name="r")
+    g.outputs["out"] = g.relu(h, name="s")
+    t = circuits.training_graph(g, 0.1)
+    assert set(t.outputs) == {"out", "A", "c"} and {"A.grad", "c.grad", "A.next", "c.next"} <= set(t.tensors)
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU()).double()
+    X, Y = data((4, 3), 2, 1)
+    vals = run(t, {"features": X, "y": Y, "A": model[0].weight, "c": model[0].bias})
+    ref = torch_step(model, X, Y, 0.1)
+    np.testing.assert_allclose(vals[t.outputs["A"]], ref["0.weight"], rtol=1e-12)
+    np.testing.assert_allclose(vals[t.outputs["c"]], ref["0.bias"], rtol=1e-12)
 
 # -- random models: residual blocks, bias on/off, pooling, every spelling of the ops ----------
 POOLS = {
