@@ -97,6 +97,24 @@ def test_any_momentum_dampening_weight_decay(momentum, dampening, weight_decay, 
     assert_fixed_close(model, circuits_run(model, data, 0.1, mode="fixed", **options), ref)
 
 
+
+def test_shared_weights_and_residuals_match_torch():
+    """The buffer follows the summed gradient of a module called twice, through a residual."""
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.head = nn.Linear(4, 4), nn.Linear(4, 2, bias=False)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.fc(torch.relu(self.fc(x)) + x)))
+
+    torch.manual_seed(7)
+    model, data = Shared().double(), batches(8, 3, 5, (4, 2))
+    ref, ours = torch_run(model, data, 0.05, **OPTIONS), circuits_run(model, data, 0.05, **OPTIONS)
+    assert set(ours) == set(ref)
+    for k in ref:
+        np.testing.assert_allclose(ours[k], ref[k], rtol=1e-10, atol=1e-12, err_msg=k)
+
 # -- the graph: first step, state inputs, outputs ------------------------------------------------
 def test_first_step_buffer_is_the_decayed_gradient():
     forward = circuits.mlp_graph((5, 7, 3), True, 6)
