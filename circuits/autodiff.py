@@ -24,11 +24,12 @@ contributions with ``add`` nodes; once a parameter's gradient is complete, :meth
 
 Names (they never steer the rewrite): the loss gradient is ``"loss.grad"``, a parameter ``p``'s
 gradient ``"p.grad"``, the sums ``"t.grad.sum1"``, ... for a tensor ``t``, the updated parameter
-``"p.next"``; the gradients a forward node passes to activations are named after its output ``o`` cut
-at its last dot, ``stem`` (the layer's prefix under :func:`~circuits.trace`'s naming): ``"stem.in.grad"``
-(an einsum's or a broadcast add's; ``".raw"`` before the rescale), ``"stem.grad"`` (a relu's) and
-``"stem.flat.grad"`` (a reshape's). A name already taken gets ``"@1"``, ``"@2"``, ... So a Sequential MLP's step has the
-names it always had (``"2.in.grad"``, ``"1.grad"``, ``"0.weight.grad"``, ...).
+``"p.next"``; the gradients a forward node passes to activations are named after its output cut at
+its last dot, ``stem`` (the layer's prefix under :func:`~circuits.trace`'s naming):
+``"stem.in.grad"`` (an einsum's or a broadcast add's; ``".raw"`` before the rescale),
+``"stem.grad"`` (a relu's) and ``"stem.flat.grad"`` (a reshape's). A name already taken gets
+``"@1"``, ``"@2"``, ... So a Sequential MLP's step has the names it always had (``"2.in.grad"``,
+``"1.grad"``, ``"0.weight.grad"``, ...).
 """
 from __future__ import annotations
 
@@ -188,7 +189,8 @@ def training_graph(forward: Graph, lr: float, loss: str = "mse", *, momentum: fl
     """
     for what, value in (("nesterov", nesterov), ("maximize", maximize)):
         if value:
-            raise UnsupportedOp(f"{what}=True: only torch.optim.SGD's plain step (nesterov=False, maximize=False)")
+            raise UnsupportedOp(f"{what}=True: only torch.optim.SGD's plain step "
+                                "(nesterov=False, maximize=False)")
     step = SGD(lr, momentum, dampening, weight_decay, first_step)
     g = _with_target(forward)
     out = g.outputs["out"] = forward.outputs["out"]
