@@ -10,7 +10,6 @@ import torch
 import circuits
 import zk
 from zk import commit, training, witness
-from zk.keys import TensorKind
 
 WIDTHS, LR, BATCH = (5, 4, 3), 0.05, 4
 
@@ -72,7 +71,7 @@ def test_chained_epochs_verify_against_the_published_files(run):
 
 def test_the_proof_reuses_the_published_commitments(run):
     st = run["first"].proof.statement
-    assert st.data_commitment(TensorKind.X, 2).to_bytes() == run["dc"].x[2].to_bytes()
+    assert st.batch_commitments(2)[0].to_bytes() == run["dc"].x[2].to_bytes()
     assert st.rows == (4, 4, 2) and st.batch_indices == (0, 1, 2)
     assert st.initial_model.digest == run["mc"].digest
     # the final opening opens the proof's final commitments (the next proof reuses them)

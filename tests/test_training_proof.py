@@ -1,5 +1,4 @@
 """zkDL training/inference proofs: honest runs verify, every kind of cheating is rejected."""
-import copy
 import dataclasses
 
 import numpy as np
@@ -12,6 +11,7 @@ import zk
 from zk import field, training
 from zk.fac4dnn import pad
 from zk.keys import TensorKind
+from zk.lower import ACT_HEADROOM
 
 
 def mlp(widths, seed=0):
@@ -97,13 +97,13 @@ def test_wrong_weight_update_is_rejected(honest):
     _, _, circuit, values, _, _ = honest
 
     def edit(v):
-        v[TensorKind.W(1, 1)][0, 0] += 1
+        v[TensorKind.VALUE(1, "0.weight")][0, 0] += 1
     assert "linear relations" in _cheat(circuit, values, edit)
 
     def consistent(v):  # change the update and the next weights together: the SGD division breaks
-        v[TensorKind.U(0, 2)][0, 0] += 1
-        v[TensorKind.W(1, 2)][0, 0] -= 1
-        v[TensorKind.Ub(0, 2, 0)] = pad(v[TensorKind.Ub(0, 2, 0)], v[TensorKind.Ub(0, 2, 0)].shape)
+        v[TensorKind.UPDATE(0, "2.weight.next")][0, 0] += 1
+        v[TensorKind.VALUE(1, "2.weight")][0, 0] -= 1
+        v[TensorKind.BITS(0, "2.weight.next", 0)] = pad(v[TensorKind.BITS(0, "2.weight.next", 0)], v[TensorKind.BITS(0, "2.weight.next", 0)].shape)
     _cheat(circuit, values, consistent)
 
 
@@ -111,13 +111,13 @@ def test_wrong_relu_output_is_rejected(honest):
     _, _, circuit, values, _, _ = honest
 
     def edit(v):
-        v[TensorKind.H(0, 2)][1, 1] += 3
+        v[TensorKind.VALUE(0, "1.relu")][1, 1] += 3
     _cheat(circuit, values, edit)
 
 
 def test_flipped_sign_bit_is_rejected(honest):
     _, _, circuit, values, _, _ = honest
-    sign = TensorKind.Zb(0, 1, circuit.q_act - 1)
+    sign = TensorKind.BITS(0, "0.z", (circuit.scale_bits + ACT_HEADROOM) - 1)
 
     def edit(v):
         v[sign][0, 0] ^= 1
@@ -132,12 +132,12 @@ def test_out_of_range_remainder_is_rejected(honest):
     S = circuit.param_scale
 
     def edit(v):
-        v[TensorKind.Z(0, 1)][0, 0] -= 1
-        v[TensorKind.R(0, 1, S - 1)] = v[TensorKind.R(0, 1, S - 1)].astype(np.int64)
-        v[TensorKind.R(0, 1, S - 1)][0, 0] += 2
-        z = pad(v[TensorKind.Z(0, 1)], circuit.act(1)) - 1
-        for k, plane in enumerate(zk.bits.signed(z, circuit.q_act, "z")):
-            v[TensorKind.Zb(0, 1, k)] = plane
+        v[TensorKind.VALUE(0, "0.z")][0, 0] -= 1
+        v[TensorKind.REMAINDER_BITS(0, "0.z", S - 1)] = v[TensorKind.REMAINDER_BITS(0, "0.z", S - 1)].astype(np.int64)
+        v[TensorKind.REMAINDER_BITS(0, "0.z", S - 1)][0, 0] += 2
+        z = pad(v[TensorKind.VALUE(0, "0.z")], circuit.shapes[TensorKind.VALUE(0, "0.z")]) - 1
+        for k, plane in enumerate(zk.bits.signed(z, (circuit.scale_bits + ACT_HEADROOM), "z")):
+            v[TensorKind.BITS(0, "0.z", k)] = plane
     message = _cheat(circuit, values, edit)
     assert "booleanity" in message or "zkReLU" in message or "einsum" in message
 
@@ -146,7 +146,7 @@ def test_data_swapped_or_steps_reordered_is_rejected(honest):
     model, data, _, _, proof, _ = honest
     st_ = proof.statement
     keys = list(st_.commitments)
-    x0, x1 = TensorKind.X(0, 1), TensorKind.X(1, 1)
+    x0, x1 = TensorKind.VALUE(0, "x"), TensorKind.VALUE(1, "x")
     swapped = dict(st_.commitments)
     swapped[x0], swapped[x1] = st_.commitments[x1], st_.commitments[x0]
     forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=swapped))
@@ -162,7 +162,7 @@ def test_data_swapped_or_steps_reordered_is_rejected(honest):
     # a dropped step: claim the weights after step 1 are final
     dropped = dict(st_.commitments)
     for l in (1, 2):
-        dropped[TensorKind.W(2, l)] = proof.commitments[TensorKind.W(1, l)]
+        dropped[TensorKind.VALUE(2, f"{2 * (l - 1)}.weight")] = proof.commitments[TensorKind.VALUE(1, f"{2 * (l - 1)}.weight")]
     forged = dataclasses.replace(proof, statement=dataclasses.replace(st_, commitments=dropped))
     with pytest.raises(zk.VerificationError):
         zk.verify_training(forged)
@@ -204,7 +204,7 @@ def test_random_bytes_are_format_errors(raw):
 def test_no_witness_value_in_the_clear(honest):
     _, _, _, values, proof, _ = honest
     raw = proof.to_bytes()
-    secrets = [v for key in (TensorKind.W(0, 1), TensorKind.Z(0, 1), TensorKind.X(0, 1), TensorKind.G(0, 2))
+    secrets = [v for key in (TensorKind.VALUE(0, "0.weight"), TensorKind.VALUE(0, "0.z"), TensorKind.VALUE(0, "x"), TensorKind.VALUE(0, "loss.grad"))
                for v in np.asarray(values[key]).reshape(-1)[:6] if abs(int(v)) > 1]
     assert secrets
     for v in secrets:
@@ -240,7 +240,7 @@ def test_non_boolean_bits_are_rejected_by_booleanity(honest):
 
     def edit(v):
         for k, delta in ((0, 2), (1, -1)):
-            key = TensorKind.R(0, 1, k)
+            key = TensorKind.REMAINDER_BITS(0, "0.z", k)
             v[key] = v[key].astype(np.int64)
             v[key][0, 0] += delta
     assert "booleanity" in _cheat(circuit, values, edit)
@@ -285,8 +285,8 @@ def test_bias_training_proof_verifies_and_trains_like_circuits(honest_bias):
     st_ = proof.statement
     assert st_.biases == (True, False, True) and circuit.biases == (True, False, True)
     assert "bias in layer(s) 1, 3" in st_.describe()
-    assert sorted(k for k in st_.commitments if k.kind == TensorKind.B) == \
-        [TensorKind.B(0, 1), TensorKind.B(0, 3), TensorKind.B(2, 1), TensorKind.B(2, 3)]
+    assert sorted(k for k in st_.commitments if k.tensor.endswith("bias")) == \
+        [TensorKind.VALUE(0, "0.bias"), TensorKind.VALUE(0, "4.bias"), TensorKind.VALUE(2, "0.bias"), TensorKind.VALUE(2, "4.bias")]
 
 
 def test_bias_inference_proof():
@@ -301,22 +301,22 @@ def test_wrong_bias_update_broadcast_or_gradient_is_rejected(honest_bias):
     _, _, circuit, values, _, _ = honest_bias
 
     def next_bias(v):
-        v[TensorKind.B(1, 1)][0] += 1
+        v[TensorKind.VALUE(1, "0.bias")][0] += 1
     assert "linear relations" in _cheat(circuit, values, next_bias)
 
     def broadcast(v):  # Z and the broadcast move together: only the broadcast relation sees it
-        z = np.array(v[TensorKind.Z(0, 1)])
+        z = np.array(v[TensorKind.VALUE(0, "0.z")])
         i, j = map(int, np.argwhere(z < 0)[0])  # stays negative: ReLU and its gradient unchanged
-        v[TensorKind.BB(0, 1)] = np.array(v[TensorKind.BB(0, 1)])
-        v[TensorKind.BB(0, 1)][i, j] -= 1 << (circuit.param_scale - circuit.scale_bits)
-        v[TensorKind.Z(0, 1)][i, j] -= 1  # P + 2^S BB + 2^(p-1) = 2^p Z + R still holds
-        planes = zk.bits.signed(pad(v[TensorKind.Z(0, 1)], circuit.act(1)) - 1, circuit.q_act, "z")
+        v[TensorKind.BROADCAST(0, "0.biased")] = np.array(v[TensorKind.BROADCAST(0, "0.biased")])
+        v[TensorKind.BROADCAST(0, "0.biased")][i, j] -= 1 << (circuit.param_scale - circuit.scale_bits)
+        v[TensorKind.VALUE(0, "0.z")][i, j] -= 1  # P + 2^S BB + 2^(p-1) = 2^p Z + R still holds
+        planes = zk.bits.signed(pad(v[TensorKind.VALUE(0, "0.z")], circuit.shapes[TensorKind.VALUE(0, "0.z")]) - 1, (circuit.scale_bits + ACT_HEADROOM), "z")
         for k, plane in enumerate(planes):
-            v[TensorKind.Zb(0, 1, k)] = plane
+            v[TensorKind.BITS(0, "0.z", k)] = plane
     assert "einsum" in _cheat(circuit, values, broadcast)
 
     def gradient(v):  # a bias gradient that is not the batch sum of G
-        v[TensorKind.GB(0, 1)][0] += 1 << 20
+        v[TensorKind.VALUE(0, "0.bias.grad")][0] += 1 << 20
     _cheat(circuit, values, gradient)
 
 

@@ -26,7 +26,6 @@ from circuits import FixedPoint
 from . import commit, committed
 from .commit import Commitment
 from .errors import ProofFormatError, VerificationError
-from .keys import TensorKind
 from .wire import section
 
 __all__ = ["DatasetCommitment", "DatasetOpening", "commit_dataset"]
@@ -211,8 +210,7 @@ def check_statement(statement, dataset: DatasetCommitment) -> None:
         if statement.rows[t] != dataset.rows[i]:
             raise VerificationError(f"step {t} proves {statement.rows[t]} rows; batch {i} of the published "
                                     f"dataset has {dataset.rows[i]}")
-        for kind, published in ((TensorKind.X, dataset.x[i]), (TensorKind.Y, dataset.y[i])):
-            mine = statement.data_commitment(kind, t)
+        for kind, mine, published in zip("XY", statement.batch_commitments(t), (dataset.x[i], dataset.y[i])):
             if mine.to_bytes() != published.to_bytes():
-                raise VerificationError(f"step {t}: its data {kind.value} is not batch {i} of the published dataset "
+                raise VerificationError(f"step {t}: its data {kind} is not batch {i} of the published dataset "
                                         "(other data, or batches in another order)")

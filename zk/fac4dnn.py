@@ -1,47 +1,45 @@
-"""FAC4DNN: one aggregated circuit for T SGD steps (or one inference) of a ReLU MLP (any layer may have a bias).
+"""FAC4DNN: one aggregated circuit for T SGD steps (or one inference) of a model, lowered from its graph.
 
 Every intermediate tensor of the fixed-point witness (:mod:`circuits`) is committed, so no
-relation depends on the order of the computation. Instances of one relation type that share a
-padded shape, across all layers and steps, are stacked (:mod:`zk.stack`) and proved by ONE
-sumcheck; everything linear is checked on the commitments directly. docs/fac4dnn.md has the
-figure; the tensors of step ``t``, layer ``l`` (widths ``d_0..d_L``, batch ``B``, scale ``S``;
-each named by a :class:`zk.keys.TensorKey`):
+relation depends on the order of the computation. :class:`Circuit` lowers the circuits graph of
+one step (:mod:`zk.lower`: one rule per op) and places the result at every step; instances of one
+relation type that share a padded shape, across all layers and steps, are stacked (:mod:`zk.stack`)
+and proved by ONE sumcheck, and everything linear is checked on the commitments directly.
+docs/fac4dnn.md has the figure. Tensors are named by :class:`zk.keys.TensorKey` after the graph
+tensors: ``VALUE(t, "x")`` is step ``t``'s data batch, ``VALUE(t, "0.weight")`` the weight after
+``t`` steps, ``BITS(t, "0.z", j)`` a plane of the range check of the rescaled ``0.z``.
 
 ====================  ==========================================================================
-relation              tensors (parameters at scale ``p >= S``; every division rounds to nearest)
+relation              what (:mod:`zk.lower` has the rule of every op)
 ====================  ==========================================================================
-einsum (sumcheck)     ``P = H W^T``; ``GW = G^T H``; ``GX = G W`` (``l >= 2``); with a bias
-                      ``BB = 1_B b^T``, ``GB = G^T 1_B`` (``1_B``: the batch's real rows)
-rescale (linear)      ``P + 2^S BB + 2^(p-1) = 2^p Z + R``; ``GX + 2^(p-1) = 2^p GH + RH``
-loss (linear)         ``2^(S+1) (Z_L - Y) + N/2 = N G_L + RL``, ``N = n_t d_L`` (``n_t`` real rows)
-sgd (linear)          ``lr_q GW + 2^(k-1) = 2^k U + RU``; ``W_{t+1} = W_t - U``
-                      (``k = lr_bits + 3S - p``); ``lr_q GB + 2^(kb-1) = 2^kb UB + RUB``;
-                      ``b_{t+1} = b_t - UB`` (``kb = lr_bits + 2S - p``)
-bits (linear)         ``Z - 1``, ``G_L``, ``GH``, ``U``, ``UB`` in two's complement; ``R``, ``RH``,
-                      ``RU``, ``RUB``, ``RL``, ``N - 1 - RL`` unsigned: every plane committed, recomposed
-ranges (linear)       statement tensors ``X``, ``Y`` in ``data_bits``, ``W_0``, ``b_0`` in
-                      ``param_bits`` (two's complement)
+einsum (sumcheck)     every einsum node (forward products, weight and input gradients, the bias
+                      broadcast ``ONES b^T`` and the bias gradient ``G^T ONES``)
+linear                every rescale, loss gradient and SGD division with its remainder, every
+                      update ``w' = w - U``, every range check's recomposition
+ranges (linear)       statement tensors: the data and targets in ``data_bits``, the initial
+                      parameters in ``param_bits`` (two's complement)
 zero padding          every statement tensor is zero outside its true shape (:mod:`zk.padding`)
-zkReLU (sumcheck)     ``H_{l+1} + gamma G_l = (1 - s_l) (Z_l + gamma GH_{l+1})``, ``s_l`` the sign
-                      plane of ``Z_l - 1`` (so ``1 - s = [Z > 0]``, torch's convention)
+zkReLU (sumcheck)     ``h + gamma g = (1 - s) (z + gamma g_h)`` per ReLU, ``s`` the sign plane of ``z - 1``
 booleanity (sumcheck) ``b (1 - b) = 0`` for every plane
 ====================  ==========================================================================
 
 Bit widths bound every quotient, so each fixed-point equation holds over the integers, not just
-modulo ``r``: :mod:`zk.magnitudes` computes every equation's largest magnitude from the statement
+modulo ``r``: :mod:`zk.magnitudes` checks every equation's largest magnitude from the statement
 and refuses statements that could wrap. All linear relations are checked at once: for a challenge ``rho`` the verifier
 forms ``sum_i rho^i (relation on row i)`` from the commitments and the prover reveals its blind.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+import circuits
 from circuits import parse_einsum
 
-from . import bits, commit, einsum, field, group, hadamard, magnitudes, mle, padding
+from . import bits, commit, einsum, field, group, hadamard, lower, magnitudes, mle, padding
 from .bits import BooleanityProof
 from .commit import Commitment, Opening
 from .device import CPU, Device
@@ -49,18 +47,10 @@ from .einsum import EinsumRelationProof
 from .errors import VerificationError
 from .hadamard import Affine, HadamardProof
 from .keys import TensorKey, TensorKind
+from .lower import Linear, Template, pad, padded, shift
 from .padding import PaddingProof
 from .stack import Stack, instance_col_vars, stack
 from .transcript import Transcript
-
-EINSUMS = {"forward": "nbi,noi->nbo", "weight_grad": "nbo,nbi->noi", "input_grad": "nbo,noi->nbi",
-           "bias_broadcast": "nb,no->nbo", "bias_grad": "nbo,nb->no"}
-
-def ones(rows: int) -> TensorKey:
-    """The public indicator of a batch's ``rows`` real rows (1 for ``b < rows``, 0 on padding
-    rows), committed with blind 0 by prover and verifier alike: it broadcasts biases and sums
-    their gradients. Its key's step holds ``rows``."""
-    return TensorKind.ONES(rows, 0)
 
 #: Largest booleanity stack, in variables: 2^26 entries, 2 GiB as field elements while proved.
 MAX_BOOLEANITY_VARS = 26
@@ -68,13 +58,14 @@ MAX_BOOLEANITY_VARS = 26
 MAX_RANGE_BITS = 128
 
 
-def _pow2(n: int) -> int:
-    return 1 << (n - 1).bit_length()
-
-
 @dataclass(frozen=True)
 class Circuit:
-    """Public parameters of the aggregated circuit (all derived from the statement)."""
+    """Public parameters of the aggregated circuit (all from the statement): a Linear/ReLU MLP of
+    ``widths`` (``biases``: per Linear layer, whether it has one; empty: none has), ``steps`` SGD
+    steps (or one inference) on batches of ``batch`` rows (``rows``: each step's real rows),
+    activations at ``2^scale_bits`` and parameters at ``2^param_scale``, the learning rate
+    ``lr_q / 2^lr_bits``, and the proved ranges of the data (``data_bits``) and of the initial
+    parameters (``param_bits``)."""
 
     widths: tuple[int, ...]
     batch: int
@@ -101,16 +92,17 @@ class Circuit:
         p, S = self.param_scale, self.scale_bits
         if not S <= p <= 2 * S + 24:
             raise ValueError(f"param_scale {p} must be in [scale_bits, 2 scale_bits + 24] = [{S}, {2 * S + 24}]")
-        if self.training and self.k_bias_update < 1:
+        if self.training and self.lr_bits + 2 * S - p < 1:
             raise ValueError(f"param_scale {p} leaves no SGD remainder at learning rate {self.lr_repr} "
                              f"(it must stay below lr_bits + 2 scale_bits = {self.lr_bits + 2 * S})")
         if not self.data_bits:
             object.__setattr__(self, "data_bits", self.scale_bits + 16)
         if not self.param_bits:
-            object.__setattr__(self, "param_bits", p + 8)
+            object.__setattr__(self, "param_bits", p + lower.UPDATE_HEADROOM)
         for name in ("data_bits", "param_bits"):
             if not 2 <= getattr(self, name) <= MAX_RANGE_BITS:
                 raise ValueError(f"{name} must be in [2, {MAX_RANGE_BITS}], got {getattr(self, name)}")
+        self.templates  # lower the graph now: an op zk cannot prove is refused here
 
     def check_sound(self) -> None:
         """Refuse (:class:`zk.StatementError`, naming the parameter) a statement whose equations
@@ -122,96 +114,104 @@ class Circuit:
         """The quantised learning rate, for messages."""
         return f"{self.lr_q / (1 << self.lr_bits):.3g}" if self.training else "-"
 
-    def plane_widths(self) -> list[int]:
-        """Every bit width a range check of this circuit uses."""
-        widths = [self.param_scale, self.q_act, self.data_bits, self.param_bits]
-        if self.training:
-            widths += [self.q_grad, self.q_update, self.k_update, self.k_bias_update, self.k_loss]
-        return widths
-
     @property
     def layers(self) -> int:
         return len(self.widths) - 1
 
-    def has_bias(self, l: int) -> bool:
-        return bool(self.biases) and bool(self.biases[l - 1])
+    # -- the graph and its lowering ---------------------------------------------------------
+    def graph(self, rows: int) -> circuits.Graph:
+        """The circuits graph of one step on a batch of ``rows`` real rows (inference: the model)."""
+        return _graphs(self)[rows]
 
-    def bias(self, l: int) -> tuple[int]:
-        """Padded shape of the bias of layer ``l``."""
-        return (_pow2(self.widths[l]),)
+    def _trace(self) -> dict[int, circuits.Graph]:
+        import torch
 
-    def act(self, l: int) -> tuple[int, int]:
-        """Padded shape of an activation of width ``d_l``."""
-        return (_pow2(self.batch), _pow2(self.widths[l]))
+        layers: list = []
+        for l, (a, b) in enumerate(zip(self.widths, self.widths[1:]), 1):
+            layers.append(torch.nn.Linear(a, b, bias=bool(self.biases) and bool(self.biases[l - 1])))
+            if l < self.layers:
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Sequential(*layers)
+        out = {}
+        for n in sorted({self.batch, *self.rows}):
+            if self.training:
+                out[n] = circuits.trace_training(model, n, self.lr_q / (1 << self.lr_bits),
+                                                 scale_bits=self.scale_bits, param_scale=self.param_scale)
+            else:
+                out[n] = circuits.trace(model, np.zeros((n, self.widths[0])), self.scale_bits, self.param_scale)
+        return out
 
-    def weight(self, l: int) -> tuple[int, int]:
-        return (_pow2(self.widths[l]), _pow2(self.widths[l - 1]))
+    @cached_property
+    def params(self) -> list[str]:
+        """The parameters' names (state_dict order)."""
+        return [t.name for t in self.graph(self.batch).inputs if t.role == "param"]
 
-    # bit widths
+    @cached_property
+    def output(self) -> str:
+        """The graph tensor of the model's output."""
+        return self.graph(self.batch).outputs["out"]
+
+    def _input_bounds(self) -> dict[str, int]:
+        """The largest integer of every graph input: the range checks, and for a parameter after
+        up to ``steps`` updates, ``steps`` range-checked updates more."""
+        update = (1 << (self.param_scale + lower.UPDATE_HEADROOM - 1)) * self.steps if self.training else 0
+        out = {name: (1 << (self.param_bits - 1)) + update for name in self.params}
+        return {**out, "x": 1 << (self.data_bits - 1), "y": 1 << (self.data_bits - 1)}
+
     @property
-    def q_act(self) -> int:  # pre-activations Z - 1 (scale S)
-        return self.scale_bits + 16
+    def templates(self) -> dict[int, Template]:
+        """The lowered step (:mod:`zk.lower`) per row count (shared by equal circuits: the proofs of
+        a run's segments hold one copy)."""
+        return _templates(self)
 
-    @property
-    def q_grad(self) -> int:  # gradients (scale 2S)
-        return 2 * self.scale_bits + 16
+    def _lower(self) -> dict[int, Template]:
+        full, bounds = self.graph(self.batch), self._input_bounds()
+        return {n: lower.lower(self.graph(n), full, n, bounds) for n in sorted(set(self.rows))}
 
-    @property
-    def q_update(self) -> int:  # weight updates (scale p): |lr * gradient| < 128
-        return self.param_scale + 8
+    def template(self, t: int) -> Template:
+        return self.templates[self.rows[t]]
 
-    @property
-    def k_update(self) -> int:  # remainder of the SGD division (weight gradients: scale 3S)
-        return self.lr_bits + 3 * self.scale_bits - self.param_scale
+    def _shape(self, name: str) -> tuple[int, ...]:
+        return padded(self.graph(self.batch)[name].shape)
 
-    @property
-    def k_bias_update(self) -> int:  # bias gradients: scale 2S
-        return self.lr_bits + 2 * self.scale_bits - self.param_scale
+    # -- the committed tensors -----------------------------------------------------------
+    def data_key(self, t: int) -> TensorKey:
+        """Step ``t``'s data batch."""
+        return TensorKind.VALUE(t, "x")
 
-    def loss_count(self, t: int) -> int:
-        """``N``, the number of loss terms of step ``t`` (its real rows times the outputs)."""
-        return self.rows[t] * self.widths[-1]
+    def target_key(self, t: int) -> TensorKey:
+        """Step ``t``'s targets."""
+        return TensorKind.VALUE(t, "y")
 
-    @property
-    def k_loss(self) -> int:
-        return (self.batch * self.widths[-1] - 1).bit_length()
+    def param_key(self, name: str, step: int) -> TensorKey:
+        """Parameter ``name`` after ``step`` steps."""
+        return TensorKind.VALUE(step, name)
 
-    # -- the committed tensors ---------------------------------------------------------
     @cached_property
     def statement_keys(self) -> list[tuple[TensorKey, tuple]]:
-        L, T = self.layers, self.steps
-        biased = [l for l in range(1, L + 1) if self.has_bias(l)]
-        keys = [(TensorKind.X(t, 1), self.act(0)) for t in range(T)]
-        keys += [(TensorKind.W(0, l), self.weight(l)) for l in range(1, L + 1)]
-        keys += [(TensorKind.B(0, l), self.bias(l)) for l in biased]
+        T = self.steps
+        keys = [(self.data_key(t), self._shape("x")) for t in range(T)]
+        keys += [(self.param_key(name, 0), self._shape(name)) for name in self.params]
         if self.training:
-            keys += [(TensorKind.Y(t, L), self.act(L)) for t in range(T)]
-            keys += [(TensorKind.W(T, l), self.weight(l)) for l in range(1, L + 1)]
-            keys += [(TensorKind.B(T, l), self.bias(l)) for l in biased]
+            keys += [(self.target_key(t), self._shape("y")) for t in range(T)]
+            keys += [(self.param_key(name, T), self._shape(name)) for name in self.params]
         else:
-            keys += [(TensorKind.Z(0, L), self.act(L))]
+            keys.append((TensorKind.VALUE(0, self.output), self._shape(self.output)))
         return keys
 
     def true_shape(self, key: TensorKey) -> tuple:
         """The unpadded shape of a statement tensor."""
-        kind, t, l = key.kind, key.step, key.layer
-        d, n = self.widths, self.rows[t] if kind in (TensorKind.X, TensorKind.Y, TensorKind.Z) else 0
-        return {TensorKind.X: (n, d[0]), TensorKind.Y: (n, d[-1]), TensorKind.Z: (n, d[-1]),
-                TensorKind.W: (d[l], d[l - 1]) if l else (), TensorKind.B: (d[l],)}[kind]
+        rows = self.rows[key.step] if key.tensor not in self.params else self.batch
+        return self.graph(rows)[key.tensor].shape
 
-    def range_checks(self) -> list[tuple[TensorKey, TensorKind, int]]:
-        """``(statement key, plane kind, width)`` of every statement tensor the circuit range-checks
-        in two's complement: the data and targets, the initial weights and biases."""
-        L = self.layers
-        out = []
-        for l in range(1, L + 1):
-            out.append((TensorKind.W(0, l), TensorKind.Wb, self.param_bits))
-            if self.has_bias(l):
-                out.append((TensorKind.B(0, l), TensorKind.Bb, self.param_bits))
+    def range_checks(self) -> list[tuple[TensorKey, int]]:
+        """``(statement key, width)`` of every statement tensor the circuit range-checks in two's
+        complement: the initial parameters, the data and targets (their planes: ``BITS``)."""
+        out = [(self.param_key(name, 0), self.param_bits) for name in self.params]
         for t in range(self.steps):
-            out.append((TensorKind.X(t, 1), TensorKind.Xb, self.data_bits))
+            out.append((self.data_key(t), self.data_bits))
             if self.training:
-                out.append((TensorKind.Y(t, L), TensorKind.Yb, self.data_bits))
+                out.append((self.target_key(t), self.data_bits))
         return out
 
     def padding_groups(self) -> list[tuple[tuple, list[TensorKey]]]:
@@ -222,168 +222,82 @@ class Circuit:
                 by_shape.setdefault(shape, []).append(key)
         return sorted(by_shape.items())
 
+    def _range_planes(self, key: TensorKey, width: int) -> list[TensorKey]:
+        return [TensorKind.BITS(key.step, key.tensor, j) for j in range(width)]
+
+    def _step_keys(self, t: int) -> list[tuple[TensorKey, tuple]]:
+        """The committed tensors of step ``t`` (the statement's own excepted)."""
+        data = [self.data_key(t)] + ([self.target_key(t)] if self.training else [])
+        keys = [(p, self._shape(k.tensor)) for k in data for p in self._range_planes(k, self.data_bits)]
+        statement = {k for k, _ in self.statement_keys} if t == self.steps - 1 else ()
+        keys += [(k, c.shape) for c in self.template(t).tensors if (k := shift(c.key, t)) not in statement]
+        return keys
+
     @cached_property
     def proof_keys(self) -> list[tuple[TensorKey, tuple]]:
-        keys = self._initial_keys()
+        keys = [(p, self._shape(k.tensor)) for k, w in self.range_checks()[:len(self.params)]
+                for p in self._range_planes(k, w)]
         for t in range(self.steps):
             keys += self._step_keys(t)
         return keys
 
     def proof_key_count(self) -> int:
-        """``len(proof_keys)`` without building the list (steps other than the last have the same
-        keys): what a parser checks against the bytes it was given before allocating."""
-        T = self.steps
-        return len(self._initial_keys()) + (T - 1) * len(self._step_keys(0)) + len(self._step_keys(T - 1))
-
-    def _initial_keys(self) -> list[tuple[TensorKey, tuple]]:
-        """Range checks of the initial parameters."""
-        keys: list = []
-        for l in range(1, self.layers + 1):
-            keys += [(TensorKind.Wb(0, l, k), self.weight(l)) for k in range(self.param_bits)]
-            if self.has_bias(l):
-                keys += [(TensorKind.Bb(0, l, k), self.bias(l)) for k in range(self.param_bits)]
-        return keys
-
-    def _step_keys(self, t: int) -> list[tuple[TensorKey, tuple]]:
-        """The committed tensors of step ``t``."""
-        L, T, p = self.layers, self.steps, self.param_scale
-        keys = []
-
-        def planes(kind, t, l, n, shape):
-            keys.extend((kind(t, l, k), shape) for k in range(n))
-
-        planes(TensorKind.Xb, t, 1, self.data_bits, self.act(0))
-        if self.training:
-            planes(TensorKind.Yb, t, L, self.data_bits, self.act(L))
-        for l in range(1, L + 1):
-            a, a_in, w = self.act(l), self.act(l - 1), self.weight(l)
-            if l >= 2:
-                keys.append((TensorKind.H(t, l), a_in))
-            keys.append((TensorKind.P(t, l), a))
-            if self.training or l < L:
-                keys.append((TensorKind.Z(t, l), a))
-            planes(TensorKind.R, t, l, p, a)
-            planes(TensorKind.Zb, t, l, self.q_act, a)
-            if self.has_bias(l):
-                keys.append((TensorKind.BB(t, l), a))  # the bias broadcast over the batch
-            if not self.training:
-                continue
-            if self.has_bias(l):
-                b = self.bias(l)
-                keys += [(TensorKind.GB(t, l), b), (TensorKind.UB(t, l), b)]
-                planes(TensorKind.RUB, t, l, self.k_bias_update, b)
-                planes(TensorKind.UBb, t, l, self.q_update, b)
-                if t < T - 1:
-                    keys.append((TensorKind.B(t + 1, l), b))
-            keys += [(TensorKind.G(t, l), a), (TensorKind.GW(t, l), w), (TensorKind.U(t, l), w)]
-            planes(TensorKind.RU, t, l, self.k_update, w)
-            planes(TensorKind.Ub, t, l, self.q_update, w)
-            if t < T - 1:
-                keys.append((TensorKind.W(t + 1, l), w))
-            if l >= 2:
-                keys += [(TensorKind.GX(t, l), a_in), (TensorKind.GH(t, l), a_in)]
-                planes(TensorKind.RH, t, l, p, a_in)
-                planes(TensorKind.GHb, t, l, self.q_grad, a_in)
-            if l == L:
-                keys.append((TensorKind.RL(t, l), a))
-                planes(TensorKind.RLb, t, l, self.k_loss, a)
-                planes(TensorKind.RL2b, t, l, self.k_loss, a)
-                planes(TensorKind.Gb, t, l, self.q_grad, a)
-        return keys
+        """``len(proof_keys)`` without building the list: what a parser checks against the bytes it
+        was given before allocating."""
+        data = self.data_bits * (2 if self.training else 1)
+        count = len(self.params) * self.param_bits + self.steps * data
+        count += sum(len(self.template(t).tensors) for t in range(self.steps))
+        return count - (len(self.params) if self.training else 1)
 
     @cached_property
     def public_keys(self) -> list[tuple[TensorKey, tuple]]:
-        """Tensors both sides commit to themselves (blind 0): the row indicators (:func:`ones`) of
-        the batches' row counts when a layer has a bias."""
-        if not any(self.has_bias(l) for l in range(1, self.layers + 1)):
-            return []
-        return [(ones(n), (_pow2(self.batch),)) for n in sorted(set(self.rows))]
+        """Tensors both sides commit to themselves (blind 0): the row indicators of the batches and
+        the graph's constants (:func:`public_value`)."""
+        keys = {k: shape for tpl in self.templates.values() for k, (shape, _) in tpl.public.items()}
+        return sorted(keys.items())
+
+    def public_value(self, key: TensorKey) -> np.ndarray:
+        """The integers of a public tensor."""
+        return next(tpl.public[key][1] for tpl in self.templates.values() if key in tpl.public)
 
     @cached_property
     def shapes(self) -> dict[TensorKey, tuple]:
         return dict(self.statement_keys + self.proof_keys + self.public_keys)
 
     # -- relations ------------------------------------------------------------------------
+    def statement_ranges(self) -> list[Linear]:
+        """The recomposition of every statement tensor's range check."""
+        return [Linear(((1, key),) + tuple((-w, p) for w, p in zip(bits.signed_weights(width),
+                                                                      self._range_planes(key, width))),
+                       0, f"range check of {key.tensor} ({width} bits)", lower.RANGES)
+                for key, width in self.range_checks()]
+
     @cached_property
-    def linear_relations(self) -> list[tuple[list[tuple[int, TensorKey]], int]]:
-        """``(terms, const)``: ``sum coeff * tensor = const`` entrywise (padding included: the
-        constants are what round to nearest adds before each division)."""
-        L, T, S, p = self.layers, self.steps, self.scale_bits, self.param_scale
-        half = lambda k: (1 << k) >> 1  # noqa: E731  (2^(k-1), and 0 for k = 0)
-        rels = []
-
-        def recompose(value_terms, kind, t, l, weights, const=0):
-            rels.append((value_terms + [(-w, kind(t, l, k)) for k, w in enumerate(weights)], const))
-
-        for key, kind, width in self.range_checks():  # the statement's data and initial parameters
-            recompose([(1, key)], kind, key.step, key.layer, bits.signed_weights(width))
-        for t in range(T):
-            for l in range(1, L + 1):
-                P, Z = TensorKind.P(t, l), TensorKind.Z(t, l)
-                # P + 2^S BB + 2^(p-1) = 2^p Z + R with R = sum 2^k R_k, one relation (BB: bias)
-                bias_term = [(1 << S, TensorKind.BB(t, l))] if self.has_bias(l) else []
-                recompose([(1, P), (-(1 << p), Z)] + bias_term, TensorKind.R, t, l, bits.unsigned_weights(p),
-                          const=-half(p))
-                recompose([(1, Z)], TensorKind.Zb, t, l, bits.signed_weights(self.q_act), const=1)
-                if not self.training:
-                    continue
-                if self.has_bias(l):
-                    GB, UB = TensorKind.GB(t, l), TensorKind.UB(t, l)
-                    recompose([(self.lr_q, GB), (-(1 << self.k_bias_update), UB)], TensorKind.RUB, t, l,
-                              bits.unsigned_weights(self.k_bias_update), const=-half(self.k_bias_update))
-                    recompose([(1, UB)], TensorKind.UBb, t, l, bits.signed_weights(self.q_update))
-                    rels.append(([(1, TensorKind.B(t + 1, l)), (-1, TensorKind.B(t, l)), (1, UB)], 0))
-                GW, U = TensorKind.GW(t, l), TensorKind.U(t, l)
-                recompose([(self.lr_q, GW), (-(1 << self.k_update), U)], TensorKind.RU, t, l,
-                          bits.unsigned_weights(self.k_update), const=-half(self.k_update))
-                recompose([(1, U)], TensorKind.Ub, t, l, bits.signed_weights(self.q_update))
-                rels.append(([(1, TensorKind.W(t + 1, l)), (-1, TensorKind.W(t, l)), (1, U)], 0))
-                if l >= 2:
-                    recompose([(1, TensorKind.GX(t, l)), (-(1 << p), TensorKind.GH(t, l))], TensorKind.RH, t, l,
-                              bits.unsigned_weights(p), const=-half(p))
-                    recompose([(1, TensorKind.GH(t, l))], TensorKind.GHb, t, l, bits.signed_weights(self.q_grad))
-                if l == L:
-                    G, RL, Y = TensorKind.G(t, l), TensorKind.RL(t, l), TensorKind.Y(t, l)
-                    c, n = 1 << (S + 1), self.loss_count(t)
-                    rels.append(([(c, Z), (-c, Y), (-n, G), (-1, RL)], -(n // 2)))
-                    recompose([(1, RL)], TensorKind.RLb, t, l, bits.unsigned_weights(self.k_loss))
-                    recompose([(-1, RL)], TensorKind.RL2b, t, l, bits.unsigned_weights(self.k_loss),
-                              const=-(n - 1))
-                    recompose([(1, G)], TensorKind.Gb, t, l, bits.signed_weights(self.q_grad))
+    def linear_relations(self) -> list[Linear]:
+        """``sum coeff * tensor = const`` entrywise (padding included: the constants are what
+        round to nearest adds before each division)."""
+        rels = self.statement_ranges()
+        for t in range(self.steps):
+            rels += [Linear(tuple((c, shift(k, t)) for c, k in rel.terms), rel.const, rel.equation, rel.drivers)
+                     for rel in self.template(t).linear]
         return rels
 
     def einsum_groups(self) -> list[tuple[str, list[tuple[TensorKey, TensorKey, TensorKey]]]]:
-        """``(spec, [(A, B, C) per instance])`` grouped by padded shapes (one sumcheck each)."""
-        L, T = self.layers, self.steps
-        every, biased = (lambda l: True), self.has_bias
-        kinds = [("forward", lambda t, l: (self.h(t, l), TensorKind.W(t, l), TensorKind.P(t, l)), every),
-                 ("bias_broadcast", lambda t, l: (ones(self.rows[t]), TensorKind.B(t, l), TensorKind.BB(t, l)),
-                  biased)]
-        if self.training:
-            kinds += [("weight_grad", lambda t, l: (TensorKind.G(t, l), self.h(t, l), TensorKind.GW(t, l)), every),
-                      ("input_grad", lambda t, l: (TensorKind.G(t, l), TensorKind.W(t, l), TensorKind.GX(t, l)),
-                       lambda l: l >= 2),
-                      ("bias_grad", lambda t, l: (TensorKind.G(t, l), ones(self.rows[t]), TensorKind.GB(t, l)),
-                       biased)]
-        groups = []
-        for kind, keys_of, included in kinds:
-            by_shape: dict = {}
-            for t in range(T):
-                for l in filter(included, range(1, L + 1)):
-                    a, b, c = keys_of(t, l)
-                    by_shape.setdefault((self.shapes[a], self.shapes[b]), []).append((a, b, c))
-            groups += [(EINSUMS[kind], inst) for _, inst in sorted(by_shape.items())]
-        return groups
-
-    def relu_groups(self) -> list[list[tuple[TensorKey, ...]]]:
-        """Per padded shape: ``(H_{l+1}, G_l, sign_l, Z_l, GH_{l+1})`` for ``l < L``."""
+        """``(spec, [(A, B, C) per instance])`` grouped by spec and padded shapes (one sumcheck each)."""
         by_shape: dict = {}
         for t in range(self.steps):
-            for l in range(1, self.layers):
-                sign = TensorKind.Zb(t, l, self.q_act - 1)
-                grads = (TensorKind.G(t, l), TensorKind.GH(t, l + 1)) if self.training else (None, None)
-                by_shape.setdefault(self.act(l), []).append(
-                    (self.h(t, l + 1), grads[0], sign, TensorKind.Z(t, l), grads[1]))
+            for rel in self.template(t).einsums:
+                a, b, c = (shift(k, t) for k in (rel.a, rel.b, rel.c))
+                by_shape.setdefault((rel.spec, self.shapes[a], self.shapes[b]), []).append((a, b, c))
+        return [(spec, inst) for (spec, _, _), inst in sorted(by_shape.items())]
+
+    def relu_groups(self) -> list[list[tuple[TensorKey, ...]]]:
+        """Per padded shape (and whether a gradient flows back): ``(h, g, sign, z, g_h)``."""
+        by_shape: dict = {}
+        for t in range(self.steps):
+            for rel in self.template(t).relus:
+                keys = tuple(None if k is None else shift(k, t) for k in (rel.h, rel.g, rel.s, rel.z, rel.gh))
+                by_shape.setdefault((self.shapes[keys[0]], rel.g is None), []).append(keys)
         return [inst for _, inst in sorted(by_shape.items())]
 
     def bit_groups(self) -> list[list[TensorKey]]:
@@ -403,28 +317,19 @@ class Circuit:
                 keys = keys[n:]
         return groups
 
-    @staticmethod
-    def h(t: int, l: int) -> TensorKey:
-        """The input of layer ``l`` at step ``t`` (the data batch for ``l = 1``)."""
-        return TensorKind.X(t, 1) if l == 1 else TensorKind.H(t, l)
+    # -- the witness ------------------------------------------------------------------------
+    def step_witness(self, t: int, run: dict) -> dict:
+        """The committed tensors of step ``t`` from its fixed-point ``run`` (:func:`circuits.run`)."""
+        return {shift(k, t): v for k, v in self.template(t).witness(run).items()}
+
+
+_graphs = functools.lru_cache(maxsize=16)(Circuit._trace)
+_templates = functools.lru_cache(maxsize=16)(Circuit._lower)
 
 
 # ----------------------------------------------------------------------------------------
 # committing
 # ----------------------------------------------------------------------------------------
-def pad(values: np.ndarray, shape: tuple, fill: int = 0) -> np.ndarray:
-    """``values`` padded to ``shape`` with ``fill`` (0, or the constant a remainder takes on the
-    padding): uint8 planes stay uint8, integers become int64, or Python integers where they
-    exceed int64 (e.g. remainders of a very small learning rate)."""
-    a = np.asarray(values)
-    if a.dtype == object and a.size and max(abs(int(a.min())), abs(int(a.max())), fill) < 1 << 62:
-        a = a.astype(np.int64)
-    dtype = a.dtype if a.dtype in (np.uint8, object) else np.int64
-    out = np.full(shape, fill, dtype=dtype)
-    out[tuple(slice(0, n) for n in a.shape)] = a
-    return out
-
-
 def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, device: Device, progress=None):
     """Commit every tensor named in ``keys`` (padded to its shape) on ``device``:
     ``{key: (Commitment, Opening)}``.
@@ -471,11 +376,10 @@ def public_tensors(circuit: Circuit, key: commit.CommitKey, device: Device = CPU
     ``device``), as both sides compute them: ``{key: (Commitment, Opening)}``."""
     out = {}
     for k, shape in circuit.public_keys:
-        indicator = np.zeros(shape, dtype=np.uint8)
-        indicator[:k.step] = 1
         m = sum(mle.dim_bits(shape))
         c = instance_col_vars(m)
-        out[k] = commit.commit(indicator, key, blinds=field.zeros(1 << (m - c)), col_vars=c, device=device)
+        out[k] = commit.commit(circuit.public_value(k), key, blinds=field.zeros(1 << (m - c)), col_vars=c,
+                               device=device)
     return out
 
 
@@ -516,11 +420,11 @@ def _linear_combination(circuit: Circuit, rho: np.ndarray, rows_of):
     """Each linear relation with its row weights: consecutive powers of ``rho`` over all rows of
     all relations (one random combination, Schwartz–Zippel)."""
     rels = circuit.linear_relations
-    counts = [len(rows_of(terms[0][1])) for terms, _ in rels]
+    counts = [len(rows_of(rel.terms[0][1])) for rel in rels]
     powers = field.powers(rho, sum(counts))
     out, offset = [], 0
-    for (terms, const), rows in zip(rels, counts):
-        out.append((terms, const, circuit.shapes[terms[0][1]], powers[offset:offset + rows]))
+    for rel, rows in zip(rels, counts):
+        out.append((rel.terms, rel.const, circuit.shapes[rel.terms[0][1]], powers[offset:offset + rows]))
         offset += rows
     return out
 
@@ -648,4 +552,4 @@ def _relu_forms(circuit: Circuit, instances, stacked, t: Transcript):
             Affine(0, [(1, z), (gamma, gh)]), u)
 
 
-__all__ = ["Circuit", "AggregatedProof", "ones", "commit_tensors", "public_tensors", "prove", "verify", "pad"]
+__all__ = ["Circuit", "AggregatedProof", "commit_tensors", "public_tensors", "prove", "verify", "pad"]

@@ -21,7 +21,7 @@ from . import committed, fac4dnn
 from .commit import Commitment
 from .errors import ProofFormatError, StatementError
 from .fac4dnn import Circuit
-from .keys import TensorKey, TensorKind
+from .keys import TensorKey
 from .model import ModelCommitment
 from .transcript import Transcript
 from .wire import Reader, section
@@ -111,16 +111,16 @@ class TrainingStatement:
         """The MLP's widths (input, hidden layers, output)."""
         return self.widths
 
-    def data_commitment(self, kind: TensorKind, t: int) -> Commitment:
-        """The commitment to step ``t``'s data (``TensorKind.X``) or targets (``TensorKind.Y``)."""
-        return self.commitments[kind(t, 1) if kind == TensorKind.X else kind(t, len(self.widths) - 1)]
+    def batch_commitments(self, t: int) -> tuple[Commitment, Commitment]:
+        """The commitments to step ``t``'s data and targets."""
+        return self.commitments[self.circuit.data_key(t)], self.commitments[self.circuit.target_key(t)]
 
     def _model(self, step: int) -> ModelCommitment:
         n = len(self.widths) - 1
-        biases = tuple(self.biases) or (False,) * n
-        weights = tuple(self.commitments[TensorKind.W(step, l)] for l in range(1, n + 1))
-        bias = tuple(self.commitments[TensorKind.B(step, l)] for l in range(1, n + 1) if biases[l - 1])
-        return ModelCommitment(tuple(self.widths), biases, self.scale_bits, self.param_scale, weights, bias)
+        model = ModelCommitment(tuple(self.widths), tuple(self.biases) or (False,) * n, self.scale_bits,
+                                self.param_scale, (), ())
+        coms = tuple(self.commitments[self.circuit.param_key(name, step)] for name, _, _ in model.parameter_shapes())
+        return dataclasses.replace(model, weights=coms[:n], bias=coms[n:])
 
     @property
     def initial_model(self) -> ModelCommitment:
@@ -134,21 +134,21 @@ class TrainingStatement:
             raise ValueError("an inference statement has no final model")
         return self._model(self.steps)
 
-    def _select(self, kind: TensorKind, step=None) -> list[Commitment]:
-        return [c for k, c in self.commitments.items() if k.kind == kind and (step is None or k.step == step)]
+    @property
+    def initial_weights(self) -> tuple[Commitment, ...]:
+        return self.initial_model.weights
 
     @property
-    def initial_weights(self) -> list[Commitment]:
-        return self._select(TensorKind.W, 0)
-
-    @property
-    def final_weights(self) -> list[Commitment]:
-        return self._select(TensorKind.W, self.steps) if self.training else []
+    def final_weights(self) -> tuple[Commitment, ...]:
+        return self.final_model.weights if self.training else ()
 
     @property
     def data(self) -> list[Commitment]:
         """Commitments to the data batches ``X_t`` (and, for training, the targets ``Y_t``)."""
-        return self._select(TensorKind.X) + self._select(TensorKind.Y)
+        c = self.circuit
+        keys = [c.data_key(t) for t in range(self.steps)] + \
+            ([c.target_key(t) for t in range(self.steps)] if self.training else [])
+        return [self.commitments[k] for k in keys]
 
     def describe(self) -> str:
         kind = "training" if self.training else "inference"
@@ -170,7 +170,7 @@ class TrainingStatement:
         else:
             lines.append(f"  model        : {self.initial_model.digest.hex()}")
         for key, c in self.commitments.items():
-            lines.append(f"  commitment   : {tensor_name(key):28s} {c.to_bytes()[3:11].hex()}…")
+            lines.append(f"  commitment   : {tensor_name(self.circuit, key):36s} {c.to_bytes()[3:11].hex()}…")
         return "\n".join(lines)
 
     def absorb(self, t: Transcript) -> None:
@@ -252,11 +252,11 @@ def _ranges(indices) -> str:
     return ", ".join(runs[:8]) + (f", ... ({len(runs)} runs)" if len(runs) > 8 else "")
 
 
-def tensor_name(key: TensorKey) -> str:
-    """A statement tensor's name for people (``describe``, error messages)."""
-    t, l = key.step, key.layer
-    return {TensorKind.X: f"data batch X[{t}]", TensorKind.Y: f"targets Y[{t}]", TensorKind.Z: "output",
-            TensorKind.W: f"weights W{l} after {t} step(s)", TensorKind.B: f"bias b{l} after {t} step(s)"}[key.kind]
+def tensor_name(circuit: Circuit, key: TensorKey) -> str:
+    """A statement tensor of ``circuit``'s for people (``describe``, error messages)."""
+    if key.tensor in circuit.params:
+        return f"parameter {key.tensor} after {key.step} step(s)"
+    return {"x": f"data batch X[{key.step}]", "y": f"targets Y[{key.step}]"}.get(key.tensor, f"output {key.tensor}")
 
 
 def read_commitments(r: Reader, keys) -> dict:

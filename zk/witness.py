@@ -27,72 +27,6 @@ from .statement import MAX_BATCH, MAX_LAYERS, MAX_WIDTH, tensor_name
 __all__ = ["Run", "FixedStep", "fixed_steps", "training_run", "inference_run", "model_keys", "model_openings"]
 
 
-def _witness_step(circuit: Circuit, graph, vals: dict, t: int, out: dict) -> None:
-    """Fill ``out`` with the tensors of step ``t`` from a fixed-point run of ``graph`` (a graph
-    of :func:`circuits.trace_training` or :func:`circuits.trace` of the standard MLP)."""
-    shapes = circuit.shapes
-    nodes = {n.output: n for n in graph.nodes}
-    L, p = circuit.layers, circuit.param_scale
-    half = lambda k: (1 << k) >> 1  # noqa: E731  the remainder's value on padding entries
-
-    def planes(kind, l, arr, fn, width, what, fill=0):
-        if not width:  # e.g. the loss remainder when batch x outputs = 1: no planes, it must be 0
-            fn(arr, width, what)
-            return
-        for k, plane in enumerate(fn(fac4dnn.pad(arr, shapes[kind(t, l, 0)], fill), width, what)):
-            out[kind(t, l, k)] = plane
-
-    for l in range(1, L + 1):
-        pre = str(2 * (l - 1))
-        h = nodes[f"{pre}.matmul"].inputs[0]
-        out[circuit.h(t, l)] = vals[h]
-        out[TensorKind.P(t, l)] = vals[f"{pre}.matmul"]
-        z = vals[f"{pre}.z"]
-        out[TensorKind.Z(t, l)] = z
-        planes(TensorKind.R, l, vals[f"{pre}.z.rem"], bits.unsigned, p, f"rescale remainder (layer {l})", half(p))
-        if circuit.has_bias(l):
-            bias = np.asarray(vals[f"{pre}.bias"]).astype(np.int64)
-            out[TensorKind.BB(t, l)] = np.broadcast_to(bias, (circuit.rows[t], bias.shape[0]))
-        for k, plane in enumerate(bits.signed(fac4dnn.pad(z, circuit.act(l)) - 1, circuit.q_act,
-                                              f"pre-activation of layer {l} at step {t}")):
-            out[TensorKind.Zb(t, l, k)] = plane
-        if not circuit.training:
-            continue
-
-        def sgd(param, kinds, k, what):
-            """Gradient, update, next value, remainder planes and update planes of ``param``."""
-            grad, update, nxt, rem, update_bits = kinds
-            out[grad(t, l)] = vals[f"{param}.grad"]
-            out[update(t, l)] = vals[param] - vals[f"{param}.next"]
-            out[nxt(t + 1, l)] = vals[f"{param}.next"]
-            planes(rem, l, vals[f"{param}.next.rem"], bits.unsigned, k, f"SGD remainder of {what} (layer {l})",
-                   half(k))
-            planes(update_bits, l, out[update(t, l)], bits.signed, circuit.q_update,
-                   f"update of {what} of layer {l} at step {t}")
-
-        out[TensorKind.G(t, l)] = vals[nodes[f"{pre}.weight.grad"].inputs[0]]
-        sgd(f"{pre}.weight", (TensorKind.GW, TensorKind.U, TensorKind.W, TensorKind.RU, TensorKind.Ub),
-            circuit.k_update, "the weights")
-        if circuit.has_bias(l):
-            sgd(f"{pre}.bias", (TensorKind.GB, TensorKind.UB, TensorKind.B, TensorKind.RUB, TensorKind.UBb),
-                circuit.k_bias_update, "the bias")
-        if l >= 2:
-            out[TensorKind.GX(t, l)] = vals[f"{pre}.in.grad.raw"]
-            out[TensorKind.GH(t, l)] = vals[f"{pre}.in.grad"]
-            planes(TensorKind.RH, l, vals[f"{pre}.in.grad.rem"], bits.unsigned, p, f"rescale remainder (layer {l})",
-                   half(p))
-            planes(TensorKind.GHb, l, vals[f"{pre}.in.grad"], bits.signed, circuit.q_grad,
-                   f"input gradient of layer {l} at step {t}")
-        if l == L:
-            n = circuit.loss_count(t)
-            rl = fac4dnn.pad(vals["loss.grad.rem"], circuit.act(L), n // 2)
-            out[TensorKind.RL(t, l)] = rl
-            out[TensorKind.Y(t, l)] = vals["y"]
-            planes(TensorKind.RLb, l, rl, bits.unsigned, circuit.k_loss, "loss remainder")
-            planes(TensorKind.RL2b, l, (n - 1) - rl, bits.unsigned, circuit.k_loss, "loss remainder")
-            planes(TensorKind.Gb, l, vals["loss.grad"], bits.signed, circuit.q_grad, "loss gradient")
-
-
 def _check_updates(graph, vals: dict, t: int) -> None:
     """Refuse (ValueError) a step whose SGD updates round away: the proof would be about
     parameters that do not move while the user's float training moves them."""
@@ -112,14 +46,15 @@ def _check_updates(graph, vals: dict, t: int) -> None:
 def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
     """``circuit`` with the narrowest range widths that hold the witness's data and initial
     parameters, and ``values`` completed with their bit planes (:meth:`Circuit.range_checks`)."""
-    checked = [(key, key.kind in (TensorKind.X, TensorKind.Y)) for key, _, _ in circuit.range_checks()]
+    params = set(circuit.params)
+    checked = [(key, key.tensor not in params) for key, _ in circuit.range_checks()]
     circuit = dataclasses.replace(
         circuit, data_bits=bits.signed_width([values[k] for k, is_data in checked if is_data]),
         param_bits=bits.signed_width([values[k] for k, is_data in checked if not is_data]))
-    for key, kind, width in circuit.range_checks():
-        planes = bits.signed(fac4dnn.pad(values[key], circuit.shapes[key]), width, tensor_name(key))
+    for key, width in circuit.range_checks():
+        planes = bits.signed(fac4dnn.pad(values[key], circuit.shapes[key]), width, tensor_name(circuit, key))
         for j, plane in enumerate(planes):
-            values[kind(key.step, key.layer, j)] = plane
+            values[TensorKind.BITS(key.step, key.tensor, j)] = plane
     return circuit
 
 
@@ -143,16 +78,15 @@ class Run:
 
 
 def model_keys(circuit: Circuit, step: int) -> list[tuple[TensorKey, str]]:
-    """``(TensorKind.W or B (step, l), standard name)`` of every parameter, weights then biases."""
-    L = circuit.layers
-    out = [(TensorKind.W(step, l), f"{2 * (l - 1)}.weight") for l in range(1, L + 1)]
-    return out + [(TensorKind.B(step, l), f"{2 * (l - 1)}.bias") for l in range(1, L + 1) if circuit.has_bias(l)]
+    """``(statement key, standard name)`` of every parameter after ``step`` steps."""
+    return [(circuit.param_key(name, step), name) for name in circuit.params]
 
 
 def model_openings(circuit: Circuit, step: int, opening: ModelOpening, key: commit.CommitKey) -> dict:
     """``{statement key: (Commitment, Opening)}`` of ``opening``'s parameters as the model after
     ``step`` steps (checked against its published commitment)."""
-    return {k: pair for (k, _), pair in zip(model_keys(circuit, step), opening.openings(key))}
+    names = [name for name, _, _ in opening.commitment.parameter_shapes()]
+    return {circuit.param_key(name, step): pair for name, pair in zip(names, opening.openings(key))}
 
 
 class FixedStep(NamedTuple):
@@ -203,12 +137,13 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
     state = model.integers()
     values = {k: state[name] for k, name in model_keys(circuit, 0)}
     for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step):
-        _witness_step(circuit, step.graph, step.values, step.t, values)
+        values[circuit.data_key(step.t)], values[circuit.target_key(step.t)] = step.values["x"], step.values["y"]
+        values.update(circuit.step_witness(step.t, step.values))
         state = step.state
         if progress:
             progress("witness", step.t + 1, len(indices))
     for t, i in enumerate(indices):
-        reused[TensorKind.X(t, 1)], reused[TensorKind.Y(t, circuit.layers)] = opened[i]
+        reused[circuit.data_key(t)], reused[circuit.target_key(t)] = opened[i]
     return Run(_with_ranges(circuit, values), values, state, reused)
 
 
@@ -222,10 +157,10 @@ def inference_run(model: ModelOpening, x: np.ndarray, key: commit.CommitKey) -> 
     circuit = Circuit(mc.widths, x.shape[0], 1, mc.scale_bits, training=False,
                       biases=mc.biases if any(mc.biases) else (), param_scale=mc.param_scale)
     reused = model_openings(circuit, 0, model, key)
-    graph = circuits.trace(model.to_torch(), x, mc.scale_bits, mc.param_scale)
     state = model.integers()
     inputs = {"x": xq, **state}
-    vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
+    vals = circuits.run(circuit.graph(x.shape[0]), inputs, mode="fixed", encoded=set(inputs))
     values = {k: state[name] for k, name in model_keys(circuit, 0)}
-    _witness_step(circuit, graph, vals, 0, values)
+    values[circuit.data_key(0)] = vals["x"]
+    values.update(circuit.step_witness(0, vals))
     return Run(_with_ranges(circuit, values), values, state, reused)

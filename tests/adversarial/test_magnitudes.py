@@ -7,31 +7,37 @@ import pytest
 import zk
 from zk import bits, fac4dnn, field, magnitudes, training
 from zk.keys import TensorKind
+from zk.lower import UPDATE_HEADROOM
 
 from forge import forge, honest_witness, rejection
 
 LR = 2.0 ** -208  # at scales 2^16 the SGD remainder needs lr_bits + 3S - p = 255 bits: wider than Fr
 
 
+def _k_update(circuit):
+    """Bits of the SGD remainder of the weights (gradients at scale 3S, parameters at p)."""
+    return circuit.lr_bits + 3 * circuit.scale_bits - circuit.param_scale
+
+
 def _wrapped_update(circuit, values, delta=3):
     """Change one weight update by ``delta`` and solve the SGD division modulo r: the remainder
     ``lr_q GW + 2^(k-1) - 2^k U`` wraps to a field element below 2^255, genuine bits of a 255-bit range."""
-    k = circuit.k_update
-    u = values[TensorKind.U(0, 1)] = np.array(values[TensorKind.U(0, 1)], dtype=object)
+    k = _k_update(circuit)
+    u = values[TensorKind.UPDATE(0, "0.weight.next")] = np.array(values[TensorKind.UPDATE(0, "0.weight.next")], dtype=object)
     u[0, 0] += delta
-    values[TensorKind.W(1, 1)] = np.array(values[TensorKind.W(0, 1)], dtype=object) - u
-    gw = np.array(values[TensorKind.GW(0, 1)], dtype=object)
+    values[TensorKind.VALUE(1, "0.weight")] = np.array(values[TensorKind.VALUE(0, "0.weight")], dtype=object) - u
+    gw = np.array(values[TensorKind.VALUE(0, "0.weight.grad")], dtype=object)
     half = 1 << (k - 1)  # what rounding to nearest adds before the division (also on the padding)
-    rem = fac4dnn.pad((circuit.lr_q * gw + half - (u << k)) % field.R, circuit.weight(1), half)
+    rem = fac4dnn.pad((circuit.lr_q * gw + half - (u << k)) % field.R, circuit.shapes[TensorKind.VALUE(0, "0.weight")], half)
     for j, plane in enumerate(bits.unsigned(rem, k, "wrapped remainder")):
-        values[TensorKind.RU(0, 1, j)] = plane
-    for j, plane in enumerate(bits.signed(fac4dnn.pad(u, circuit.weight(1)), circuit.q_update, "update")):
-        values[TensorKind.Ub(0, 1, j)] = plane
+        values[TensorKind.REMAINDER_BITS(0, "0.weight.next", j)] = plane
+    for j, plane in enumerate(bits.signed(fac4dnn.pad(u, circuit.shapes[TensorKind.VALUE(0, "0.weight")]), circuit.param_scale + UPDATE_HEADROOM, "update")):
+        values[TensorKind.BITS(0, "0.weight.next", j)] = plane
 
 
 def test_a_wrapped_sgd_remainder_is_refused(monkeypatch):
     circuit, values = honest_witness((3, 2, 2), 2, lr=LR, param_scale=16)
-    assert circuit.k_update == 255
+    assert _k_update(circuit) == 255
     with pytest.raises(zk.StatementError, match="learning rate .* is too small for scale 2\\^16"):
         training.prove_witness(circuit, values, LR)
     _wrapped_update(circuit, values)
@@ -68,8 +74,8 @@ def test_the_learning_rate_bound_at_its_edge():
 
 
 @pytest.mark.parametrize("change, parameter", [
-    (dict(widths=(1 << 16, 8, 2), data_bits=120, param_bits=110), "input width 65536 of layer 1"),
-    (dict(data_bits=128, param_bits=128), "input width 3 of layer 1"),
+    (dict(widths=(1 << 16, 8, 2), data_bits=120, param_bits=110), "input width 65536 of 0.matmul"),
+    (dict(data_bits=128, param_bits=128), "input width 3 of 0.matmul"),
     (dict(scale_bits=40, param_scale=40, lr_bits=165), "too small for scale 2\\^40"),
 ])
 def test_wide_statements_are_refused_naming_the_parameter(change, parameter):

@@ -26,14 +26,14 @@ def test_hidden_features_and_units(monkeypatch):
 
 def test_hidden_sample():
     """A run on 4 samples per batch claimed as "batch 3": the 4th sample sits in the padding row
-    of X_t and Y_t."""
-    circuit, values = honest_witness((4, 3, 2), 4, steps=2)
+    of X_t and Y_t (3 outputs: the loss divides by 12, claimed 9, remainders of one width)."""
+    circuit, values = honest_witness((4, 3, 3), 4, steps=2)
     claimed = dataclasses.replace(circuit, batch=3, rows=(3, 3))
     assert "zero padding" in rejection(forge(claimed, values))
 
 
-@pytest.mark.parametrize("key", [TensorKind.X(0, 1), TensorKind.Y(0, 2), TensorKind.W(0, 1), TensorKind.W(1, 2),
-                                 TensorKind.B(0, 2), TensorKind.B(1, 1)])
+@pytest.mark.parametrize("key", [TensorKind.VALUE(0, "x"), TensorKind.VALUE(0, "y"), TensorKind.VALUE(0, "0.weight"), TensorKind.VALUE(1, "2.weight"),
+                                 TensorKind.VALUE(0, "2.bias"), TensorKind.VALUE(1, "0.bias")])
 def test_junk_in_the_padding_of_each_statement_tensor(key):
     circuit, values = honest_witness((3, 3, 3), 3, bias=True)
     padded(values, key, circuit.shapes[key])[(-1,) * len(circuit.shapes[key])] = 5
@@ -43,7 +43,7 @@ def test_junk_in_the_padding_of_each_statement_tensor(key):
 def test_junk_in_the_padding_of_an_inference_output():
     model = training.synthetic_mlp((3, 3, 3))
     circuit, values = training.inference_witness(model, np.ones((3, 3)))
-    out = TensorKind.Z(0, 2)
+    out = TensorKind.VALUE(0, "2.z")
     assert out in [k for _, keys in circuit.padding_groups() for k in keys]
     padded(values, out, circuit.shapes[out])[3, 3] = 9
     assert "zero padding" in rejection(forge(circuit, values, lr=0.0), zk.verify_inference)
@@ -101,7 +101,8 @@ def test_junk_in_the_padding_rows_of_a_smaller_last_batch():
     _, dataset = zk.commit_dataset(rng.standard_normal((10, 5)), rng.standard_normal((10, 3)), 4)
     _, model = zk.commit_model(training.synthetic_mlp((5, 4, 3), seed=2, bias=True), lr=0.05)
     r = witness.training_run(model, dataset, [0, 1, 2], 0.05, commit.DEFAULT_KEY)
-    assert r.circuit.rows == (4, 4, 2) and r.circuit.loss_count(2) == 6
+    assert r.circuit.rows == (4, 4, 2)
+    assert next(n for n in r.circuit.graph(2).nodes if n.op == "loss_grad").attrs["count"] == 6
     values = {k: np.array(v, copy=True) for k, v in r.values.items()}
-    padded(values, TensorKind.X(2, 1), r.circuit.shapes[TensorKind.X(2, 1)])[3, 0] = 7
+    padded(values, TensorKind.VALUE(2, "x"), r.circuit.shapes[TensorKind.VALUE(2, "x")])[3, 0] = 7
     assert "zero padding" in rejection(forge(r.circuit, values, 0.05))

@@ -1,0 +1,438 @@
+"""Lowering a circuits Graph to FAC4DNN relations: what each op commits and what it proves.
+
+:func:`lower` turns the graph of one SGD step (:func:`circuits.trace_training`) or of one
+inference (:func:`circuits.trace`) into a :class:`Template`: the tensors the step commits, each
+named by a :class:`zk.keys.TensorKey` relative to the step (step 0: this step, 1: the next, where
+the updated parameters live), the relations that bind them, the integer bound of every tensor,
+and the witness rule that fills them from the step's fixed-point run (:func:`circuits.run`,
+``mode="fixed"``). :class:`zk.fac4dnn.Circuit` instantiates the template at every step and stacks
+the instances of one relation and padded shape. Each op is lowered by one rule:
+
+==============  ===================================================================================
+op              committed (``v``: the op's output) and proved
+==============  ===================================================================================
+einsum          ``v``, an einsum sumcheck; a sum over the batch axis contracts with the public
+                indicator of the batch's real rows (``ONES``); a graph constant is public (``CONST``)
+add             nothing when only linear relations read ``v`` (it stays the sum of its operands),
+                else ``v`` and a linear relation; a parameter broadcast over the batch is
+                ``BROADCAST = ONES b^T`` (an einsum)
+rescale(k)      the quotient ``v``, its range check and the remainder's ``k`` planes:
+                ``x + 2^(k-1) = 2^k v + R``
+relu            ``h``; zkReLU ``h + gamma g = (1 - s)(z + gamma g_h)`` with the ``relu_grad``
+relu_grad       ``g = relu_grad(g_h, z)`` of the same ``z`` (inference: ``h = (1 - s) z``), ``s`` the top
+                plane of the range check of ``z - 1``, so ``1 - s = [z > 0]`` (torch's convention)
+loss_grad(N)    ``v`` with its range check and the remainder ``RL`` in ``[0, N)``:
+                ``2^(S+1) (out - y) + N/2 = N v + RL``
+sgd_update      the update ``U`` with its range check and remainder planes, and the next
+                parameter: ``lr_q g + 2^(k-1) = 2^k U + R``, ``w' = w - U``
+==============  ===================================================================================
+
+Every quotient is range-checked in two's complement (``scale + 16`` bits for activations and
+gradients: real values below 2^15; ``param_scale + 8`` for an update), every remainder in
+``[0, divisor)``; the bounds this gives every tensor (:attr:`Template.bounds`) are what
+:mod:`zk.magnitudes` checks each equation against.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field as dataclass_field
+
+import numpy as np
+
+import circuits
+from circuits import FixedPoint, UnsupportedOp
+
+from . import bits
+from .keys import TensorKey, TensorKind
+
+__all__ = ["Template", "Committed", "Linear", "EinsumRelation", "ReluRelation", "lower", "pad", "padded",
+           "ACT_HEADROOM", "UPDATE_HEADROOM"]
+
+#: Range of an activation or gradient quotient: ``scale + ACT_HEADROOM`` bits (|real value| < 2^15).
+ACT_HEADROOM = 16
+#: Range of an SGD update: ``param_scale + UPDATE_HEADROOM`` bits (|lr * gradient| < 2^7).
+UPDATE_HEADROOM = 8
+#: Ops whose relation is linear in their operands: an ``add`` read only by these is not committed.
+LINEAR_READERS = frozenset({"rescale", "loss_grad", "sgd_update", "add"})
+#: What to change when an equation could wrap, where nothing more specific is known.
+GENERIC = "the widths, the scale and the data and parameter bits are too large"
+RANGES = "the range checks (scale, data and parameter bits, learning rate) are too wide"
+#: Letters for the instance axis a stacked einsum gains.
+_INSTANCE_LETTERS = "nmlkjqpt"
+
+
+def _pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+def padded(shape) -> tuple[int, ...]:
+    """``shape`` with every dimension padded to a power of two."""
+    return tuple(_pow2(int(d)) for d in shape)
+
+
+def pad(values, shape: tuple, fill: int = 0) -> np.ndarray:
+    """``values`` padded to ``shape`` with ``fill`` (0, or the constant a remainder takes on the
+    padding): uint8 planes stay uint8, integers become int64, or Python integers where they
+    exceed int64 (e.g. remainders of a very small learning rate)."""
+    a = np.asarray(values)
+    if a.dtype == object and a.size and max(abs(int(a.min())), abs(int(a.max())), fill) < 1 << 62:
+        a = a.astype(np.int64)
+    dtype = a.dtype if a.dtype in (np.uint8, object) else np.int64
+    out = np.full(shape, fill, dtype=dtype)
+    out[tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A tensor the step commits: its key (step-relative) and padded shape."""
+
+    key: TensorKey
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Linear:
+    """``sum coeff * tensor = const`` entrywise on the padded shape; ``equation`` and ``drivers``
+    name it, and what to change when it could wrap, in messages."""
+
+    terms: tuple[tuple[int, TensorKey], ...]
+    const: int
+    equation: str
+    drivers: str
+
+
+@dataclass(frozen=True)
+class EinsumRelation:
+    """``c = einsum(spec, a, b)`` with ``spec`` carrying the instance axis first (stackable)."""
+
+    spec: str
+    a: TensorKey
+    b: TensorKey
+    c: TensorKey
+    equation: str
+    drivers: str
+
+
+@dataclass(frozen=True)
+class ReluRelation:
+    """zkReLU of one pre-activation ``z``: ``h = (1 - s) z`` and, in training, ``g = (1 - s) gh``."""
+
+    h: TensorKey
+    g: TensorKey | None
+    s: TensorKey
+    z: TensorKey
+    gh: TensorKey | None
+
+
+#: A witness rule: the step's fixed-point run (graph tensor name -> integers) to committed tensors.
+Fill = Callable[[dict], dict]
+
+
+@dataclass
+class Template:
+    """One step of the circuit, keys relative to the step (:func:`shift` places it)."""
+
+    tensors: list[Committed] = dataclass_field(default_factory=list)
+    linear: list[Linear] = dataclass_field(default_factory=list)
+    einsums: list[EinsumRelation] = dataclass_field(default_factory=list)
+    relus: list[ReluRelation] = dataclass_field(default_factory=list)
+    #: public tensors (``ONES``, ``CONST``) -> (padded shape, their integers)
+    public: dict = dataclass_field(default_factory=dict)
+    #: every tensor's largest integer magnitude (committed, inputs and public)
+    bounds: dict = dataclass_field(default_factory=dict)
+    fills: list[Fill] = dataclass_field(default_factory=list)
+
+    def witness(self, run: dict) -> dict:
+        """Every committed tensor of the step from its fixed-point ``run`` (step-relative keys)."""
+        out: dict = {}
+        for fill in self.fills:
+            out.update(fill(run))
+        return out
+
+
+def shift(key: TensorKey, step: int) -> TensorKey:
+    """``key`` of a template placed at ``step`` (public tensors belong to no step)."""
+    if key.kind in (TensorKind.ONES, TensorKind.CONST):
+        return key
+    return key._replace(step=key.step + step)
+
+
+def ones(rows: int) -> TensorKey:
+    """The public indicator of a batch's ``rows`` real rows (1 for ``b < rows``, 0 on padding
+    rows), committed with blind 0 by prover and verifier alike: it broadcasts biases over the batch
+    and sums gradients over it. Its key's step holds ``rows``."""
+    return TensorKind.ONES(rows, "")
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A tensor's range check: two's complement planes of ``value - offset`` in ``width`` bits."""
+
+    width: int
+    offset: int
+
+
+class _Lowering:
+    """Builds the :class:`Template` of ``graph`` node by node (one method per op)."""
+
+    def __init__(self, graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict) -> None:
+        self.g, self.full, self.rows = graph, full, rows
+        self.t = Template()
+        #: what to change when an equation over this tensor could wrap (an einsum's inputs, through adds)
+        self.drivers: dict[str, str] = {}
+        self.readers: dict[str, list] = {}
+        for node in graph.nodes:
+            for x in node.inputs:
+                self.readers.setdefault(x, []).append(node)
+        self.outputs = set(graph.outputs.values())
+        self.next_param = {node.output: node.inputs[0] for node in graph.nodes if node.op == "sgd_update"}
+        self.env: dict[str, tuple[tuple[int, TensorKey], ...]] = {}  # graph tensor -> sum of committed terms
+        self.ranges: dict[TensorKey, _Range] = {}
+        for t in graph.inputs:
+            key = TensorKind.VALUE(0, t.name)
+            self.env[t.name] = ((1, key),)
+            self.t.bounds[key] = input_bounds[t.name]
+        fp = FixedPoint(graph.scale_bits)
+        for name, value in graph.constants.items():
+            key = TensorKind.CONST(0, name)
+            ints = fp.encode(value, graph[name].scale)
+            self.env[name] = ((1, key),)
+            self.t.public[key] = (self.shape(name), pad(ints, self.shape(name)))
+            self.t.bounds[key] = int(np.abs(ints).max()) if ints.size else 0
+
+    # -- helpers ------------------------------------------------------------------------
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The padded shape of graph tensor ``name`` (from the full batch's graph)."""
+        return padded(self.full[name].shape)
+
+    def bound(self, terms) -> int:
+        return sum(abs(c) * self.t.bounds[k] for c, k in terms)
+
+    def commit(self, key: TensorKey, shape: tuple, bound: int) -> TensorKey:
+        self.t.tensors.append(Committed(key, shape))
+        self.t.bounds[key] = bound
+        return key
+
+    def committed(self, name: str) -> TensorKey:
+        """The key of graph tensor ``name``, which an einsum or zkReLU reads: a committed tensor."""
+        terms = self.env[name]
+        if len(terms) != 1 or terms[0][0] != 1:
+            raise AssertionError(f"{name!r} is not committed")  # add() commits what non-linear ops read
+        return terms[0][1]
+
+    def value(self, name: str, bound: int) -> TensorKey:
+        """Commit graph tensor ``name`` itself (the next parameter for an SGD update's output)."""
+        step, tensor = (1, self.next_param[name]) if name in self.next_param else (0, name)
+        key = self.commit(TensorKind.VALUE(step, tensor), self.shape(name), bound)
+        self.env[name] = ((1, key),)
+        self.t.fills.append(lambda run: {key: run[name]})
+        return key
+
+    def range_check(self, key: TensorKey, shape: tuple, width: int, offset: int, what: str) -> None:
+        """Planes of ``value - offset`` (``value``: the quotient ``key``, of padded ``shape``) in
+        ``width``-bit two's complement, and their recomposition."""
+        planes = [self.commit(TensorKind.BITS(key.step, key.tensor, j), shape, 1) for j in range(width)]
+        self.ranges[key] = _Range(width, offset)
+        self.t.bounds[key] = (1 << (width - 1)) + abs(offset)
+        self.t.linear.append(Linear(((1, key),) + tuple((-w, p) for w, p in zip(bits.signed_weights(width), planes)),
+                                    offset, f"range check of {what}", RANGES))
+
+        def fill(run, key=key):
+            values = self._quotient(run, key)
+            return dict(zip(planes, bits.signed(pad(values, shape) - offset, width, what)))
+        self.t.fills.append(fill)
+
+    def _quotient(self, run: dict, key: TensorKey):
+        """The integers of a range-checked quotient in the step's run."""
+        if key.kind == TensorKind.UPDATE:
+            return _update(run, key.tensor, self.next_param)
+        return run[key.tensor]
+
+    def remainder(self, name: str, divisor: int, value_terms, equation: str, drivers: str) -> list:
+        """The remainder of ``value_terms + divisor // 2 = divisor * quotient + rem``, in
+        ``[0, divisor)``: ``log2 divisor`` planes, or for another divisor the remainder with the
+        planes of it and of ``divisor - 1 - rem``. Returns the relation's remainder terms."""
+        shape, half, k = self.shape(name), divisor // 2, (divisor - 1).bit_length()
+        if divisor & (divisor - 1) == 0:
+            planes = [self.commit(TensorKind.REMAINDER_BITS(0, name, j), shape, 1) for j in range(k)]
+            self.t.fills.append(lambda run: dict(zip(planes, bits.unsigned(pad(run[name + ".rem"], shape, half), k,
+                                                                            f"remainder of {name}"))))
+            rem_terms = tuple((-(1 << j), p) for j, p in enumerate(planes))
+        else:
+            rem = self.commit(TensorKind.REMAINDER(0, name), shape, divisor)
+            low = [self.commit(TensorKind.REMAINDER_BITS(0, name, j), shape, 1) for j in range(k)]
+            high = [self.commit(TensorKind.COMPLEMENT_BITS(0, name, j), shape, 1) for j in range(k)]
+            weights = bits.unsigned_weights(k)
+
+            def fill(run):
+                r = pad(run[name + ".rem"], shape, half)
+                return {rem: r, **dict(zip(low, bits.unsigned(r, k, f"remainder of {name}"))),
+                        **dict(zip(high, bits.unsigned((divisor - 1) - r, k, f"remainder of {name}")))}
+            self.t.fills.append(fill)
+            self.t.linear.append(Linear(((1, rem),) + tuple((-w, p) for w, p in zip(weights, low)), 0,
+                                        f"range check of the remainder of {name}", drivers))
+            self.t.linear.append(Linear(((-1, rem),) + tuple((-w, p) for w, p in zip(weights, high)),
+                                        -(divisor - 1), f"range check of the remainder of {name}", drivers))
+            rem_terms = ((-1, rem),)
+        self.t.linear.append(Linear(tuple(value_terms) + rem_terms, -half, equation, drivers))
+        return rem_terms
+
+    # -- one rule per op ----------------------------------------------------------------
+    def einsum(self, node) -> None:
+        spec = node.attrs["spec"]
+        ins, out = spec.split("->")
+        letters = ins.split(",")
+        operands = [self.committed(x) for x in node.inputs]
+        shapes = [self.shape(x) for x in node.inputs]
+        true = [self.full[x].shape for x in node.inputs]
+        if len(operands) == 1:  # a sum over the batch: contract with the indicator of its real rows
+            lead = letters[0][0]
+            if set(letters[0]) - set(out) != {lead} or lead in out:
+                raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs sum a single operand over "
+                                    "the batch axis only")
+            operands.append(self._ones(node.inputs[0]))
+            letters.append(lead)
+            shapes.append(shapes[0][:1])
+            true.append(true[0][:1])
+        elif len(operands) != 2:
+            raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs take einsums of two operands")
+        contracted = set(letters[0] + letters[1]) - set(out)
+
+        def size(shapes_):
+            sizes = {c: d for x, s in zip(letters, shapes_) for c, d in zip(x, s)}
+            return math.prod(sizes[c] for c in contracted)
+        n = next(c for c in _INSTANCE_LETTERS if c not in spec)
+        bound = size(shapes) * self.t.bounds[operands[0]] * self.t.bounds[operands[1]]
+        c = self.value(node.output, bound)
+        drivers = (f"the input width {size(true)} of {node.output} ({spec}), the scale 2^{self.g.scale_bits} "
+                   "and the data and parameter bits are too large")
+        self.drivers[node.output] = drivers
+        self.t.einsums.append(EinsumRelation(f"{n}{letters[0]},{n}{letters[1]}->{n}{out}", operands[0],
+                                             operands[1], c, f"einsum {node.output} = {spec}", drivers))
+
+    def _ones(self, like: str) -> TensorKey:
+        """The row indicator for the leading (batch) axis of graph tensor ``like``."""
+        key = ones(self.rows)
+        if key not in self.t.public:
+            size = self.shape(like)[0]
+            indicator = np.zeros(size, dtype=np.uint8)
+            indicator[:self.rows] = 1
+            self.t.public[key] = ((size,), indicator)
+            self.t.bounds[key] = 1
+        return key
+
+    def add(self, node) -> None:
+        a, b = node.inputs
+        out_shape, top = self.g[node.output].shape, self.g[node.output].scale
+        terms = []
+        for x in (a, b):
+            coeff = 1 << (top - self.g[x].scale)
+            if self.g[x].shape == out_shape:
+                terms += [(coeff * c, k) for c, k in self.env[x]]
+            else:
+                terms.append((coeff, self._broadcast(node, x)))
+        readers = self.readers.get(node.output, [])
+        self.drivers[node.output] = next((self.drivers[x] for x in (a, b) if x in self.drivers), GENERIC)
+        if node.output not in self.outputs and all(r.op in LINEAR_READERS for r in readers):
+            self.env[node.output] = tuple(terms)
+            return
+        key = self.value(node.output, self.bound(terms))
+        self.t.linear.append(Linear(((1, key),) + tuple((-c, k) for c, k in terms), 0, f"sum {node.output}",
+                                    self.drivers[node.output]))
+
+    def _broadcast(self, node, param: str) -> TensorKey:
+        """``ONES b^T``: parameter ``b`` (a vector) broadcast over the batch's real rows."""
+        out_shape = self.g[node.output].shape
+        if len(out_shape) != 2 or self.g[param].shape != out_shape[1:]:
+            raise UnsupportedOp(f"{node.output} = add: zk proofs broadcast a vector over the rows of a matrix only "
+                                f"(got {self.g[param].shape} over {out_shape})")
+        b = self.committed(param)
+        ones_key = self._ones(node.output)
+        key = self.commit(TensorKind.BROADCAST(0, node.output), self.shape(node.output), self.t.bounds[b])
+        rows = self.rows
+        self.t.fills.append(lambda run: {key: np.broadcast_to(np.asarray(run[param]).astype(np.int64),
+                                                              (rows, out_shape[1]))})
+        self.t.einsums.append(EinsumRelation("nb,no->nbo", ones_key, b, key, f"broadcast of {param}", GENERIC))
+        return key
+
+    def rescale(self, node) -> None:
+        (x,), k, out = node.inputs, node.attrs["bits"], node.output
+        relu_input = any(r.op == "relu" for r in self.readers.get(out, []))
+        width = self.g[out].scale + ACT_HEADROOM
+        q = self.value(out, (1 << (width - 1)) + 1)
+        self.range_check(q, self.shape(out), width, int(relu_input), f"{out} (rescaled by 2^{k})")
+        self.remainder(out, 1 << k, tuple(self.env[x]) + ((-(1 << k), q),),
+                       f"rescale {out} ({x} + 2^{k - 1} = 2^{k} {out} + R)", self.drivers.get(x, GENERIC))
+
+    def relu(self, node) -> None:
+        (z,) = node.inputs
+        zk_ = self.committed(z)
+        if zk_ not in self.ranges or self.ranges[zk_].offset != 1:
+            raise UnsupportedOp(f"{node.output} = relu({z}): zk proofs take a ReLU of a rescaled tensor")
+        h = self.value(node.output, self.t.bounds[zk_])
+        sign = TensorKind.BITS(0, z, self.ranges[zk_].width - 1)
+        self.t.relus.append(ReluRelation(h, None, sign, zk_, None))
+
+    def relu_grad(self, node) -> None:
+        gh, z = node.inputs
+        zk_ = self.committed(z)
+        i = next((i for i, r in enumerate(self.t.relus) if r.z == zk_ and r.g is None), None)
+        if i is None:
+            raise UnsupportedOp(f"{node.output} = relu_grad({gh}, {z}): zk proofs need the ReLU of {z} "
+                                "in the same graph")
+        ghk = self.committed(gh)
+        g = self.value(node.output, self.t.bounds[ghk])
+        self.t.relus[i] = ReluRelation(self.t.relus[i].h, g, self.t.relus[i].s, zk_, ghk)
+
+    def loss_grad(self, node) -> None:
+        out, y = node.inputs
+        n, c = node.attrs["count"], 1 << (self.g.scale_bits + 1)
+        width = self.g[node.output].scale + ACT_HEADROOM
+        g = self.value(node.output, 1 << (width - 1))
+        self.range_check(g, self.shape(node.output), width, 0, "the loss gradient")
+        self.remainder(node.output, n, tuple((c * a, k) for a, k in self.env[out]) +
+                       tuple((-c * a, k) for a, k in self.env[y]) + ((-n, g),),
+                       f"loss gradient (2^(S+1) ({out} - {y}) + N/2 = N G + RL, N = {n})",
+                       f"the scale 2^{self.g.scale_bits} and the {n} loss terms of a batch are too large")
+
+    def sgd_update(self, node) -> None:
+        w, grad = node.inputs
+        k = node.attrs["lr_bits"] + self.g[grad].scale - self.g[w].scale
+        width = self.g[w].scale + UPDATE_HEADROOM
+        u = self.commit(TensorKind.UPDATE(0, node.output), self.shape(w), 1 << (width - 1))
+        next_param = self.next_param
+        self.t.fills.append(lambda run: {u: _update(run, node.output, next_param)})
+        self.range_check(u, self.shape(w), width, 0, f"the update of {w}")
+        lr_q, lr = node.attrs["lr_q"], node.attrs["lr"]
+        if 1 << k >= lr_q * self.bound(self.env[grad]):  # the remainder dominates: the learning rate is tiny
+            drivers = f"learning rate {lr:.3g} is too small for scale 2^{self.g.scale_bits} (its SGD remainder needs {k} bits)"
+        else:
+            drivers = f"the learning rate {lr:.3g}, the batch size and the scale 2^{self.g.scale_bits} are too large"
+        self.remainder(node.output, 1 << k, tuple((lr_q * c, key) for c, key in self.env[grad]) + ((-(1 << k), u),),
+                       f"SGD update of {w} (lr_q g + 2^{k - 1} = 2^{k} U + R)", drivers)
+        (wk,) = [key for _, key in self.env[w]]
+        nxt = self.value(node.output, self.t.bounds[wk])
+        self.t.linear.append(Linear(((1, nxt), (-1, wk), (1, u)), 0, f"update of {w}", GENERIC))
+
+    def reshape(self, node) -> None:
+        raise UnsupportedOp(f"{node.output} = reshape: zk proofs do not cover reshapes yet")
+
+
+def _update(run: dict, out: str, next_param: dict) -> np.ndarray:
+    """``w - w'`` of the SGD update whose output is ``out``."""
+    return np.asarray(run[next_param[out]]) - np.asarray(run[out])
+
+
+def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict) -> Template:
+    """The :class:`Template` of one step: ``graph`` for a batch of ``rows`` real rows, ``full``
+    the same graph for the full batch (whose shapes, padded, every instance takes);
+    ``input_bounds``: the largest integer of every graph input."""
+    lowering = _Lowering(graph, full, rows, input_bounds)
+    for node in graph.nodes:
+        rule = getattr(lowering, node.op, None)
+        if rule is None:
+            raise UnsupportedOp(f"{node.output} = {node.op}: zk proofs do not cover this op")
+        rule(node)
+    return lowering.t
