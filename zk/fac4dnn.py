@@ -124,22 +124,9 @@ class Circuit:
         return _graphs(self)[rows]
 
     def _trace(self) -> dict[int, circuits.Graph]:
-        import torch
-
-        layers: list = []
-        for l, (a, b) in enumerate(zip(self.widths, self.widths[1:]), 1):
-            layers.append(torch.nn.Linear(a, b, bias=bool(self.biases) and bool(self.biases[l - 1])))
-            if l < self.layers:
-                layers.append(torch.nn.ReLU())
-        model = torch.nn.Sequential(*layers)
-        out = {}
-        for n in sorted({self.batch, *self.rows}):
-            if self.training:
-                out[n] = circuits.trace_training(model, n, self.lr_q / (1 << self.lr_bits),
-                                                 scale_bits=self.scale_bits, param_scale=self.param_scale)
-            else:
-                out[n] = circuits.trace(model, np.zeros((n, self.widths[0])), self.scale_bits, self.param_scale)
-        return out
+        lr = self.lr_q / (1 << self.lr_bits) if self.training else None
+        return {n: step_graph(self.widths, self.biases, n, lr, self.scale_bits, self.param_scale)
+                for n in sorted({self.batch, *self.rows})}
 
     @cached_property
     def params(self) -> list[str]:
@@ -321,6 +308,16 @@ class Circuit:
     def step_witness(self, t: int, run: dict) -> dict:
         """The committed tensors of step ``t`` from its fixed-point ``run`` (:func:`circuits.run`)."""
         return {shift(k, t): v for k, v in self.template(t).witness(run).items()}
+
+
+@functools.lru_cache(maxsize=32)
+def step_graph(widths: tuple[int, ...], biases: tuple[bool, ...], rows: int, lr: float | None, scale_bits: int,
+               param_scale: int) -> circuits.Graph:
+    """The circuits graph of one SGD step at learning rate ``lr`` (``None``: the inference) of the
+    Linear/ReLU MLP of ``widths`` (``biases``: per Linear layer; empty: none has one) on a batch of
+    ``rows`` rows: what the prover runs and the circuit is lowered from."""
+    forward = circuits.mlp_graph(widths, tuple(biases) or False, rows, scale_bits, param_scale)
+    return forward if lr is None else circuits.training_graph(forward, lr)
 
 
 _graphs = functools.lru_cache(maxsize=16)(Circuit._trace)

@@ -1,7 +1,7 @@
 """The prover's witness: the SGD steps (or the inference) run in exact fixed point.
 
-:func:`fixed_steps` runs the steps of :func:`circuits.trace_training`'s graph on committed data
-from a committed model (:mod:`zk.dataset`, :mod:`zk.model`), refusing updates that round away;
+:func:`fixed_steps` runs the steps of :func:`zk.fac4dnn.step_graph` (the graph the circuit is
+lowered from) on committed data from a committed model (:mod:`zk.dataset`, :mod:`zk.model`), refusing updates that round away;
 :func:`training_run` and :func:`inference_run` turn the runs into every tensor of the circuit
 (:mod:`zk.fac4dnn`): activations, gradients, updates, remainders and their bit planes, and the
 range-checked data and parameters with their bit planes.
@@ -108,9 +108,8 @@ def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], l
         raise ValueError(f"the model maps {mc.widths[0]} features to {mc.widths[-1]} outputs, the dataset has "
                          f"X with {dc.features} and Y with {dc.outputs} columns")
     _check_limits(mc.widths, dc.batch_size)
-    architecture = model.to_torch()
-    graphs = {n: circuits.trace_training(architecture, n, lr, scale_bits=dc.scale_bits, param_scale=mc.param_scale)
-              for n in sorted({dc.rows[i] for i in indices})}
+    graphs = {n: fac4dnn.step_graph(mc.widths, mc.biases if any(mc.biases) else (), n, lr, dc.scale_bits,
+                                    mc.param_scale) for n in sorted({dc.rows[i] for i in indices})}
     state = model.integers()
     for t, i in enumerate(indices):
         graph = graphs[dc.rows[i]]
