@@ -1,4 +1,5 @@
 """zkDL training/inference proofs: honest runs verify, every kind of cheating is rejected."""
+import copy
 import dataclasses
 
 import numpy as np
@@ -331,3 +332,52 @@ def test_bias_flags_are_validated(honest_bias):
     data[flags_at + 1] = 1  # claims a bias the commitments do not have
     with pytest.raises(zk.ProofFormatError):
         zk.TrainingProof.from_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def honest_momentum():
+    widths, options = (5, 4, 3), dict(momentum=0.9, dampening=0.1, weight_decay=0.01)
+    model = training.synthetic_mlp(widths, seed=3, bias=True)
+    data = batches(widths, 3, 3, seed=3)
+    circuit, values, _ = training.training_witness(model, data, 0.1, sgd=training.SGDOptions(**options))
+    return model, data, options, circuit, values, zk.prove_training(model, data, 0.1, **options)
+
+
+def test_sgd_with_momentum_and_weight_decay_is_proved_like_torch(honest_momentum):
+    """The momentum buffer is committed from step to step; the proved model is torch's SGD."""
+    model, data, options, _, _, result = honest_momentum
+    proof = zk.TrainingProof.from_bytes(result.proof.to_bytes())
+    assert zk.verify_training(proof)
+    assert (proof.statement.momentum, proof.statement.dampening, proof.statement.weight_decay) == (0.9, 0.1, 0.01)
+    assert "momentum 0.9, dampening 0.1, weight decay 0.01" in proof.statement.describe()
+    ref = copy.deepcopy(model).double()
+    sgd = torch.optim.SGD(ref.parameters(), lr=0.1, **options)
+    for x, y in data:
+        sgd.zero_grad()
+        torch.nn.functional.mse_loss(ref(torch.from_numpy(x).double()), torch.from_numpy(y).double()).backward()
+        sgd.step()
+    for name, want in ref.state_dict().items():
+        got, before = result.model.state_dict()[name].double(), model.state_dict()[name].double()
+        assert float((got - want).abs().max()) <= 1e-3 * float((want - before).abs().max())
+    # a statement without the options does not verify the same proof
+    plain = dataclasses.replace(proof.statement, momentum=0.0)
+    with pytest.raises(zk.VerificationError):
+        zk.verify_training(dataclasses.replace(proof, statement=plain))
+
+
+def test_a_doctored_momentum_buffer_is_rejected(honest_momentum):
+    *_, circuit, values, _ = honest_momentum
+    key = TensorKind.VALUE(1, "0.weight.momentum_buffer")
+    assert key in values
+
+    def edit(v):  # a buffer off by one: the momentum division or the next update breaks
+        v[key] = np.array(v[key], copy=True)
+        v[key][0, 0] += 1
+    assert "linear relations" in _cheat(circuit, values, edit)
+
+
+def test_bad_sgd_options_are_refused():
+    with pytest.raises(ValueError, match="momentum"):
+        zk.prove_training(mlp((3, 2)), batches((3, 2), 2, 1), 0.1, momentum=-0.5)
+    with pytest.raises(circuits.UnsupportedOp, match="nesterov"):
+        circuits.training_graph(circuits.mlp_graph((3, 2), False, 2), 0.1, momentum=0.9, nesterov=True)

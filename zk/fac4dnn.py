@@ -65,7 +65,8 @@ class Circuit:
     steps (or one inference) on batches of ``batch`` rows (``rows``: each step's real rows),
     activations at ``2^scale_bits`` and parameters at ``2^param_scale``, the learning rate
     ``lr_q / 2^lr_bits``, and the proved ranges of the data (``data_bits``) and of the initial
-    parameters (``param_bits``)."""
+    parameters (``param_bits``); ``momentum``, ``dampening`` and ``weight_decay`` as in
+    ``torch.optim.SGD`` (the first step has no momentum buffer yet)."""
 
     widths: tuple[int, ...]
     batch: int
@@ -79,6 +80,9 @@ class Circuit:
     param_bits: int = 0  # range of the initial weights and biases (0: param_scale + 8)
     param_scale: int = 0  # scale exponent p of the weights and biases (0: scale_bits)
     rows: tuple[int, ...] = ()  # real rows of each step's batch (empty: ``batch`` every step)
+    momentum: float = 0.0  # torch.optim.SGD's options (the run starts without momentum buffers)
+    dampening: float = 0.0
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.biases and len(self.biases) != self.layers:
@@ -119,14 +123,12 @@ class Circuit:
         return len(self.widths) - 1
 
     # -- the graph and its lowering ---------------------------------------------------------
-    def graph(self, rows: int) -> circuits.Graph:
-        """The circuits graph of one step on a batch of ``rows`` real rows (inference: the model)."""
-        return _graphs(self)[rows]
-
-    def _trace(self) -> dict[int, circuits.Graph]:
+    def graph(self, rows: int, first: bool = True) -> circuits.Graph:
+        """The circuits graph of one step on a batch of ``rows`` real rows (inference: the model);
+        ``first``: the run's first step (no momentum buffer yet)."""
         lr = self.lr_q / (1 << self.lr_bits) if self.training else None
-        return {n: step_graph(self.widths, self.biases, n, lr, self.scale_bits, self.param_scale)
-                for n in sorted({self.batch, *self.rows})}
+        sgd = (self.momentum, self.dampening, self.weight_decay, first or not self.momentum)
+        return step_graph(self.widths, self.biases, rows, lr, self.scale_bits, self.param_scale, sgd)
 
     @cached_property
     def params(self) -> list[str]:
@@ -143,20 +145,25 @@ class Circuit:
         up to ``steps`` updates, ``steps`` range-checked updates more."""
         update = (1 << (self.param_scale + lower.UPDATE_HEADROOM - 1)) * self.steps if self.training else 0
         out = {name: (1 << (self.param_bits - 1)) + update for name in self.params}
-        return {**out, "x": 1 << (self.data_bits - 1), "y": 1 << (self.data_bits - 1)}
+        state = {t.name: 1 << (t.scale + lower.ACT_HEADROOM - 1) for t in self.graph(self.batch, False).inputs
+                 if t.role == "state"}  # momentum buffers: range-checked where they are made
+        return {**out, **state, "x": 1 << (self.data_bits - 1), "y": 1 << (self.data_bits - 1)}
 
     @property
-    def templates(self) -> dict[int, Template]:
-        """The lowered step (:mod:`zk.lower`) per row count (shared by equal circuits: the proofs of
+    def templates(self) -> dict[tuple[int, bool], Template]:
+        """The lowered step (:mod:`zk.lower`) per row count and first step or not (shared by equal circuits: the proofs of
         a run's segments hold one copy)."""
         return _templates(self)
 
-    def _lower(self) -> dict[int, Template]:
-        full, bounds = self.graph(self.batch), self._input_bounds()
-        return {n: lower.lower(self.graph(n), full, n, bounds) for n in sorted(set(self.rows))}
+    def _lower(self) -> dict[tuple[int, bool], Template]:
+        bounds = self._input_bounds()
+        kinds = {(n, t == 0 or not self.momentum) for t, n in enumerate(self.rows)}
+        return {(n, first): lower.lower(self.graph(n, first), self.graph(self.batch, first), n, bounds)
+                for n, first in sorted(kinds)}
 
     def template(self, t: int) -> Template:
-        return self.templates[self.rows[t]]
+        """The lowered step ``t``."""
+        return self.templates[self.rows[t], t == 0 or not self.momentum]
 
     def _shape(self, name: str) -> tuple[int, ...]:
         return padded(self.graph(self.batch)[name].shape)
@@ -312,15 +319,19 @@ class Circuit:
 
 @functools.lru_cache(maxsize=32)
 def step_graph(widths: tuple[int, ...], biases: tuple[bool, ...], rows: int, lr: float | None, scale_bits: int,
-               param_scale: int) -> circuits.Graph:
+               param_scale: int, sgd: tuple[float, float, float, bool] = (0.0, 0.0, 0.0, True)) -> circuits.Graph:
     """The circuits graph of one SGD step at learning rate ``lr`` (``None``: the inference) of the
     Linear/ReLU MLP of ``widths`` (``biases``: per Linear layer; empty: none has one) on a batch of
-    ``rows`` rows: what the prover runs and the circuit is lowered from."""
+    ``rows`` rows, ``sgd`` = ``(momentum, dampening, weight_decay, first step)``: what the prover
+    runs and the circuit is lowered from."""
     forward = circuits.mlp_graph(widths, tuple(biases) or False, rows, scale_bits, param_scale)
-    return forward if lr is None else circuits.training_graph(forward, lr)
+    if lr is None:
+        return forward
+    momentum, dampening, weight_decay, first = sgd
+    return circuits.training_graph(forward, lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                   first_step=first)
 
 
-_graphs = functools.lru_cache(maxsize=16)(Circuit._trace)
 _templates = functools.lru_cache(maxsize=16)(Circuit._lower)
 
 

@@ -34,6 +34,9 @@ class TensorKind(Enum):
     """the vector operand of an ``add`` broadcast over the batch's real rows, ``ONES b^T``"""
     UPDATE = "update"
     """the update ``U = w - w'`` of an SGD step (named by the update's output)"""
+    QUOTIENT = "quotient"
+    """a range-checked rounded quotient that a graph tensor adds (weight decay's ``wd w``, named by
+    the decayed gradient)"""
     ONES = "ones"
     """public indicator of a batch's real rows (its key's step holds the row count)"""
     CONST = "const"

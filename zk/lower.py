@@ -54,7 +54,7 @@ ACT_HEADROOM = 16
 #: Range of an SGD update: ``param_scale + UPDATE_HEADROOM`` bits (|lr * gradient| < 2^7).
 UPDATE_HEADROOM = 8
 #: Ops whose relation is linear in their operands: an ``add`` read only by these is not committed.
-LINEAR_READERS = frozenset({"rescale", "loss_grad", "sgd_update", "add"})
+LINEAR_READERS = frozenset({"rescale", "loss_grad", "sgd_update", "add", "weight_decay", "momentum"})
 #: What to change when an equation could wrap, where nothing more specific is known.
 GENERIC = "the widths, the scale and the data and parameter bits are too large"
 RANGES = "the range checks (scale, data and parameter bits, learning rate) are too wide"
@@ -187,9 +187,12 @@ class _Lowering:
             for x in node.inputs:
                 self.readers.setdefault(x, []).append(node)
         self.outputs = set(graph.outputs.values())
-        self.next_param = {node.output: node.inputs[0] for node in graph.nodes if node.op == "sgd_update"}
+        #: graph tensor -> the input it becomes at the next step (updated parameters, momentum buffers)
+        self.carried = {tensor: name for name, tensor in graph.outputs.items() if name != "out"}
         self.env: dict[str, tuple[tuple[int, TensorKey], ...]] = {}  # graph tensor -> sum of committed terms
         self.ranges: dict[TensorKey, _Range] = {}
+        #: quotients that are no graph tensor (an SGD update, a weight decay term) -> their witness
+        self.quotients: dict[TensorKey, Callable[[dict], np.ndarray]] = {}
         for t in graph.inputs:
             key = TensorKind.VALUE(0, t.name)
             self.env[t.name] = ((1, key),)
@@ -223,8 +226,8 @@ class _Lowering:
         return terms[0][1]
 
     def value(self, name: str, bound: int) -> TensorKey:
-        """Commit graph tensor ``name`` itself (the next parameter for an SGD update's output)."""
-        step, tensor = (1, self.next_param[name]) if name in self.next_param else (0, name)
+        """Commit graph tensor ``name`` itself (as the next step's input when it is carried there)."""
+        step, tensor = (1, self.carried[name]) if name in self.carried else (0, name)
         key = self.commit(TensorKind.VALUE(step, tensor), self.shape(name), bound)
         self.env[name] = ((1, key),)
         self.t.fills.append(lambda run: {key: run[name]})
@@ -246,8 +249,10 @@ class _Lowering:
 
     def _quotient(self, run: dict, key: TensorKey):
         """The integers of a range-checked quotient in the step's run."""
-        if key.kind == TensorKind.UPDATE:
-            return _update(run, key.tensor, self.next_param)
+        if key in self.quotients:
+            return self.quotients[key](run)
+        if key.step == 1:  # the next step's input: this step's tensor carried there
+            return run[next(tensor for tensor, name in self.carried.items() if name == key.tensor)]
         return run[key.tensor]
 
     def remainder(self, name: str, divisor: int, value_terms, equation: str, drivers: str) -> list:
@@ -335,12 +340,10 @@ class _Lowering:
                 terms.append((coeff, self._broadcast(node, x)))
         readers = self.readers.get(node.output, [])
         self.drivers[node.output] = next((self.drivers[x] for x in (a, b) if x in self.drivers), GENERIC)
+        self.env[node.output] = tuple(terms)
         if node.output not in self.outputs and all(r.op in LINEAR_READERS for r in readers):
-            self.env[node.output] = tuple(terms)
             return
-        key = self.value(node.output, self.bound(terms))
-        self.t.linear.append(Linear(((1, key),) + tuple((-c, k) for c, k in terms), 0, f"sum {node.output}",
-                                    self.drivers[node.output]))
+        self._commit_sum(node.output)
 
     def _broadcast(self, node, param: str) -> TensorKey:
         """``ONES b^T``: parameter ``b`` (a vector) broadcast over the batch's real rows."""
@@ -401,10 +404,8 @@ class _Lowering:
         w, grad = node.inputs
         k = node.attrs["lr_bits"] + self.g[grad].scale - self.g[w].scale
         width = self.g[w].scale + UPDATE_HEADROOM
-        u = self.commit(TensorKind.UPDATE(0, node.output), self.shape(w), 1 << (width - 1))
-        next_param = self.next_param
-        self.t.fills.append(lambda run: {u: _update(run, node.output, next_param)})
-        self.range_check(u, self.shape(w), width, 0, f"the update of {w}")
+        u = self.quotient(TensorKind.UPDATE(0, node.output), w, width, lambda run: _minus(run[w], run[node.output]),
+                          f"the update of {w}")
         lr_q, lr = node.attrs["lr_q"], node.attrs["lr"]
         if 1 << k >= lr_q * self.bound(self.env[grad]):  # the remainder dominates: the learning rate is tiny
             drivers = f"learning rate {lr:.3g} is too small for scale 2^{self.g.scale_bits} (its SGD remainder needs {k} bits)"
@@ -416,13 +417,69 @@ class _Lowering:
         nxt = self.value(node.output, self.t.bounds[wk])
         self.t.linear.append(Linear(((1, nxt), (-1, wk), (1, u)), 0, f"update of {w}", GENERIC))
 
+    def quotient(self, key: TensorKey, like: str, width: int, witness, what: str) -> TensorKey:
+        """Commit a range-checked quotient that is no graph tensor (shaped like ``like``)."""
+        self.commit(key, self.shape(like), 1 << (width - 1))
+        self.quotients[key] = witness
+        self.t.fills.append(lambda run: {key: witness(run)})
+        self.range_check(key, self.shape(like), width, 0, what)
+        return key
+
+    def weight_decay(self, node) -> None:
+        """``d = g + wd_q w / 2^k``: exact (a linear term) when ``k <= 0``, else ``d = g + q`` with
+        ``wd_q w + 2^(k-1) = 2^k q + R``."""
+        g, w = node.inputs
+        wd_q, out = node.attrs["wd_q"], node.output
+        k = node.attrs["wd_bits"] + self.g[w].scale - self.g[g].scale
+        if k <= 0:
+            self.env[out] = tuple(self.env[g]) + tuple(((wd_q << -k) * c, key) for c, key in self.env[w])
+        else:
+            width = self.g[out].scale + ACT_HEADROOM
+            q = self.quotient(TensorKind.QUOTIENT(0, out), w, width, lambda run: _minus(run[out], run[g]),
+                              f"the weight decay of {w}")
+            self.remainder(out, 1 << k, tuple((wd_q * c, key) for c, key in self.env[w]) + ((-(1 << k), q),),
+                           f"weight decay of {w} (wd_q w + 2^{k - 1} = 2^{k} q + R)", GENERIC)
+            self.env[out] = tuple(self.env[g]) + ((1, q),)
+        if out in self.carried or not all(r.op in LINEAR_READERS for r in self.readers.get(out, [])):
+            self._commit_sum(out)
+
+    def momentum(self, node) -> None:
+        """``buf' = (mu_q buf + damp_q d + 2^(m-1)) / 2^m`` rounded, range-checked (``scale + 16`` bits)."""
+        buf, d = node.inputs
+        m, out = node.attrs["bits"], node.output
+        width = self.g[out].scale + ACT_HEADROOM
+        nxt = self.value(out, 1 << (width - 1))
+        self.range_check(nxt, self.shape(out), width, 0, f"the momentum buffer {out}")
+        terms = tuple((node.attrs["mu_q"] * c, k) for c, k in self.env[buf]) + \
+            tuple((node.attrs["damp_q"] * c, k) for c, k in self.env[d]) + ((-(1 << m), nxt),)
+        self.remainder(out, 1 << m, terms, f"momentum {out} (mu_q buf + damp_q d + 2^{m - 1} = 2^{m} buf' + R)",
+                       GENERIC)
+
+    def _commit_sum(self, name: str) -> TensorKey:
+        """Commit graph tensor ``name``, so far a sum of committed terms, with its linear relation."""
+        terms = self.env[name]
+        key = self.value(name, self.bound(terms))
+        self.t.linear.append(Linear(((1, key),) + tuple((-c, k) for c, k in terms), 0, f"sum {name}",
+                                    self.drivers.get(name, GENERIC)))
+        return key
+
+    def carry(self) -> None:
+        """Commit every tensor the next step reads (``VALUE(1, name)``) that no rule committed as
+        such: a parameter no gradient reaches, a first momentum buffer that is the gradient itself."""
+        for tensor, name in self.carried.items():
+            if self.env[tensor] != ((1, TensorKind.VALUE(1, name)),):
+                terms = self.env[tensor]
+                key = self.commit(TensorKind.VALUE(1, name), self.shape(tensor), self.bound(terms))
+                self.t.fills.append(lambda run, key=key, tensor=tensor: {key: run[tensor]})
+                self.t.linear.append(Linear(((1, key),) + tuple((-c, k) for c, k in terms), 0,
+                                            f"{name} carried to the next step", GENERIC))
+
     def reshape(self, node) -> None:
         raise UnsupportedOp(f"{node.output} = reshape: zk proofs do not cover reshapes yet")
 
 
-def _update(run: dict, out: str, next_param: dict) -> np.ndarray:
-    """``w - w'`` of the SGD update whose output is ``out``."""
-    return np.asarray(run[next_param[out]]) - np.asarray(run[out])
+def _minus(a, b) -> np.ndarray:
+    return np.asarray(a) - np.asarray(b)
 
 
 def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict) -> Template:
@@ -435,4 +492,5 @@ def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: 
         if rule is None:
             raise UnsupportedOp(f"{node.output} = {node.op}: zk proofs do not cover this op")
         rule(node)
+    lowering.carry()
     return lowering.t

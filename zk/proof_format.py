@@ -31,8 +31,9 @@ from .wire import Reader, section
 __all__ = ["TrainingProof", "InferenceProof", "VERSION", "MAGIC"]
 
 #: 2: per-layer bias flags; 3: range widths, zero-padding proofs, magnitude bounds; 4: parameter
-#: scale, rounding to nearest, rows, batch indices and dataset digest per step
-VERSION = 4
+#: scale, rounding to nearest, rows, batch indices and dataset digest per step; 5: tensors named
+#: after the circuits graph (zk.lower), SGD momentum, dampening and weight decay
+VERSION = 5
 MAGIC = {True: b"ZKTRAIN\0", False: b"ZKINFER\0"}
 
 

@@ -43,7 +43,8 @@ class TrainingStatement:
     targets, and of the initial weights and biases. ``param_scale``: the parameters' scale
     exponent. Per step: ``rows`` (the batch's real rows) and ``batch_indices`` (which batch of the
     dataset whose digest is ``dataset`` it used; :data:`zk.committed.NO_DIGEST` when the data was
-    not published before the proof)."""
+    not published before the proof). ``momentum``, ``dampening``, ``weight_decay``: torch.optim.SGD's
+    options (the run starts without momentum buffers)."""
 
     widths: tuple[int, ...]
     batch_size: int
@@ -59,6 +60,9 @@ class TrainingStatement:
     rows: tuple[int, ...] = ()
     batch_indices: tuple[int, ...] = ()
     dataset: bytes = committed.NO_DIGEST
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
     #: the aggregated circuit the statement is about, derived from the fields above
     circuit: Circuit = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -98,10 +102,14 @@ class TrainingStatement:
             raise StatementError("the statement's dataset digest is not 32 bytes")
         if not self.training and (self.dataset != committed.NO_DIGEST or self.batch_indices != (0,)):
             raise StatementError("an inference statement names no dataset")
+        options = (self.momentum, self.dampening, self.weight_decay)
+        if not all(isinstance(v, float) and 0 <= v <= 1 for v in options) or (not self.training and any(options)):
+            raise StatementError(f"SGD options (momentum, dampening, weight decay) {options!r}: floats in [0, 1], "
+                                 "0 for inference")
         try:
             lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
             circuit = Circuit(widths, batch, steps, self.scale_bits, lr_q, lr_bits, self.training, self.biases,
-                              self.data_bits, self.param_bits, self.param_scale, self.rows)
+                              self.data_bits, self.param_bits, self.param_scale, self.rows, *options)
         except ValueError as exc:
             raise StatementError(str(exc)) from None
         object.__setattr__(self, "circuit", circuit)
@@ -161,7 +169,10 @@ class TrainingStatement:
                  f"  ranges       : data {self.data_bits} bits, initial parameters {self.param_bits} bits "
                  "(two's complement, proved)"]
         if self.training:
+            options = [f"{name} {v}" for name, v in (("momentum", self.momentum), ("dampening", self.dampening),
+                                                        ("weight decay", self.weight_decay)) if v]
             lines += [f"  steps        : {self.steps}", f"  learning rate: {self.lr}",
+                      f"  optimizer    : torch.optim.SGD{' (' + ', '.join(options) + ')' if options else ''}",
                       "  loss         : MSE (mean over each batch's real rows)",
                       f"  dataset      : {self.dataset.hex() if self.dataset != committed.NO_DIGEST else 'not published'}",
                       f"  batches used : {_ranges(self.batch_indices)}",
@@ -180,6 +191,7 @@ class TrainingStatement:
                                            self.data_bits, self.param_bits])
         t.absorb("statement/lr", struct.pack("<d", self.lr))
         t.absorb_ints("statement/param-scale", [self.param_scale])
+        t.absorb("statement/sgd", struct.pack("<ddd", self.momentum, self.dampening, self.weight_decay))
         t.absorb_ints("statement/rows", self.rows)
         t.absorb_ints("statement/batch-indices", self.batch_indices)
         t.absorb("statement/dataset", self.dataset)
@@ -192,12 +204,13 @@ class TrainingStatement:
     def to_bytes(self) -> bytes:
         """``n (1 byte) || widths (n x u32) || bias flags (n - 1 bytes, 0/1) || batch, steps (u32)
         || scale bits, data bits, parameter bits (1 byte each) || lr (f64) || parameter scale (1
-        byte) || dataset digest (32 bytes) || per step: batch index, rows (u32 each)`` then one
-        section per statement commitment."""
+        byte) || momentum, dampening, weight decay (f64 each) || dataset digest (32 bytes) || per
+        step: batch index, rows (u32 each)`` then one section per statement commitment."""
         head = struct.pack("<B", len(self.widths)) + b"".join(struct.pack("<I", w) for w in self.widths)
         head += bytes(self._bias_flags())
         head += struct.pack("<IIBBBdB", self.batch_size, self.steps, self.scale_bits, self.data_bits,
-                            self.param_bits, self.lr, self.param_scale) + self.dataset
+                            self.param_bits, self.lr, self.param_scale)
+        head += struct.pack("<ddd", self.momentum, self.dampening, self.weight_decay) + self.dataset
         head += b"".join(struct.pack("<II", i, n) for i, n in zip(self.batch_indices, self.rows))
         return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
 
@@ -216,13 +229,15 @@ class TrainingStatement:
         biases = tuple(bool(f) for f in flags) if any(flags) else ()
         batch, steps, scale_bits = r.unpack("<I"), r.unpack("<I"), r.unpack("<B")
         data_bits, param_bits = r.unpack("<B"), r.unpack("<B")
-        lr, param_scale, digest = r.unpack("<d"), r.unpack("<B"), r.take(committed.DIGEST_BYTES)
+        lr, param_scale = r.unpack("<d"), r.unpack("<B")
+        options = tuple(r.unpack("<d") for _ in range(3))
+        digest = r.take(committed.DIGEST_BYTES)
         if not 1 <= steps <= MAX_STEPS or r.remaining() < 8 * steps:
             raise ProofFormatError(f"statement: {steps} steps (at most {MAX_STEPS}, 8 bytes each)")
         per_step = [struct.unpack("<II", r.take(8)) for _ in range(steps)]
         try:
             stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases, data_bits, param_bits,
-                       param_scale, tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest)
+                       param_scale, tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest, *options)
             stmt.circuit.check_sound()
         except StatementError as exc:
             raise ProofFormatError(f"statement: {exc}") from None

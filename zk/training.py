@@ -30,7 +30,7 @@ from .model import ModelCommitment, ModelOpening
 from .proof_format import InferenceProof, TrainingProof
 from .statement import MAX_STEPS, TrainingStatement
 from .transcript import Transcript
-from .witness import Run, inference_run, model_keys, training_run
+from .witness import Run, SGDOptions, inference_run, model_keys, training_run
 
 __all__ = ["TrainingStatement", "TrainingProof", "InferenceProof", "prove_training",
            "verify_training", "prove_inference", "verify_inference", "synthetic_mlp",
@@ -52,7 +52,8 @@ class TrainingResult(NamedTuple):
 def prove_training(model, data, lr: float, steps: int | None = None, scale_bits: int | None = None,
                    progress=None, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto", *,
                    epochs: int | None = None, param_scale: int | None = None,
-                   start_batch: int = 0) -> TrainingResult:
+                   start_batch: int = 0, momentum: float = 0.0, dampening: float = 0.0,
+                   weight_decay: float = 0.0) -> TrainingResult:
     """Run SGD steps (MSE loss, mean over each batch's real rows) of a ReLU MLP in exact fixed
     point and prove them: a :class:`TrainingResult` ``(proof, trained torch model, final model's
     opening)``.
@@ -68,11 +69,14 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
     the parameters' when ``model`` is a torch module (default
     :func:`circuits.param_scale_for`). ``progress(stage, done, total)`` is called as work
     proceeds. ``device``: ``"auto"``, ``"cpu"`` or ``"cuda"``; the proof does not depend on it.
+    ``momentum``, ``dampening``, ``weight_decay``: ``torch.optim.SGD``'s, from a fresh optimizer
+    (no momentum buffers yet; they are committed from step to step inside the proof).
     Inputs or updates that underflow the fixed point are refused (ValueError).
     """
     dev = _device.resolve(device)
+    sgd = SGDOptions(float(momentum), float(dampening), float(weight_decay))
     run, dataset, indices = _prepare_training(model, data, float(lr), steps, scale_bits, progress, epochs,
-                                              param_scale, start_batch, key)
+                                              param_scale, start_batch, key, sgd=sgd)
     run.circuit.check_sound()
     proof, stmt_com = commit_and_prove(run.circuit, run.values, float(lr), key, progress, run.reused,
                                        dataset.commitment.digest, indices, device=dev)
@@ -122,7 +126,8 @@ def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.Comm
                                   {k: c for k, (c, _) in stmt_com.items()},
                                   circuit.biases if any(circuit.biases) else (),
                                   circuit.data_bits, circuit.param_bits, circuit.param_scale, circuit.rows,
-                                  indices if circuit.training else (0,), dataset)
+                                  indices if circuit.training else (0,), dataset, circuit.momentum,
+                                  circuit.dampening, circuit.weight_decay)
     commitments = {k: c for k, (c, _) in proof_com.items()}
     t = _transcript(statement, commitments)
     aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, device, _stage(progress, "prove"))
@@ -223,12 +228,13 @@ def _check(proof, key, checks=None) -> bool:
 # ----------------------------------------------------------------------------------------
 def training_witness(model, data, lr: float, steps: int | None = None, scale_bits: int = 16, progress=None, *,
                      epochs: int | None = None, param_scale: int | None = None, start_batch: int = 0,
-                     key: commit.CommitKey = commit.DEFAULT_KEY, refuse_underflow: bool = True):
+                     key: commit.CommitKey = commit.DEFAULT_KEY, refuse_underflow: bool = True,
+                     sgd: SGDOptions | None = None):
     """Run the SGD steps in exact fixed point: ``(circuit, tensors, final integer parameters)``,
     ``tensors`` mapping every key of the circuit to its integer tensor (the prover's witness) and
     the parameters keyed by their standard state_dict names (arguments as :func:`prove_training`)."""
     run, _, _ = _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
-                                  start_batch, key, refuse_underflow)
+                                  start_batch, key, refuse_underflow, sgd)
     return run.circuit, run.values, run.final
 
 
@@ -255,11 +261,11 @@ def prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scal
 
 
 def _prepare_training(model, data, lr, steps, scale_bits, progress, epochs, param_scale, start_batch, key,
-                      refuse_underflow=True):
+                      refuse_underflow=True, sgd: SGDOptions | None = None):
     """``(witness run, dataset opening, batch indices)`` from :func:`prove_training`'s arguments."""
     opening, dataset, indices = prepare_run(model, data, lr, steps, scale_bits, progress, epochs, param_scale,
                                             start_batch, key)
-    return training_run(opening, dataset, indices, lr, key, progress, refuse_underflow), dataset, indices
+    return training_run(opening, dataset, indices, lr, key, progress, refuse_underflow, sgd=sgd), dataset, indices
 
 
 def _inference_run(model, X, scale_bits, key) -> Run:

@@ -24,7 +24,7 @@ from .keys import TensorKey, TensorKind
 from .model import ModelOpening
 from .statement import MAX_BATCH, MAX_LAYERS, MAX_WIDTH, tensor_name
 
-__all__ = ["Run", "FixedStep", "fixed_steps", "training_run", "inference_run", "model_keys", "model_openings"]
+__all__ = ["Run", "FixedStep", "SGDOptions", "fixed_steps", "training_run", "inference_run", "model_keys", "model_openings"]
 
 
 def _check_updates(graph, vals: dict, t: int) -> None:
@@ -99,43 +99,56 @@ class FixedStep(NamedTuple):
 
 
 def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
-                 refuse_underflow: bool = True, first_step: int = 0):
-    """Run SGD on ``data``'s batches ``indices`` in exact fixed point from ``model``, one
-    :class:`FixedStep` at a time (only the current step is held), refusing updates that round
-    away unless ``refuse_underflow`` is false; ``first_step`` numbers the steps in messages."""
+                refuse_underflow: bool = True, first_step: int = 0, sgd: "SGDOptions | None" = None):
+    """Run SGD (``sgd``: momentum, dampening, weight decay; none by default) on ``data``'s batches
+    ``indices`` in exact fixed point from ``model``, one :class:`FixedStep` at a time (only the
+    current step is held), refusing updates that round away unless ``refuse_underflow`` is false;
+    ``first_step`` numbers the steps in messages."""
     mc, dc = model.commitment, data.commitment
     if (mc.widths[0], mc.widths[-1]) != (dc.features, dc.outputs):
         raise ValueError(f"the model maps {mc.widths[0]} features to {mc.widths[-1]} outputs, the dataset has "
                          f"X with {dc.features} and Y with {dc.outputs} columns")
     _check_limits(mc.widths, dc.batch_size)
-    graphs = {n: fac4dnn.step_graph(mc.widths, mc.biases if any(mc.biases) else (), n, lr, dc.scale_bits,
-                                    mc.param_scale) for n in sorted({dc.rows[i] for i in indices})}
-    state = model.integers()
+    sgd = sgd or SGDOptions()
+    biases = mc.biases if any(mc.biases) else ()
+    params = model.integers()
+    state = dict(params)  # the next step's inputs besides the batch: parameters, momentum buffers
     for t, i in enumerate(indices):
-        graph = graphs[dc.rows[i]]
+        graph = fac4dnn.step_graph(mc.widths, biases, dc.rows[i], lr, dc.scale_bits, mc.param_scale,
+                                   (*sgd, t == 0 or not sgd.momentum))
         inputs = {"x": data.x[i], "y": data.y[i], **state}
         vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
         if refuse_underflow:
             _check_updates(graph, vals, first_step + t)
-        state = {n: np.asarray(vals[f"{n}.next"]).astype(np.int64) for n in state}
-        yield FixedStep(t, graph, vals, state)
+        state = {name: np.asarray(vals[tensor]) for name, tensor in graph.outputs.items() if name != "out"}
+        yield FixedStep(t, graph, vals, {n: state[n].astype(np.int64) for n in params})
+
+
+class SGDOptions(NamedTuple):
+    """torch.optim.SGD's options besides the learning rate (the run starts without buffers)."""
+
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
 
 
 def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
-                  key: commit.CommitKey, progress=None, refuse_underflow: bool = True, first_step: int = 0) -> Run:
+                 key: commit.CommitKey, progress=None, refuse_underflow: bool = True, first_step: int = 0,
+                 sgd: SGDOptions | None = None) -> Run:
     """The witness of the SGD steps on ``data``'s batches ``indices`` from ``model`` (as
     :func:`fixed_steps`)."""
     mc, dc = model.commitment, data.commitment
+    sgd = sgd or SGDOptions()
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)
     circuit = Circuit(mc.widths, dc.batch_size, len(indices), dc.scale_bits, lr_q, lr_bits, True,
-                      mc.biases if any(mc.biases) else (), param_scale=mc.param_scale, rows=rows)
+                      mc.biases if any(mc.biases) else (), param_scale=mc.param_scale, rows=rows, **sgd._asdict())
     # the openings first: a corrupted opening file is named before any work
     reused = model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
     state = model.integers()
     values = {k: state[name] for k, name in model_keys(circuit, 0)}
-    for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step):
+    for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd):
         values[circuit.data_key(step.t)], values[circuit.target_key(step.t)] = step.values["x"], step.values["y"]
         values.update(circuit.step_witness(step.t, step.values))
         state = step.state
