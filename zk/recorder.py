@@ -11,17 +11,17 @@
     zk.verify_chain(result.chain, dataset=result.dataset, initial_model=result.initial_model)
 
 What the proof covers is checked up front: the model is a ReLU MLP (:func:`zk.model.mlp_layout`)
-and the optimizer a plain ``torch.optim.SGD`` over exactly its parameters (one learning rate; no
-momentum, dampening, weight decay, Nesterov or ``maximize``); anything else raises
-:class:`circuits.UnsupportedOp` naming it. The same holds before every ``optimizer.step()`` (a
+and the optimizer a fresh ``torch.optim.SGD`` over exactly its parameters (one learning rate,
+momentum, dampening and weight decay; no Nesterov or ``maximize``; no momentum buffers from
+earlier steps); anything else raises :class:`circuits.UnsupportedOp` naming it. The same holds before every ``optimizer.step()`` (a
 step pre-hook: options changed later, or a learning rate moved by a scheduler, are named), and
 every step must follow exactly one recorded batch. :meth:`Recorder.prove` then checks, before
 any proving, that the loop is what the proof states:
 
-1. **Replay.** Plain SGD with mean MSE on the recorded batches, in float64 torch from the
-   recorded initial model, ends where the loop's model is, within float32 rounding
-   (:data:`REPLAY_TOLERANCE`). A loop with another loss, gradient clipping that bites, weight
-   decay, parameters changed outside ``optimizer.step()`` or a batch changed in place after it
+1. **Replay.** SGD with the optimizer's options and mean MSE on the recorded batches, in float64
+   torch from the recorded initial model, ends where the loop's model is, within float32 rounding
+   (:data:`REPLAY_TOLERANCE`). A loop with another loss, gradient clipping that bites, parameters
+   changed outside ``optimizer.step()`` or a batch changed in place after it
    was recorded is refused here.
 2. **Fidelity.** The fixed-point run of the schedule (what is proved) agrees with the loop's
    model within :data:`FIDELITY` of the update.
@@ -54,11 +54,12 @@ FIDELITY = 1e-2
 #: weight decay 1e-4 or one batch scaled by 1.01 give 10-100x more).
 REPLAY_TOLERANCE = 1e-3
 
-_SGD_DEFAULTS = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
+_SGD_DEFAULTS = {"nesterov": False, "maximize": False}
+_SGD_OPTIONS = ("momentum", "dampening", "weight_decay")
 
 
-def _check_optimizer(model, optimizer) -> float:
-    """The learning rate of a plain SGD optimizer over exactly ``model``'s parameters;
+def _check_optimizer(model, optimizer) -> tuple[float, witness.SGDOptions]:
+    """The learning rate and options of an SGD optimizer over exactly ``model``'s parameters;
     UnsupportedOp naming what the proof cannot express."""
     import torch
 
@@ -66,8 +67,8 @@ def _check_optimizer(model, optimizer) -> float:
     kind = f"torch.optim.{cls.__name__}" if cls.__module__.startswith("torch.optim") else \
         f"{cls.__module__}.{cls.__name__}"
     if type(optimizer) is not torch.optim.SGD:
-        raise UnsupportedOp(f"{kind} is not supported: training proofs cover torch.optim.SGD (without momentum "
-                            "or weight decay)")
+        raise UnsupportedOp(f"{kind} is not supported: training proofs cover torch.optim.SGD (with momentum, "
+                            "dampening and weight decay)")
     lrs = {float(g["lr"]) for g in optimizer.param_groups}
     if len(lrs) != 1:
         raise UnsupportedOp(f"the optimizer's parameter groups have learning rates {sorted(lrs)}: a training proof "
@@ -76,12 +77,16 @@ def _check_optimizer(model, optimizer) -> float:
         for option, default in _SGD_DEFAULTS.items():
             if group.get(option, default) != default:
                 raise UnsupportedOp(f"torch.optim.SGD with {option}={group[option]!r} is not supported: training "
-                                    f"proofs cover plain SGD ({option}={default!r})")
+                                    f"proofs cover {option}={default!r}")
+    options = {tuple(float(g.get(o, 0)) for o in _SGD_OPTIONS) for g in optimizer.param_groups}
+    if len(options) != 1:
+        raise UnsupportedOp("the optimizer's parameter groups have different momentum, dampening or weight decay: "
+                            "a training proof has one of each")
     ours = {id(p) for p in model.parameters()}
     theirs = {id(p) for g in optimizer.param_groups for p in g["params"]}
     if ours != theirs:
         raise ValueError("the optimizer does not update exactly the model's parameters")
-    return lrs.pop()
+    return lrs.pop(), witness.SGDOptions(*options.pop())
 
 
 def _as_float(a, what: str) -> np.ndarray:
@@ -97,7 +102,10 @@ class Recorder:
 
     def __init__(self, model, optimizer, *, scale_bits: int = 16, param_scale: int | None = None) -> None:
         self.widths = _model.mlp_layout(model)[0]
-        self.lr = _check_optimizer(model, optimizer)
+        self.lr, self.sgd = _check_optimizer(model, optimizer)
+        if any(optimizer.state.get(p, {}).get("momentum_buffer") is not None for p in model.parameters()):
+            raise UnsupportedOp("the optimizer already holds momentum buffers: a proved run starts from a fresh "
+                                "torch.optim.SGD (record before its first step)")
         self.model, self.optimizer = model, optimizer
         self.scale_bits, self.param_scale = scale_bits, param_scale
         self.initial = copy.deepcopy(model)  # the parameters training starts from
@@ -149,13 +157,16 @@ class Recorder:
         if self.steps > len(self.schedule):
             self._fail(f"optimizer.step() number {self.steps} had no recorded batch (record(x, y) or watch(loader))")
         try:
-            lr = _check_optimizer(self.model, optimizer)
+            lr, sgd = _check_optimizer(self.model, optimizer)
         except (UnsupportedOp, ValueError) as exc:
             self._fail(f"at step {self.steps}: {exc}")
             return
         if lr != self.lr:
             self._fail(f"the learning rate changed to {lr} at step {self.steps}: a proved run has one "
                        f"learning rate ({self.lr})")
+        if sgd != self.sgd:
+            self._fail(f"the momentum, dampening or weight decay changed at step {self.steps}: a proved run has one "
+                       "of each")
 
     def close(self) -> None:
         """Stop counting optimizer steps."""
@@ -184,11 +195,11 @@ class Recorder:
         return np.concatenate([_as_float(state[names[n]], n).ravel() for n in names])
 
     def _check_replay(self) -> None:
-        """Plain SGD with mean MSE on the recorded batches, in float64, ends at the loop's model."""
+        """SGD with mean MSE on the recorded batches, in float64, ends at the loop's model."""
         import torch
 
         replay = copy.deepcopy(self.initial).double()
-        sgd = torch.optim.SGD(replay.parameters(), lr=self.lr)
+        sgd = torch.optim.SGD(replay.parameters(), lr=self.lr, **self.sgd._asdict())
         for i in self.schedule:
             x, y = (torch.from_numpy(a) for a in self._batches[i])
             sgd.zero_grad()
@@ -198,7 +209,7 @@ class Recorder:
         error = np.linalg.norm(trained - self._flat(replay.state_dict()))
         update = np.linalg.norm(trained - initial)
         if error > REPLAY_TOLERANCE * update + 2.0 ** -20 * np.linalg.norm(trained) * np.sqrt(self.steps):
-            raise ValueError(f"the recorded loop is not plain SGD with mean MSE on the recorded batches: replayed so, "
+            raise ValueError(f"the recorded loop is not SGD with mean MSE on the recorded batches: replayed so, "
                              f"it ends {error:.3g} away from the loop's model ({error / max(update, 1e-30):.2%} of the "
                              "update); did the loop use another loss, clip gradients, decay weights, change "
                              "parameters outside optimizer.step() or change a batch after it was recorded?")
@@ -207,7 +218,7 @@ class Recorder:
         """The fixed-point run of the schedule (what is proved) ends within :data:`FIDELITY`."""
         mc = opening.commitment
         state = opening.integers()
-        for step in witness.fixed_steps(opening, dataset, self.schedule, self.lr):
+        for step in witness.fixed_steps(opening, dataset, self.schedule, self.lr, sgd=self.sgd):
             state = step.state
         fp, names = FixedPoint(mc.scale_bits), _model.mlp_layout(self.model)[2]
         proved = np.concatenate([fp.decode(state[n], mc.param_scale).ravel() for n in names])
@@ -244,4 +255,4 @@ class Recorder:
         data = _dataset.from_batches(self._batches, self.scale_bits, key, progress)[1]
         self._check_fixed_point(opening, data)
         return prove_schedule(opening, data, list(self.schedule), self.lr, segment_steps, runner, key, device,
-                              progress, self.initial)
+                              progress, self.initial, sgd=self.sgd)

@@ -49,7 +49,8 @@ MAX_RUN_STEPS = 1 << 24
 @dataclass(frozen=True)
 class SegmentJob:
     """What every segment of a run shares (sent once per worker): the dataset opening's file,
-    the learning rate, the commitment key, the prover's device and MSM threads per worker."""
+    the learning rate and SGD options, the commitment key, the prover's device and MSM threads
+    per worker."""
 
     dataset: bytes  # empty where the workers share the driver's process (its opening is used as it is)
     dataset_digest: bytes  # the dataset commitment's digest (names the dataset in worker caches)
@@ -58,6 +59,7 @@ class SegmentJob:
     device: str = "auto"
     threads: int | None = None
     refuse_underflow: bool = True
+    sgd: witness.SGDOptions = witness.SGDOptions()
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def prove_segment(job: SegmentJob, task: SegmentTask) -> SegmentResult:
     dataset = _dataset(job)
     start, end = ModelOpening.from_bytes(task.start), ModelOpening.from_bytes(task.end)
     run = witness.training_run(start, dataset, list(task.batches), job.lr, job.key,
-                                 refuse_underflow=job.refuse_underflow, first_step=task.first_step)
+                               refuse_underflow=job.refuse_underflow, first_step=task.first_step, sgd=job.sgd)
     planned = end.integers()
     if any(not np.array_equal(run.final[name], v) for name, v in planned.items()):
         raise ValueError(f"segment {task.index + 1}: the fixed-point run ends at other parameters than planned")
@@ -152,12 +154,12 @@ class _Planned:
     end: ModelCommitment
 
 
-def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr: float, segment_steps: int,
-          key: commit.CommitKey, refuse_underflow: bool, progress, final: list):
+def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], job: SegmentJob, segment_steps: int,
+          progress, final: list):
     """Step 1: the run in fixed point, one :class:`_Planned` segment at a time; ``final``
     receives the last boundary's opening."""
-    mc = opening.commitment
-    steps = witness.fixed_steps(opening, dataset, indices, lr, refuse_underflow)
+    mc, key = opening.commitment, job.key
+    steps = witness.fixed_steps(opening, dataset, indices, job.lr, job.refuse_underflow, sgd=job.sgd)
     start = opening
     for index, first in enumerate(range(0, len(indices), segment_steps)):
         batches = tuple(indices[first:first + segment_steps])
@@ -172,9 +174,11 @@ def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr
     final.append(start)
 
 
-def _check_segment(result: SegmentResult, planned: _Planned, dataset, lr: float, key):
+def _check_segment(result: SegmentResult, planned: _Planned, dataset, job: SegmentJob):
     """Step 3: the segment proof verifies, on ``dataset``, from and to the planned models, with
-    the planned batches and learning rate (VerificationError naming the segment otherwise)."""
+    the planned batches, learning rate and SGD options (VerificationError naming the segment
+    otherwise)."""
+    lr, key = job.lr, job.key
     where = f"segment {planned.task.index + 1}"
     try:
         proof = TrainingProof.from_bytes(result.proof)
@@ -185,25 +189,34 @@ def _check_segment(result: SegmentResult, planned: _Planned, dataset, lr: float,
             raise VerificationError("it used other batches than planned")
         if st.lr != lr:
             raise VerificationError(f"it trained with learning rate {st.lr}, not {lr}")
+        if (st.momentum, st.dampening, st.weight_decay) != tuple(job.sgd):
+            raise VerificationError("it trained with other SGD options than planned")
     except Exception as exc:  # noqa: BLE001 - whatever a worker sent, it does not join the chain
         raise VerificationError(f"{where}: the worker's proof does not check ({exc})") from None
 
 
 def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], lr: float,
                    segment_steps: int, executor, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto",
-                   progress=None, torch_model=None, refuse_underflow: bool = True) -> RunResult:
-    """Prove SGD on ``dataset``'s batches ``indices`` from ``opening`` in segments of
-    ``segment_steps`` on ``executor`` (:mod:`zk.executors`); ``torch_model``: the user's module
-    the trained model copies (else :meth:`ModelOpening.to_torch`)."""
+                   progress=None, torch_model=None, refuse_underflow: bool = True,
+                   sgd: witness.SGDOptions | None = None) -> RunResult:
+    """Prove SGD (``sgd``: its momentum, dampening and weight decay) on ``dataset``'s batches
+    ``indices`` from ``opening`` in segments of ``segment_steps`` on ``executor``
+    (:mod:`zk.executors`); ``torch_model``: the user's module the trained model copies (else
+    :meth:`ModelOpening.to_torch`). Momentum is proved within one segment only: its buffers are
+    committed inside a proof, not yet published between segments."""
     _device.resolve(device)  # a device that cannot be used is refused before any work
+    sgd = sgd or witness.SGDOptions()
+    if sgd.momentum and len(indices) > segment_steps:
+        raise ValueError(f"SGD with momentum is proved in one segment (its buffers are not yet carried between "
+                         f"proofs): use segment_steps >= {len(indices)}")
     digest = dataset.commitment.digest
     job = SegmentJob(dataset.to_bytes() if executor.remote else b"", digest, lr, key, device,
-                     executor.threads_per_worker(), refuse_underflow)
+                     executor.threads_per_worker(), refuse_underflow, sgd)
     planned: dict[int, _Planned] = {}
     final: list[ModelOpening] = []
 
     def tasks():
-        for p in _plan(opening, dataset, indices, lr, segment_steps, key, refuse_underflow, progress, final):
+        for p in _plan(opening, dataset, indices, job, segment_steps, progress, final):
             planned[p.task.index] = p
             yield p.task
 
@@ -218,7 +231,7 @@ def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list
                 if result.index not in planned:
                     raise RuntimeError(f"the executor returned segment {result.index + 1} "
                                        f"{'twice' if result.index in results else 'which was never planned'}")
-                _check_segment(result, planned.pop(result.index), dataset.commitment, lr, key)
+                _check_segment(result, planned.pop(result.index), dataset.commitment, job)
                 results[result.index] = result
                 if progress:
                     progress("segments", len(results), total)
