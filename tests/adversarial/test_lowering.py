@@ -1,0 +1,651 @@
+"""Malicious provers against the circuit lowered from the circuits Graph (zk.lower).
+
+Two kinds of forgery, both proved by our own prover (``forge``):
+
+- *consistent* forgeries: the step's fixed-point run is redone with one op's rule doctored
+  (:func:`rerun`), and every committed tensor is refilled from the doctored run by the lowering's
+  own witness rules, so every relation holds except those of the doctored op;
+- *local* forgeries: junk written into one committed tensor (often into its padding), with its
+  range-check planes recomputed so that only the relation that defines the tensor can catch it.
+
+Each test names the check that must reject the forgery.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import circuits
+import zk
+from circuits import interpret
+from zk import bits, field, training
+from zk.keys import TensorKind as K
+from zk.lower import pad
+
+from forge import forge, honest_witness, padded, rejection
+
+LINEAR = "linear relations"
+
+
+# ----------------------------------------------------------------------------------------
+# tools
+# ----------------------------------------------------------------------------------------
+def _lenient_unsigned(values, k, what):
+    """The attacker's decomposition: the low ``k`` bits of each value's two's complement (what a
+    prover can commit to when the value is out of range: the recomposition then fails)."""
+    a = np.asarray(values, dtype=object)
+    return np.stack([np.asarray((a >> i) & 1, dtype=np.uint8) for i in range(k)]) if k else \
+        np.zeros((0, *a.shape), np.uint8)
+
+
+def _lenient_signed(values, q, what):
+    return _lenient_unsigned(values, q, what)
+
+
+def rerun(circuit, values, doctor, graph_of=None):
+    """``values`` re-derived from their own data, targets and initial parameters, every step run
+    by :func:`circuits.run` with ``doctor(t, node, args, out)`` free to change each op's outputs
+    ``out`` (a dict) in place, and every committed tensor refilled by the lowering's witness rules
+    (bit planes of out-of-range values: their low bits, :func:`_lenient_unsigned`).
+    ``graph_of(t)``: the graph step ``t`` runs (default: the circuit's own)."""
+    original = interpret._step_fixed
+    step = {"t": 0}
+
+    def doctored(node, graph, args):
+        out = original(node, graph, args)
+        doctor(step["t"], node, args, out)
+        return out
+
+    values = dict(values)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(interpret, "_step_fixed", doctored)
+        mp.setattr(bits, "unsigned", _lenient_unsigned)
+        mp.setattr(bits, "signed", _lenient_signed)
+        _steps(circuit, values, step, graph_of)
+    return values
+
+
+def _steps(circuit, values, step, graph_of):
+    for t in range(circuit.steps):
+        step["t"] = t
+        graph = graph_of(t) if graph_of else circuit.graph(circuit.rows[t])
+        inputs = {}
+        for x in graph.inputs:
+            key = K.VALUE(t, x.name)
+            v = pad(values[key], circuit.shapes[key])  # a graph of more rows reads zero rows
+            inputs[x.name] = v[tuple(slice(0, d) for d in x.shape)].astype(np.int64)
+        run = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
+        values.update(circuit.step_witness(t, run))
+
+
+def planes_of(values, key):
+    """The keys of the range-check planes of ``key`` present in ``values`` (in order)."""
+    kind = K.BITS
+    out = []
+    while (p := kind(key.step, key.tensor, len(out))) in values:
+        out.append(p)
+    return out
+
+
+def offset_of(circuit, values, key, planes):
+    """The offset of ``key``'s range check (``value - offset = signed(planes)``), from the honest witness."""
+    v = pad(values[key], circuit.shapes[key]).reshape(-1)[0]
+    recomposed = sum(w * int(np.asarray(values[p]).reshape(-1)[0])
+                     for w, p in zip(bits.signed_weights(len(planes)), planes))
+    return int(v) - recomposed
+
+
+def write(circuit, values, key, index, value, replanes=True):
+    """``values[key][index] = value`` (padding included) with ``key``'s range-check planes
+    recomputed, so its own range check still holds."""
+    planes = planes_of(values, key) if replanes and key.kind in (K.VALUE, K.UPDATE) else []
+    offset = offset_of(circuit, values, key, planes) if planes else 0
+    a = padded(values, key, circuit.shapes[key])
+    a[index] = value
+    if planes:
+        for p, plane in zip(planes, bits.signed(a - offset, len(planes), str(key))):
+            values[p] = plane
+    return values
+
+
+def _table(circuit, values, key):
+    if key.kind in (K.ONES, K.CONST):
+        return np.asarray(circuit.public_value(key)).astype(object)
+    return pad(values[key], circuit.shapes[key]).astype(object)
+
+
+_MOD = np.frompyfunc(lambda x: int(x) % field.R, 1, 1)
+
+
+def violations(circuit, values) -> set:
+    """The relations of ``circuit`` that ``values`` violates, evaluated directly (mod r): what the
+    proof must catch. ``{"linear: <equation>", "einsum: <output>", "zkReLU: <h>",
+    "booleanity: <plane>", "padding: <statement tensor>"}``."""
+    out = set()
+    v = {}
+
+    def table(key):
+        if key not in v:
+            v[key] = _table(circuit, values, key)
+        return v[key]
+    for rel in circuit.linear_relations:
+        total = sum(c * table(k) for c, k in rel.terms) - rel.const
+        if (_MOD(total) != 0).any():
+            out.add(f"linear: {rel.equation}")
+    for spec, instances in circuit.einsum_groups():
+        ins, res = spec.split("->")
+        plain = ",".join(x[1:] for x in ins.split(",")) + "->" + res[1:]
+        for a, b, c in instances:
+            diff = np.einsum(plain, table(a), table(b)) - table(c)
+            if (_MOD(diff) != 0).any():
+                out.add(f"einsum: {c.tensor}")
+    for group in circuit.relu_groups():
+        for h, g, s, z, gh in group:
+            ok = not _MOD(table(h) - (1 - table(s)) * table(z)).any()
+            ok &= g is None or not _MOD(table(g) - (1 - table(s)) * table(gh)).any()
+            if not ok:
+                out.add(f"zkReLU: {h.tensor}")
+    for group in circuit.bit_groups():
+        for k in group:
+            if not np.isin(table(k), (0, 1)).all():
+                out.add(f"booleanity: {k}")
+    for _, keys in circuit.padding_groups():
+        for k in keys:
+            inside = np.zeros(circuit.shapes[k], bool)
+            inside[tuple(slice(0, d) for d in circuit.true_shape(k))] = True
+            if _MOD(table(k)[~inside]).any():
+                out.add(f"padding: {k.tensor}")
+    return out
+
+
+def field_rejection(circuit, values, expect, verify=zk.verify_training, lr=None, violated=None):
+    """Prove the forgery with our own prover; the verifier must reject it with a message holding
+    ``expect`` (one string or several); ``violated``: exactly the relations the witness violates."""
+    found = violations(circuit, values)
+    print("violated:", sorted(found))
+    if violated is not None:
+        assert found == set(violated), found
+    assert found, "the forgery violates no relation: a false statement would be a true one"
+    msg = rejection(forge(circuit, values, lr=lr), verify)
+    print("rejected:", msg)
+    assert any(e in msg for e in ((expect,) if isinstance(expect, str) else expect)), msg
+    return msg
+
+
+@pytest.fixture(scope="module")
+def base():
+    """One SGD step of a biased 3-3-2 MLP on a batch of 3 (padded to 4): rows, widths and the
+    output... every tensor has padding."""
+    return honest_witness((3, 3, 2), 3, bias=True)
+
+
+def _copy(witness):
+    circuit, values = witness
+    return circuit, {k: np.array(v, copy=True) for k, v in values.items()}
+
+
+@pytest.fixture
+def w(base):
+    return _copy(base)
+
+
+def test_rerun_reproduces_the_honest_witness(w):
+    circuit, values = w
+    again = rerun(circuit, values, lambda *a: None)
+    for k, v in values.items():
+        np.testing.assert_array_equal(pad(again[k], circuit.shapes[k]), pad(v, circuit.shapes[k]), err_msg=str(k))
+    assert violations(circuit, again) == set()
+    assert zk.verify_training(forge(circuit, again))
+
+
+def _doctor(op, change, step=None, output=None):
+    """A doctor for :func:`rerun`: ``change(args, out, node)`` on the nodes of ``op`` (at ``step``,
+    of ``output`` when given)."""
+    def doctor(t, node, args, out):
+        if node.op == op and (step is None or t == step) and (output is None or node.output == output):
+            change(args, out, node)
+    return doctor
+
+
+def _first_index(a, where):
+    """The index of the first entry of ``a`` where ``where(a)`` holds."""
+    idx = np.argwhere(where(np.asarray(a)))
+    assert len(idx), "no entry to attack"
+    return tuple(idx[0])
+
+
+# ----------------------------------------------------------------------------------------
+# ReLU (zkReLU): h = (1 - s) z, g = (1 - s) g_h, s the sign plane of z - 1
+# ----------------------------------------------------------------------------------------
+def test_relu_passing_negative_preactivations(w):
+    """h = z everywhere (a linear 'ReLU'): every other relation refilled to match."""
+    circuit, values = w
+    assert (np.asarray(values[K.VALUE(0, "0.z")]) < 0).any()
+
+    def identity(args, out, node):
+        out[node.output] = args[0].copy()
+    forged = rerun(circuit, values, _doctor("relu", identity))
+    assert "zkReLU" in field_rejection(circuit, forged, "zkReLU")
+
+
+def test_relu_grad_through_a_negative_preactivation(w):
+    """g = g_h where z < 0 (a leaky backward pass), the forward pass honest."""
+    circuit, values = w
+
+    def leaky(args, out, node):
+        out[node.output] = args[0].copy()
+    forged = rerun(circuit, values, _doctor("relu_grad", leaky))
+    assert not np.array_equal(forged[K.VALUE(1, "0.weight")], values[K.VALUE(1, "0.weight")])
+    field_rejection(circuit, forged, "zkReLU")
+
+
+def _zero_preactivation_witness():
+    """A bias-free 3-3-2 step whose first real row of X is zero: its pre-activations are exactly 0."""
+    model = training.synthetic_mlp((3, 3, 2), seed=1)
+    (x, y), = training.synthetic_batches((3, 3, 2), 3, 1, seed=1)
+    x[0] = 0
+    circuit, values, _ = training.training_witness(model, [(x, y)], 0.1, refuse_underflow=False)
+    values = {k: np.array(v, copy=True) for k, v in values.items()}
+    assert (np.asarray(values[K.VALUE(0, "0.z")])[0] == 0).all()
+    return circuit, values
+
+
+def test_relu_grad_at_zero_follows_torch():
+    """torch's relu backward at z = 0 is 0 ([z > 0]); a prover using [z >= 0] is rejected by
+    zkReLU, and one that also flips the sign plane of z - 1 = -1 to 'positive' by the
+    recomposition of z's range check."""
+    circuit, values = _zero_preactivation_witness()
+    gh = np.asarray(values[K.VALUE(0, "2.in.grad")])
+    assert (gh[0] != 0).any() and (np.asarray(values[K.VALUE(0, "1.grad")])[0] == 0).all()
+
+    def at_zero_passes(args, out, node):
+        g, z = args
+        out[node.output] = np.where(z >= 0, g, 0).astype(g.dtype)
+    forged = rerun(circuit, values, _doctor("relu_grad", at_zero_passes))
+    assert (np.asarray(forged[K.VALUE(0, "1.grad")])[0] != 0).any()
+    field_rejection(circuit, forged, "zkReLU", violated={"zkReLU: 1.relu"})
+    sign = planes_of(forged, K.VALUE(0, "0.z"))[-1]
+    forged[sign] = np.array(forged[sign], copy=True)
+    forged[sign][0] = 0  # z = 0 on row 0 claimed positive; h = z = 0 either way
+    field_rejection(circuit, forged, LINEAR, violated={"linear: range check of 0.z (rescaled by 2^26)"})
+
+
+def test_sign_plane_inconsistent_with_z(w):
+    """A positive z given the sign plane of a negative one (h = 0 and g = 0 there, refilled
+    downstream): the recomposition of z - 1 cannot hold (top weight -2^(w-1), unique two's
+    complement), whatever the lower planes."""
+    circuit, values = w
+    i = _first_index(values[K.VALUE(0, "0.z")], lambda a: a > 1)
+
+    def kill(args, out, node):
+        out[node.output] = np.array(out[node.output], copy=True)
+        out[node.output][i] = 0
+    forged = rerun(circuit, values, lambda t, node, args, out: kill(args, out, node)
+                   if node.op in ("relu", "relu_grad") else None)
+    sign = planes_of(forged, K.VALUE(0, "0.z"))[-1]
+    forged[sign] = np.array(forged[sign], copy=True)
+    forged[sign][i] = 1
+    field_rejection(circuit, forged, LINEAR, violated={"linear: range check of 0.z (rescaled by 2^26)"})
+
+
+# ----------------------------------------------------------------------------------------
+# rescale: x + 2^(k-1) = 2^k q + R, R in [0, 2^k) by k planes, q range-checked
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_rescale_remainder_outside_its_range(w, delta):
+    """q one less with R = R + 2^k (R >= 2^k: the remainder equal to or above the divisor), or q
+    one more with R - 2^k < 0: the equation holds over the integers, the k planes cannot hold R."""
+    circuit, values = w
+    k = next(n for n in circuit.graph(3).nodes if n.output == "2.in.grad").attrs["bits"]
+
+    def shift(args, out, node):
+        q, r = (np.array(out[x], dtype=object) for x in (node.output, node.output + ".rem"))
+        q[0, 0] += delta
+        r[0, 0] -= delta << k
+        out[node.output], out[node.output + ".rem"] = q, r
+    forged = rerun(circuit, values, _doctor("rescale", shift, output="2.in.grad"))
+    assert forged[K.VALUE(0, "2.in.grad")][0, 0] == values[K.VALUE(0, "2.in.grad")][0, 0] + delta
+    field_rejection(circuit, forged, LINEAR,
+                    violated={"linear: rescale 2.in.grad (2.in.grad.raw + 2^25 = 2^26 2.in.grad + R)"})
+
+
+def test_rescale_quotient_wrapping_modulo_r(w):
+    """R - 1 with q + 2^-k mod r: the rescale equation holds modulo r with a genuine remainder,
+    but q is no longer a 32-bit integer and its range check fails."""
+    circuit, values = w
+    key = K.VALUE(0, "2.z")
+    k = 26
+    inv = pow(1 << k, -1, field.R)
+    r_planes = [K.REMAINDER_BITS(0, "2.z", j) for j in range(k)]
+    rem = sum((1 << j) * np.asarray(values[p], dtype=object) for j, p in enumerate(r_planes))
+    i = _first_index(rem, lambda a: a >= 1)
+    q = padded(values, key, circuit.shapes[key]).astype(object)
+    q[i] = (q[i] + inv) % field.R
+    values[key] = q
+    rem[i] -= 1
+    for j, p in enumerate(r_planes):
+        values[p] = np.asarray((rem >> j) & 1, dtype=np.uint8)
+    found = violations(circuit, values)  # the loss, which reads 2.z, fails too
+    assert "linear: rescale 2.z (2.biased + 2^25 = 2^26 2.z + R)" not in found
+    assert "linear: range check of 2.z (rescaled by 2^26)" in found, found
+    field_rejection(circuit, values, LINEAR)
+
+
+# ----------------------------------------------------------------------------------------
+# loss gradient: 2^(S+1) (out - y) + N/2 = N G + RL, RL in [0, N) (N = 6: not a power of two)
+# ----------------------------------------------------------------------------------------
+def test_loss_remainder_equal_to_the_divisor(w):
+    """G one less and RL = RL + N (>= N, below 2^3 so its low planes hold it): only the
+    complement planes of N - 1 - RL catch it."""
+    circuit, values = w
+    n = next(n for n in circuit.graph(3).nodes if n.op == "loss_grad").attrs["count"]
+    assert n == 6
+
+    def shift(args, out, node):
+        q, r = (np.array(out[x], dtype=object) for x in (node.output, node.output + ".rem"))
+        i = _first_index(r, lambda a: a + n < 8)
+        q[i] -= 1
+        r[i] += n
+        out[node.output], out[node.output + ".rem"] = q, r
+    forged = rerun(circuit, values, _doctor("loss_grad", shift))
+    field_rejection(circuit, forged, LINEAR, violated={"linear: range check of the remainder of loss.grad"})
+
+
+def test_loss_gradient_on_a_padding_row(w):
+    """A gradient on the padding row (row 3 of a batch of 3): G = 1 there with RL = N/2 - N < 0."""
+    circuit, values = w
+    key = K.VALUE(0, "loss.grad")
+    write(circuit, values, key, (3, 0), 1)
+    rem = padded(values, K.REMAINDER(0, "loss.grad"), circuit.shapes[key]).astype(object)
+    rem[3, 0] -= 6
+    values[K.REMAINDER(0, "loss.grad")] = rem
+    for kind, r in ((K.REMAINDER_BITS, rem), (K.COMPLEMENT_BITS, 5 - rem)):
+        for j, plane in enumerate(_lenient_unsigned(r, 3, "")):
+            values[kind(0, "loss.grad", j)] = plane
+    found = violations(circuit, values)
+    assert "linear: range check of the remainder of loss.grad" in found, found
+    field_rejection(circuit, values, LINEAR)
+
+
+# ----------------------------------------------------------------------------------------
+# SGD: lr_q g + 2^(k-1) = 2^k U + R, w' = w - U
+# ----------------------------------------------------------------------------------------
+SGD_W0 = "linear: SGD update of 0.weight (lr_q g + 2^40 = 2^41 U + R)"
+
+
+@pytest.mark.parametrize("change", ["off by one", "rounded the other way", "did not move"])
+def test_an_update_that_is_not_lr_times_the_gradient(w, change):
+    circuit, values = w
+    k = 41
+
+    def doctor(args, out, node):
+        wt, g = args
+        nxt, rem = np.array(out[node.output], dtype=object), np.array(out[node.output + ".rem"], dtype=object)
+        if change == "off by one":
+            nxt[0, 0] -= 1  # U + 1, R unchanged
+        elif change == "rounded the other way":
+            nxt[0, 0] -= 1
+            rem[0, 0] -= 1 << k
+        else:  # U = 0: the weight did not move, R = lr_q g + 2^(k-1)
+            nxt = np.array(wt, dtype=object)
+            rem = np.asarray(g, dtype=object) * node.attrs["lr_q"] + (1 << (k - 1))
+        out[node.output], out[node.output + ".rem"] = nxt, rem
+    forged = rerun(circuit, values, _doctor("sgd_update", doctor, output="0.weight.next"))
+    if change == "did not move":
+        np.testing.assert_array_equal(forged[K.VALUE(1, "0.weight")], values[K.VALUE(0, "0.weight")])
+    field_rejection(circuit, forged, LINEAR, violated={SGD_W0})
+
+
+def test_final_weights_from_another_run(w):
+    """The final weights of another run (another seed's data), the updates U = w - w' refilled."""
+    circuit, values = w
+    _, other = honest_witness((3, 3, 2), 3, bias=True, seed=5)
+    for name in circuit.params:
+        values[K.VALUE(1, name)] = other[K.VALUE(1, name)] - other[K.VALUE(0, name)] + values[K.VALUE(0, name)]
+
+    def refill(args, out, node):
+        out[node.output] = values[K.VALUE(1, node.inputs[0])]
+    forged = rerun(circuit, values, _doctor("sgd_update", refill))
+    assert {v for v in violations(circuit, forged)} == {
+        f"linear: SGD update of {n} (lr_q g + 2^{40 if 'weight' in n else 24} = 2^{41 if 'weight' in n else 25} U + R)"
+        for n in circuit.params}
+    field_rejection(circuit, forged, LINEAR)
+
+
+def test_intermediate_weights_of_a_two_step_run(monkeypatch):
+    """Step 0's update off by one, step 1 run honestly from the doctored weights: only step 0's
+    SGD equation fails (the intermediate weights are no statement tensor)."""
+    circuit, values = honest_witness((3, 3, 2), 2, steps=2)
+
+    def doctor(args, out, node):
+        nxt = np.array(out[node.output], dtype=object)
+        nxt[1, 2] += 1
+        out[node.output] = nxt
+    forged = rerun(circuit, values, _doctor("sgd_update", doctor, step=0, output="2.weight.next"))
+    assert K.VALUE(1, "2.weight") not in dict(circuit.statement_keys)
+    field_rejection(circuit, forged, LINEAR, violated={"linear: SGD update of 2.weight (lr_q g + 2^40 = 2^41 U + R)"})
+
+
+# ----------------------------------------------------------------------------------------
+# junk in the padding of intermediate tensors (no zero-padding proof: their relations pin it)
+# ----------------------------------------------------------------------------------------
+def _true_shape(circuit, key):
+    graph = circuit.graph(circuit.rows[min(key.step, circuit.steps - 1)])
+    return graph[key.tensor].shape
+
+
+def _padding_entries(circuit, key):
+    shape = circuit.shapes[key]
+    inside = np.zeros(shape, bool)
+    inside[tuple(slice(0, d) for d in _true_shape(circuit, key))] = True
+    return [tuple(int(i) for i in ix) for ix in np.argwhere(~inside)]
+
+
+def _intermediates(circuit):
+    statement = dict(circuit.statement_keys)
+    return [k for k, _ in circuit.proof_keys if k.plane is None and k not in statement
+            and _padding_entries(circuit, k)]
+
+
+@pytest.fixture(scope="module")
+def two_steps_witness():
+    return honest_witness((3, 3, 2), 3, steps=2, bias=True)
+
+
+@pytest.fixture
+def two_steps(two_steps_witness):
+    return _copy(two_steps_witness)
+
+
+def test_junk_in_any_padding_entry_of_any_intermediate_violates_a_relation(two_steps):
+    """Every non-statement tensor with padding (activations, broadcast biases, gradients,
+    remainders, updates, the weights between the steps), junk 1 written into each of its
+    padding entries in turn (its range planes recomputed): some relation always fails."""
+    circuit, honest = two_steps
+    keys = _intermediates(circuit)
+    kinds = {k.kind for k in keys}
+    assert {K.VALUE, K.BROADCAST, K.UPDATE, K.REMAINDER} <= kinds
+    assert K.VALUE(1, "0.weight") in keys and K.VALUE(1, "0.bias") in keys
+    free = []
+    for key in keys:
+        for entry in _padding_entries(circuit, key):
+            values = dict(honest)
+            old = pad(values[key], circuit.shapes[key])[entry]
+            write(circuit, values, key, entry, int(old) + 1)
+            if not violations(circuit, values):
+                free.append((key, entry))
+    assert free == []
+
+
+@pytest.mark.parametrize("key, entry", [
+    (K.VALUE(0, "0.z"), (3, 1)),            # an activation on the padding row
+    (K.VALUE(0, "1.relu"), (0, 3)),         # a hidden unit in the padding column
+    (K.BROADCAST(0, "0.biased"), (3, 0)),   # the bias broadcast beyond the batch's real rows
+    (K.VALUE(0, "1.grad"), (3, 2)),         # a gradient on the padding row
+    (K.VALUE(0, "2.weight.grad"), (1, 3)),  # a weight gradient outside the weight's shape
+    (K.UPDATE(0, "0.weight.next"), (3, 3)),  # the update outside the weight's true shape
+    (K.VALUE(1, "0.bias"), (3,)),           # the weights between two steps
+])
+def test_junk_in_intermediate_padding_is_rejected(two_steps, key, entry):
+    circuit, honest = two_steps
+    values = write(circuit, dict(honest), key, entry, 5)
+    field_rejection(circuit, values, (LINEAR, "einsum", "zkReLU"))
+
+
+@pytest.mark.parametrize("key, fill", [(K.REMAINDER_BITS(0, "0.z", 0), 1), (K.REMAINDER(0, "loss.grad"), 2)])
+def test_remainders_on_padding_keep_their_fill(two_steps, key, fill):
+    """On padding the rescale remainder is 2^(k-1) (planes 0...01) and the loss remainder N/2:
+    a remainder of another value there (its planes recomputed) breaks the division."""
+    circuit, honest = two_steps
+    values = dict(honest)
+    a = padded(values, key, circuit.shapes[key])
+    assert a[3, 0] == (0 if key.kind is K.REMAINDER_BITS else 3)
+    a[3, 0] = fill
+    if key.kind is K.REMAINDER:
+        for kind, r in ((K.REMAINDER_BITS, a), (K.COMPLEMENT_BITS, 5 - a)):
+            for j, plane in enumerate(bits.unsigned(r, 3, "")):
+                values[kind(0, "loss.grad", j)] = plane
+    found = violations(circuit, values)
+    assert len(found) == 1 and ("rescale 0.z" in next(iter(found)) or "loss gradient" in next(iter(found))), found
+    field_rejection(circuit, values, LINEAR)
+
+
+# ----------------------------------------------------------------------------------------
+# a smaller last batch (rows (4, 2)): the row indicator ONES and the loss count N
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def short_last_witness():
+    model = training.synthetic_mlp((3, 3, 2), seed=3, bias=True)
+    (x0, y0), (x1, y1) = training.synthetic_batches((3, 3, 2), 4, 2, seed=3)
+    circuit, values, _ = training.training_witness(model, [(x0, y0), (x1[:2], y1[:2])], 0.1,
+                                                   refuse_underflow=False)
+    assert circuit.rows == (4, 2)
+    return circuit, values
+
+
+@pytest.fixture
+def short_last(short_last_witness):
+    return _copy(short_last_witness)
+
+
+def _count(circuit, t):
+    return next(n for n in circuit.graph(circuit.rows[t]).nodes if n.op == "loss_grad").attrs["count"]
+
+
+def test_the_row_indicator_is_public(short_last):
+    """ONES is no commitment of the proof: both sides derive it from the statement's rows."""
+    circuit, values = short_last
+    proof = forge(circuit, values)
+    assert zk.verify_training(proof)
+    assert not [k for k in (*proof.commitments, *proof.statement.commitments) if k.kind is K.ONES]
+    ones = [k for k, _ in proof.statement.circuit.public_keys if k.kind is K.ONES]
+    assert sorted(k.step for k in ones) == [2, 4]
+    np.testing.assert_array_equal(proof.statement.circuit.public_value(K.ONES(2, "")), [1, 1, 0, 0])
+    assert (_count(circuit, 0), _count(circuit, 1)) == (8, 4)
+
+
+def test_the_last_batch_divided_by_the_full_batch_count(short_last):
+    """The 2-row batch's loss divided by N = 8 (the full batch's) instead of 4."""
+    circuit, values = short_last
+
+    def full_count(args, out, node):
+        diff = interpret._mul_const(interpret._add(args[0], args[1], sign=-1), 1 << (circuit.scale_bits + 1))
+        out[node.output], out[node.output + ".rem"] = interpret._round_div(diff, 8)
+    forged = rerun(circuit, values, _doctor("loss_grad", full_count, step=1))
+    field_rejection(circuit, forged, LINEAR,
+                    violated={"linear: loss gradient (2^(S+1) (2.z - y) + N/2 = N G + RL, N = 4)"})
+
+
+def test_padding_rows_of_the_last_batch_made_real(short_last):
+    """The 2-row step run as a 4-row step on zero rows 2 and 3 (the biases broadcast over all 4
+    rows, the bias gradients summed over them, the loss still divided by the claimed N = 4):
+    every relation holds but the two that read ONES, the broadcast and the bias gradient."""
+    circuit, values = short_last
+
+    def claimed_count(args, out, node):
+        diff = interpret._mul_const(interpret._add(args[0], args[1], sign=-1), 1 << (circuit.scale_bits + 1))
+        out[node.output], out[node.output + ".rem"] = interpret._round_div(diff, 4)
+    forged = rerun(circuit, values, _doctor("loss_grad", claimed_count, step=1),
+                   graph_of=lambda t: circuit.graph(4))
+    for layer, width in (("0", 3), ("2", 2)):
+        b = np.asarray(forged[K.VALUE(1, f"{layer}.bias")])
+        forged[K.BROADCAST(1, f"{layer}.biased")] = np.broadcast_to(b, (4, width)).copy()
+    assert (np.asarray(forged[K.VALUE(1, "loss.grad")])[2:] != 0).any()  # the zero rows count
+    field_rejection(circuit, forged, "einsum", violated={"einsum: 0.biased", "einsum: 2.biased",
+                                                         "einsum: 0.bias.grad", "einsum: 2.bias.grad"})
+
+
+# ----------------------------------------------------------------------------------------
+# inference: h = (1 - s) z, the output a statement tensor
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def inference_witness():
+    model = training.synthetic_mlp((3, 3, 2), seed=4, bias=True)
+    x = np.random.default_rng(4).standard_normal((3, 3))
+    circuit, values = training.inference_witness(model, x)
+    assert not circuit.training and circuit.output == "2.z"
+    return circuit, values
+
+
+@pytest.fixture
+def inference(inference_witness):
+    return _copy(inference_witness)
+
+
+def _infer_rejection(circuit, values, expect, violated):
+    return field_rejection(circuit, values, expect, verify=zk.verify_inference, lr=0.0, violated=violated)
+
+
+OUT_RESCALE = "linear: rescale 2.z (2.biased + 2^15 = 2^16 2.z + R)"  # inference: parameters at 2^16
+
+
+def test_inference_honest_and_rerun(inference):
+    circuit, values = inference
+    again = rerun(circuit, values, lambda *a: None)
+    assert violations(circuit, again) == set()
+    assert zk.verify_inference(forge(circuit, again, lr=0.0))
+
+
+def test_inference_with_a_wrong_output(inference):
+    circuit, values = inference
+    key = K.VALUE(0, "2.z")
+    assert key in dict(circuit.statement_keys)
+    values = write(circuit, values, key, (0, 0), int(values[key][0, 0]) + 1)
+    _infer_rejection(circuit, values, LINEAR, {OUT_RESCALE})
+
+
+def test_inference_output_of_other_inputs(inference):
+    """The output of the same model on other inputs (its range planes and remainders refilled)."""
+    circuit, values = inference
+    model = training.synthetic_mlp((3, 3, 2), seed=4, bias=True)
+    _, other = training.inference_witness(model, np.random.default_rng(9).standard_normal((3, 3)))
+    for k, v in other.items():
+        if k.tensor == "2.z" and k.kind is not K.VALUE or k == K.VALUE(0, "2.z"):
+            values[k] = v
+    _infer_rejection(circuit, values, LINEAR, {OUT_RESCALE})
+
+
+def test_inference_relu_passing_negatives(inference):
+    circuit, values = inference
+
+    def identity(args, out, node):
+        out[node.output] = args[0].copy()
+    forged = rerun(circuit, values, _doctor("relu", identity))
+    _infer_rejection(circuit, forged, "zkReLU", {"zkReLU: 1.relu"})
+
+
+def test_inference_output_wrapping_modulo_r(inference):
+    """Output + 2^-16 mod r with the remainder one less: the rescale holds modulo r with genuine
+    remainder planes; the output's range check (32-bit two's complement) fails."""
+    circuit, values = inference
+    key = K.VALUE(0, "2.z")
+    r_planes = [K.REMAINDER_BITS(0, "2.z", j) for j in range(16)]
+    rem = sum((1 << j) * np.asarray(values[p], dtype=object) for j, p in enumerate(r_planes))
+    i = _first_index(rem[:3, :2], lambda a: a >= 1)
+    q = padded(values, key, circuit.shapes[key]).astype(object)
+    q[i] = (q[i] + pow(1 << 16, -1, field.R)) % field.R
+    values[key] = q
+    rem[i] -= 1
+    for j, p in enumerate(r_planes):
+        values[p] = np.asarray((rem >> j) & 1, dtype=np.uint8)
+    _infer_rejection(circuit, values, LINEAR, {"linear: range check of 2.z (rescaled by 2^16)"})
