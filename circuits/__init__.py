@@ -7,7 +7,9 @@ interprets it in float64 or in exact fixed point (:class:`FixedPoint`), the latt
 prover's witness. :func:`trace` builds the inference graph of any ``torch.nn.Module`` that
 torch.fx traces (:mod:`circuits.fx` lists the ops it accepts), :func:`mlp_graph` that of a
 Linear/ReLU MLP without torch; :func:`training_graph` rewrites an inference graph into one
-torch.optim.SGD step (:func:`trace_training`: both at once).
+torch.optim.SGD step (:func:`trace_training`: both at once). :func:`architecture_bytes` /
+:func:`read_architecture` write and read a forward graph as canonical bytes, :func:`rebatch`
+re-instantiates it for another batch size.
 """
 from .autodiff import training_graph
 from .einsum_spec import EinsumSpec, parse_einsum
@@ -16,10 +18,12 @@ from .graph import Graph, Node, Tensor
 from .interpret import decode, exact_einsum, run
 from .fx import UnsupportedOp
 from .mlp import mlp_graph
+from .serial import ArchitectureError, architecture_bytes, read_architecture, rebatch
 from .trace import trace, trace_training
 from .train import train_step, training_inputs
 
 __all__ = [
+    "ArchitectureError", "architecture_bytes", "read_architecture", "rebatch",
     "EinsumSpec", "FixedPoint", "Graph", "Node", "Tensor", "UnsupportedOp", "decode",
     "exact_einsum", "mlp_graph", "param_scale_for", "parse_einsum", "quantize", "quantize_lr",
     "quantize_momentum", "run", "trace", "trace_training", "train_step", "training_graph",
