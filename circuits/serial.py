@@ -155,7 +155,8 @@ def architecture_bytes(forward: Graph) -> bytes:
             if kind == "einsum":
                 out.append(_spec(node.attrs["spec"], t.name))
             elif kind == "rescale":
-                out.append(struct.pack("<H", _limit(f"the bits of rescale {t.name!r}", node.attrs["bits"], 2**16 - 1)))
+                bits = _limit(f"the bits of rescale {t.name!r}", node.attrs["bits"], 2**16 - 1)
+                out.append(struct.pack("<H", bits))
             elif kind == "reshape":
                 out.append(_shape(node.attrs["shape"], t.name))
     for public, tensor in forward.outputs.items():
