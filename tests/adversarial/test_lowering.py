@@ -790,3 +790,95 @@ def test_an_honest_witness_claimed_as_another_statement(w, claim):
         assert found and all(v.startswith("linear: range check of") for v in found), found
     msg = rejection(forge(claimed, values, lr=float(claimed.lr_q / (1 << claimed.lr_bits))))
     assert ("zero padding" if claim == "fewer rows" else LINEAR) in msg, msg
+
+
+# ----------------------------------------------------------------------------------------
+# architectures from the statement (any forward graph): the row indicator assumes a batch axis
+# ----------------------------------------------------------------------------------------
+def _custom_inference(build, rows, doctor=lambda *a: None):
+    """An inference circuit of the forward graph ``build(graph)`` (input ``x`` (1, 3), a parameter
+    ``w`` (3, 3)) on ``rows`` rows, and its witness run with ``doctor``."""
+    if not hasattr(zk, "Architecture"):
+        pytest.skip("statements hold MLP widths, not forward graphs")
+    from zk import fac4dnn
+
+    g = circuits.Graph(16, 16)
+    g.input("x", (1, 3), role="data")
+    g.input("w", (3, 3), role="param")
+    g.input("b", (3,), role="param")
+    g.outputs["out"] = build(g)
+    circuit = fac4dnn.Circuit(zk.Architecture.of_graph(g), rows, 1, training=False)
+    rng = np.random.default_rng(0)
+    values = rerun(circuit, {K.VALUE(0, "x"): rng.integers(-2**12, 2**12, (rows, 3)),
+                             K.VALUE(0, "w"): rng.integers(-2**12, 2**12, (3, 3)),
+                             K.VALUE(0, "b"): rng.integers(-2**12, 2**12, (3,))}, doctor)
+    for key, width in circuit.range_checks():
+        for j, plane in enumerate(bits.signed(pad(values[key], circuit.shapes[key]), width, str(key))):
+            values[K.BITS(key.step, key.tensor, j)] = plane
+    return circuit, values
+
+
+def _param_sum(g):
+    """out = rescale(x * sum_o w[o, :]): a sum over a parameter's leading axis (not the batch)."""
+    s = g.einsum("oi->i", "w", name="s")
+    return g.rescale(g.einsum("bi,i->bi", "x", s, name="p"), 16, name="z")
+
+
+def _param_broadcast(g):
+    """out = rescale(x (w + b)^T): a parameter vector b added to every row of the parameter w."""
+    shifted = g.add("w", "b", name="shifted")  # broadcast over w's 3 rows, not over the batch
+    return g.rescale(g.einsum("bi,oi->bo", "x", shifted, name="m"), 16, name="z")
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
+    "SOUNDNESS: zk.lower._Lowering.einsum lowers every single-operand einsum as a sum over the batch, "
+    "contracting the operand's leading axis with the row indicator ONES(rows) = [1]*rows + [0]*(pad-rows); "
+    "for a statement architecture that sums a parameter over its leading axis (einsum 'oi->i' on w (3, 3)) "
+    "on a batch of 2 rows, the circuit proves s = w[0] + w[1] instead of w[0] + w[1] + w[2]: the honest "
+    "witness is rejected and a forged output verifies"))
+def test_a_parameter_summed_over_its_leading_axis():
+    circuit, honest = _custom_inference(_param_sum, 2)
+    assert violations(circuit, honest) == {"einsum: s"}  # the circuit disagrees with the graph
+
+    def partial(args, out, node):
+        out[node.output] = np.asarray(args[0])[:2].sum(0)
+    circuit, forged = _custom_inference(_param_sum, 2, _doctor("einsum", partial, output="s"))
+    assert not np.array_equal(forged[K.VALUE(0, "z")], honest[K.VALUE(0, "z")])
+    proof = zk.InferenceProof.from_bytes(forge(circuit, forged, lr=0.0).to_bytes())
+    rejection(proof, zk.verify_inference)  # verifies today: the false output is accepted
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
+    "SOUNDNESS: zk.lower._Lowering._broadcast broadcasts a vector over the leading axis of any matrix "
+    "with the row indicator ONES(rows), as if that axis were the batch: for a statement architecture "
+    "that adds a parameter vector b (3,) to every row of a parameter matrix w (3, 3), on a batch of 2 "
+    "rows, the circuit proves w + b on rows 0 and 1 only and w on row 2: the honest witness is "
+    "rejected and a forged output verifies"))
+def test_a_vector_broadcast_over_a_parameter_matrix():
+    circuit, honest = _custom_inference(_param_broadcast, 2)
+    assert violations(circuit, honest) == {"linear: sum shifted"}
+
+    def rows_only(args, out, node):
+        w, b = (np.asarray(a) for a in args)
+        out[node.output] = w + np.where(np.arange(3)[:, None] < 2, b, 0)
+    circuit, forged = _custom_inference(_param_broadcast, 2, _doctor("add", rows_only, output="shifted"))
+    assert not np.array_equal(forged[K.VALUE(0, "z")], honest[K.VALUE(0, "z")])
+    assert violations(circuit, forged) == set()
+    proof = zk.InferenceProof.from_bytes(forge(circuit, forged, lr=0.0).to_bytes())
+    rejection(proof, zk.verify_inference)  # verifies today: the false output is accepted
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
+    "chain semantics: zk.verify_chain checks that chained proofs share lr and batch size ('one run has one "
+    "of each') but not momentum, dampening or weight decay, and every proof starts from fresh momentum "
+    "buffers: a plain-SGD proof chained with an SGD(momentum 0.9, weight decay 0.5) proof verifies as "
+    "one 2-step run at lr 0.1 (ChainReport states no optimizer options), although no single "
+    "torch.optim.SGD run produces it; zk.prove_run refuses momentum across segments, the verifier does not"))
+def test_a_chain_of_proofs_with_other_sgd_options():
+    rng = np.random.default_rng(0)
+    data, opening = zk.commit_dataset(rng.standard_normal((3, 3)), rng.standard_normal((3, 2)), batch_size=3)
+    model0, start = zk.commit_model(training.synthetic_mlp((3, 3, 2), seed=1), lr=0.1)
+    first = zk.prove_training(start, opening, lr=0.1)
+    second = zk.prove_training(first.opening, opening, lr=0.1, momentum=0.9, weight_decay=0.5)
+    with pytest.raises(zk.VerificationError):
+        zk.verify_chain([first.proof, second.proof], dataset=data, initial_model=model0)
