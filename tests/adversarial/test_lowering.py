@@ -457,6 +457,30 @@ def test_junk_in_any_padding_entry_of_any_intermediate_violates_a_relation(two_s
     assert free == []
 
 
+def test_a_flipped_bit_plane_on_padding_violates_a_relation(two_steps):
+    """The lowest and the top plane of every range check and remainder, flipped at the first
+    padding entry of its tensor: some relation (recomposition, division) always fails."""
+    circuit, honest = two_steps
+    groups: dict = {}
+    for k, _ in circuit.proof_keys:
+        if k.plane is not None:
+            groups.setdefault((k.kind, k.step, k.tensor), []).append(k)
+    free = []
+    for (kind, step, tensor), planes in groups.items():
+        like = K.UPDATE(step, tensor) if K.UPDATE(step, tensor) in honest else K.VALUE(step, tensor)
+        if like not in circuit.shapes or not _padding_entries(circuit, like) or kind is K.BITS and tensor in ("x", "y"):
+            continue
+        entry = _padding_entries(circuit, like)[0]
+        for plane in {planes[0], planes[-1]}:
+            values = dict(honest)
+            a = np.array(pad(values[plane], circuit.shapes[plane]), copy=True)
+            a[entry] ^= 1
+            values[plane] = a
+            if not violations(circuit, values):
+                free.append((plane, entry))
+    assert len(groups) > 20 and free == []
+
+
 @pytest.mark.parametrize("key, entry", [
     (K.BROADCAST(0, "0.biased"), (3, 0)),   # the bias broadcast beyond the batch's real rows
     (K.UPDATE(0, "0.weight.next"), (3, 3)),  # the update outside the weight's true shape
