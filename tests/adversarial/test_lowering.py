@@ -177,8 +177,8 @@ def field_rejection(circuit, values, expect, verify=zk.verify_training, lr=None,
 
 @pytest.fixture(scope="module")
 def base():
-    """One SGD step of a biased 3-3-2 MLP on a batch of 3 (padded to 4): rows, widths and the
-    output... every tensor has padding."""
+    """One SGD step of a biased 3-3-2 MLP on a batch of 3 rows: the batch and the hidden width pad
+    to 4, so nearly every tensor has padding entries."""
     return honest_witness((3, 3, 2), 3, bias=True)
 
 
