@@ -124,7 +124,7 @@ def auditor(out: Path) -> None:
 
     st = epochs[0].statement
     print("  what the auditor learned (and nothing about data, weights, gradients or outputs):")
-    print(f"    architecture MLP {'-'.join(map(str, st.widths))}, bias per layer {list(model0.biases)}")
+    print(f"    architecture {st.architecture.describe()}")
     print(f"    {report.steps} SGD steps, batch size {st.batch_size}, lr {st.lr}, MSE loss")
     print(f"    batch indices used, in order: {list(report.batches)} "
           f"({report.distinct_batches} distinct of the {dataset.batches} published)")

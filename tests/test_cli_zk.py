@@ -57,7 +57,7 @@ def test_prove_verify_inspect_training(training_file):
     for name in proof.size_breakdown():
         assert name in result.output
     st = proof.statement
-    assert (st.arch, st.batch_size, st.steps, st.lr) == ((6, 5, 3), 3, 2, 0.05)
+    assert (st.widths, st.batch_size, st.steps, st.lr) == ((6, 5, 3), 3, 2, 0.05)
 
 
 def test_synthetic_run_is_determined_by_the_seed(proved, tmp_path):
@@ -122,7 +122,7 @@ def test_model_and_data_files(tmp_path, bias):
         assert stage in result.stderr
     assert "100%" in result.stderr
     proof = zk.TrainingProof.from_bytes(out.read_bytes())
-    assert (proof.statement.arch, proof.statement.batch_size, proof.statement.steps) == ((4, 3, 2), 3, 4)
+    assert (proof.statement.widths, proof.statement.batch_size, proof.statement.steps) == ((4, 3, 2), 3, 4)
     assert proof.statement.rows == (3, 3, 1, 3)
     assert zk.verify_training(proof)
     # the saved model is the exact fixed-point run on the same batches (master weights carried
@@ -163,7 +163,7 @@ def test_inference_proof_from_files(tmp_path):
     assert result.exit_code == 0, result.output
     assert "last 2 rows" in result.output
     proof = zk.InferenceProof.from_bytes(out.read_bytes())
-    assert (proof.statement.arch, proof.statement.batch_size) == ((4, 2), 3)
+    assert (proof.statement.widths, proof.statement.batch_size) == ((4, 2), 3)
     assert run("verify", out).exit_code == 0
 
 
@@ -324,7 +324,7 @@ def test_commit_data_and_model(published, tmp_path):
     model = zk.ModelCommitment.from_bytes((d / "model.zkc").read_bytes())
     m_open = zk.ModelOpening.from_bytes((d / "model.zko").read_bytes())
     assert m_open.commitment.to_bytes() == (d / "model.zkc").read_bytes()
-    assert model.widths == (4, 3, 2) and model.param_scale == circuits.param_scale_for(0.05, 16)
+    assert model.architecture.widths == (4, 3, 2) and model.param_scale == circuits.param_scale_for(0.05, 16)
     assert model.digest.hex() in out["commit-model"].stdout and "SECRET" in out["commit-model"].stdout
     # --arch --seed is the same random model as prove --arch --seed
     x = torch.randn(2, 4)
@@ -348,7 +348,7 @@ def test_commit_data_and_model(published, tmp_path):
                  "--opening", tmp_path / "m.zko", "-q")
     assert result.exit_code == 0, result.output
     m = zk.ModelCommitment.from_bytes((tmp_path / "m.zkc").read_bytes())
-    assert (m.widths, m.biases, m.param_scale) == ((4, 2), (True,), 30)
+    assert (m.architecture.widths, m.architecture.biases, m.param_scale) == ((4, 2), (True,), 30)
 
 
 def test_prove_from_openings(published):

@@ -98,7 +98,7 @@ def test_foreign_segment_and_segment_from_other_weights_break_the_chain(publishe
     values["0.weight"] = values["0.weight"].copy()
     values["0.weight"][0, 0] += 1 << 10
     c = mo.commitment
-    other = zk.model.from_integers(c.widths, c.biases, c.scale_bits, c.param_scale, values, zk.commit.DEFAULT_KEY)
+    other = zk.model.from_integers(c.architecture, values, zk.commit.DEFAULT_KEY)
     forged = zk.prove_run(other, do, LR, steps=1, start_batch=2, segment_steps=1)
     assert zk.verify_chain(forged.chain, dataset=dc)  # a valid proof on its own
     chain = zk.Chain(five.chain.segments[:2] + forged.chain.segments + five.chain.segments[3:])
@@ -297,9 +297,9 @@ def test_recorder_refuses_what_the_proof_cannot_express():
                                             {"params": [model[2].weight], "lr": 0.2}]))
     with pytest.raises(ValueError, match="exactly the model's parameters"):
         zk.Recorder(model, torch.optim.SGD([model[0].weight], lr=0.1))
-    with pytest.raises(UnsupportedOp):
-        zk.Recorder(torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.Sigmoid(), torch.nn.Linear(3, 3)),
-                    torch.optim.SGD(model.parameters(), lr=0.1))
+    sigmoid = torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.Sigmoid(), torch.nn.Linear(3, 3))
+    with pytest.raises(UnsupportedOp, match="Sigmoid"):
+        zk.Recorder(sigmoid, torch.optim.SGD(sigmoid.parameters(), lr=0.1))
 
 
 @pytest.mark.parametrize("loop, message", [

@@ -49,8 +49,8 @@ def test_honest_training_proofs_verify(widths, batch, steps):
     assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes())) is True
     assert_trained_like_circuits(model, data, 0.05, result)
     st_ = proof.statement
-    assert st_.arch == widths and st_.steps == steps and st_.batch_size == batch
-    assert len(st_.initial_weights) == len(st_.final_weights) == len(widths) - 1
+    assert st_.widths == widths and st_.steps == steps and st_.batch_size == batch
+    assert len(st_.initial_model.commitments) == len(st_.final_model.commitments) == len(widths) - 1
     assert len(st_.data) == 2 * steps
 
 
@@ -219,9 +219,10 @@ def test_unsupported_models_and_bad_inputs():
     with pytest.raises(circuits.UnsupportedOp, match="Tanh"):
         zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh(), torch.nn.Linear(2, 2)),
                           batches((3, 2), 2, 1), 0.1)
-    with pytest.raises(circuits.UnsupportedOp, match="end with a Linear"):
-        zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.ReLU()),
-                          batches((3, 2), 2, 1), 0.1)
+    # a model ending in a ReLU is a graph like any other now: proved
+    ending = zk.prove_training(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.ReLU()),
+                               batches((3, 2), 2, 1), 0.1)
+    assert zk.verify_training(ending.proof)
     with pytest.raises(ValueError, match="the model maps 3 features to 2 outputs, the dataset has X with 4"):
         zk.prove_training(mlp((3, 2)), [(torch.zeros(2, 4), torch.zeros(2, 2))], 0.1)
     with pytest.raises(ValueError, match="batch 1: expected X"):
@@ -284,7 +285,7 @@ def test_bias_training_proof_verifies_and_trains_like_circuits(honest_bias):
     assert_trained_like_circuits(model, data, 0.1, result)
     assert not torch.equal(trained[4].bias, model[4].bias)  # the biases were trained too (layer 2 is dead here)
     st_ = proof.statement
-    assert st_.biases == (True, False, True) and circuit.biases == (True, False, True)
+    assert st_.architecture.biases == (True, False, True) and circuit.architecture == st_.architecture
     assert "bias in layer(s) 1, 3" in st_.describe()
     assert sorted(k for k in st_.commitments if k.tensor.endswith("bias")) == \
         [TensorKind.VALUE(0, "0.bias"), TensorKind.VALUE(0, "4.bias"), TensorKind.VALUE(2, "0.bias"), TensorKind.VALUE(2, "4.bias")]
@@ -295,7 +296,7 @@ def test_bias_inference_proof():
     X = batches((5, 4, 4, 3), 6, 1)[0][0]
     proof = zk.prove_inference(model, X)
     assert zk.verify_inference(zk.InferenceProof.from_bytes(proof.to_bytes()))
-    assert proof.statement.biases == (True, False, True)
+    assert proof.statement.architecture.biases == (True, False, True)
 
 
 def test_wrong_bias_update_broadcast_or_gradient_is_rejected(honest_bias):
@@ -321,17 +322,19 @@ def test_wrong_bias_update_broadcast_or_gradient_is_rejected(honest_bias):
     _cheat(circuit, values, gradient)
 
 
-def test_bias_flags_are_validated(honest_bias):
+def test_the_architecture_is_validated(honest_bias):
+    """The statement's architecture is parsed bounded: bytes that are no forward graph, or another
+    architecture than the commitments have, are refused."""
     *_, proof, _ = honest_bias
-    data = bytearray(proof.to_bytes())
-    flags_at = 8 + 1 + 4 + 1 + 4 * len(proof.statement.widths)  # magic, version, section, n, widths
-    assert list(data[flags_at:flags_at + 3]) == [1, 0, 1]
-    data[flags_at + 1] = 2
-    with pytest.raises(zk.ProofFormatError, match="bias flags"):
-        zk.TrainingProof.from_bytes(bytes(data))
-    data[flags_at + 1] = 1  # claims a bias the commitments do not have
+    data = proof.to_bytes()
+    arch = proof.statement.architecture.data
+    at = data.index(arch)
+    with pytest.raises(zk.ProofFormatError, match="architecture"):
+        zk.TrainingProof.from_bytes(data[:at] + bytes(len(arch)) + data[at + len(arch):])
+    other = zk.Architecture.mlp((5, 4, 4, 3), (True, True, True), 16, proof.statement.param_scale).data
+    assert len(other) != len(arch) or other != arch
     with pytest.raises(zk.ProofFormatError):
-        zk.TrainingProof.from_bytes(bytes(data))
+        zk.TrainingProof.from_bytes(data[:at - 4] + len(other).to_bytes(4, "little") + other + data[at + len(arch):])
 
 
 @pytest.fixture(scope="module")
@@ -381,3 +384,51 @@ def test_bad_sgd_options_are_refused():
         zk.prove_training(mlp((3, 2)), batches((3, 2), 2, 1), 0.1, momentum=-0.5)
     with pytest.raises(circuits.UnsupportedOp, match="nesterov"):
         circuits.training_graph(circuits.mlp_graph((3, 2), False, 2), 0.1, momentum=0.9, nesterov=True)
+
+
+class _Residual(torch.nn.Module):
+    """Linear, then a residual block ``h + relu(block(h))`` with a ReLU after it, then Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp, self.block, self.out = torch.nn.Linear(5, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x))
+        return self.out(torch.relu(h + torch.relu(self.block(h))))
+
+
+class _Pooled(torch.nn.Module):
+    """Average pooling of the features between two Linear layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp, self.pool, self.out = torch.nn.Linear(5, 8), torch.nn.AvgPool1d(2), torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.out(self.pool(torch.relu(self.inp(x))))
+
+
+@pytest.mark.parametrize("make", [_Residual, _Pooled])
+def test_models_beyond_mlps_are_proved_like_torch(make):
+    """Any model circuits traces: the statement holds its forward graph; the proof verifies from
+    the public files and the proved model is torch's SGD (and circuits' fixed point bit for bit)."""
+    torch.manual_seed(0)
+    model = make()
+    data = batches((5, 3), 4, 2, seed=1)
+    result = zk.prove_training(model, data, 0.1, momentum=0.5)
+    proof = zk.TrainingProof.from_bytes(result.proof.to_bytes())
+    assert zk.verify_training(proof)
+    assert proof.statement.widths is None and "graph 5 -> 3" in proof.statement.describe()
+    ref = copy.deepcopy(model).double()
+    sgd = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.5)
+    for x, y in data:
+        sgd.zero_grad()
+        torch.nn.functional.mse_loss(ref(torch.from_numpy(x).double()), torch.from_numpy(y).double()).backward()
+        sgd.step()
+    for name, want in ref.state_dict().items():
+        got, before = result.model.state_dict()[name].double(), model.state_dict()[name].double()
+        assert float((got - want).abs().max()) <= 1e-3 * float((want - before).abs().max()) + 2.0 ** -14
+    with pytest.raises(ValueError, match="no Sequential MLP"):
+        result.opening.to_torch()
+    assert zk.verify_inference(zk.prove_inference(result.opening, data[0][0]), model=result.proof.final_model)

@@ -83,7 +83,7 @@ class Chain(committed.PublishedFile):
         return "\n".join([
             "zkfhe training chain (does not verify; zkfhe verify-chain does)",
             f"  proofs       : {len(self)} ({sum(len(s) for s in self.segments):,} bytes)",
-            f"  architecture : MLP {'-'.join(map(str, first.widths))}, batch {first.batch_size}, lr {first.lr}",
+            f"  architecture : {first.architecture.describe()}, batch {first.batch_size}, lr {first.lr}",
             f"  initial model: {first.initial_model.digest.hex()}",
             f"  final model  : {last.final_model.digest.hex()}"])
 
@@ -102,6 +102,7 @@ class ChainReport:
     batch_size: int
     checked_dataset: bool = False  # every step's batch was checked against the published dataset
     checked_initial_model: bool = False  # the first proof was checked to start from the published model
+    sgd: tuple[float, float, float] = (0.0, 0.0, 0.0)  # momentum, dampening and weight decay of every step
 
     @property
     def distinct_batches(self) -> int:
@@ -110,7 +111,11 @@ class ChainReport:
     def describe(self) -> str:
         data = "" if self.checked_dataset else " (as the proofs name it; not checked against a published dataset)"
         model = "" if self.checked_initial_model else " (the initial model not checked against a published one)"
-        return (f"valid chain: {self.proofs} proof(s), {self.steps} SGD steps (lr {self.lr}, batch {self.batch_size}) "
+        momentum, dampening, decay = self.sgd
+        options = "".join(f", {name} {v}" for name, v in (("momentum", momentum), ("dampening", dampening),
+                                                          ("weight decay", decay)) if v)
+        return (f"valid chain: {self.proofs} proof(s), {self.steps} SGD steps (lr {self.lr}{options}, "
+                f"batch {self.batch_size}) "
                 f"over {self.distinct_batches} distinct batches of dataset {committed.short_digest(self.dataset)}{data}, "
                 f"model {committed.short_digest(self.initial_model.digest)} -> "
                 f"{committed.short_digest(self.final_model.digest)}{model}")
@@ -154,6 +159,12 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
                     raise VerificationError(f"it trains with learning rate {proof.statement.lr} and batch size "
                                             f"{proof.statement.batch_size}, the chain with {first.lr} and "
                                             f"{first.batch_size}: one run has one of each")
+                if _sgd(proof.statement) != _sgd(first):
+                    raise VerificationError(f"it trains with momentum, dampening and weight decay {_sgd(proof.statement)}, "
+                                            f"the chain with {_sgd(first)}: one run has one of each")
+                if proof.statement.momentum:
+                    raise VerificationError("it starts with fresh momentum buffers after another proof: a run with "
+                                            "momentum is one proof (its buffers are not published between proofs)")
                 try:
                     check_statement(proof.statement.initial_model.commitments, proof.statement,
                                     previous.final_model, "initial")
@@ -171,4 +182,9 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
             progress("verify", i + 1, total)
     checks.run()
     return ChainReport(total, len(batches), tuple(batches), first.initial_model, previous.final_model,
-                       first.dataset, first.lr, first.batch_size, dataset is not None, initial_model is not None)
+                       first.dataset, first.lr, first.batch_size, dataset is not None, initial_model is not None,
+                       _sgd(first))
+
+
+def _sgd(statement) -> tuple[float, float, float]:
+    return statement.momentum, statement.dampening, statement.weight_decay

@@ -201,7 +201,8 @@ def check_statement(statement, dataset: DatasetCommitment) -> None:
     if statement.dataset != dataset.digest:
         raise VerificationError(f"the proof is about dataset {committed.short_digest(statement.dataset)}, "
                                 f"not the published dataset {committed.short_digest(dataset.digest)}")
-    if (statement.batch_size, statement.scale_bits, statement.widths[0], statement.widths[-1]) != \
+    a = statement.architecture
+    if (statement.batch_size, statement.scale_bits, a.features, a.outputs) != \
             (dataset.batch_size, dataset.scale_bits, dataset.features, dataset.outputs):
         raise VerificationError("the proof's batch size, scale or widths differ from the published dataset's")
     for t, i in enumerate(statement.batch_indices):

@@ -46,6 +46,7 @@ from .device import CPU, Device
 from .einsum import EinsumRelationProof
 from .errors import VerificationError
 from .hadamard import Affine, HadamardProof
+from .architecture import Architecture
 from .keys import TensorKey, TensorKind
 from .lower import Linear, Template, pad, padded, shift
 from .padding import PaddingProof
@@ -60,35 +61,27 @@ MAX_RANGE_BITS = 128
 
 @dataclass(frozen=True)
 class Circuit:
-    """Public parameters of the aggregated circuit (all from the statement): a Linear/ReLU MLP of
-    ``widths`` (``biases``: per Linear layer, whether it has one; empty: none has), ``steps`` SGD
-    steps (or one inference) on batches of ``batch`` rows (``rows``: each step's real rows),
-    activations at ``2^scale_bits`` and parameters at ``2^param_scale``, the learning rate
-    ``lr_q / 2^lr_bits``, and the proved ranges of the data (``data_bits``) and of the initial
+    """Public parameters of the aggregated circuit (all from the statement): the model's
+    ``architecture`` (its forward graph, scales included), ``steps`` SGD steps (or one inference)
+    on batches of ``batch`` rows (``rows``: each step's real rows), the learning rate
+    ``lr_q / 2^lr_bits``, the proved ranges of the data (``data_bits``) and of the initial
     parameters (``param_bits``); ``momentum``, ``dampening`` and ``weight_decay`` as in
     ``torch.optim.SGD`` (the first step has no momentum buffer yet)."""
 
-    widths: tuple[int, ...]
+    architecture: Architecture
     batch: int
     steps: int
-    scale_bits: int
     lr_q: int = 0
     lr_bits: int = 0
     training: bool = True
-    biases: tuple[bool, ...] = ()  # per Linear layer 1..L: has a bias (empty: none has)
     data_bits: int = 0  # range of X (and Y): two's complement of this width (0: scale_bits + 16)
-    param_bits: int = 0  # range of the initial weights and biases (0: param_scale + 8)
-    param_scale: int = 0  # scale exponent p of the weights and biases (0: scale_bits)
+    param_bits: int = 0  # range of the initial parameters (0: param_scale + 8)
     rows: tuple[int, ...] = ()  # real rows of each step's batch (empty: ``batch`` every step)
     momentum: float = 0.0  # torch.optim.SGD's options (the run starts without momentum buffers)
     dampening: float = 0.0
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.biases and len(self.biases) != self.layers:
-            raise ValueError(f"{len(self.biases)} bias flags for {self.layers} layers")
-        if not self.param_scale:
-            object.__setattr__(self, "param_scale", self.scale_bits)
         if not self.rows:
             object.__setattr__(self, "rows", (self.batch,) * self.steps)
         if len(self.rows) != self.steps or not all(1 <= n <= self.batch for n in self.rows):
@@ -108,6 +101,14 @@ class Circuit:
                 raise ValueError(f"{name} must be in [2, {MAX_RANGE_BITS}], got {getattr(self, name)}")
         self.templates  # lower the graph now: an op zk cannot prove is refused here
 
+    @property
+    def scale_bits(self) -> int:
+        return self.architecture.scale_bits
+
+    @property
+    def param_scale(self) -> int:
+        return self.architecture.param_scale
+
     def check_sound(self) -> None:
         """Refuse (:class:`zk.StatementError`, naming the parameter) a statement whose equations
         could wrap modulo ``r`` (:mod:`zk.magnitudes`)."""
@@ -118,17 +119,13 @@ class Circuit:
         """The quantised learning rate, for messages."""
         return f"{self.lr_q / (1 << self.lr_bits):.3g}" if self.training else "-"
 
-    @property
-    def layers(self) -> int:
-        return len(self.widths) - 1
-
     # -- the graph and its lowering ---------------------------------------------------------
     def graph(self, rows: int, first: bool = True) -> circuits.Graph:
         """The circuits graph of one step on a batch of ``rows`` real rows (inference: the model);
         ``first``: the run's first step (no momentum buffer yet)."""
         lr = self.lr_q / (1 << self.lr_bits) if self.training else None
         sgd = (self.momentum, self.dampening, self.weight_decay, first or not self.momentum)
-        return step_graph(self.widths, self.biases, rows, lr, self.scale_bits, self.param_scale, sgd)
+        return step_graph(self.architecture, rows, lr, sgd)
 
     @cached_property
     def params(self) -> list[str]:
@@ -318,13 +315,12 @@ class Circuit:
 
 
 @functools.lru_cache(maxsize=32)
-def step_graph(widths: tuple[int, ...], biases: tuple[bool, ...], rows: int, lr: float | None, scale_bits: int,
-               param_scale: int, sgd: tuple[float, float, float, bool] = (0.0, 0.0, 0.0, True)) -> circuits.Graph:
+def step_graph(architecture: Architecture, rows: int, lr: float | None,
+               sgd: tuple[float, float, float, bool] = (0.0, 0.0, 0.0, True)) -> circuits.Graph:
     """The circuits graph of one SGD step at learning rate ``lr`` (``None``: the inference) of the
-    Linear/ReLU MLP of ``widths`` (``biases``: per Linear layer; empty: none has one) on a batch of
-    ``rows`` rows, ``sgd`` = ``(momentum, dampening, weight_decay, first step)``: what the prover
-    runs and the circuit is lowered from."""
-    forward = circuits.mlp_graph(widths, tuple(biases) or False, rows, scale_bits, param_scale)
+    model of ``architecture`` on a batch of ``rows`` rows, ``sgd`` = ``(momentum, dampening,
+    weight_decay, first step)``: what the prover runs and the circuit is lowered from."""
+    forward = architecture.forward(rows)
     if lr is None:
         return forward
     momentum, dampening, weight_decay, first = sgd

@@ -159,11 +159,12 @@ def shift(key: TensorKey, step: int) -> TensorKey:
     return key._replace(step=key.step + step)
 
 
-def ones(rows: int) -> TensorKey:
-    """The public indicator of a batch's ``rows`` real rows (1 for ``b < rows``, 0 on padding
-    rows), committed with blind 0 by prover and verifier alike: it broadcasts biases over the batch
-    and sums gradients over it. Its key's step holds ``rows``."""
-    return TensorKind.ONES(rows, "")
+def ones(rows: int, size: int) -> TensorKey:
+    """The public indicator of a batch's ``rows`` real rows in a padded batch axis of ``size``
+    (1 for ``b < rows``, 0 on padding rows), committed with blind 0 by prover and verifier alike: it
+    broadcasts biases over the batch and sums gradients over it. Its key's step holds ``rows``,
+    its tensor the size."""
+    return TensorKind.ONES(rows, str(size))
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ class _Lowering:
             for x in node.inputs:
                 self.readers.setdefault(x, []).append(node)
         self.outputs = set(graph.outputs.values())
+        #: tensors whose leading axis is the batch (the data, the targets and what is computed from them)
+        self.batched = {t.name for t in graph.inputs if t.role in ("data", "target")}
         #: graph tensor -> the input it becomes at the next step (updated parameters, momentum buffers)
         self.carried = {tensor: name for name, tensor in graph.outputs.items() if name != "out"}
         self.env: dict[str, tuple[tuple[int, TensorKey], ...]] = {}  # graph tensor -> sum of committed terms
@@ -294,7 +297,7 @@ class _Lowering:
         true = [self.full[x].shape for x in node.inputs]
         if len(operands) == 1:  # a sum over the batch: contract with the indicator of its real rows
             lead = letters[0][0]
-            if set(letters[0]) - set(out) != {lead} or lead in out:
+            if node.inputs[0] not in self.batched or set(letters[0]) - set(out) != {lead} or lead in out:
                 raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs sum a single operand over "
                                     "the batch axis only")
             operands.append(self._ones(node.inputs[0]))
@@ -311,6 +314,8 @@ class _Lowering:
         n = next(c for c in _INSTANCE_LETTERS if c not in spec)
         bound = size(shapes) * self.t.bounds[operands[0]] * self.t.bounds[operands[1]]
         c = self.value(node.output, bound)
+        if any(x in self.batched and x_letters[0] == out[:1] for x, x_letters in zip(node.inputs, letters)):
+            self.batched.add(node.output)
         drivers = (f"the input width {size(true)} of {node.output} ({spec}), the scale 2^{self.g.scale_bits} "
                    "and the data and parameter bits are too large")
         self.drivers[node.output] = drivers
@@ -319,9 +324,9 @@ class _Lowering:
 
     def _ones(self, like: str) -> TensorKey:
         """The row indicator for the leading (batch) axis of graph tensor ``like``."""
-        key = ones(self.rows)
+        size = self.shape(like)[0]
+        key = ones(self.rows, size)
         if key not in self.t.public:
-            size = self.shape(like)[0]
             indicator = np.zeros(size, dtype=np.uint8)
             indicator[:self.rows] = 1
             self.t.public[key] = ((size,), indicator)
@@ -348,7 +353,8 @@ class _Lowering:
     def _broadcast(self, node, param: str) -> TensorKey:
         """``ONES b^T``: parameter ``b`` (a vector) broadcast over the batch's real rows."""
         out_shape = self.g[node.output].shape
-        if len(out_shape) != 2 or self.g[param].shape != out_shape[1:]:
+        if len(out_shape) != 2 or self.g[param].shape != out_shape[1:] or param in self.batched or \
+                not {a for a in node.inputs if a != param} <= self.batched:
             raise UnsupportedOp(f"{node.output} = add: zk proofs broadcast a vector over the rows of a matrix only "
                                 f"(got {self.g[param].shape} over {out_shape})")
         b = self.committed(param)
@@ -372,8 +378,10 @@ class _Lowering:
     def relu(self, node) -> None:
         (z,) = node.inputs
         zk_ = self.committed(z)
-        if zk_ not in self.ranges or self.ranges[zk_].offset != 1:
-            raise UnsupportedOp(f"{node.output} = relu({z}): zk proofs take a ReLU of a rescaled tensor")
+        if zk_ not in self.ranges:  # e.g. a residual sum: its sign needs a range check of its own
+            self.range_check(zk_, self.shape(z), self.g[z].scale + ACT_HEADROOM, 1, f"{z} (a ReLU's input)")
+        if self.ranges[zk_].offset != 1:
+            raise UnsupportedOp(f"{node.output} = relu({z}): {z} is range-checked for another use")
         h = self.value(node.output, self.t.bounds[zk_])
         sign = TensorKind.BITS(0, z, self.ranges[zk_].width - 1)
         self.t.relus.append(ReluRelation(h, None, sign, zk_, None))
@@ -465,14 +473,20 @@ class _Lowering:
 
     def carry(self) -> None:
         """Commit every tensor the next step reads (``VALUE(1, name)``) that no rule committed as
-        such: a parameter no gradient reaches, a first momentum buffer that is the gradient itself."""
+        such (a parameter no gradient reaches, a first momentum buffer that is the gradient itself),
+        and range-check every carried state (a momentum buffer) where it is made, so that the next
+        step reads it within the bound :attr:`zk.fac4dnn.Circuit` states for it."""
+        params = {t.name for t in self.g.inputs if t.role == "param"}
         for tensor, name in self.carried.items():
-            if self.env[tensor] != ((1, TensorKind.VALUE(1, name)),):
+            key = TensorKind.VALUE(1, name)
+            if self.env[tensor] != ((1, key),):
                 terms = self.env[tensor]
-                key = self.commit(TensorKind.VALUE(1, name), self.shape(tensor), self.bound(terms))
+                self.commit(key, self.shape(tensor), self.bound(terms))
                 self.t.fills.append(lambda run, key=key, tensor=tensor: {key: run[tensor]})
                 self.t.linear.append(Linear(((1, key),) + tuple((-c, k) for c, k in terms), 0,
                                             f"{name} carried to the next step", GENERIC))
+            if name not in params and key not in self.ranges:
+                self.range_check(key, self.shape(tensor), self.g[tensor].scale + ACT_HEADROOM, 0, f"the state {name}")
 
     def reshape(self, node) -> None:
         raise UnsupportedOp(f"{node.output} = reshape: zk proofs do not cover reshapes yet")
@@ -492,5 +506,7 @@ def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: 
         if rule is None:
             raise UnsupportedOp(f"{node.output} = {node.op}: zk proofs do not cover this op")
         rule(node)
+        if node.op != "einsum" and lowering.batched.intersection(node.inputs):
+            lowering.batched.add(node.output)
     lowering.carry()
     return lowering.t

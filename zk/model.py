@@ -1,72 +1,61 @@
-"""Model commitments: a ReLU MLP's parameters committed once, so that proofs chain through them.
+"""Model commitments: a model's parameters committed once, so that proofs chain through them.
 
-A :class:`ModelCommitment` is public: the architecture (widths, which layers have a bias), the
-fixed-point scales (activations ``2^scale_bits``, parameters ``2^param_scale``) and one Hyrax
-commitment per weight matrix and bias, padded as the circuits pad them (:mod:`zk.committed`).
-A :class:`ModelOpening` is secret: the integer parameters and their blinds. A training proof's
-statement holds its initial and final models' commitments; the prover gets the final opening
-back, so the next proof (the next epoch, or an inference) starts from exactly the committed
-integers, and a verifier links the two by comparing commitments (:func:`check_statement`).
+A :class:`ModelCommitment` is public: the architecture (:class:`zk.architecture.Architecture`: the
+forward graph with its parameter names and shapes and the fixed-point scales, activations
+``2^scale_bits`` and parameters ``2^param_scale``) and one Hyrax commitment per parameter, padded
+as the circuits pad them (:mod:`zk.committed`). A :class:`ModelOpening` is secret: the integer
+parameters and their blinds. A training proof's statement holds its initial and final models'
+commitments; the prover gets the final opening back, so the next proof (the next epoch, or an
+inference) starts from exactly the committed integers, and a verifier links the two by comparing
+commitments (:func:`check_statement`).
 
-Files: ``"ZKMODEL\\0" || version || header || weight commitments || bias commitments`` and
+Files: ``"ZKMODEL\\0" || version || architecture section || one commitment per parameter`` and
 ``"ZKMOPEN\\0" || version || commitment section || per parameter: tensor and blinds``.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from circuits import FixedPoint, UnsupportedOp
+from circuits import FixedPoint
 
 from . import commit, committed
+from .architecture import Architecture
 from .commit import Commitment
-from .errors import ProofFormatError, VerificationError
+from .errors import VerificationError
 from .wire import section
 
-__all__ = ["ModelCommitment", "ModelOpening", "commit_model", "mlp_layout"]
+__all__ = ["ModelCommitment", "ModelOpening", "commit_model"]
 
-MAGIC, OPENING_MAGIC, VERSION = b"ZKMODEL\0", b"ZKMOPEN\0", 1
-MAX_LAYERS, MAX_WIDTH = 64, 1 << 16
+#: 2: the architecture is the forward graph (any model circuits traces), not MLP widths
+MAGIC, OPENING_MAGIC, VERSION = b"ZKMODEL\0", b"ZKMOPEN\0", 2
 
 
 @dataclass(frozen=True)
 class ModelCommitment(committed.PublishedFile):
-    """Public: architecture, scales and the commitments to every weight and bias."""
+    """Public: the architecture and scales, and the commitment to every parameter (graph order)."""
 
     MAGIC, VERSION, WHAT = MAGIC, VERSION, "model commitment"
 
-    widths: tuple[int, ...]
-    biases: tuple[bool, ...]  # per Linear layer
-    scale_bits: int
-    param_scale: int
-    weights: tuple[Commitment, ...]  # per layer
-    bias: tuple[Commitment, ...]  # per biased layer, in order
+    architecture: Architecture
+    commitments: tuple[Commitment, ...]
 
     @property
-    def layers(self) -> int:
-        return len(self.widths) - 1
+    def scale_bits(self) -> int:
+        return self.architecture.scale_bits
+
+    @property
+    def param_scale(self) -> int:
+        return self.architecture.param_scale
 
     def parameter_shapes(self) -> list[tuple[str, tuple, tuple]]:
-        """``(name, true shape, padded shape)`` of every parameter, weights then biases, named as
-        in the state_dict of :meth:`ModelOpening.to_torch`."""
-        d = self.widths
-        out = [(f"{2 * (l - 1)}.weight", (d[l], d[l - 1]), committed.padded((d[l], d[l - 1])))
-               for l in range(1, self.layers + 1)]
-        out += [(f"{2 * (l - 1)}.bias", (d[l],), committed.padded((d[l],)))
-                for l in range(1, self.layers + 1) if self.biases[l - 1]]
-        return out
-
-    @property
-    def commitments(self) -> tuple[Commitment, ...]:
-        return self.weights + self.bias
+        """``(state_dict name, true shape, padded shape)`` of every parameter."""
+        return [(name, shape, committed.padded(shape)) for name, shape in self.architecture.params]
 
     def to_bytes(self) -> bytes:
-        head = struct.pack("<B", len(self.widths)) + b"".join(struct.pack("<I", w) for w in self.widths)
-        head += bytes(int(b) for b in self.biases) + struct.pack("<BB", self.scale_bits, self.param_scale)
-        return MAGIC + bytes([VERSION]) + head + committed.write_commitments(self.commitments)
+        return MAGIC + bytes([VERSION]) + section(self.architecture.data) + committed.write_commitments(self.commitments)
 
     @cached_property
     def digest(self) -> bytes:
@@ -74,29 +63,16 @@ class ModelCommitment(committed.PublishedFile):
 
     @classmethod
     def _read_body(cls, r) -> "ModelCommitment":
-        n = r.unpack("<B")
-        if not 2 <= n <= MAX_LAYERS + 1:
-            raise ProofFormatError(f"model commitment: {n} widths (an MLP has 2..{MAX_LAYERS + 1})")
-        widths = tuple(r.unpack("<I") for _ in range(n))
-        if not all(1 <= w <= MAX_WIDTH for w in widths):
-            raise ProofFormatError(f"model commitment: widths must be in [1, {MAX_WIDTH}]")
-        flags = r.take(n - 1)
-        if any(f > 1 for f in flags):
-            raise ProofFormatError("model commitment: bias flags must be 0 or 1")
-        scale, param_scale = r.unpack("<B"), r.unpack("<B")
-        if not (1 <= scale <= 40 and scale <= param_scale <= 2 * scale + 24):
-            raise ProofFormatError(f"model commitment: scales 2^{scale}, 2^{param_scale} out of range")
-        out = cls(widths, tuple(bool(f) for f in flags), scale, param_scale, (), ())
+        architecture = Architecture.read(r.section())
+        out = cls(architecture, ())
         coms = committed.read_commitments(r, [s for _, _, s in out.parameter_shapes()], "model commitment")
-        return cls(widths, out.biases, scale, param_scale, coms[:n - 1], coms[n - 1:])
+        return cls(architecture, coms)
 
     def describe(self) -> str:
-        biased = [str(l) for l, b in enumerate(self.biases, start=1) if b]
         return "\n".join([
             "zkfhe model commitment (public)",
             f"  digest       : {self.digest.hex()}",
-            f"  architecture : MLP {'-'.join(map(str, self.widths))}"
-            + (f", bias in layer(s) {', '.join(biased)}" if biased else ", bias-free"),
+            f"  architecture : {self.architecture.describe()}",
             f"  fixed point  : activations 2^{self.scale_bits}, parameters 2^{self.param_scale}"])
 
 
@@ -112,7 +88,7 @@ class ModelOpening(committed.PublishedFile):
     blinds: tuple[np.ndarray, ...]
 
     def __repr__(self) -> str:  # never print secrets
-        return f"ModelOpening(MLP {'-'.join(map(str, self.commitment.widths))}, digest " \
+        return f"ModelOpening({self.commitment.architecture.describe()}, digest " \
                f"{committed.short_digest(self.commitment.digest)})"
 
     def integers(self) -> dict[str, np.ndarray]:
@@ -126,20 +102,29 @@ class ModelOpening(committed.PublishedFile):
                 for (name, _, shape), v, b, com in zip(c.parameter_shapes(), self.values, self.blinds,
                                                        c.commitments)]
 
-    def to_torch(self):
-        """A float32 ``torch.nn.Sequential`` (Linear, ReLU, ..., Linear) holding these parameters."""
+    def state_dict(self) -> dict:
+        """The parameters as float32 torch tensors by state_dict name (decoded)."""
         import torch
 
-        c = self.commitment
+        fp, p = FixedPoint(self.commitment.scale_bits), self.commitment.param_scale
+        return {k: torch.from_numpy(fp.decode(v, p)).float() for k, v in self.integers().items()}
+
+    def to_torch(self):
+        """A float32 ``torch.nn.Sequential`` (Linear, ReLU, ..., Linear) holding these parameters,
+        for an MLP architecture (ValueError for another: load :meth:`state_dict` into the module)."""
+        import torch
+
+        a = self.commitment.architecture
+        if not a.widths:
+            raise ValueError(f"the model ({a.describe()}) is no Sequential MLP: load opening.state_dict() into "
+                             "your own module")
         layers: list = []
-        for l in range(1, c.layers + 1):
-            layers.append(torch.nn.Linear(c.widths[l - 1], c.widths[l], bias=c.biases[l - 1]))
-            if l < c.layers:
+        for l in range(1, len(a.widths)):
+            layers.append(torch.nn.Linear(a.widths[l - 1], a.widths[l], bias=a.biases[l - 1]))
+            if l < len(a.widths) - 1:
                 layers.append(torch.nn.ReLU())
         model = torch.nn.Sequential(*layers)
-        fp = FixedPoint(c.scale_bits)
-        model.load_state_dict({k: torch.from_numpy(fp.decode(v, c.param_scale)).float()
-                               for k, v in self.integers().items()})
+        model.load_state_dict(self.state_dict())
         return model
 
     def to_bytes(self) -> bytes:
@@ -157,78 +142,41 @@ class ModelOpening(committed.PublishedFile):
         return cls(c, tuple(values), tuple(blinds))
 
 
-def from_integers(widths, biases, scale_bits: int, param_scale: int, values: dict, key: commit.CommitKey,
+def from_integers(architecture: Architecture, values: dict, key: commit.CommitKey,
                   openings: dict | None = None) -> ModelOpening:
     """A :class:`ModelOpening` of integer parameters ``{state_dict name: array}``; ``openings``
     (same names: ``(Commitment, Opening)``) reuses commitments made elsewhere."""
-    c = ModelCommitment(tuple(widths), tuple(biases), scale_bits, param_scale, (), ())
     coms, blinds, arrays = [], [], []
-    for name, shape, padded in c.parameter_shapes():
+    for name, shape, padded in ModelCommitment(architecture, ()).parameter_shapes():
         v = np.asarray(values[name]).astype(np.int64).reshape(shape)
         com, opening = openings[name] if openings else committed.commit_padded(v, padded, key)
         coms.append(com), blinds.append(opening.blinds), arrays.append(v)
-    n = c.layers
-    c = ModelCommitment(c.widths, c.biases, scale_bits, param_scale, tuple(coms[:n]), tuple(coms[n:]))
-    return ModelOpening(c, tuple(arrays), tuple(blinds))
-
-
-def _mlp(model) -> tuple[list, tuple[bool, ...]]:
-    """The Linear layers of a ``Linear, ReLU, ..., Linear`` Sequential and whether each has a bias
-    (``()`` when none has); UnsupportedOp for anything else."""
-    import torch.nn as nn
-
-    if not isinstance(model, nn.Sequential):
-        raise UnsupportedOp(f"zk proofs take a torch.nn.Sequential MLP, got {type(model).__name__}")
-    mods = list(model.named_children())
-    linears = []
-    for i, (name, m) in enumerate(mods):
-        want = nn.Linear if i % 2 == 0 else nn.ReLU
-        if not isinstance(m, want):
-            raise UnsupportedOp(
-                f"module {name} ({type(m).__name__}): zk proofs support MLPs of alternating "
-                "Linear and ReLU layers that start and end with Linear")
-        if isinstance(m, nn.Linear):
-            linears.append((name, m.bias is not None))
-    if len(mods) % 2 == 0:
-        raise UnsupportedOp("the model must end with a Linear layer (no final ReLU)")
-    biases = tuple(b for _, b in linears)
-    return [name for name, _ in linears], biases if any(biases) else ()
-
-
-def mlp_layout(model) -> tuple[tuple[int, ...], tuple[bool, ...], dict[str, str]]:
-    """``(widths, bias flag per layer, {standard name: state_dict name})`` of a ReLU MLP (the
-    standard names are those of :meth:`zk.model.ModelOpening.to_torch`)."""
-    prefixes, biases = _mlp(model)
-    biases = biases or (False,) * len(prefixes)
-    params = model.state_dict()
-    widths = tuple([params[f"{prefixes[0]}.weight"].shape[1]] + [params[f"{p}.weight"].shape[0] for p in prefixes])
-    names = {f"{2 * l}.weight": f"{p}.weight" for l, p in enumerate(prefixes)}
-    names.update({f"{2 * l}.bias": f"{p}.bias" for l, p in enumerate(prefixes) if biases[l]})
-    return widths, biases, names
+    return ModelOpening(ModelCommitment(architecture, tuple(coms)), tuple(arrays), tuple(blinds))
 
 
 def commit_model(model, scale_bits: int = 16, param_scale: int | None = None, lr: float | None = None,
                  key: commit.CommitKey = commit.DEFAULT_KEY) -> tuple[ModelCommitment, ModelOpening]:
-    """Commit to a ReLU MLP (``torch.nn.Sequential`` of Linear and ReLU, with or without biases):
-    ``(ModelCommitment, ModelOpening)``. Parameters are encoded at ``2^param_scale``: by default
-    what training at ``lr`` needs (:func:`circuits.param_scale_for`), or without ``lr``
-    ``2^(2 scale_bits)`` (master weights precise enough for learning rates down to about 1e-4).
-    A parameter whose encoding would underflow is refused (ValueError)."""
+    """Commit to a torch model (any module :func:`circuits.trace` accepts, e.g. a Sequential of
+    Linear and ReLU, residual blocks, average pooling): ``(ModelCommitment, ModelOpening)``.
+    Parameters are encoded at ``2^param_scale``: by default what training at ``lr`` needs
+    (:func:`circuits.param_scale_for`), or without ``lr`` ``2^(2 scale_bits)`` (master weights
+    precise enough for learning rates down to about 1e-4). A parameter whose encoding would
+    underflow is refused (ValueError); an unsupported module raises UnsupportedOp naming it."""
     from circuits import param_scale_for
     from circuits.interpret import as_array
 
-    widths, biases, names = mlp_layout(model)
     if param_scale is None:
         param_scale = 2 * scale_bits if lr is None else param_scale_for(lr, scale_bits)
     if not (isinstance(param_scale, int) and scale_bits <= param_scale <= min(56, 2 * scale_bits + 24)):
         raise ValueError(f"param_scale must be an integer in [scale_bits, min(56, 2 scale_bits + 24)], "
                          f"got {param_scale!r}")
+    architecture = Architecture.of_torch(model, scale_bits, param_scale)
     fp, state, values = FixedPoint(scale_bits), model.state_dict(), {}
-    for standard, name in names.items():
+    for name, _ in architecture.params:
         x = as_array(state[name], f"parameter {name}").astype(np.float64)
-        values[standard] = fp.encode(x, param_scale)
-        committed.check_encoding(x, values[standard], param_scale, f"parameter {name}")
-    opening = from_integers(widths, biases, scale_bits, param_scale, values, key)
+        values[name] = fp.encode(x, param_scale)
+        committed.check_encoding(x, values[name], param_scale, f"parameter {name}")
+    opening = from_integers(architecture, values, key)
     return opening.commitment, opening
 
 
@@ -238,9 +186,7 @@ def check_statement(commitments: list[Commitment], statement, model: ModelCommit
     architecture and scales."""
     if not isinstance(model, ModelCommitment):
         raise VerificationError(f"model= takes a ModelCommitment, got {type(model).__name__}")
-    biases = tuple(statement.biases) or (False,) * (len(statement.widths) - 1)
-    if (tuple(statement.widths), biases, statement.scale_bits, statement.param_scale) != \
-            (model.widths, model.biases, model.scale_bits, model.param_scale):
+    if statement.architecture != model.architecture:
         raise VerificationError(f"the proof's {which} model has another architecture or fixed-point scale "
                                 f"than the published model {committed.short_digest(model.digest)}")
     if [c.to_bytes() for c in commitments] != [c.to_bytes() for c in model.commitments]:

@@ -10,8 +10,8 @@
     result = recorder.prove(segment_steps=32, executor="process")
     zk.verify_chain(result.chain, dataset=result.dataset, initial_model=result.initial_model)
 
-What the proof covers is checked up front: the model is a ReLU MLP (:func:`zk.model.mlp_layout`)
-and the optimizer a fresh ``torch.optim.SGD`` over exactly its parameters (one learning rate,
+What the proof covers is checked up front: the model is one :func:`circuits.trace` accepts
+(:class:`zk.architecture.Architecture`) and the optimizer a fresh ``torch.optim.SGD`` over exactly its parameters (one learning rate,
 momentum, dampening and weight decay; no Nesterov or ``maximize``; no momentum buffers from
 earlier steps); anything else raises :class:`circuits.UnsupportedOp` naming it. The same holds before every ``optimizer.step()`` (a
 step pre-hook: options changed later, or a learning rate moved by a scheduler, are named), and
@@ -40,6 +40,7 @@ import numpy as np
 from circuits import FixedPoint, UnsupportedOp
 
 from . import commit, dataset as _dataset, model as _model, witness
+from .architecture import Architecture
 from .segments import MAX_RUN_STEPS, RunResult, prove_schedule
 from .statement import MAX_STEPS
 
@@ -101,8 +102,12 @@ class Recorder:
     parameters' (default :func:`circuits.param_scale_for` of the learning rate)."""
 
     def __init__(self, model, optimizer, *, scale_bits: int = 16, param_scale: int | None = None) -> None:
-        self.widths = _model.mlp_layout(model)[0]
         self.lr, self.sgd = _check_optimizer(model, optimizer)
+        if param_scale is None:
+            from circuits import param_scale_for
+
+            param_scale = param_scale_for(self.lr, scale_bits)
+        self.architecture = Architecture.of_torch(model, scale_bits, param_scale)
         if any(optimizer.state.get(p, {}).get("momentum_buffer") is not None for p in model.parameters()):
             raise UnsupportedOp("the optimizer already holds momentum buffers: a proved run starts from a fresh "
                                 "torch.optim.SGD (record before its first step)")
@@ -123,14 +128,14 @@ class Recorder:
         self._hook = optimizer.register_step_pre_hook(before_step)
 
     def __repr__(self) -> str:
-        return f"Recorder(MLP {'-'.join(map(str, self.widths))}, lr {self.lr}, {self.steps} steps recorded)"
+        return f"Recorder({self.architecture.describe()}, lr {self.lr}, {self.steps} steps recorded)"
 
     def record(self, x, y) -> None:
         """Record the batch ``(x, y)`` the next ``optimizer.step()`` trains on."""
         x, y = _as_float(x, "x"), _as_float(y, "y")
-        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or (x.shape[1], y.shape[1]) != \
-                (self.widths[0], self.widths[-1]):
-            raise ValueError(f"a batch of this model is x (rows, {self.widths[0]}) and y (rows, {self.widths[-1]}), "
+        a = self.architecture
+        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or (x.shape[1], y.shape[1]) != (a.features, a.outputs):
+            raise ValueError(f"a batch of this model is x (rows, {a.features}) and y (rows, {a.outputs}), "
                              f"got {x.shape} and {y.shape}")
         if len(self.schedule) > self.steps:
             self._fail(f"batch {len(self.schedule) + 1} was recorded before optimizer.step() trained on batch "
@@ -190,9 +195,8 @@ class Recorder:
             raise ValueError(f"cannot prove the recorded training: {self.steps} steps (at most {MAX_RUN_STEPS})")
 
     def _flat(self, state: dict) -> np.ndarray:
-        """The parameters of a state_dict of the model as one float64 vector (standard order)."""
-        names = _model.mlp_layout(self.model)[2]
-        return np.concatenate([_as_float(state[names[n]], n).ravel() for n in names])
+        """The parameters of a state_dict of the model as one float64 vector (the graph's order)."""
+        return np.concatenate([_as_float(state[n], n).ravel() for n, _ in self.architecture.params])
 
     def _check_replay(self) -> None:
         """SGD with mean MSE on the recorded batches, in float64, ends at the loop's model."""
@@ -220,8 +224,8 @@ class Recorder:
         state = opening.integers()
         for step in witness.fixed_steps(opening, dataset, self.schedule, self.lr, sgd=self.sgd):
             state = step.state
-        fp, names = FixedPoint(mc.scale_bits), _model.mlp_layout(self.model)[2]
-        proved = np.concatenate([fp.decode(state[n], mc.param_scale).ravel() for n in names])
+        fp = FixedPoint(mc.scale_bits)
+        proved = np.concatenate([fp.decode(state[n], mc.param_scale).ravel() for n, _ in self.architecture.params])
         trained, initial = self._flat(self.model.state_dict()), self._flat(self.initial.state_dict())
         update = np.linalg.norm(trained - initial)
         error = np.linalg.norm(proved - trained)
@@ -245,13 +249,8 @@ class Recorder:
         if not isinstance(segment_steps, int) or not 1 <= segment_steps <= MAX_STEPS:
             raise ValueError(f"segment_steps must be an integer in [1, {MAX_STEPS}], got {segment_steps!r}")
         runner = executor_for(executor, workers, ray_address, retries)
-        param_scale = self.param_scale
-        if param_scale is None:
-            from circuits import param_scale_for
-
-            param_scale = param_scale_for(self.lr, self.scale_bits)
         self._check_replay()
-        opening = _model.commit_model(self.initial, self.scale_bits, param_scale, key=key)[1]
+        opening = _model.commit_model(self.initial, self.scale_bits, self.param_scale, key=key)[1]
         data = _dataset.from_batches(self._batches, self.scale_bits, key, progress)[1]
         self._check_fixed_point(opening, data)
         return prove_schedule(opening, data, list(self.schedule), self.lr, segment_steps, runner, key, device,

@@ -167,7 +167,7 @@ def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], jo
             state = step.state
             if progress:
                 progress("fixed point", step.t + 1, len(indices))
-        end = _model.from_integers(mc.widths, mc.biases, mc.scale_bits, mc.param_scale, state, key)
+        end = _model.from_integers(mc.architecture, state, key)
         yield _Planned(SegmentTask(index, first, batches, start.to_bytes(), end.to_bytes()), start.commitment,
                        end.commitment)
         start = end

@@ -1,6 +1,6 @@
 """What a training or inference proof is about: :class:`TrainingStatement`.
 
-The statement is public: the architecture, the hyperparameters, the number of steps, the proved
+The statement is public: the architecture (the model's forward graph, :mod:`zk.architecture`), the hyperparameters, the number of steps, the proved
 ranges, commitments to the initial weights, to every step's data batch and to the final weights
 (inference: to the data, the model and the output), and which batch of which published dataset
 each step used. It derives the aggregated circuit (:class:`zk.fac4dnn.Circuit`) the proof is
@@ -20,43 +20,40 @@ from circuits import quantize_lr
 from . import committed, fac4dnn
 from .commit import Commitment
 from .errors import ProofFormatError, StatementError
+from .architecture import Architecture
 from .fac4dnn import Circuit
 from .keys import TensorKey
 from .model import ModelCommitment
 from .transcript import Transcript
 from .wire import Reader, section
 
-__all__ = ["TrainingStatement", "MAX_LAYERS", "MAX_WIDTH", "MAX_BATCH", "MAX_STEPS", "tensor_name",
+__all__ = ["TrainingStatement", "MAX_BATCH", "MAX_STEPS", "tensor_name",
            "read_commitments"]
 
 #: Bounds a statement may declare (parsing refuses more before allocating anything).
-MAX_LAYERS, MAX_WIDTH, MAX_BATCH, MAX_STEPS = 64, 1 << 16, 1 << 16, 1 << 12
+MAX_BATCH, MAX_STEPS = 1 << 16, 1 << 12
 
 
 @dataclass(frozen=True)
 class TrainingStatement:
-    """What a proof is about. ``commitments`` maps the circuit's statement keys
-    (:class:`zk.keys.TensorKey`: ``X(t, 1)``, ``Y(t, L)``, ``W(0 or T, l)``, ``B(0 or T, l)`` for
-    the biased layers; inference: ``Z(0, L)`` for the output) to Hyrax commitments.
-    ``biases``: per Linear layer, whether it has a bias (empty: none has). ``data_bits`` and
-    ``param_bits``: the proved ranges (two's complement widths, scale included) of the data and
-    targets, and of the initial weights and biases. ``param_scale``: the parameters' scale
-    exponent. Per step: ``rows`` (the batch's real rows) and ``batch_indices`` (which batch of the
+    """What a proof is about. ``architecture``: the model's forward graph with its fixed-point
+    scales. ``commitments`` maps the circuit's statement keys (:class:`zk.keys.TensorKey`: the data
+    ``VALUE(t, "x")`` and targets ``VALUE(t, "y")`` of every step, every parameter ``VALUE(0 or T,
+    name)``; inference: the output) to Hyrax commitments. ``data_bits`` and ``param_bits``: the
+    proved ranges (two's complement widths, scale included) of the data and targets, and of the
+    initial parameters. Per step: ``rows`` (the batch's real rows) and ``batch_indices`` (which batch of the
     dataset whose digest is ``dataset`` it used; :data:`zk.committed.NO_DIGEST` when the data was
     not published before the proof). ``momentum``, ``dampening``, ``weight_decay``: torch.optim.SGD's
     options (the run starts without momentum buffers)."""
 
-    widths: tuple[int, ...]
+    architecture: Architecture
     batch_size: int
     steps: int
     lr: float
-    scale_bits: int
     training: bool
     commitments: dict
-    biases: tuple[bool, ...] = ()
     data_bits: int = 0
     param_bits: int = 0
-    param_scale: int = 0
     rows: tuple[int, ...] = ()
     batch_indices: tuple[int, ...] = ()
     dataset: bytes = committed.NO_DIGEST
@@ -71,16 +68,13 @@ class TrainingStatement:
         learning rate, 0 for inference, one row count and batch index per step) and derive its
         circuit; StatementError naming the problem. Whether its equations stay below the magnitude
         bound is :meth:`Circuit.check_sound`, asked by the provers, the verifier and the parser."""
-        widths, batch, steps = self.widths, self.batch_size, self.steps
-        if not isinstance(widths, tuple) or not 2 <= len(widths) <= MAX_LAYERS + 1 or \
-                not all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in widths):
-            raise StatementError(f"widths {widths!r}: an MLP has 2..{MAX_LAYERS + 1} widths in [1, {MAX_WIDTH}]")
+        batch, steps = self.batch_size, self.steps
+        if not isinstance(self.architecture, Architecture):
+            raise StatementError(f"the architecture is a {type(self.architecture).__name__}, not an Architecture")
         if not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
             raise StatementError(f"batch size {batch!r} out of range [1, {MAX_BATCH}]")
         if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS or (not self.training and steps != 1):
             raise StatementError(f"{steps!r} steps out of range")
-        if not isinstance(self.scale_bits, int) or not 1 <= self.scale_bits <= 40:
-            raise StatementError(f"scale_bits {self.scale_bits!r} out of range [1, 40]")
         if self.training and not (isinstance(self.lr, float) and np.isfinite(self.lr) and 0 < self.lr < 2**15):
             raise StatementError(f"learning rate {self.lr!r} out of range")
         if not self.training and self.lr != 0.0:
@@ -89,9 +83,6 @@ class TrainingStatement:
                    for b in (self.data_bits, self.param_bits)):
             raise StatementError(f"range widths {self.data_bits!r}, {self.param_bits!r} out of range "
                                  f"[2, {fac4dnn.MAX_RANGE_BITS}]")
-        if not isinstance(self.param_scale, int) or not self.scale_bits <= self.param_scale <= 2 * self.scale_bits + 24:
-            raise StatementError(f"parameter scale 2^{self.param_scale!r} out of range [2^{self.scale_bits}, "
-                                 f"2^{2 * self.scale_bits + 24}]")
         if not (isinstance(self.rows, tuple) and len(self.rows) == steps
                 and all(isinstance(n, int) and 1 <= n <= batch for n in self.rows)):
             raise StatementError(f"the statement needs one row count in [1, {batch}] per step")
@@ -108,27 +99,33 @@ class TrainingStatement:
                                  "0 for inference")
         try:
             lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
-            circuit = Circuit(widths, batch, steps, self.scale_bits, lr_q, lr_bits, self.training, self.biases,
-                              self.data_bits, self.param_bits, self.param_scale, self.rows, *options)
+            circuit = Circuit(self.architecture, batch, steps, lr_q, lr_bits, self.training, self.data_bits,
+                              self.param_bits, self.rows, *options)
         except ValueError as exc:
             raise StatementError(str(exc)) from None
         object.__setattr__(self, "circuit", circuit)
 
     @property
-    def arch(self) -> tuple[int, ...]:
-        """The MLP's widths (input, hidden layers, output)."""
-        return self.widths
+    def scale_bits(self) -> int:
+        return self.architecture.scale_bits
+
+    @property
+    def param_scale(self) -> int:
+        return self.architecture.param_scale
+
+    @property
+    def widths(self) -> tuple[int, ...] | None:
+        """An MLP's widths (input, hidden layers, output); None for another architecture."""
+        return self.architecture.widths
 
     def batch_commitments(self, t: int) -> tuple[Commitment, Commitment]:
         """The commitments to step ``t``'s data and targets."""
         return self.commitments[self.circuit.data_key(t)], self.commitments[self.circuit.target_key(t)]
 
     def _model(self, step: int) -> ModelCommitment:
-        n = len(self.widths) - 1
-        model = ModelCommitment(tuple(self.widths), tuple(self.biases) or (False,) * n, self.scale_bits,
-                                self.param_scale, (), ())
-        coms = tuple(self.commitments[self.circuit.param_key(name, step)] for name, _, _ in model.parameter_shapes())
-        return dataclasses.replace(model, weights=coms[:n], bias=coms[n:])
+        params = self.architecture.params
+        return ModelCommitment(self.architecture, tuple(self.commitments[self.circuit.param_key(name, step)]
+                                                        for name, _ in params))
 
     @property
     def initial_model(self) -> ModelCommitment:
@@ -143,14 +140,6 @@ class TrainingStatement:
         return self._model(self.steps)
 
     @property
-    def initial_weights(self) -> tuple[Commitment, ...]:
-        return self.initial_model.weights
-
-    @property
-    def final_weights(self) -> tuple[Commitment, ...]:
-        return self.final_model.weights if self.training else ()
-
-    @property
     def data(self) -> list[Commitment]:
         """Commitments to the data batches ``X_t`` (and, for training, the targets ``Y_t``)."""
         c = self.circuit
@@ -160,10 +149,8 @@ class TrainingStatement:
 
     def describe(self) -> str:
         kind = "training" if self.training else "inference"
-        biased = [str(l) for l, b in enumerate(self.biases, start=1) if b]
-        layers = f"Linear + ReLU, bias in layer(s) {', '.join(biased)}" if biased else "bias-free Linear + ReLU"
         lines = [f"zkfhe {kind} proof statement",
-                 f"  architecture : MLP {'-'.join(map(str, self.widths))} ({layers})",
+                 f"  architecture : {self.architecture.describe()}",
                  f"  batch size   : {self.batch_size}",
                  f"  fixed point  : activations 2^{self.scale_bits}, parameters 2^{self.param_scale}",
                  f"  ranges       : data {self.data_bits} bits, initial parameters {self.param_bits} bits "
@@ -185,12 +172,10 @@ class TrainingStatement:
         return "\n".join(lines)
 
     def absorb(self, t: Transcript) -> None:
-        t.absorb_ints("statement/widths", self.widths)
-        t.absorb_ints("statement/biases", self._bias_flags())
-        t.absorb_ints("statement/params", [self.batch_size, self.steps, self.scale_bits, int(self.training),
-                                           self.data_bits, self.param_bits])
+        t.absorb("statement/architecture", self.architecture.data)
+        t.absorb_ints("statement/params", [self.batch_size, self.steps, int(self.training), self.data_bits,
+                                           self.param_bits])
         t.absorb("statement/lr", struct.pack("<d", self.lr))
-        t.absorb_ints("statement/param-scale", [self.param_scale])
         t.absorb("statement/sgd", struct.pack("<ddd", self.momentum, self.dampening, self.weight_decay))
         t.absorb_ints("statement/rows", self.rows)
         t.absorb_ints("statement/batch-indices", self.batch_indices)
@@ -198,19 +183,13 @@ class TrainingStatement:
         for key, c in self.commitments.items():
             t.absorb(f"statement/{key}", c.to_bytes())
 
-    def _bias_flags(self) -> list[int]:
-        return [int(bool(b)) for b in self.biases] if self.biases else [0] * (len(self.widths) - 1)
-
     def to_bytes(self) -> bytes:
-        """``n (1 byte) || widths (n x u32) || bias flags (n - 1 bytes, 0/1) || batch, steps (u32)
-        || scale bits, data bits, parameter bits (1 byte each) || lr (f64) || parameter scale (1
-        byte) || momentum, dampening, weight decay (f64 each) || dataset digest (32 bytes) || per
-        step: batch index, rows (u32 each)`` then one section per statement commitment."""
-        head = struct.pack("<B", len(self.widths)) + b"".join(struct.pack("<I", w) for w in self.widths)
-        head += bytes(self._bias_flags())
-        head += struct.pack("<IIBBBdB", self.batch_size, self.steps, self.scale_bits, self.data_bits,
-                            self.param_bits, self.lr, self.param_scale)
-        head += struct.pack("<ddd", self.momentum, self.dampening, self.weight_decay) + self.dataset
+        """``architecture section || batch, steps (u32) || data bits, parameter bits (1 byte
+        each) || lr, momentum, dampening, weight decay (f64 each) || dataset digest (32 bytes) ||
+        per step: batch index, rows (u32 each)`` then one section per statement commitment."""
+        head = section(self.architecture.data)
+        head += struct.pack("<IIBBdddd", self.batch_size, self.steps, self.data_bits, self.param_bits, self.lr,
+                            self.momentum, self.dampening, self.weight_decay) + self.dataset
         head += b"".join(struct.pack("<II", i, n) for i, n in zip(self.batch_indices, self.rows))
         return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
 
@@ -219,25 +198,18 @@ class TrainingStatement:
         """Parse a statement section; ``following``: how many proof bytes come after it, checked
         against what the statement implies before anything proportional to it is allocated."""
         r = Reader(data)
-        n = r.unpack("<B")
-        if not 2 <= n <= MAX_LAYERS + 1:
-            raise ProofFormatError(f"statement: {n} widths (an MLP has 2..{MAX_LAYERS + 1})")
-        widths = tuple(r.unpack("<I") for _ in range(n))
-        flags = r.take(n - 1)
-        if any(f > 1 for f in flags):
-            raise ProofFormatError("statement: bias flags must be 0 or 1")
-        biases = tuple(bool(f) for f in flags) if any(flags) else ()
-        batch, steps, scale_bits = r.unpack("<I"), r.unpack("<I"), r.unpack("<B")
+        architecture = Architecture.read(r.section())
+        batch, steps = r.unpack("<I"), r.unpack("<I")
         data_bits, param_bits = r.unpack("<B"), r.unpack("<B")
-        lr, param_scale = r.unpack("<d"), r.unpack("<B")
+        lr = r.unpack("<d")
         options = tuple(r.unpack("<d") for _ in range(3))
         digest = r.take(committed.DIGEST_BYTES)
         if not 1 <= steps <= MAX_STEPS or r.remaining() < 8 * steps:
             raise ProofFormatError(f"statement: {steps} steps (at most {MAX_STEPS}, 8 bytes each)")
         per_step = [struct.unpack("<II", r.take(8)) for _ in range(steps)]
         try:
-            stmt = cls(widths, batch, steps, lr, scale_bits, training, {}, biases, data_bits, param_bits,
-                       param_scale, tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest, *options)
+            stmt = cls(architecture, batch, steps, lr, training, {}, data_bits, param_bits,
+                       tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest, *options)
             stmt.circuit.check_sound()
         except StatementError as exc:
             raise ProofFormatError(f"statement: {exc}") from None

@@ -58,7 +58,8 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
     point and prove them: a :class:`TrainingResult` ``(proof, trained torch model, final model's
     opening)``.
 
-    ``model``: a ``torch.nn.Sequential`` of Linear (with or without bias) and ReLU layers, or a
+    ``model``: a torch module :func:`circuits.trace` accepts (Linear with or without bias, ReLU,
+    residual adds, average pooling; e.g. a ``torch.nn.Sequential`` MLP), or a
     :class:`zk.ModelOpening` (a committed model, e.g. a previous proof's final model: the proof
     then starts from exactly its committed integers). ``data``: a :class:`zk.DatasetOpening`
     (a published dataset: the proof reuses its commitments and records the batch of every step),
@@ -82,8 +83,7 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
                                        dataset.commitment.digest, indices, device=dev)
     c = run.circuit
     final = {name: stmt_com[k] for k, name in model_keys(c, c.steps)}
-    opening = _model.from_integers(c.widths, c.biases or (False,) * c.layers, c.scale_bits, c.param_scale,
-                                   run.final, key, final)
+    opening = _model.from_integers(c.architecture, run.final, key, final)
     return TrainingResult(proof, trained_model(model, opening), opening)
 
 
@@ -121,11 +121,9 @@ def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.Comm
     proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key, device,
                                        _stage(progress, "commit witness"))
     indices = tuple(range(circuit.steps)) if batch_indices is None else tuple(batch_indices)
-    statement = TrainingStatement(circuit.widths, circuit.batch, circuit.steps, lr,
-                                  circuit.scale_bits, circuit.training,
-                                  {k: c for k, (c, _) in stmt_com.items()},
-                                  circuit.biases if any(circuit.biases) else (),
-                                  circuit.data_bits, circuit.param_bits, circuit.param_scale, circuit.rows,
+    statement = TrainingStatement(circuit.architecture, circuit.batch, circuit.steps, lr, circuit.training,
+                                  {k: c for k, (c, _) in stmt_com.items()}, circuit.data_bits,
+                                  circuit.param_bits, circuit.rows,
                                   indices if circuit.training else (0,), dataset, circuit.momentum,
                                   circuit.dampening, circuit.weight_decay)
     commitments = {k: c for k, (c, _) in proof_com.items()}
@@ -275,8 +273,9 @@ def _inference_run(model, X, scale_bits, key) -> Run:
         scale_bits = model.commitment.scale_bits if isinstance(model, ModelOpening) else 16
     opening = _model_opening(model, scale_bits, scale_bits, key)
     x = _float_inputs(X, "X")
-    if x.ndim != 2 or x.shape[1] != opening.commitment.widths[0] or not len(x):
-        raise ValueError(f"X must be (batch, {opening.commitment.widths[0]}), got shape {x.shape}")
+    features = opening.commitment.architecture.features
+    if x.ndim != 2 or x.shape[1] != features or not len(x):
+        raise ValueError(f"X must be (batch, {features}), got shape {x.shape}")
     return inference_run(opening, x, key)
 
 
@@ -341,14 +340,14 @@ def _float_inputs(x, what: str) -> np.ndarray:
 
 def trained_model(model, opening: ModelOpening):
     """The torch model holding ``opening``'s parameters: a copy of ``model`` when it is a torch
-    module (its own parameter names and dtypes), else :meth:`ModelOpening.to_torch`."""
+    module (its own dtypes), else :meth:`ModelOpening.to_torch` (None for an architecture that is
+    no MLP: its parameters are ``opening.state_dict()``)."""
     if isinstance(model, ModelOpening):
-        return opening.to_torch()
+        return opening.to_torch() if opening.commitment.architecture.widths else None
     trained = copy.deepcopy(model)
-    names = _model.mlp_layout(model)[2]
     state = trained.state_dict()
-    for standard, v in opening.to_torch().state_dict().items():
-        state[names[standard]] = v.to(state[names[standard]].dtype)
+    for name, v in opening.state_dict().items():
+        state[name] = v.to(state[name].dtype)
     trained.load_state_dict(state)
     return trained
 

@@ -22,7 +22,7 @@ from .dataset import DatasetOpening
 from .fac4dnn import Circuit
 from .keys import TensorKey, TensorKind
 from .model import ModelOpening
-from .statement import MAX_BATCH, MAX_LAYERS, MAX_WIDTH, tensor_name
+from .statement import MAX_BATCH, tensor_name
 
 __all__ = ["Run", "FixedStep", "SGDOptions", "fixed_steps", "training_run", "inference_run", "model_keys", "model_openings"]
 
@@ -58,12 +58,10 @@ def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
     return circuit
 
 
-def _check_limits(widths, batch: int) -> None:
-    """Refuse what the proof format cannot state (the parser enforces the same limits)."""
-    if len(widths) - 1 > MAX_LAYERS or max(widths) > MAX_WIDTH or batch > MAX_BATCH:
-        raise ValueError(f"too large to prove: at most {MAX_LAYERS} layers, widths up to "
-                         f"{MAX_WIDTH} and batches up to {MAX_BATCH} (got {len(widths) - 1} layers, "
-                         f"widths {widths}, batch {batch})")
+def _check_limits(batch: int) -> None:
+    """Refuse what the proof format cannot state (the parser enforces the same limit)."""
+    if batch > MAX_BATCH:
+        raise ValueError(f"too large to prove: batches up to {MAX_BATCH} rows (got {batch})")
 
 
 @dataclass(frozen=True)
@@ -105,17 +103,18 @@ def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], l
     current step is held), refusing updates that round away unless ``refuse_underflow`` is false;
     ``first_step`` numbers the steps in messages."""
     mc, dc = model.commitment, data.commitment
-    if (mc.widths[0], mc.widths[-1]) != (dc.features, dc.outputs):
-        raise ValueError(f"the model maps {mc.widths[0]} features to {mc.widths[-1]} outputs, the dataset has "
+    a = mc.architecture
+    if (a.features, a.outputs) != (dc.features, dc.outputs):
+        raise ValueError(f"the model maps {a.features} features to {a.outputs} outputs, the dataset has "
                          f"X with {dc.features} and Y with {dc.outputs} columns")
-    _check_limits(mc.widths, dc.batch_size)
+    if mc.scale_bits != dc.scale_bits:
+        raise ValueError(f"the model is committed at scale 2^{mc.scale_bits}, the data at 2^{dc.scale_bits}")
+    _check_limits(dc.batch_size)
     sgd = sgd or SGDOptions()
-    biases = mc.biases if any(mc.biases) else ()
     params = model.integers()
     state = dict(params)  # the next step's inputs besides the batch: parameters, momentum buffers
     for t, i in enumerate(indices):
-        graph = fac4dnn.step_graph(mc.widths, biases, dc.rows[i], lr, dc.scale_bits, mc.param_scale,
-                                   (*sgd, t == 0 or not sgd.momentum))
+        graph = fac4dnn.step_graph(a, dc.rows[i], lr, (*sgd, t == 0 or not sgd.momentum))
         inputs = {"x": data.x[i], "y": data.y[i], **state}
         vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
         if refuse_underflow:
@@ -141,8 +140,7 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
     sgd = sgd or SGDOptions()
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)
-    circuit = Circuit(mc.widths, dc.batch_size, len(indices), dc.scale_bits, lr_q, lr_bits, True,
-                      mc.biases if any(mc.biases) else (), param_scale=mc.param_scale, rows=rows, **sgd._asdict())
+    circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, rows=rows, **sgd._asdict())
     # the openings first: a corrupted opening file is named before any work
     reused = model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
@@ -163,11 +161,10 @@ def inference_run(model: ModelOpening, x: np.ndarray, key: commit.CommitKey) -> 
     """The witness of ``model`` on the float inputs ``x`` (``(batch, features)``) in exact fixed
     point at the model's activation scale (``final``: the model's parameters)."""
     mc = model.commitment
-    _check_limits(mc.widths, x.shape[0])
+    _check_limits(x.shape[0])
     xq = FixedPoint(mc.scale_bits).encode(x)
     committed.check_encoding(x, xq, mc.scale_bits, "X")
-    circuit = Circuit(mc.widths, x.shape[0], 1, mc.scale_bits, training=False,
-                      biases=mc.biases if any(mc.biases) else (), param_scale=mc.param_scale)
+    circuit = Circuit(mc.architecture, x.shape[0], 1, training=False)
     reused = model_openings(circuit, 0, model, key)
     state = model.integers()
     inputs = {"x": xq, **state}

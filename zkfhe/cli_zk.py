@@ -489,7 +489,7 @@ def commit_model_cmd(arch, model_path, seed, bias, scale_bits, param_scale, lr, 
     except ValueError as exc:
         raise click.ClickException(f"cannot commit: {exc}") from None
     _publish("model", (out_path, opening_path), (out, opening_out), commitment, opening, quiet,
-             lambda: f"MLP {'-'.join(map(str, commitment.widths))}, activations 2^{commitment.scale_bits}, "
+             lambda: f"{commitment.architecture.describe()}, activations 2^{commitment.scale_bits}, "
                      f"parameters 2^{commitment.param_scale}")
 
 
@@ -594,7 +594,8 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
     # the model: a committed model's opening, a state_dict, or a random MLP
     if model_path and _sniff(model_path, "--model") is not None:
         _, model = _read_zk(model_path, ("model opening",), "--model", "model opening")
-        widths = model.commitment.widths
+        a = model.commitment.architecture
+        widths = a.widths or (a.features, a.outputs)
     else:
         model = load_model(model_path) if model_path else synthetic_mlp(arch, seed, bias=bias)
         widths = tuple([model[0].in_features] + [m.out_features for m in model if hasattr(m, "out_features")])
@@ -776,7 +777,7 @@ def verify_cmd(proof_file, data_path, model_path):
     st = proof.statement
     what = (f"training proof of {st.steps} SGD step{'s' if st.steps > 1 else ''} (lr {st.lr})"
             if kind == "training proof" else "inference proof")
-    click.echo(f"{what}, MLP {'-'.join(map(str, st.arch))}, batch {st.batch_size}; verified in {elapsed:.2f} s")
+    click.echo(f"{what}, {st.architecture.describe()}, batch {st.batch_size}; verified in {elapsed:.2f} s")
     checked = []
     if dataset is not None:
         checked.append(f"every step used a batch of the published dataset {data_path} ({_short(dataset.digest)}; "

@@ -17,7 +17,7 @@ import pytest
 
 import circuits
 import zk
-from circuits import interpret
+from circuits import UnsupportedOp, interpret
 from zk import bits, field, training
 from zk.keys import TensorKind as K
 from zk.lower import pad
@@ -540,7 +540,7 @@ def test_the_row_indicator_is_public(short_last):
     assert not [k for k in (*proof.commitments, *proof.statement.commitments) if k.kind is K.ONES]
     ones = [k for k, _ in proof.statement.circuit.public_keys if k.kind is K.ONES]
     assert sorted(k.step for k in ones) == [2, 4]
-    np.testing.assert_array_equal(proof.statement.circuit.public_value(K.ONES(2, "")), [1, 1, 0, 0])
+    np.testing.assert_array_equal(proof.statement.circuit.public_value(K.ONES(2, "4")), [1, 1, 0, 0])
     assert (_count(circuit, 0), _count(circuit, 1)) == (8, 4)
 
 
@@ -692,7 +692,7 @@ def test_a_momentum_buffer_off_by_one(momentum):
 
 def test_a_first_momentum_buffer_that_is_not_the_gradient(momentum):
     """The buffer step 0 hands to step 1 is its (decayed) gradient: one entry changed, step 1 run
-    from it; the sum that makes it and step 0's update, which reads it, fail."""
+    from it; the sum that makes it, its range check and step 0's update, which reads it, fail."""
     circuit, values = momentum
 
     def after(t, values):
@@ -702,7 +702,8 @@ def test_a_first_momentum_buffer_that_is_not_the_gradient(momentum):
             values[key][1, 1] += 7
     forged = rerun(circuit, values, lambda *a: None, after=after)
     field_rejection(circuit, forged, LINEAR, violated={"linear: sum 2.weight.grad.decayed",
-                                                       "linear: SGD update of 2.weight (lr_q g + 2^40 = 2^41 U + R)"})
+                                                       "linear: SGD update of 2.weight (lr_q g + 2^40 = 2^41 U + R)",
+                                                       "linear: range check of the state 2.weight.momentum_buffer"})
 
 
 def test_a_weight_decay_term_off_by_one(momentum):
@@ -727,13 +728,9 @@ def test_a_momentum_run_claimed_with_other_options(momentum, claim):
     assert LINEAR in rejection(forge(claimed, values))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "latent bound bug, not exploitable: zk.magnitudes bounds the momentum buffer a step reads by "
-    "2^(scale + 15) (Circuit._input_bounds: 'range-checked where they are made'), but the first buffer is "
-    "step 0's (decayed) gradient carried without a range check, bounded only by its einsum (2^81 here, "
-    "~2^186 at data_bits 128, batch 4096); the momentum equation it enters is under-estimated by about "
-    "1 bit only (its own gradient term d is of the same order), so no statement below 2^240 can wrap"))
 def test_a_carried_tensor_is_bounded_at_the_next_step_as_where_it_was_made(momentum_witness):
+    """The bound a step assumes for a carried momentum buffer is the one its range check gives
+    where it is made (the first buffer, step 0's gradient, is range-checked too)."""
     circuit, _ = momentum_witness
     made = {k: b for k, b in circuit.template(0).bounds.items() if k.step == 1}
     read = circuit.template(1).bounds
@@ -854,55 +851,27 @@ def _param_broadcast(g):
     return g.rescale(g.einsum("bi,oi->bo", "x", shifted, name="m"), 16, name="z")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "SOUNDNESS: zk.lower._Lowering.einsum lowers every single-operand einsum as a sum over the batch, "
-    "contracting the operand's leading axis with the row indicator ONES(rows) = [1]*rows + [0]*(pad-rows); "
-    "for a statement architecture that sums a parameter over its leading axis (einsum 'oi->i' on w (3, 3)) "
-    "on a batch of 2 rows, the circuit proves s = w[0] + w[1] instead of w[0] + w[1] + w[2]: the honest "
-    "witness is rejected and a forged output verifies"))
-def test_a_parameter_summed_over_its_leading_axis():
-    circuit, honest = _custom_inference(_param_sum, 2)
-    assert violations(circuit, honest) == {"einsum: s"}  # the circuit disagrees with the graph
-
-    def partial(args, out, node):
-        out[node.output] = np.asarray(args[0])[:2].sum(0)
-    circuit, forged = _custom_inference(_param_sum, 2, _doctor("einsum", partial, output="s"))
-    assert not np.array_equal(forged[K.VALUE(0, "z")], honest[K.VALUE(0, "z")])
-    proof = zk.InferenceProof.from_bytes(forge(circuit, forged, lr=0.0).to_bytes())
-    rejection(proof, zk.verify_inference)  # verifies today: the false output is accepted
+@pytest.mark.parametrize("build", [_param_sum, _param_broadcast])
+def test_row_indicators_only_on_the_batch_axis(build):
+    """A sum over a parameter's leading axis, or a vector broadcast over a parameter matrix, is no
+    batch sum or broadcast: the row indicator ONES would cut it at the batch's row count (such a
+    circuit proved s = w[0] + w[1] instead of the sum of all three rows). It is refused, naming
+    the node, before anything is proved."""
+    with pytest.raises(UnsupportedOp, match="the batch axis only|over the rows of a matrix only"):
+        _custom_inference(build, 2)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "SOUNDNESS: zk.lower._Lowering._broadcast broadcasts a vector over the leading axis of any matrix "
-    "with the row indicator ONES(rows), as if that axis were the batch: for a statement architecture "
-    "that adds a parameter vector b (3,) to every row of a parameter matrix w (3, 3), on a batch of 2 "
-    "rows, the circuit proves w + b on rows 0 and 1 only and w on row 2: the honest witness is "
-    "rejected and a forged output verifies"))
-def test_a_vector_broadcast_over_a_parameter_matrix():
-    circuit, honest = _custom_inference(_param_broadcast, 2)
-    assert violations(circuit, honest) == {"linear: sum shifted"}
-
-    def rows_only(args, out, node):
-        w, b = (np.asarray(a) for a in args)
-        out[node.output] = w + np.where(np.arange(3)[:, None] < 2, b, 0)
-    circuit, forged = _custom_inference(_param_broadcast, 2, _doctor("add", rows_only, output="shifted"))
-    assert not np.array_equal(forged[K.VALUE(0, "z")], honest[K.VALUE(0, "z")])
-    assert violations(circuit, forged) == set()
-    proof = zk.InferenceProof.from_bytes(forge(circuit, forged, lr=0.0).to_bytes())
-    rejection(proof, zk.verify_inference)  # verifies today: the false output is accepted
-
-
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "chain semantics: zk.verify_chain checks that chained proofs share lr and batch size ('one run has one "
-    "of each') but not momentum, dampening or weight decay, and every proof starts from fresh momentum "
-    "buffers: a plain-SGD proof chained with an SGD(momentum 0.9, weight decay 0.5) proof verifies as "
-    "one 2-step run at lr 0.1 (ChainReport states no optimizer options), although no single "
-    "torch.optim.SGD run produces it; zk.prove_run refuses momentum across segments, the verifier does not"))
 def test_a_chain_of_proofs_with_other_sgd_options():
     rng = np.random.default_rng(0)
     data, opening = zk.commit_dataset(rng.standard_normal((3, 3)), rng.standard_normal((3, 2)), batch_size=3)
     model0, start = zk.commit_model(training.synthetic_mlp((3, 3, 2), seed=1), lr=0.1)
     first = zk.prove_training(start, opening, lr=0.1)
     second = zk.prove_training(first.opening, opening, lr=0.1, momentum=0.9, weight_decay=0.5)
-    with pytest.raises(zk.VerificationError):
+    with pytest.raises(zk.VerificationError, match="momentum, dampening and weight decay .* one run has one of each"):
         zk.verify_chain([first.proof, second.proof], dataset=data, initial_model=model0)
+    third = zk.prove_training(first.opening, opening, lr=0.1, momentum=0.9)
+    fourth = zk.prove_training(third.opening, opening, lr=0.1, momentum=0.9)
+    with pytest.raises(zk.VerificationError, match="fresh momentum buffers"):
+        zk.verify_chain([third.proof, fourth.proof], dataset=data)
+    report = zk.verify_chain([third.proof], dataset=data)
+    assert report.sgd == (0.9, 0.0, 0.0) and "momentum 0.9" in report.describe()

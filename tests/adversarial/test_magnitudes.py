@@ -53,7 +53,7 @@ def test_a_wrapped_sgd_remainder_is_refused(monkeypatch):
 def _sound(lr, widths=(3, 2, 2), batch=2, scale=16):
     from circuits import quantize_lr
 
-    c = fac4dnn.Circuit(widths, batch, 1, scale, *quantize_lr(lr))
+    c = fac4dnn.Circuit(zk.Architecture.mlp(widths, (), scale), batch, 1, *quantize_lr(lr))
     try:
         c.check_sound()
         return True
@@ -68,18 +68,19 @@ def test_the_learning_rate_bound_at_its_edge():
     assert _sound(2.0 ** -edge) and not _sound(2.0 ** -(edge + 1))
     from circuits import quantize_lr
 
-    worst = max(b.magnitude for b in magnitudes.bounds(fac4dnn.Circuit((3, 2, 2), 2, 1, 16, *quantize_lr(2.0 ** -edge))))
+    worst = max(b.magnitude for b in magnitudes.bounds(fac4dnn.Circuit(zk.Architecture.mlp((3, 2, 2)), 2, 1, *quantize_lr(2.0 ** -edge))))
     assert worst < magnitudes.LIMIT < field.R // 2
     assert 150 < edge < 200  # lr down to about 2^-170 at scale 2^16
 
 
-@pytest.mark.parametrize("change, parameter", [
-    (dict(widths=(1 << 16, 8, 2), data_bits=120, param_bits=110), "input width 65536 of 0.matmul"),
-    (dict(data_bits=128, param_bits=128), "input width 3 of 0.matmul"),
-    (dict(scale_bits=40, param_scale=40, lr_bits=165), "too small for scale 2\\^40"),
+@pytest.mark.parametrize("arch, change, parameter", [
+    (((1 << 16, 8, 2), 16), dict(data_bits=120, param_bits=110), "input width 65536 of 0.matmul"),
+    (((3, 2, 2), 16), dict(data_bits=128, param_bits=128), "input width 3 of 0.matmul"),
+    (((3, 2, 2), 40), dict(lr_bits=165), "too small for scale 2\\^40"),
 ])
-def test_wide_statements_are_refused_naming_the_parameter(change, parameter):
-    c = dataclasses.replace(fac4dnn.Circuit((3, 2, 2), 2, 1, 16, 1 << 15, 22), **change)
+def test_wide_statements_are_refused_naming_the_parameter(arch, change, parameter):
+    (widths, scale) = arch
+    c = dataclasses.replace(fac4dnn.Circuit(zk.Architecture.mlp(widths, (), scale), 2, 1, 1 << 15, 22), **change)
     with pytest.raises(zk.StatementError, match=parameter):
         c.check_sound()
 

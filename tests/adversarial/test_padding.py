@@ -16,7 +16,7 @@ def test_hidden_features_and_units(monkeypatch):
     """An 8-8-3 MLP trained on 8 features claimed as "MLP 6-5-3": the extra features live in the
     padding columns of X and W1, the extra units in W1's padding rows and W2's padding columns."""
     circuit, values = honest_witness((8, 8, 3), 4)
-    claimed = dataclasses.replace(circuit, widths=(6, 5, 3))
+    claimed = dataclasses.replace(circuit, architecture=zk.Architecture.mlp((6, 5, 3), (), 16, circuit.param_scale))
     proof = forge(claimed, values)
     assert "zero padding of the statement tensors" in rejection(proof)
     # the forgery is otherwise perfect: without the zero-padding relation it would verify

@@ -13,8 +13,9 @@ HUGE = textwrap.dedent("""
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
     import zk
     steps, layers, lr, scale = 4096, 64, float(sys.argv[1]), int(sys.argv[2])
-    head = struct.pack("<B", layers + 1) + struct.pack("<I", 512) * (layers + 1) + bytes(layers)
-    head += struct.pack("<IIBBBdBddd", 512, steps, scale, 40, 40, lr, scale, 0, 0, 0) + bytes(32)
+    arch = zk.Architecture.mlp((512,) * (layers + 1), (), scale, scale).data
+    head = struct.pack("<I", len(arch)) + arch
+    head += struct.pack("<IIBBdddd", 512, steps, 40, 40, lr, 0, 0, 0) + bytes(32)
     head += struct.pack("<II", 0, 512) * steps
     commitment = struct.pack("<I", 51) + bytes([1, 18, 12]) + bytes(48)
     stmt = head + commitment * (2 * steps + 2 * layers)
@@ -45,7 +46,8 @@ def test_old_versions_are_refused_by_name():
 
 
 def test_truncated_statement_sections_are_refused():
-    head = struct.pack("<B", 3) + struct.pack("<I", 4) * 3 + bytes(2) + struct.pack("<IIBBBdBddd", 2, 2, 16, 18, 16, 0.1, 16, 0, 0, 0)
+    arch = zk.Architecture.mlp((4, 4, 4)).data
+    head = struct.pack("<I", len(arch)) + arch + struct.pack("<IIBBdddd", 2, 2, 18, 16, 0.1, 0, 0, 0)
     head += bytes(32) + struct.pack("<II", 0, 2) * 2
     data = b"ZKTRAIN\0\x05" + struct.pack("<I", len(head)) + head
     with pytest.raises(zk.ProofFormatError, match="commitments"):

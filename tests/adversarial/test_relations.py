@@ -60,7 +60,7 @@ def test_proofs_of_the_wrong_kind(proofs):
 def test_malformed_objects_raise_zk_errors(proofs):
     train, infer = proofs
     stmt = train.statement
-    for change in (dict(widths="5-4-3"), dict(batch_size=-1), dict(lr=float("nan"))):
+    for change in (dict(architecture="5-4-3"), dict(batch_size=-1), dict(lr=float("nan"))):
         with pytest.raises(zk.StatementError):  # a malformed statement cannot even be made
             dataclasses.replace(stmt, **change)
     cases = [
