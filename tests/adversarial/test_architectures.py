@@ -13,7 +13,7 @@ import pytest
 import circuits
 import zk
 from circuits import UnsupportedOp, quantize_lr
-from zk import bits, commit, fac4dnn, magnitudes, training
+from zk import bits, fac4dnn, field, magnitudes
 from zk.keys import TensorKind as K
 from zk.lower import pad
 
@@ -106,6 +106,18 @@ def test_an_inference_output_with_a_second_name_is_bound():
     assert violations(c, values), "the false output violates no relation"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "EXPLOIT: out = a graph constant c: the template commits nothing for c (it is public, CONST), so "
+    "the inference statement's output VALUE(0, 'c') is bound by no relation and any claimed output "
+    "verifies. Fix: refuse an output that is an input or a constant (or have the verifier require "
+    "every statement key to appear in a relation)"))
+def test_an_inference_output_that_is_a_constant_is_bound():
+    c = _circuit(lambda g: g.constant("c", np.ones((1, 3)), 16))
+    values = _witness(c)
+    values[K.VALUE(0, "c")] = np.full((1, 3), 999)  # the constant is 2^16 everywhere
+    rejection(_roundtrip(forge(c, values, lr=0.0)), zk.verify_inference)  # today: it verifies
+
+
 def test_training_drops_the_forward_graphs_other_outputs():
     """The same trick in training (an output named 'x' would rebind the next step's data, one named
     'y' its targets): the training graph keeps only 'out' and the parameters, so nothing is carried
@@ -151,6 +163,47 @@ def test_a_broadcast_contraction_is_bounded_by_all_its_terms():
     worst = n * b[K.VALUE(0, "x")] * b[K.VALUE(0, "v")]  # |sum_i x_i v_o| over the n features
     found = {x.equation: x.magnitude for x in magnitudes.bounds(c)}
     assert found["einsum m = bi,oi->bo"] >= worst
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "EXPLOIT (wrap modulo r): 'bi,oi->bo' with x (1, 2^16) (data_bits 113) and v (1, 1) (param_bits "
+    "128), scales 2^40 / 2^104: check_sound bounds the einsum by 2^239 (one term) and passes; x_i ~ "
+    "2^111.86 and v = 2^127 - 1 make the integer sum S = v sum_i x_i = r + T (0 <= T < v), so m = T in "
+    "the field, and z = round(T / 2^16) ~ 2^111 passes the 144-bit range check, while the model's true "
+    "fixed-point output round(S / 2^16) ~ 2^239: a false inference output verifies. Fix as above (count "
+    "the broadcast contracted axis at its broadcast size)"))
+def test_a_sum_wrapping_modulo_r_through_a_broadcast_is_refused():
+    n = 1 << 16
+    g = circuits.Graph(40, 104)
+    g.input("x", (1, n), role="data")
+    g.input("v", (1, 1), role="param")
+    g.outputs["out"] = g.rescale(g.einsum("bi,oi->bo", "x", "v", name="m"), 16, name="z")
+    data_bits, param_bits = 113, 128
+    c = fac4dnn.Circuit(zk.Architecture.of_graph(g), 1, 1, training=False, data_bits=data_bits,
+                        param_bits=param_bits)
+    try:
+        c.check_sound()
+    except zk.StatementError:
+        return  # the secure behaviour: refused as it could wrap
+    v = (1 << 127) - 1
+    total = -(-field.R // v)  # sum_i x_i: v * total = r + T, 0 <= T < v
+    wrapped = v * total - field.R
+    q, extra = divmod(total, n)
+    x = np.full((1, n), q, dtype=object)
+    x[0, :extra] += 1
+    assert x.sum() == total and x.max() < 1 << (data_bits - 1)
+    z = (wrapped + (1 << 15)) >> 16
+    assert z != (v * total + (1 << 15)) >> 16  # not the model's output
+    values = {K.VALUE(0, "x"): x, K.VALUE(0, "v"): np.array([[v]], dtype=object),
+              K.VALUE(0, "m"): np.array([[wrapped]], dtype=object), K.VALUE(0, "z"): np.array([[z]], dtype=object)}
+    rem = np.array([[wrapped + (1 << 15) - (z << 16)]], dtype=object)
+    for j, plane in enumerate(bits.unsigned(rem, 16, "R")):
+        values[K.REMAINDER_BITS(0, "z", j)] = plane
+    for key, width in [(K.VALUE(0, "z"), g["z"].scale + 16)] + c.range_checks():
+        for j, plane in enumerate(bits.signed(pad(values[key], c.shapes[key]), width, str(key))):
+            values[K.BITS(key.step, key.tensor, j)] = plane
+    assert violations(c, values) == set()  # every relation holds modulo r
+    rejection(_roundtrip(forge(c, values, lr=0.0)), zk.verify_inference)
 
 
 def test_a_broadcast_contraction_proves_honestly():
