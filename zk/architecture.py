@@ -74,6 +74,10 @@ class Architecture:
         g = self.graph
         if "x" not in g.tensors or g["x"].role != "data" or len(g["x"].shape) != 2:
             raise ValueError("the model's input must be a data tensor x of shape (batch, features)")
+        others = [t.name for t in g.inputs if t.name != "x" and t.role != "param"]
+        if others or "y" in g.tensors:
+            raise ValueError(f"the model's inputs are x and its parameters (and no tensor is named y), "
+                             f"got {', '.join(others) or 'a tensor y'}")
         if len(g[g.outputs.get("out", "x")].shape) != 2 or "out" not in g.outputs:
             raise ValueError("the model's output must be (batch, outputs)")
         if not self.params:
