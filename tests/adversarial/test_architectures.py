@@ -390,3 +390,45 @@ def test_huge_widths_and_scales_are_refused():
                                     (2,), (0,))
         with pytest.raises(zk.StatementError, match="unsound statement"):
             stmt.circuit.check_sound()
+
+
+def _scale_1024_constant():
+    """Bytes of a graph with a constant at scale 2^1024 (MAX_SCALE: the parser accepts it), which
+    fixed point cannot encode as a float (2.0 ** 1024 overflows)."""
+    g = circuits.Graph(16, 16)
+    g.input("x", (1, 3), role="data")
+    g.input("w", (3, 3), role="param")
+    c = g.constant("c", np.zeros(3), 1024)
+    g.outputs["out"] = g.rescale(g.einsum("bo,o->bo", _lin(g), c, name="mc"), 1024, name="q")
+    return circuits.architecture_bytes(g)
+
+
+def test_a_constant_at_the_largest_scale_in_a_proof_file_is_a_format_error():
+    """An honest proof's statement with its architecture swapped for one holding a constant at
+    scale 2^1024: the proof parser answers ProofFormatError (it catches the OverflowError)."""
+    import struct
+
+    from zk import training
+
+    model = training.synthetic_mlp((3, 3, 2), seed=1)
+    proof = zk.prove_inference(model, np.random.default_rng(1).standard_normal((2, 3)))
+    data, old = proof.to_bytes(), proof.statement.architecture.data
+    (head,) = struct.unpack("<I", data[9:13])
+    assert data[13:17 + len(old)] == struct.pack("<I", len(old)) + old
+    new = _scale_1024_constant()
+    forged = data[:9] + struct.pack("<I", head - len(old) + len(new)) + struct.pack("<I", len(new)) + new + \
+        data[17 + len(old):]
+    with pytest.raises(zk.ProofFormatError):
+        zk.InferenceProof.from_bytes(forged)
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
+    "crash: TrainingStatement(...) (and fac4dnn.Circuit) on an architecture with a constant at "
+    "scale 2^1024 (the parser's MAX_SCALE) raises OverflowError from FixedPoint.encode "
+    "(float(2**1024)) instead of StatementError; the statement catches ValueError only. Fix: "
+    "MAX_SCALE below 1024 for constants (e.g. 2 * 40 + 24), or encode constants without a float "
+    "2**s, or catch OverflowError in TrainingStatement.__post_init__"))
+def test_a_constant_at_the_largest_scale_is_a_statement_error():
+    arch = zk.Architecture.read(_scale_1024_constant())
+    with pytest.raises(zk.StatementError):
+        zk.TrainingStatement(arch, 2, 1, 0.0, False, {}, 32, 24, (2,), (0,))
