@@ -228,6 +228,8 @@ HONEST = {
                                                      name="cm"), 16, name="cq"),
     "b reaches nothing": lambda g: _lin(g),
     "output is x": lambda g: "x",
+    "parameter vector as a scale": lambda g: g.rescale(g.einsum("bo,o->bo", _lin(g), "b", name="mb"), 16, name="mbq"),
+    "ReLU of a residual sum with x": lambda g: g.relu(g.add(g.relu(_lin(g), name="h"), "x", name="res"), name="r2"),
 }
 
 
@@ -255,6 +257,22 @@ def test_an_accepted_inference_architecture_binds_its_output(name):
     values[key].flat[0] += 1
     assert violations(c, values)
     rejection(forge(c, values, lr=0.0), zk.verify_inference)
+
+
+@pytest.mark.parametrize("training_", [False, True])
+def test_a_scalar_parameter(training_):
+    """A rank-0 parameter (shape (), the parser allows rank 0): proved, and a wrong output or final
+    value rejected."""
+    def build(g):
+        g.input("s", (), role="param")
+        return g.rescale(g.einsum("bo,->bo", _lin(g), "s", name="ms"), 16, name="msq")
+    c = _circuit(build, training_)
+    values = _witness(c)
+    lr = LR if training_ else 0.0
+    assert _verify(_roundtrip(forge(c, values, lr=lr)))
+    key = K.VALUE(c.steps, "s") if training_ else K.VALUE(0, c.output)
+    values[key] = np.array(values[key], copy=True) + 1
+    assert LINEAR in rejection(forge(c, values, lr=lr), zk.verify_training if training_ else zk.verify_inference)
 
 
 def test_an_unreached_parameter_stays_unchanged():
