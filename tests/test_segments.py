@@ -252,16 +252,20 @@ def test_recorder_proves_a_torch_loop_in_segments_and_matches_torch():
         assert (result.model.state_dict()[name] - v).abs().max() <= 1e-3 * update + 2.0 ** -15
 
 
-def test_recorder_proves_sgd_with_momentum_and_weight_decay_in_one_segment():
+def test_recorder_proves_sgd_with_momentum_and_weight_decay_in_segments():
+    """Each segment boundary's model carries the momentum buffers: the next segment resumes from
+    exactly them, and the chain checks it."""
     model = synthetic_mlp(WIDTHS, seed=4, bias=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, dampening=0.1, weight_decay=1e-3)
     recorder = zk.Recorder(model, optimizer)
     _train(model, optimizer, recorder, _loader())
-    with pytest.raises(ValueError, match="momentum is proved in one segment"):
-        recorder.prove(segment_steps=2)
-    result = recorder.prove()
-    zk.verify_chain(result.chain, dataset=result.dataset, initial_model=result.initial_model)
-    assert result.chain.proof(0).statement.momentum == 0.9
+    result = recorder.prove(segment_steps=2)
+    report = zk.verify_chain(result.chain, dataset=result.dataset, initial_model=result.initial_model)
+    assert report.proofs == 2 and report.sgd == (0.9, 0.1, 1e-3)
+    first, second = result.chain.proof(0).statement, result.chain.proof(1).statement
+    assert (first.resumed, second.resumed) == (False, True)
+    assert first.final_model.state and first.final_model.to_bytes() == second.initial_model.to_bytes()
+    assert "momentum buffers of" in first.final_model.describe()
     for name, v in model.state_dict().items():
         assert (result.model.state_dict()[name] - v).abs().max() <= 1e-3 * v.abs().max() + 2.0 ** -15
 

@@ -337,6 +337,20 @@ def test_the_architecture_is_validated(honest_bias):
         zk.TrainingProof.from_bytes(data[:at - 4] + len(other).to_bytes(4, "little") + other + data[at + len(arch):])
 
 
+def assert_trained_like_torch(model, data, trained, slack=0.0, **sgd):
+    """``trained`` is within 0.1 % of each tensor's largest change (plus ``slack``) of float64 torch
+    SGD (options ``sgd``) from ``model`` on the batches ``data``."""
+    ref = copy.deepcopy(model).double()
+    optimizer = torch.optim.SGD(ref.parameters(), **sgd)
+    for x, y in data:
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(ref(torch.from_numpy(x).double()), torch.from_numpy(y).double()).backward()
+        optimizer.step()
+    for name, want in ref.state_dict().items():
+        got, before = trained.state_dict()[name].double(), model.state_dict()[name].double()
+        assert float((got - want).abs().max()) <= 1e-3 * float((want - before).abs().max()) + slack, name
+
+
 @pytest.fixture(scope="module")
 def honest_momentum():
     widths, options = (5, 4, 3), dict(momentum=0.9, dampening=0.1, weight_decay=0.01)
@@ -353,15 +367,7 @@ def test_sgd_with_momentum_and_weight_decay_is_proved_like_torch(honest_momentum
     assert zk.verify_training(proof)
     assert (proof.statement.momentum, proof.statement.dampening, proof.statement.weight_decay) == (0.9, 0.1, 0.01)
     assert "momentum 0.9, dampening 0.1, weight decay 0.01" in proof.statement.describe()
-    ref = copy.deepcopy(model).double()
-    sgd = torch.optim.SGD(ref.parameters(), lr=0.1, **options)
-    for x, y in data:
-        sgd.zero_grad()
-        torch.nn.functional.mse_loss(ref(torch.from_numpy(x).double()), torch.from_numpy(y).double()).backward()
-        sgd.step()
-    for name, want in ref.state_dict().items():
-        got, before = result.model.state_dict()[name].double(), model.state_dict()[name].double()
-        assert float((got - want).abs().max()) <= 1e-3 * float((want - before).abs().max())
+    assert_trained_like_torch(model, data, result.model, lr=0.1, **options)
     # a statement without the options does not verify the same proof
     plain = dataclasses.replace(proof.statement, momentum=0.0)
     with pytest.raises(zk.VerificationError):
@@ -420,15 +426,29 @@ def test_models_beyond_mlps_are_proved_like_torch(make):
     proof = zk.TrainingProof.from_bytes(result.proof.to_bytes())
     assert zk.verify_training(proof)
     assert proof.statement.widths is None and "graph 5 -> 3" in proof.statement.describe()
-    ref = copy.deepcopy(model).double()
-    sgd = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.5)
-    for x, y in data:
-        sgd.zero_grad()
-        torch.nn.functional.mse_loss(ref(torch.from_numpy(x).double()), torch.from_numpy(y).double()).backward()
-        sgd.step()
-    for name, want in ref.state_dict().items():
-        got, before = result.model.state_dict()[name].double(), model.state_dict()[name].double()
-        assert float((got - want).abs().max()) <= 1e-3 * float((want - before).abs().max()) + 2.0 ** -14
+    assert_trained_like_torch(model, data, result.model, 2.0 ** -14, lr=0.1, momentum=0.5)
     with pytest.raises(ValueError, match="no Sequential MLP"):
         result.opening.to_torch()
     assert zk.verify_inference(zk.prove_inference(result.opening, data[0][0]), model=result.proof.final_model)
+
+
+def test_a_model_file_carries_the_momentum_buffers(honest_momentum):
+    """The final model of a run with momentum holds the buffers (public commitments, secret
+    integers): files round-trip, a next proof resumes from them, and a state table that claims
+    more tensors than parameters is refused before allocating."""
+    *_, result = honest_momentum
+    opening = zk.ModelOpening.from_bytes(result.opening.to_bytes())
+    commitment = opening.commitment
+    assert [n for n, _ in commitment.state] == sorted(f"{p}.momentum_buffer" for p, _ in commitment.architecture.params)
+    assert commitment.to_bytes() == result.proof.final_model.to_bytes()
+    assert set(opening.state_integers()) == {n for n, _ in commitment.state}
+    _, batches_, options, *_ = honest_momentum
+    resumed = zk.prove_training(opening, batches_[:1], 0.1, **options)
+    assert resumed.proof.statement.resumed and zk.verify_training(resumed.proof, initial_model=commitment)
+    assert resumed.proof.statement.initial_model.to_bytes() == result.proof.final_model.to_bytes()
+    with pytest.raises(ValueError, match="train it with momentum"):
+        zk.prove_training(opening, batches_[:1], 0.1)
+    raw = commitment.to_bytes()
+    at = raw.index(commitment.state[0][0].encode()) - 1 - 4  # the state count, before the first name
+    with pytest.raises(zk.ProofFormatError, match="optimizer state tensors"):
+        zk.ModelCommitment.from_bytes(raw[:at] + (1 << 30).to_bytes(4, "little") + raw[at + 4:])

@@ -20,7 +20,7 @@ from circuits import ArchitectureError
 
 from .errors import ProofFormatError
 
-__all__ = ["Architecture", "MAX_WIDTH"]
+__all__ = ["Architecture", "Scaled", "MAX_WIDTH"]
 
 #: Largest dimension of a parameter or activation (the statement's limit).
 MAX_WIDTH = 1 << 16
@@ -78,7 +78,15 @@ class Architecture:
         if others or "y" in g.tensors:
             raise ValueError(f"the model's inputs are x and its parameters (and no tensor is named y), "
                              f"got {', '.join(others) or 'a tensor y'}")
-        if len(g[g.outputs.get("out", "x")].shape) != 2 or "out" not in g.outputs:
+        if set(g.outputs) != {"out"} or g.outputs["out"] not in {n.output for n in g.nodes}:
+            raise ValueError("the model has one output, out, computed by an op (not an input or a constant)")
+        fp = circuits.FixedPoint(g.scale_bits)
+        for name, value in g.constants.items():
+            try:
+                fp.encode(value, g[name].scale)
+            except (OverflowError, ValueError) as exc:
+                raise ValueError(f"constant {name} at scale 2^{g[name].scale}: {exc}") from None
+        if "out" not in g.outputs or len(g[g.outputs["out"]].shape) != 2:
             raise ValueError("the model's output must be (batch, outputs)")
         if not self.params:
             raise ValueError("the model has no parameters")
@@ -147,6 +155,20 @@ class Architecture:
             ops[node.op] = ops.get(node.op, 0) + 1
         counts = ", ".join(f"{n} {op}" for op, n in ops.items())
         return f"graph {self.features} -> {self.outputs} ({counts}; {len(self.params)} parameters)"
+
+
+class Scaled:
+    """The fixed-point scales of an object's ``architecture`` (a statement, a circuit, a model)."""
+
+    architecture: Architecture
+
+    @property
+    def scale_bits(self) -> int:
+        return self.architecture.scale_bits
+
+    @property
+    def param_scale(self) -> int:
+        return self.architecture.param_scale
 
 
 @functools.lru_cache(maxsize=64)

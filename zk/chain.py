@@ -162,12 +162,11 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
                 if _sgd(proof.statement) != _sgd(first):
                     raise VerificationError(f"it trains with momentum, dampening and weight decay {_sgd(proof.statement)}, "
                                             f"the chain with {_sgd(first)}: one run has one of each")
-                if proof.statement.momentum:
+                if proof.statement.momentum and not proof.statement.resumed:
                     raise VerificationError("it starts with fresh momentum buffers after another proof: a run with "
-                                            "momentum is one proof (its buffers are not published between proofs)")
+                                            "momentum resumes from the buffers the proof before it ends with")
                 try:
-                    check_statement(proof.statement.initial_model.commitments, proof.statement,
-                                    previous.final_model, "initial")
+                    check_statement(proof.statement.initial_model, previous.final_model, "initial")
                 except VerificationError:
                     raise VerificationError(f"it does not start from proof {i}'s final model (missing, "
                                             "reordered or foreign proof)") from None

@@ -46,7 +46,7 @@ from .device import CPU, Device
 from .einsum import EinsumRelationProof
 from .errors import VerificationError
 from .hadamard import Affine, HadamardProof
-from .architecture import Architecture
+from .architecture import Architecture, Scaled
 from .keys import TensorKey, TensorKind
 from .lower import Linear, Template, pad, padded, shift
 from .padding import PaddingProof
@@ -60,13 +60,14 @@ MAX_RANGE_BITS = 128
 
 
 @dataclass(frozen=True)
-class Circuit:
+class Circuit(Scaled):
     """Public parameters of the aggregated circuit (all from the statement): the model's
     ``architecture`` (its forward graph, scales included), ``steps`` SGD steps (or one inference)
     on batches of ``batch`` rows (``rows``: each step's real rows), the learning rate
     ``lr_q / 2^lr_bits``, the proved ranges of the data (``data_bits``) and of the initial
     parameters (``param_bits``); ``momentum``, ``dampening`` and ``weight_decay`` as in
-    ``torch.optim.SGD`` (the first step has no momentum buffer yet)."""
+    ``torch.optim.SGD``; ``resumed``: the run starts from the momentum buffers of an earlier
+    proof (statement tensors, like the initial parameters), else the first step has none."""
 
     architecture: Architecture
     batch: int
@@ -80,8 +81,11 @@ class Circuit:
     momentum: float = 0.0  # torch.optim.SGD's options (the run starts without momentum buffers)
     dampening: float = 0.0
     weight_decay: float = 0.0
+    resumed: bool = False
 
     def __post_init__(self) -> None:
+        if self.resumed and not (self.training and self.momentum):
+            raise ValueError("only a training run with momentum resumes from momentum buffers")
         if not self.rows:
             object.__setattr__(self, "rows", (self.batch,) * self.steps)
         if len(self.rows) != self.steps or not all(1 <= n <= self.batch for n in self.rows):
@@ -100,14 +104,6 @@ class Circuit:
             if not 2 <= getattr(self, name) <= MAX_RANGE_BITS:
                 raise ValueError(f"{name} must be in [2, {MAX_RANGE_BITS}], got {getattr(self, name)}")
         self.templates  # lower the graph now: an op zk cannot prove is refused here
-
-    @property
-    def scale_bits(self) -> int:
-        return self.architecture.scale_bits
-
-    @property
-    def param_scale(self) -> int:
-        return self.architecture.param_scale
 
     def check_sound(self) -> None:
         """Refuse (:class:`zk.StatementError`, naming the parameter) a statement whose equations
@@ -154,16 +150,30 @@ class Circuit:
 
     def _lower(self) -> dict[tuple[int, bool], Template]:
         bounds = self._input_bounds()
-        kinds = {(n, t == 0 or not self.momentum) for t, n in enumerate(self.rows)}
+        kinds = {(n, self._first(t)) for t, n in enumerate(self.rows)}
         return {(n, first): lower.lower(self.graph(n, first), self.graph(self.batch, first), n, bounds)
                 for n, first in sorted(kinds)}
 
     def template(self, t: int) -> Template:
         """The lowered step ``t``."""
-        return self.templates[self.rows[t], t == 0 or not self.momentum]
+        return self.templates[self.rows[t], self._first(t)]
+
+    def _first(self, t: int) -> bool:
+        """Whether step ``t`` runs without momentum buffers (the graph of a first step)."""
+        return not self.momentum or (t == 0 and not self.resumed)
+
+    @cached_property
+    def states(self) -> list[str]:
+        """The optimizer state carried from step to step (momentum buffers), sorted by name."""
+        return sorted(t.name for t in self.graph(self.batch, False).inputs if t.role == "state")
+
+    def model_tensors(self, step: int) -> list[str]:
+        """The parameters and, where the statement holds them at ``step``, the momentum buffers."""
+        held = (step == 0 and self.resumed) or (step == self.steps and self.training and self.momentum)
+        return self.params + (self.states if held else [])
 
     def _shape(self, name: str) -> tuple[int, ...]:
-        return padded(self.graph(self.batch)[name].shape)
+        return padded(self.graph(self.batch, name not in self.states)[name].shape)
 
     # -- the committed tensors -----------------------------------------------------------
     def data_key(self, t: int) -> TensorKey:
@@ -182,28 +192,38 @@ class Circuit:
     def statement_keys(self) -> list[tuple[TensorKey, tuple]]:
         T = self.steps
         keys = [(self.data_key(t), self._shape("x")) for t in range(T)]
-        keys += [(self.param_key(name, 0), self._shape(name)) for name in self.params]
+        keys += [(self.param_key(name, 0), self._shape(name)) for name in self.model_tensors(0)]
         if self.training:
             keys += [(self.target_key(t), self._shape("y")) for t in range(T)]
-            keys += [(self.param_key(name, T), self._shape(name)) for name in self.params]
+            keys += [(self.param_key(name, T), self._shape(name)) for name in self.model_tensors(T)]
         else:
             keys.append((TensorKind.VALUE(0, self.output), self._shape(self.output)))
         return keys
 
     def true_shape(self, key: TensorKey) -> tuple:
         """The unpadded shape of a statement tensor."""
+        if key.tensor in self.states:
+            return self.graph(self.batch, False)[key.tensor].shape
         rows = self.rows[key.step] if key.tensor not in self.params else self.batch
         return self.graph(rows)[key.tensor].shape
 
     def range_checks(self) -> list[tuple[TensorKey, int]]:
         """``(statement key, width)`` of every statement tensor the circuit range-checks in two's
-        complement: the initial parameters, the data and targets (their planes: ``BITS``)."""
-        out = [(self.param_key(name, 0), self.param_bits) for name in self.params]
+        complement: the initial parameters (and momentum buffers), the data and targets (their
+        planes: ``BITS``)."""
+        out = self._initial_ranges()
         for t in range(self.steps):
             out.append((self.data_key(t), self.data_bits))
             if self.training:
                 out.append((self.target_key(t), self.data_bits))
         return out
+
+    def _initial_ranges(self) -> list[tuple[TensorKey, int]]:
+        """The initial parameters in ``param_bits``; resumed momentum buffers in the width the
+        steps assume of them (:meth:`_input_bounds`)."""
+        full = self.graph(self.batch, False)
+        return [(self.param_key(name, 0), self.param_bits if name in self.params else
+                 full[name].scale + lower.ACT_HEADROOM) for name in self.model_tensors(0)]
 
     def padding_groups(self) -> list[tuple[tuple, list[TensorKey]]]:
         """Statement tensors with padding entries, by padded shape (one zero-padding proof each)."""
@@ -226,8 +246,7 @@ class Circuit:
 
     @cached_property
     def proof_keys(self) -> list[tuple[TensorKey, tuple]]:
-        keys = [(p, self._shape(k.tensor)) for k, w in self.range_checks()[:len(self.params)]
-                for p in self._range_planes(k, w)]
+        keys = [(p, self._shape(k.tensor)) for k, w in self._initial_ranges() for p in self._range_planes(k, w)]
         for t in range(self.steps):
             keys += self._step_keys(t)
         return keys
@@ -236,9 +255,9 @@ class Circuit:
         """``len(proof_keys)`` without building the list: what a parser checks against the bytes it
         was given before allocating."""
         data = self.data_bits * (2 if self.training else 1)
-        count = len(self.params) * self.param_bits + self.steps * data
+        count = sum(w for _, w in self._initial_ranges()) + self.steps * data
         count += sum(len(self.template(t).tensors) for t in range(self.steps))
-        return count - (len(self.params) if self.training else 1)
+        return count - (len(self.model_tensors(self.steps)) if self.training else 1)
 
     @cached_property
     def public_keys(self) -> list[tuple[TensorKey, tuple]]:

@@ -188,6 +188,7 @@ class _Lowering:
             for x in node.inputs:
                 self.readers.setdefault(x, []).append(node)
         self.outputs = set(graph.outputs.values())
+        self.inputs = {t.name for t in graph.inputs} | set(graph.constants)
         #: tensors whose leading axis is the batch (the data, the targets and what is computed from them)
         self.batched = {t.name for t in graph.inputs if t.role in ("data", "target")}
         #: graph tensor -> the input it becomes at the next step (updated parameters, momentum buffers)
@@ -308,8 +309,15 @@ class _Lowering:
             raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs take einsums of two operands")
         contracted = set(letters[0] + letters[1]) - set(out)
 
-        def size(shapes_):
-            sizes = {c: d for x, s in zip(letters, shapes_) for c, d in zip(x, s)}
+        if any(len(set(x)) != len(x) for x in letters):
+            raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs take no repeated index within an "
+                                "operand (diagonals)")
+
+        def size(shapes_):  # every label's size after broadcasting (a size-1 axis takes the other's)
+            sizes: dict = {}
+            for x, s in zip(letters, shapes_):
+                for c, d in zip(x, s):
+                    sizes[c] = max(sizes.get(c, 1), d)
             return math.prod(sizes[c] for c in contracted)
         n = next(c for c in _INSTANCE_LETTERS if c not in spec)
         bound = size(shapes) * self.t.bounds[operands[0]] * self.t.bounds[operands[1]]
@@ -378,6 +386,8 @@ class _Lowering:
     def relu(self, node) -> None:
         (z,) = node.inputs
         zk_ = self.committed(z)
+        if z in self.inputs:
+            raise UnsupportedOp(f"{node.output} = relu({z}): zk proofs take no ReLU of a model input")
         if zk_ not in self.ranges:  # e.g. a residual sum: its sign needs a range check of its own
             self.range_check(zk_, self.shape(z), self.g[z].scale + ACT_HEADROOM, 1, f"{z} (a ReLU's input)")
         if self.ranges[zk_].offset != 1:
@@ -509,4 +519,10 @@ def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: 
         if node.op != "einsum" and lowering.batched.intersection(node.inputs):
             lowering.batched.add(node.output)
     lowering.carry()
+    training = any(node.op == "loss_grad" for node in graph.nodes)
+    if training and any(r.g is None for r in lowering.t.relus):
+        raise UnsupportedOp("zk proofs take no ReLU that no gradient flows back through (one before every parameter)")
+    keys = [c.key for c in lowering.t.tensors]
+    if len(set(keys)) != len(keys):
+        raise UnsupportedOp("the graph would commit a tensor twice (an output that is also an input?)")
     return lowering.t

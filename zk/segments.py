@@ -131,8 +131,8 @@ def prove_segment(job: SegmentJob, task: SegmentTask) -> SegmentResult:
     start, end = ModelOpening.from_bytes(task.start), ModelOpening.from_bytes(task.end)
     run = witness.training_run(start, dataset, list(task.batches), job.lr, job.key,
                                refuse_underflow=job.refuse_underflow, first_step=task.first_step, sgd=job.sgd)
-    planned = end.integers()
-    if any(not np.array_equal(run.final[name], v) for name, v in planned.items()):
+    planned, got = {**end.integers(), **end.state_integers()}, {**run.final, **run.final_buffers}
+    if any(not np.array_equal(got[name], v) for name, v in planned.items()):
         raise ValueError(f"segment {task.index + 1}: the fixed-point run ends at other parameters than planned")
     circuit = run.circuit
     circuit.check_sound()
@@ -164,10 +164,10 @@ def _plan(opening: ModelOpening, dataset: DatasetOpening, indices: list[int], jo
     for index, first in enumerate(range(0, len(indices), segment_steps)):
         batches = tuple(indices[first:first + segment_steps])
         for step in (next(steps) for _ in batches):
-            state = step.state
+            state, buffers = step.state, step.buffers
             if progress:
                 progress("fixed point", step.t + 1, len(indices))
-        end = _model.from_integers(mc.architecture, state, key)
+        end = _model.from_integers(mc.architecture, state, key, state=buffers)
         yield _Planned(SegmentTask(index, first, batches, start.to_bytes(), end.to_bytes()), start.commitment,
                        end.commitment)
         start = end
@@ -184,7 +184,7 @@ def _check_segment(result: SegmentResult, planned: _Planned, dataset, job: Segme
         proof = TrainingProof.from_bytes(result.proof)
         _training.verify_training(proof, key, dataset=dataset, initial_model=planned.start)
         st = proof.statement
-        _model.check_statement(st.final_model.commitments, st, planned.end, "final")
+        _model.check_statement(st.final_model, planned.end, "final")
         if st.batch_indices != planned.task.batches:
             raise VerificationError("it used other batches than planned")
         if st.lr != lr:
@@ -202,13 +202,10 @@ def prove_schedule(opening: ModelOpening, dataset: DatasetOpening, indices: list
     """Prove SGD (``sgd``: its momentum, dampening and weight decay) on ``dataset``'s batches
     ``indices`` from ``opening`` in segments of ``segment_steps`` on ``executor``
     (:mod:`zk.executors`); ``torch_model``: the user's module the trained model copies (else
-    :meth:`ModelOpening.to_torch`). Momentum is proved within one segment only: its buffers are
-    committed inside a proof, not yet published between segments."""
+    :meth:`ModelOpening.to_torch`). With momentum, every segment boundary's model carries the
+    buffers, so the next segment starts from exactly them."""
     _device.resolve(device)  # a device that cannot be used is refused before any work
     sgd = sgd or witness.SGDOptions()
-    if sgd.momentum and len(indices) > segment_steps:
-        raise ValueError(f"SGD with momentum is proved in one segment (its buffers are not yet carried between "
-                         f"proofs): use segment_steps >= {len(indices)}")
     digest = dataset.commitment.digest
     job = SegmentJob(dataset.to_bytes() if executor.remote else b"", digest, lr, key, device,
                      executor.threads_per_worker(), refuse_underflow, sgd)

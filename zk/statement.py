@@ -20,7 +20,7 @@ from circuits import quantize_lr
 from . import committed, fac4dnn
 from .commit import Commitment
 from .errors import ProofFormatError, StatementError
-from .architecture import Architecture
+from .architecture import Architecture, Scaled
 from .fac4dnn import Circuit
 from .keys import TensorKey
 from .model import ModelCommitment
@@ -35,7 +35,7 @@ MAX_BATCH, MAX_STEPS = 1 << 16, 1 << 12
 
 
 @dataclass(frozen=True)
-class TrainingStatement:
+class TrainingStatement(Scaled):
     """What a proof is about. ``architecture``: the model's forward graph with its fixed-point
     scales. ``commitments`` maps the circuit's statement keys (:class:`zk.keys.TensorKey`: the data
     ``VALUE(t, "x")`` and targets ``VALUE(t, "y")`` of every step, every parameter ``VALUE(0 or T,
@@ -44,7 +44,8 @@ class TrainingStatement:
     initial parameters. Per step: ``rows`` (the batch's real rows) and ``batch_indices`` (which batch of the
     dataset whose digest is ``dataset`` it used; :data:`zk.committed.NO_DIGEST` when the data was
     not published before the proof). ``momentum``, ``dampening``, ``weight_decay``: torch.optim.SGD's
-    options (the run starts without momentum buffers)."""
+    options; ``resumed``: the run starts from an earlier proof's momentum buffers (in the initial
+    model), else without any."""
 
     architecture: Architecture
     batch_size: int
@@ -60,6 +61,7 @@ class TrainingStatement:
     momentum: float = 0.0
     dampening: float = 0.0
     weight_decay: float = 0.0
+    resumed: bool = False
     #: the aggregated circuit the statement is about, derived from the fields above
     circuit: Circuit = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -99,19 +101,13 @@ class TrainingStatement:
                                  "0 for inference")
         try:
             lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
+            if not isinstance(self.resumed, bool):
+                raise StatementError(f"resumed must be a bool, got {self.resumed!r}")
             circuit = Circuit(self.architecture, batch, steps, lr_q, lr_bits, self.training, self.data_bits,
-                              self.param_bits, self.rows, *options)
+                              self.param_bits, self.rows, *options, self.resumed)
         except ValueError as exc:
             raise StatementError(str(exc)) from None
         object.__setattr__(self, "circuit", circuit)
-
-    @property
-    def scale_bits(self) -> int:
-        return self.architecture.scale_bits
-
-    @property
-    def param_scale(self) -> int:
-        return self.architecture.param_scale
 
     @property
     def widths(self) -> tuple[int, ...] | None:
@@ -123,9 +119,11 @@ class TrainingStatement:
         return self.commitments[self.circuit.data_key(t)], self.commitments[self.circuit.target_key(t)]
 
     def _model(self, step: int) -> ModelCommitment:
-        params = self.architecture.params
-        return ModelCommitment(self.architecture, tuple(self.commitments[self.circuit.param_key(name, step)]
-                                                        for name, _ in params))
+        c = self.circuit
+        coms = [self.commitments[c.param_key(name, step)] for name in c.model_tensors(step)]
+        n = len(c.params)
+        state = tuple((name, c.true_shape(c.param_key(name, step))) for name in c.model_tensors(step)[n:])
+        return ModelCommitment(self.architecture, tuple(coms[:n]), state, tuple(coms[n:]))
 
     @property
     def initial_model(self) -> ModelCommitment:
@@ -176,7 +174,8 @@ class TrainingStatement:
         t.absorb_ints("statement/params", [self.batch_size, self.steps, int(self.training), self.data_bits,
                                            self.param_bits])
         t.absorb("statement/lr", struct.pack("<d", self.lr))
-        t.absorb("statement/sgd", struct.pack("<ddd", self.momentum, self.dampening, self.weight_decay))
+        t.absorb("statement/sgd", struct.pack("<dddB", self.momentum, self.dampening, self.weight_decay,
+                                              self.resumed))
         t.absorb_ints("statement/rows", self.rows)
         t.absorb_ints("statement/batch-indices", self.batch_indices)
         t.absorb("statement/dataset", self.dataset)
@@ -185,11 +184,11 @@ class TrainingStatement:
 
     def to_bytes(self) -> bytes:
         """``architecture section || batch, steps (u32) || data bits, parameter bits (1 byte
-        each) || lr, momentum, dampening, weight decay (f64 each) || dataset digest (32 bytes) ||
+        each) || lr, momentum, dampening, weight decay (f64 each) || resumed (1 byte) || dataset digest (32 bytes) ||
         per step: batch index, rows (u32 each)`` then one section per statement commitment."""
         head = section(self.architecture.data)
-        head += struct.pack("<IIBBdddd", self.batch_size, self.steps, self.data_bits, self.param_bits, self.lr,
-                            self.momentum, self.dampening, self.weight_decay) + self.dataset
+        head += struct.pack("<IIBBddddB", self.batch_size, self.steps, self.data_bits, self.param_bits, self.lr,
+                            self.momentum, self.dampening, self.weight_decay, self.resumed) + self.dataset
         head += b"".join(struct.pack("<II", i, n) for i, n in zip(self.batch_indices, self.rows))
         return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
 
@@ -203,13 +202,16 @@ class TrainingStatement:
         data_bits, param_bits = r.unpack("<B"), r.unpack("<B")
         lr = r.unpack("<d")
         options = tuple(r.unpack("<d") for _ in range(3))
+        resumed = r.unpack("<B")
+        if resumed > 1:
+            raise ProofFormatError("statement: the resumed flag must be 0 or 1")
         digest = r.take(committed.DIGEST_BYTES)
         if not 1 <= steps <= MAX_STEPS or r.remaining() < 8 * steps:
             raise ProofFormatError(f"statement: {steps} steps (at most {MAX_STEPS}, 8 bytes each)")
         per_step = [struct.unpack("<II", r.take(8)) for _ in range(steps)]
         try:
             stmt = cls(architecture, batch, steps, lr, training, {}, data_bits, param_bits,
-                       tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest, *options)
+                       tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest, *options, bool(resumed))
             stmt.circuit.check_sound()
         except StatementError as exc:
             raise ProofFormatError(f"statement: {exc}") from None
@@ -243,6 +245,8 @@ def tensor_name(circuit: Circuit, key: TensorKey) -> str:
     """A statement tensor of ``circuit``'s for people (``describe``, error messages)."""
     if key.tensor in circuit.params:
         return f"parameter {key.tensor} after {key.step} step(s)"
+    if key.tensor in circuit.states:
+        return f"momentum buffer {key.tensor} after {key.step} step(s)"
     return {"x": f"data batch X[{key.step}]", "y": f"targets Y[{key.step}]"}.get(key.tensor, f"output {key.tensor}")
 
 

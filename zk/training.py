@@ -83,7 +83,7 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
                                        dataset.commitment.digest, indices, device=dev)
     c = run.circuit
     final = {name: stmt_com[k] for k, name in model_keys(c, c.steps)}
-    opening = _model.from_integers(c.architecture, run.final, key, final)
+    opening = _model.from_integers(c.architecture, run.final, key, final, run.final_buffers)
     return TrainingResult(proof, trained_model(model, opening), opening)
 
 
@@ -125,7 +125,7 @@ def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.Comm
                                   {k: c for k, (c, _) in stmt_com.items()}, circuit.data_bits,
                                   circuit.param_bits, circuit.rows,
                                   indices if circuit.training else (0,), dataset, circuit.momentum,
-                                  circuit.dampening, circuit.weight_decay)
+                                  circuit.dampening, circuit.weight_decay, circuit.resumed)
     commitments = {k: c for k, (c, _) in proof_com.items()}
     t = _transcript(statement, commitments)
     aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, device, _stage(progress, "prove"))
@@ -168,7 +168,7 @@ def verify_inference(proof: InferenceProof, key: commit.CommitKey = commit.DEFAU
     the inference must be of exactly that model."""
     def published(statement):
         if model is not None:
-            _model.check_statement(statement.initial_model.commitments, statement, model, "inference")
+            _model.check_statement(statement.initial_model, model, "inference", optimizer_state=False)
     return _verify(proof, InferenceProof, key, published)
 
 
@@ -178,7 +178,7 @@ def _verify_training(proof, key, dataset=None, initial_model=None, checks=None) 
         if dataset is not None:
             _dataset.check_statement(statement, dataset)
         if initial_model is not None:
-            _model.check_statement(statement.initial_model.commitments, statement, initial_model, "initial")
+            _model.check_statement(statement.initial_model, initial_model, "initial")
     return _verify(proof, TrainingProof, key, published, checks)
 
 

@@ -47,10 +47,10 @@ def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
     """``circuit`` with the narrowest range widths that hold the witness's data and initial
     parameters, and ``values`` completed with their bit planes (:meth:`Circuit.range_checks`)."""
     params = set(circuit.params)
-    checked = [(key, key.tensor not in params) for key, _ in circuit.range_checks()]
+    keys = [key for key, _ in circuit.range_checks()]
     circuit = dataclasses.replace(
-        circuit, data_bits=bits.signed_width([values[k] for k, is_data in checked if is_data]),
-        param_bits=bits.signed_width([values[k] for k, is_data in checked if not is_data]))
+        circuit, data_bits=bits.signed_width([values[k] for k in keys if k.tensor in ("x", "y")]),
+        param_bits=bits.signed_width([values[k] for k in keys if k.tensor in params]))
     for key, width in circuit.range_checks():
         planes = bits.signed(fac4dnn.pad(values[key], circuit.shapes[key]), width, tensor_name(circuit, key))
         for j, plane in enumerate(planes):
@@ -73,18 +73,19 @@ class Run:
     values: dict
     final: dict
     reused: dict  # statement key -> (Commitment, Opening)
+    final_buffers: dict = dataclasses.field(default_factory=dict)  # momentum buffers after the last step
 
 
 def model_keys(circuit: Circuit, step: int) -> list[tuple[TensorKey, str]]:
-    """``(statement key, standard name)`` of every parameter after ``step`` steps."""
-    return [(circuit.param_key(name, step), name) for name in circuit.params]
+    """``(statement key, name)`` of every parameter (and momentum buffer the statement holds)
+    after ``step`` steps."""
+    return [(circuit.param_key(name, step), name) for name in circuit.model_tensors(step)]
 
 
 def model_openings(circuit: Circuit, step: int, opening: ModelOpening, key: commit.CommitKey) -> dict:
     """``{statement key: (Commitment, Opening)}`` of ``opening``'s parameters as the model after
     ``step`` steps (checked against its published commitment)."""
-    names = [name for name, _, _ in opening.commitment.parameter_shapes()]
-    return {circuit.param_key(name, step): pair for name, pair in zip(names, opening.openings(key))}
+    return {circuit.param_key(name, step): pair for name, pair in opening.openings(key)}
 
 
 class FixedStep(NamedTuple):
@@ -94,6 +95,7 @@ class FixedStep(NamedTuple):
     graph: object  # circuits.Graph of the step (its batch's row count)
     values: dict  # every tensor of the step's fixed-point run
     state: dict  # the parameters after the step, by standard name
+    buffers: dict  # the momentum buffers after the step, by name (empty without momentum)
 
 
 def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
@@ -111,16 +113,20 @@ def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], l
         raise ValueError(f"the model is committed at scale 2^{mc.scale_bits}, the data at 2^{dc.scale_bits}")
     _check_limits(dc.batch_size)
     sgd = sgd or SGDOptions()
-    params = model.integers()
-    state = dict(params)  # the next step's inputs besides the batch: parameters, momentum buffers
+    params, buffers = model.integers(), model.state_integers()
+    if buffers and not sgd.momentum:
+        raise ValueError("the model carries momentum buffers (an earlier run with momentum): train it with momentum")
+    state = {**params, **buffers}  # the next step's inputs besides the batch: parameters, momentum buffers
     for t, i in enumerate(indices):
-        graph = fac4dnn.step_graph(a, dc.rows[i], lr, (*sgd, t == 0 or not sgd.momentum))
+        first = not sgd.momentum or (t == 0 and not buffers)
+        graph = fac4dnn.step_graph(a, dc.rows[i], lr, (*sgd, first))
         inputs = {"x": data.x[i], "y": data.y[i], **state}
         vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
         if refuse_underflow:
             _check_updates(graph, vals, first_step + t)
         state = {name: np.asarray(vals[tensor]) for name, tensor in graph.outputs.items() if name != "out"}
-        yield FixedStep(t, graph, vals, {n: state[n].astype(np.int64) for n in params})
+        yield FixedStep(t, graph, vals, {n: state[n].astype(np.int64) for n in params},
+                        {n: v for n, v in state.items() if n not in params})
 
 
 class SGDOptions(NamedTuple):
@@ -140,21 +146,23 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
     sgd = sgd or SGDOptions()
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)
-    circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, rows=rows, **sgd._asdict())
+    resumed = bool(model.state_integers())
+    circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, rows=rows,
+                      resumed=resumed and bool(sgd.momentum), **sgd._asdict())
     # the openings first: a corrupted opening file is named before any work
     reused = model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
-    state = model.integers()
-    values = {k: state[name] for k, name in model_keys(circuit, 0)}
+    state, buffers = model.integers(), model.state_integers()
+    values = {k: {**state, **buffers}[name] for k, name in model_keys(circuit, 0)}
     for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd):
         values[circuit.data_key(step.t)], values[circuit.target_key(step.t)] = step.values["x"], step.values["y"]
         values.update(circuit.step_witness(step.t, step.values))
-        state = step.state
+        state, buffers = step.state, step.buffers
         if progress:
             progress("witness", step.t + 1, len(indices))
     for t, i in enumerate(indices):
         reused[circuit.data_key(t)], reused[circuit.target_key(t)] = opened[i]
-    return Run(_with_ranges(circuit, values), values, state, reused)
+    return Run(_with_ranges(circuit, values), values, state, reused, buffers)
 
 
 def inference_run(model: ModelOpening, x: np.ndarray, key: commit.CommitKey) -> Run:

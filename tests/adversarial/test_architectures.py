@@ -5,7 +5,8 @@ the parser accepts is attacker-chosen.
 Each candidate is built by hand from circuits.Graph's builders. The secure behaviour asserted:
 refused cleanly at parse or Circuit construction (ProofFormatError / StatementError /
 UnsupportedOp / ValueError naming the problem), or proved and verified honestly with forgeries
-rejected. ``xfail(strict=True)`` marks where the code is wrong (the reason names the exploit).
+rejected. Tests named "Was an exploit" or "was a crash" record what this review found and the
+code now refuses.
 """
 import numpy as np
 import pytest
@@ -89,44 +90,34 @@ def _aliased(g):
     g.outputs["alias"] = z  # a second public name for the same tensor: the parser accepts it
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "EXPLOIT: forward outputs {'out': z, 'alias': z}: zk.lower treats every output but 'out' as "
-    "carried to the next step, so z is committed as VALUE(1, 'alias') and every relation reads that; "
-    "the inference statement's output VALUE(0, z) is constrained by nothing but its zero padding, so "
-    "an arbitrary output verifies. Fix: Architecture.check refuses outputs other than 'out' (and "
-    "lower.carried takes only the training graph's parameter/buffer outputs); verifier: every "
-    "statement key must be read by a relation"))
-def test_an_inference_output_with_a_second_name_is_bound():
-    c = _circuit(lambda g: _aliased(g))
-    values = _witness(c)
-    key = K.VALUE(0, c.output)
-    assert key in dict(c.statement_keys)
-    values[key] = np.full(c.graph(2)[c.output].shape, 12345)  # not the model's output
-    rejection(_roundtrip(forge(c, values, lr=0.0)), zk.verify_inference)  # today: it verifies
-    assert violations(c, values), "the false output violates no relation"
+def test_an_inference_output_with_a_second_name_is_refused():
+    """Was an exploit: forward outputs {'out': z, 'alias': z} made the lowering commit z as the
+    carried VALUE(1, 'alias'), leaving the statement's output bound by nothing but its zero padding
+    (a claimed 12345 verified). A model has one output, out."""
+    with pytest.raises(ValueError, match="one output, out"):
+        _circuit(lambda g: _aliased(g))
+    with pytest.raises(zk.ProofFormatError, match="one output, out"):
+        zk.Architecture.read(circuits.architecture_bytes(_graph(lambda g: _aliased(g))))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "EXPLOIT: out = a graph constant c: the template commits nothing for c (it is public, CONST), so "
-    "the inference statement's output VALUE(0, 'c') is bound by no relation and any claimed output "
-    "verifies. Fix: refuse an output that is an input or a constant (or have the verifier require "
-    "every statement key to appear in a relation)"))
-def test_an_inference_output_that_is_a_constant_is_bound():
-    c = _circuit(lambda g: g.constant("c", np.ones((1, 3)), 16))
-    values = _witness(c)
-    values[K.VALUE(0, "c")] = np.full((1, 3), 999)  # the constant is 2^16 everywhere
-    rejection(_roundtrip(forge(c, values, lr=0.0)), zk.verify_inference)  # today: it verifies
+def test_an_inference_output_that_is_a_constant_is_refused():
+    """Was an exploit: out = a graph constant committed nothing (it is public), so any claimed
+    output verified. The output is computed by an op."""
+    with pytest.raises(ValueError, match="computed by an op"):
+        _circuit(lambda g: g.constant("c", np.ones((1, 3)), 16))
 
 
-def test_training_drops_the_forward_graphs_other_outputs():
+def test_other_outputs_are_refused_in_training_too():
     """The same trick in training (an output named 'x' would rebind the next step's data, one named
-    'y' its targets): the training graph keeps only 'out' and the parameters, so nothing is carried
-    under those names and the statement's data stay bound."""
+    'y' its targets) is refused with the architecture; without the extra outputs the statement's
+    data stay bound."""
     def build(g):
         g.outputs["out"] = _lin(g)
         g.outputs["x"] = "x"
         g.outputs["y"] = g.outputs["out"]
-    c = _circuit(build, training_=True)
+    with pytest.raises(ValueError, match="one output, out"):
+        _circuit(build, training_=True)
+    c = _circuit(_lin, training_=True)
     assert set(c.graph(2).outputs) == {"out", "w", "b"}
     statement = {k for k, _ in c.statement_keys}
     assert not statement & {k for k, _ in c.proof_keys}
@@ -147,15 +138,8 @@ def _broadcast_contraction(n):
     return build
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "magnitudes under-estimate: zk.lower.einsum's size() keys sizes by label from the operands' "
-    "padded shapes, the later operand winning, so 'bi,oi->bo' with v (2, 1) broadcast over x's n "
-    "features counts 1 term instead of n: the einsum bound is n times too small. With n = 2^16 "
-    "(MAX_WIDTH) and data_bits + param_bits = 241 the statement passes check_sound although the sum "
-    "reaches 2^255 > r, so the rescale that reads it can hold only modulo r (a false output for "
-    "chosen x, v). Fix: size from parse_einsum's broadcast sizes (node.attrs['parsed'].sizes, padded), "
-    "or refuse size-1 broadcasting in zk.lower"))
 def test_a_broadcast_contraction_is_bounded_by_all_its_terms():
+    """Was an under-estimate: a size-1 axis broadcast over a contracted axis counted one term."""
     n = 64
     c = fac4dnn.Circuit(zk.Architecture.of_graph(_graph(_broadcast_contraction(n), features=n)), 1, 1,
                         training=False)
@@ -165,13 +149,6 @@ def test_a_broadcast_contraction_is_bounded_by_all_its_terms():
     assert found["einsum m = bi,oi->bo"] >= worst
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "EXPLOIT (wrap modulo r): 'bi,oi->bo' with x (1, 2^16) (data_bits 113) and v (1, 1) (param_bits "
-    "128), scales 2^40 / 2^104: check_sound bounds the einsum by 2^239 (one term) and passes; x_i ~ "
-    "2^111.86 and v = 2^127 - 1 make the integer sum S = v sum_i x_i = r + T (0 <= T < v), so m = T in "
-    "the field, and z = round(T / 2^16) ~ 2^111 passes the 144-bit range check, while the model's true "
-    "fixed-point output round(S / 2^16) ~ 2^239: a false inference output verifies. Fix as above (count "
-    "the broadcast contracted axis at its broadcast size)"))
 def test_a_sum_wrapping_modulo_r_through_a_broadcast_is_refused():
     n = 1 << 16
     g = circuits.Graph(40, 104)
@@ -181,10 +158,8 @@ def test_a_sum_wrapping_modulo_r_through_a_broadcast_is_refused():
     data_bits, param_bits = 113, 128
     c = fac4dnn.Circuit(zk.Architecture.of_graph(g), 1, 1, training=False, data_bits=data_bits,
                         param_bits=param_bits)
-    try:
+    with pytest.raises(zk.StatementError, match="unsound statement"):  # was: passed, and a false output verified
         c.check_sound()
-    except zk.StatementError:
-        return  # the secure behaviour: refused as it could wrap
     v = (1 << 127) - 1
     total = -(-field.R // v)  # sum_i x_i: v * total = r + T, 0 <= T < v
     wrapped = v * total - field.R
@@ -202,8 +177,9 @@ def test_a_sum_wrapping_modulo_r_through_a_broadcast_is_refused():
     for key, width in [(K.VALUE(0, "z"), g["z"].scale + 16)] + c.range_checks():
         for j, plane in enumerate(bits.signed(pad(values[key], c.shapes[key]), width, str(key))):
             values[K.BITS(key.step, key.tensor, j)] = plane
-    assert violations(c, values) == set()  # every relation holds modulo r
-    rejection(_roundtrip(forge(c, values, lr=0.0)), zk.verify_inference)
+    assert violations(c, values) == set()  # every relation holds modulo r: only the bounds refuse it
+    with pytest.raises(zk.ProofFormatError, match="unsound statement"):
+        _roundtrip(forge(c, values, lr=0.0))
 
 
 def test_a_broadcast_contraction_proves_honestly():
@@ -227,7 +203,6 @@ HONEST = {
     "constant operand": lambda g: g.rescale(g.einsum("bi,oi->bo", _lin(g), g.constant("c", np.eye(3) / 2, 16),
                                                      name="cm"), 16, name="cq"),
     "b reaches nothing": lambda g: _lin(g),
-    "output is x": lambda g: "x",
     "parameter vector as a scale": lambda g: g.rescale(g.einsum("bo,o->bo", _lin(g), "b", name="mb"), 16, name="mbq"),
     "ReLU of a residual sum with x": lambda g: g.relu(g.add(g.relu(_lin(g), name="h"), "x", name="res"), name="r2"),
 }
@@ -247,7 +222,7 @@ def test_an_accepted_training_architecture_verifies_and_binds_the_final_model(na
         assert LINEAR in rejection(forge(c, forged)), p
 
 
-@pytest.mark.parametrize("name", sorted(set(HONEST) - {"output is x"}))
+@pytest.mark.parametrize("name", sorted(HONEST))
 def test_an_accepted_inference_architecture_binds_its_output(name):
     c = _circuit(HONEST[name])
     values = _witness(c)
@@ -288,14 +263,12 @@ def test_an_unreached_parameter_stays_unchanged():
     assert LINEAR in rejection(forge(c, values))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "training semantics: an output that is a parameter itself (out = w) gets no gradient "
-    "(circuits.autodiff._backward walks only forward nodes, so the loss gradient given to w is "
-    "dropped) and the proof states w unchanged, where torch's SGD moves it by lr * dL/dw. Fix: "
-    "refuse an output that is an input (Architecture.check), or give the parameter its gradient"))
-def test_an_output_that_is_a_parameter_is_trained():
-    c = _circuit(lambda g: "w", training_=True)
-    assert c.graph(2).outputs["w"] != "w"
+def test_an_output_that_is_an_input_is_refused():
+    """out = w would get no gradient (the proof would state w unchanged where torch's SGD moves it);
+    out = x would list x twice in the statement. Both are refused."""
+    for out, training_ in (("w", True), ("w", False), ("x", False), ("x", True)):
+        with pytest.raises(ValueError, match="computed by an op"):
+            _circuit(lambda g: out, training_=training_)
 
 
 # ----------------------------------------------------------------------------------------
@@ -349,9 +322,12 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("name,training_", [(n, t) for n, (_, ts, _) in sorted(BROKEN.items()) for t in ts])
-def test_an_architecture_is_refused_or_proves(name, training_, request):
+def test_an_architecture_is_refused_or_proves(name, training_):
+    """Each was accepted by Circuit although no honest proof could verify (the reason says why);
+    now refused at construction."""
     build, _, reason = BROKEN[name]
-    request.applymarker(pytest.mark.xfail(strict=True, reason=f"completeness (clean refusal expected): {reason}"))
+    with pytest.raises((UnsupportedOp, ValueError)):
+        _circuit(build, training_)
     _refused_or_verifies(build, training_)
 
 
@@ -440,13 +416,7 @@ def test_a_constant_at_the_largest_scale_in_a_proof_file_is_a_format_error():
         zk.InferenceProof.from_bytes(forged)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "crash: TrainingStatement(...) (and fac4dnn.Circuit) on an architecture with a constant at "
-    "scale 2^1024 (the parser's MAX_SCALE) raises OverflowError from FixedPoint.encode "
-    "(float(2**1024)) instead of StatementError; the statement catches ValueError only. Fix: "
-    "MAX_SCALE below 1024 for constants (e.g. 2 * 40 + 24), or encode constants without a float "
-    "2**s, or catch OverflowError in TrainingStatement.__post_init__"))
-def test_a_constant_at_the_largest_scale_is_a_statement_error():
-    arch = zk.Architecture.read(_scale_1024_constant())
-    with pytest.raises(zk.StatementError):
-        zk.TrainingStatement(arch, 2, 1, 0.0, False, {}, 32, 24, (2,), (0,))
+def test_a_constant_at_the_largest_scale_is_a_format_error():
+    """Was a crash (OverflowError from FixedPoint.encode): the architecture's constants must encode."""
+    with pytest.raises(zk.ProofFormatError, match="constant c at scale 2\\^1024"):
+        zk.Architecture.read(_scale_1024_constant())

@@ -870,8 +870,12 @@ def test_a_chain_of_proofs_with_other_sgd_options():
     with pytest.raises(zk.VerificationError, match="momentum, dampening and weight decay .* one run has one of each"):
         zk.verify_chain([first.proof, second.proof], dataset=data, initial_model=model0)
     third = zk.prove_training(first.opening, opening, lr=0.1, momentum=0.9)
-    fourth = zk.prove_training(third.opening, opening, lr=0.1, momentum=0.9)
+    fourth = zk.prove_training(third.opening, opening, lr=0.1, momentum=0.9)  # resumes from third's buffers
+    assert fourth.proof.statement.resumed and zk.verify_chain([third.proof, fourth.proof], dataset=data)
+    stripped = zk.model.from_integers(third.opening.commitment.architecture, third.opening.integers(),
+                                      zk.commit.DEFAULT_KEY)  # the same weights, the buffers dropped
+    fresh = zk.prove_training(stripped, opening, lr=0.1, momentum=0.9)
     with pytest.raises(zk.VerificationError, match="fresh momentum buffers"):
-        zk.verify_chain([third.proof, fourth.proof], dataset=data)
+        zk.verify_chain([third.proof, fresh.proof], dataset=data)
     report = zk.verify_chain([third.proof], dataset=data)
     assert report.sgd == (0.9, 0.0, 0.0) and "momentum 0.9" in report.describe()
