@@ -30,7 +30,7 @@ def torch_steps(model, batches, lr):
 
 
 def circuits_steps(model, batches, lr, mode):
-    model = copy.deepcopy(model)
+    model = copy.deepcopy(model).double()  # float64 carries the fixed-point parameters exactly between steps
     for X, Y in batches:
         new = circuits.train_step(model, X, Y, lr, mode=mode)
         model.load_state_dict({k: torch.from_numpy(v) for k, v in new.items()})
