@@ -225,8 +225,8 @@ class _Lowering:
     def committed(self, name: str) -> TensorKey:
         """The key of graph tensor ``name``, which an einsum or zkReLU reads: a committed tensor."""
         terms = self.env[name]
-        if len(terms) != 1 or terms[0][0] != 1:
-            raise AssertionError(f"{name!r} is not committed")  # add() commits what non-linear ops read
+        if len(terms) != 1 or terms[0][0] != 1:  # add() commits what non-linear ops read: not reached
+            raise UnsupportedOp(f"{name} is read by an einsum or a ReLU but is no committed tensor")
         return terms[0][1]
 
     def value(self, name: str, bound: int) -> TensorKey:
@@ -297,8 +297,8 @@ class _Lowering:
         shapes = [self.shape(x) for x in node.inputs]
         true = [self.full[x].shape for x in node.inputs]
         if len(operands) == 1:  # a sum over the batch: contract with the indicator of its real rows
-            lead = letters[0][0]
-            if node.inputs[0] not in self.batched or set(letters[0]) - set(out) != {lead} or lead in out:
+            lead = letters[0][:1]
+            if not lead or node.inputs[0] not in self.batched or set(letters[0]) - set(out) != {lead} or lead in out:
                 raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs sum a single operand over "
                                     "the batch axis only")
             operands.append(self._ones(node.inputs[0]))
@@ -308,7 +308,6 @@ class _Lowering:
         elif len(operands) != 2:
             raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs take einsums of two operands")
         contracted = set(letters[0] + letters[1]) - set(out)
-
         if any(len(set(x)) != len(x) for x in letters):
             raise UnsupportedOp(f"{node.output} = einsum({spec!r}): zk proofs take no repeated index within an "
                                 "operand (diagonals)")
