@@ -142,6 +142,21 @@ def test_model_and_data_files(tmp_path, bias):
     assert run("verify", out).exit_code == 0
 
 
+def test_momentum_and_weight_decay_from_the_command_line(tmp_path):
+    """SGD options reach the statement, in one proof and in a chain of segments that resume."""
+    out = tmp_path / "run.zkp"
+    result = run("prove", *TINY, "--steps", 2, "--momentum", 0.9, "--weight-decay", 0.01, "--out", out)
+    assert result.exit_code == 0, result.output
+    st = zk.TrainingProof.from_bytes(out.read_bytes()).statement
+    assert (st.momentum, st.dampening, st.weight_decay) == (0.9, 0.0, 0.01)
+    chain = tmp_path / "run.zkchain"
+    result = run("prove", *TINY, "--steps", 2, "--momentum", 0.5, "--segment-steps", 1, "--out", chain)
+    assert result.exit_code == 0, result.output
+    proofs = zk.Chain.from_bytes(chain.read_bytes())
+    assert [p.statement.resumed for p in proofs] == [False, True]
+    assert run("verify-chain", chain).exit_code == 0
+
+
 def test_inference_proof(tmp_path):
     out = tmp_path / "infer.zkp"
     result = run("prove", "--inference", *TINY, "--out", out)
@@ -190,6 +205,8 @@ def test_load_model_rebuilds_the_sequential(tmp_path):
     (["--arch", "4,2", "--batch", "0"], 2, ["--batch"]),
     (["--arch", "4,2", "--inference", "--steps", "2"], 2, ["--steps applies to training"]),
     (["--arch", "4,2", "--device", "tpu"], 2, ["--device"]),
+    (["--arch", "4,2", "--momentum", "1.5"], 2, ["--momentum"]),
+    (["--arch", "4,2", "--inference", "--weight-decay", "0.1"], 2, ["--weight-decay applies to training"]),
     ([], 2, ["exactly one of --arch"]),
 ])
 def test_bad_arguments(tmp_path, args, code, words):

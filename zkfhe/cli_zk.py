@@ -512,6 +512,12 @@ def commit_model_cmd(arch, model_path, seed, bias, scale_bits, param_scale, lr, 
 @click.option("--start-batch", type=click.IntRange(min=0), default=0, show_default=True,
               help="the --data batch of the first step (the next steps take the next batches)")
 @click.option("--lr", type=float, callback=_lr, help=f"learning rate [default: {DEFAULT_LR}]")
+@click.option("--momentum", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="torch.optim.SGD's momentum (its buffers are committed from step to step)")
+@click.option("--dampening", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="torch.optim.SGD's dampening of the momentum")
+@click.option("--weight-decay", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="torch.optim.SGD's weight decay")
 @click.option("--scale-bits", type=click.IntRange(1, 40),
               help="fixed point of the activations [default: the dataset opening's or model opening's, else 16]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the random model and data")
@@ -536,9 +542,9 @@ def commit_model_cmd(arch, model_path, seed, bias, scale_bits, param_scale, lr, 
 @click.option("--ray-address", type=str, metavar="ADDR",
               help="an existing Ray cluster (--executor ray) [default: a local Ray started for the run]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no summary")
-def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr, scale_bits, seed, bias,
-              inference, out, save_model, save_opening, save_model_commitment, device, segment_steps, executor,
-              workers, ray_address, quiet):
+def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr, momentum, dampening, weight_decay,
+              scale_bits, seed, bias, inference, out, save_model, save_opening, save_model_commitment, device,
+              segment_steps, executor, workers, ray_address, quiet):
     """Prove SGD training (or, with --inference, inference) of a ReLU MLP and write the proof.
 
     \b
@@ -556,6 +562,8 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
         raise click.UsageError("--bias applies to --arch models (a --model file has its own biases)")
     if inference:
         for name, value in (("--steps", steps), ("--epochs", epochs), ("--lr", lr), ("--save-model", save_model),
+                            ("--momentum", momentum or None), ("--dampening", dampening or None),
+                            ("--weight-decay", weight_decay or None),
                             ("--start-batch", start_batch or None), ("--save-opening", save_opening),
                             ("--save-model-commitment", save_model_commitment)):
             if value is not None:
@@ -647,6 +655,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
     import zk
 
     progress = None if quiet else _Progress()
+    sgd = dict(momentum=momentum, dampening=dampening, weight_decay=weight_decay)
     t0 = time.perf_counter()
     try:
         if inference:
@@ -656,12 +665,12 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
             result = zk.prove_run(model, batches, lr, steps=steps, segment_steps=segment_steps, epochs=epochs,
                                   executor=executor, workers=workers, ray_address=ray_address,
                                   scale_bits=scale_bits, start_batch=start_batch, device=device.name,
-                                  progress=progress)
+                                  progress=progress, **sgd)
             chain = result.chain
             proof = chain.proof(len(chain) - 1)
         else:
             result = zk.prove_training(model, batches, lr, steps=steps, scale_bits=scale_bits, progress=progress,
-                                       device=device, epochs=epochs, start_batch=start_batch)
+                                       device=device, epochs=epochs, start_batch=start_batch, **sgd)
             proof = result.proof
     except (circuits.UnsupportedOp, ValueError, TypeError, OverflowError, RuntimeError, zk.ZKError) as exc:
         raise click.ClickException(f"cannot prove: {exc}") from None
