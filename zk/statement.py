@@ -99,10 +99,10 @@ class TrainingStatement(Scaled):
         if not all(isinstance(v, float) and 0 <= v <= 1 for v in options) or (not self.training and any(options)):
             raise StatementError(f"SGD options (momentum, dampening, weight decay) {options!r}: floats in [0, 1], "
                                  "0 for inference")
+        if not isinstance(self.resumed, bool):
+            raise StatementError(f"resumed must be a bool, got {self.resumed!r}")
         try:
             lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
-            if not isinstance(self.resumed, bool):
-                raise StatementError(f"resumed must be a bool, got {self.resumed!r}")
             circuit = Circuit(self.architecture, batch, steps, lr_q, lr_bits, self.training, self.data_bits,
                               self.param_bits, self.rows, *options, self.resumed)
         except ValueError as exc:
