@@ -233,20 +233,17 @@ class Circuit(Scaled):
                 by_shape.setdefault(shape, []).append(key)
         return sorted(by_shape.items())
 
-    def _range_planes(self, key: TensorKey, width: int) -> list[TensorKey]:
-        return [TensorKind.BITS(key.step, key.tensor, j) for j in range(width)]
-
     def _step_keys(self, t: int) -> list[tuple[TensorKey, tuple]]:
         """The committed tensors of step ``t`` (the statement's own excepted)."""
         data = [self.data_key(t)] + ([self.target_key(t)] if self.training else [])
-        keys = [(p, self._shape(k.tensor)) for k in data for p in self._range_planes(k, self.data_bits)]
+        keys = [(p, self._shape(k.tensor)) for k in data for p in lower.range_planes(k, self.data_bits)]
         statement = {k for k, _ in self.statement_keys} if t == self.steps - 1 else ()
         keys += [(k, c.shape) for c in self.template(t).tensors if (k := shift(c.key, t)) not in statement]
         return keys
 
     @cached_property
     def proof_keys(self) -> list[tuple[TensorKey, tuple]]:
-        keys = [(p, self._shape(k.tensor)) for k, w in self._initial_ranges() for p in self._range_planes(k, w)]
+        keys = [(p, self._shape(k.tensor)) for k, w in self._initial_ranges() for p in lower.range_planes(k, w)]
         for t in range(self.steps):
             keys += self._step_keys(t)
         return keys
@@ -277,10 +274,7 @@ class Circuit(Scaled):
     # -- relations ------------------------------------------------------------------------
     def statement_ranges(self) -> list[Linear]:
         """The recomposition of every statement tensor's range check."""
-        return [Linear(((1, key),) + tuple((-w, p) for w, p in zip(bits.signed_weights(width),
-                                                                      self._range_planes(key, width))),
-                       0, f"range check of {key.tensor} ({width} bits)", lower.RANGES)
-                for key, width in self.range_checks()]
+        return [lower.recomposition(key, width, 0, f"{key.tensor} ({width} bits)") for key, width in self.range_checks()]
 
     @cached_property
     def linear_relations(self) -> list[Linear]:

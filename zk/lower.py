@@ -167,6 +167,18 @@ def ones(rows: int, size: int) -> TensorKey:
     return TensorKind.ONES(rows, str(size))
 
 
+def range_planes(key: TensorKey, width: int) -> list[TensorKey]:
+    """The planes of the ``width``-bit range check of the tensor ``key`` names."""
+    return [TensorKind.BITS(key.step, key.tensor, j) for j in range(width)]
+
+
+def recomposition(key: TensorKey, width: int, offset: int, what: str) -> Linear:
+    """``value - offset = sum_j w_j plane_j`` (two's complement weights) for ``key``'s range check."""
+    planes = range_planes(key, width)
+    return Linear(((1, key),) + tuple((-w, p) for w, p in zip(bits.signed_weights(width), planes)), offset,
+                  f"range check of {what}", RANGES)
+
+
 @dataclass(frozen=True)
 class _Range:
     """A tensor's range check: two's complement planes of ``value - offset`` in ``width`` bits."""
@@ -240,11 +252,10 @@ class _Lowering:
     def range_check(self, key: TensorKey, shape: tuple, width: int, offset: int, what: str) -> None:
         """Planes of ``value - offset`` (``value``: the quotient ``key``, of padded ``shape``) in
         ``width``-bit two's complement, and their recomposition."""
-        planes = [self.commit(TensorKind.BITS(key.step, key.tensor, j), shape, 1) for j in range(width)]
+        planes = [self.commit(p, shape, 1) for p in range_planes(key, width)]
         self.ranges[key] = _Range(width, offset)
         self.t.bounds[key] = (1 << (width - 1)) + abs(offset)
-        self.t.linear.append(Linear(((1, key),) + tuple((-w, p) for w, p in zip(bits.signed_weights(width), planes)),
-                                    offset, f"range check of {what}", RANGES))
+        self.t.linear.append(recomposition(key, width, offset, what))
 
         def fill(run, key=key):
             values = self._quotient(run, key)

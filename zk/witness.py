@@ -17,10 +17,10 @@ import numpy as np
 import circuits
 from circuits import FixedPoint, quantize_lr
 
-from . import bits, commit, committed, fac4dnn
+from . import bits, commit, committed, fac4dnn, lower
 from .dataset import DatasetOpening
 from .fac4dnn import Circuit
-from .keys import TensorKey, TensorKind
+from .keys import TensorKey
 from .model import ModelOpening
 from .statement import MAX_BATCH, tensor_name
 
@@ -53,8 +53,7 @@ def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
         param_bits=bits.signed_width([values[k] for k in keys if k.tensor in params]))
     for key, width in circuit.range_checks():
         planes = bits.signed(fac4dnn.pad(values[key], circuit.shapes[key]), width, tensor_name(circuit, key))
-        for j, plane in enumerate(planes):
-            values[TensorKind.BITS(key.step, key.tensor, j)] = plane
+        values.update(zip(lower.range_planes(key, width), planes))
     return circuit
 
 
