@@ -145,14 +145,14 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
     sgd = sgd or SGDOptions()
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)
-    resumed = bool(model.state_integers())
+    state, buffers = model.integers(), model.state_integers()
     circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, rows=rows,
-                      resumed=resumed and bool(sgd.momentum), **sgd._asdict())
+                      resumed=bool(buffers) and bool(sgd.momentum), **sgd._asdict())
     # the openings first: a corrupted opening file is named before any work
     reused = model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
-    state, buffers = model.integers(), model.state_integers()
-    values = {k: {**state, **buffers}[name] for k, name in model_keys(circuit, 0)}
+    initial = {**state, **buffers}
+    values = {k: initial[name] for k, name in model_keys(circuit, 0)}
     for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd):
         values[circuit.data_key(step.t)], values[circuit.target_key(step.t)] = step.values["x"], step.values["y"]
         values.update(circuit.step_witness(step.t, step.values))
