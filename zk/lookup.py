@@ -1,288 +1,392 @@
-"""logUp lookups: every entry of committed tensors lies in a public table.
+"""Range lookups by logUp-GKR: every entry of committed stacks lies in ``[0, 2^L)``.
 
-Relation: committed tables ``F_1, ..., F_s`` (``F_i`` on ``m_i`` variables, every entry of
-its hypercube, zero padding included) and a public table ``T = (t_0, ..., t_{N-1})``,
-``N = 2^k``: for every ``i`` and ``x``, ``F_i(x)`` is one of the ``t_j``.
+Relation: committed stacks ``F_1, ..., F_s`` (``F_j`` on ``m_j`` variables, every entry of its
+hypercube, zero padding included), public scales ``c_j`` and the table ``T = (0, 1, ..., 2^L - 1)``:
+for every ``j`` and ``x``, the integer ``c_j F_j(x)`` is in ``T``. A *column* is one ``(F_j, c_j)``;
+a scale ``2^(L - w)`` next to scale 1 on the same stack checks ``[0, 2^w)`` (:mod:`zk.lower`'s top
+limbs).
 
-Protocol (Haböck, "Multivariate lookups based on logarithmic derivatives", ePrint 2022/1530,
-in the sumcheck form with committed helper columns; one run per table, batched over every
-tensor that uses it):
+Protocol (Haböck, "Multivariate lookups based on logarithmic derivatives", ePrint 2022/1530, in the
+GKR form of Papini and Haböck, "Improving logarithmic derivative lookups using GKR", ePrint
+2023/1284; made zero knowledge with committed sumchecks, Hyrax-style):
 
-1. The prover commits the multiplicities ``M`` (``M_j`` = how many entries equal ``t_j``;
-   a value repeated in ``T`` counts at its first place). The transcript absorbs the table
-   (its size and a digest of its values), the looked-up commitments and ``M``; challenge
-   ``alpha``.
-2. The prover commits the helpers ``H_i = 1 / (alpha - F_i)`` (entrywise) and
-   ``G = M / (alpha - T)``; the transcript absorbs them; challenge points ``u_i``, ``v``.
-3. ``1 = H_i ∘ (alpha - F_i)`` and ``M = G ∘ (alpha - T)`` entrywise: one eq-weighted Hadamard
-   sumcheck each (:mod:`zk.hadamard`; ``1`` is its public constant ``Out``, ``T`` a public
-   commitment with blind 0, which the verifier recomputes).
-4. ``sum_i sum_x H_i(x) = sum_y G(y)``: a sum over a hypercube of ``m`` variables is
-   ``2^m`` times the value at ``(1/2, ..., 1/2)``; the prover opens every ``H_i`` and ``G`` there
-   to committed values ``V_i``, ``V_G`` (Hyrax openings) and reveals the blind ``delta`` of
-   ``sum_i 2^(m_i) V_i - 2^k V_G``, which must be ``delta * H`` (a commitment to 0).
+1. The prover commits the multiplicities ``M`` (``M_v`` = how many looked-up entries equal ``v``).
+   The transcript absorbs ``L``, the columns (commitments and scales) and ``M``; challenge ``alpha``.
+2. The *leaves* are fractions ``p / q`` on ``N`` variables (:class:`Layout`): column ``j``'s block
+   holds ``1 / (alpha - c_j F_j(x))``, the table's block ``-M_v / (alpha - v)``, unused leaves
+   ``0 / 1``. The logUp identity ``sum_{j,x} 1 / (alpha - c_j F_j(x)) = sum_v M_v / (alpha - v)``
+   says the leaves sum to 0.
+3. A binary tree adds the fractions: layer ``i`` (``2^i`` nodes, the root is layer 0) has
+   ``p_i(x) = p_{i+1}(0, x) q_{i+1}(1, x) + p_{i+1}(1, x) q_{i+1}(0, x)`` and
+   ``q_i(x) = q_{i+1}(0, x) q_{i+1}(1, x)`` (the child bit is the most significant variable). The
+   root numerator must be 0: its claim is the public commitment to 0. The prover commits the root
+   denominator.
+4. Layer by layer, from committed claims ``p_i~(r)``, ``q_i~(r)`` and a challenge ``lambda``, one
+   committed sumcheck (:mod:`zk.zksumcheck`, degree 3) of
+   ``p_i~(r) + lambda q_i~(r) = sum_x eq(r, x) (a d + b c + lambda c d)`` with
+   ``a, b, c, d = p_{i+1}(0, .), p_{i+1}(1, .), q_{i+1}(0, .), q_{i+1}(1, .)`` ends at a point ``s``; the
+   prover commits ``a, b, c, d`` there and the products ``ad, bc, cd`` (:func:`zk.sigma.prove_product`),
+   the final claim is linked by a zero opening, and with a challenge ``mu`` the next claims are the
+   commitments ``(1 - mu) A + mu B`` and ``(1 - mu) C + mu D`` at the point ``(mu, s)``.
+5. At the leaves' point ``rho`` the verifier knows ``p~`` and ``q~`` from the blocks: each column
+   contributes ``sel_j (alpha - c_j F_j~(rho_j))`` to ``q~`` and ``sel_j`` to ``p~`` (``sel_j`` = eq of
+   ``rho``'s leading variables and the block's offset, ``rho_j`` the rest), the table
+   ``sel_T (alpha - t~)`` with ``t~(y) = sum_v 2^(L-1-v) y_v`` and ``-sel_T M~``, unused leaves
+   ``1 - sum sel`` to ``q~``. The prover opens every ``F_j`` and ``M`` there to committed values
+   (Hyrax openings) and two zero openings tie them to the claims.
 
-Soundness: if some entry is not in ``T``, the rational function
-``sum_{i,x} 1 / (X - F_i(x)) - sum_j M_j / (X - t_j)`` is not zero (``sum_i 2^(m_i) < r``: no
-multiplicity wraps), and its numerator has degree below ``n + N`` (``n = sum_i 2^(m_i)``
-entries), so the identity of step 4 holds at a random ``alpha`` with probability at most
-``(n + N) / r``; step 3 fixes ``H`` and ``G`` to the functions of step 2 except with the
-sumchecks' error (``O(m) / r`` each). For a 2^16-entry table and 2^30 looked-up entries the
-total is below 2^-220. Zero knowledge: ``M``, ``H_i``, ``G`` are hiding commitments, the
-Hadamard proofs and openings are zero knowledge, and ``delta`` is uniformly random.
+Soundness: step 3 computes ``P(alpha)`` for ``P(X) = sum_x p_x prod_{y != x} (X - a_y)``, the numerator
+of the leaves' sum as a rational function of ``alpha``. If some ``c_j F_j(x)`` is not in ``T``, that
+rational function has a pole there (its coefficient is a count below ``r``), so ``P`` is a nonzero
+polynomial of degree below ``2^N`` and ``P(alpha) = 0`` with probability at most ``2^N / r``. Each
+layer's reduction errs with probability at most ``(3 i + 2) / r`` (sumcheck, ``lambda``, ``mu``), so
+the total error is below ``(2^N + 2 N^2) / r``: under ``2^-220`` for ``N <= 30``. Zero knowledge: ``M``
+is a hiding commitment, every message is a Pedersen commitment, a zero-knowledge opening or
+product proof, or the blind of a zero opening, which is uniform.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from . import commit, field, group, hadamard, sigma
-from .commit import Commitment, EvalProof, Opening
+from . import commit, field, group, mle, sigma, zksumcheck
+from .commit import Commitment, EvalProof
 from .device import CPU, Device
 from .errors import ProofFormatError, VerificationError
 from .group import Point
-from .hadamard import Affine, HadamardProof
 from .stack import Stack
 from .transcript import Transcript
-from .wire import Reader, section
 
-__all__ = ["Table", "LookupProof", "prove", "verify"]
+__all__ = ["Column", "Layout", "LookupProof", "prove", "verify", "MAX_TABLE_BITS", "MAX_LEAF_VARS"]
 
-#: Largest table, in variables (2^24 entries).
-MAX_TABLE_VARS = 24
-#: Most tensors one lookup proof may cover.
-MAX_LOOKUPS = 1 << 12
+#: Largest table, in bits (2^20 entries).
+MAX_TABLE_BITS = 20
+#: Largest tree, in variables: every looked-up entry and the table fit in 2^30 leaves.
+MAX_LEAF_VARS = 30
+#: Most columns one lookup proof may cover.
+MAX_COLUMNS = 1 << 12
 
 
 @dataclass(frozen=True)
-class Table:
-    """A public lookup table: integer ``values`` (padded to a power of two by repeating the
-    first). ``Table.range(bits)`` is ``0, 1, ..., 2^bits - 1``."""
+class Column:
+    """``scale * F(x)`` must be in the table for every entry of the committed stack ``F``."""
 
-    values: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        if not self.values:
-            raise ValueError("a lookup table needs at least one value")
-        n = 1 << (len(self.values) - 1).bit_length()
-        if n > 1 << MAX_TABLE_VARS:
-            raise ValueError(f"a lookup table holds at most 2^{MAX_TABLE_VARS} values, got {len(self.values)}")
-        values = tuple(int(v) for v in self.values)
-        object.__setattr__(self, "values", values + (values[0],) * (n - len(values)))
-
-    @classmethod
-    def range(cls, bits: int) -> "Table":
-        if not 0 <= bits <= MAX_TABLE_VARS:
-            raise ValueError(f"a range table of {bits} bits: at most {MAX_TABLE_VARS}")
-        return cls(tuple(range(1 << bits)))
+    stack: Stack
+    scale: int = 1
 
     @property
     def num_vars(self) -> int:
-        return len(self.values).bit_length() - 1
-
-    @property
-    def digest(self) -> bytes:
-        return _digest(self.values)
-
-    def multiplicities(self, entries: np.ndarray) -> np.ndarray:
-        """``M_j`` for integer ``entries`` (ValueError naming a value the table lacks)."""
-        first = {}
-        for j, v in enumerate(self.values):
-            first.setdefault(v, j)
-        uniq, counts = np.unique(entries, return_counts=True)
-        missing = [int(v) for v in uniq if int(v) not in first]
-        if missing:
-            raise ValueError(f"lookup: {len(missing)} value(s) not in the table, e.g. {missing[:3]} "
-                             f"(table of {len(self.values)} values from {min(self.values)} to {max(self.values)})")
-        m = np.zeros(len(self.values), dtype=np.int64)
-        m[[first[int(v)] for v in uniq]] = counts
-        return m
+        return self.stack.commitment.num_vars
 
 
-@lru_cache(maxsize=64)
-def _digest(values: tuple[int, ...]) -> bytes:
-    h = hashlib.sha256()
-    for v in values:
-        h.update(v.to_bytes(32, "little", signed=True))
-    return h.digest()
+@dataclass(frozen=True)
+class Layout:
+    """Where each block lies among the ``2^num_vars`` leaves: the columns' blocks and the table's,
+    largest first, each at an offset that is a multiple of its size."""
+
+    num_vars: int
+    offsets: tuple[int, ...]  # per column, in the columns' order
+    table_offset: int
+    column_vars: tuple[int, ...]
+    table_bits: int
+
+    @classmethod
+    def of(cls, column_vars, table_bits: int) -> "Layout":
+        column_vars = tuple(int(m) for m in column_vars)
+        sizes = list(column_vars) + [table_bits]
+        order = sorted(range(len(sizes)), key=lambda j: -sizes[j])
+        offsets, at = [0] * len(sizes), 0
+        for j in order:
+            offsets[j], at = at, at + (1 << sizes[j])
+        n = max(1, (at - 1).bit_length())
+        if n > MAX_LEAF_VARS:
+            raise ValueError(f"lookup: {at} leaves, more than 2^{MAX_LEAF_VARS}")
+        return cls(n, tuple(offsets[:-1]), offsets[-1], column_vars, table_bits)
+
+    def selector(self, offset: int, vars_: int, rho: np.ndarray) -> np.ndarray:
+        """``eq`` of ``rho``'s leading ``num_vars - vars_`` coordinates and the block's index bits."""
+        lead = self.num_vars - vars_
+        index = offset >> vars_
+        bits_ = [(index >> (lead - 1 - v)) & 1 for v in range(lead)]
+        return mle.eq(rho[:lead], field.from_int(bits_)) if lead else field.ONE.copy()
 
 
-def _public(values, col_vars: int, key: commit.CommitKey, device: Device) -> Stack:
-    """Public integer ``values`` committed with blind 0 (the same for prover and verifier)."""
-    m = len(values).bit_length() - 1
-    rows = 1 << commit.split_vars(m, col_vars)[0]
-    com, opening = commit.commit(np.asarray(values, dtype=np.int64), key, blinds=field.zeros(rows),
-                                 col_vars=col_vars, device=device)
-    return Stack(com, opening, 1, 0)
+def _table_mle(rho: np.ndarray) -> np.ndarray:
+    """``t~(rho) = sum_v 2^(L-1-v) rho_v``: the MLE of ``(0, 1, ..., 2^L - 1)``."""
+    bits_ = len(rho)
+    return field.inner(field.from_int([1 << (bits_ - 1 - v) for v in range(bits_)]), rho) if bits_ else field.zeros()
 
 
-@lru_cache(maxsize=32)
-def _table_stack(table: Table, col_vars: int, key: commit.CommitKey, device: Device = CPU) -> Stack:
-    return _public(table.values, col_vars, key, device)
+def _check(columns, table_bits: int) -> Layout:
+    if not 1 <= table_bits <= MAX_TABLE_BITS:
+        raise ValueError(f"lookup: table of 2^{table_bits} entries (1 to {MAX_TABLE_BITS} bits)")
+    if not 1 <= len(columns) <= MAX_COLUMNS:
+        raise ValueError(f"lookup: 1 to {MAX_COLUMNS} columns per proof, got {len(columns)}")
+    for c in columns:
+        if not isinstance(c.scale, int) or not 1 <= c.scale < 1 << table_bits:
+            raise ValueError(f"lookup: column scale {c.scale!r} outside [1, 2^{table_bits})")
+    return Layout.of([c.num_vars for c in columns], table_bits)
 
 
-def _single(commitment: Commitment, opening: Opening | None) -> Stack:
-    return Stack(commitment, opening, 1, 0)
+def _absorb_statement(t: Transcript, columns, table_bits: int) -> None:
+    t.absorb_ints("lookup/table-bits+columns", [table_bits, len(columns)])
+    for c in columns:
+        t.absorb_int("lookup/scale", c.scale)
+        t.absorb("lookup/column", c.stack.commitment.to_bytes())
+
+
+@dataclass(frozen=True)
+class LayerProof:
+    """One layer's reduction: the committed sumcheck, the commitments to ``a, b, c, d, ad, bc, cd``
+    at its point, the three product proofs and the final claim's zero-opening blind."""
+
+    sumcheck: zksumcheck.CommittedSumcheck
+    values: tuple[Point, ...]
+    products: tuple[sigma.ProductProof, ...]
+    final_blind: np.ndarray
+
+    def sections(self) -> list[bytes]:
+        return [self.sumcheck.to_bytes(), group.points_to_bytes(self.values),
+                *(p.to_bytes() for p in self.products), field.to_bytes(self.final_blind)]
+
+    @classmethod
+    def read(cls, reader, rounds: int) -> "LayerProof":
+        sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), rounds, 3)
+        values = tuple(group.points_from_bytes(reader.section(), 7))
+        products = tuple(sigma.ProductProof.from_bytes(reader.section()) for _ in range(3))
+        return cls(sc, values, products, _scalar(reader.section()))
+
+
+def _scalar(data: bytes) -> np.ndarray:
+    try:
+        return field.from_bytes(data, 1)[0]
+    except ValueError as exc:
+        raise ProofFormatError(f"lookup proof: {exc}") from None
 
 
 @dataclass(frozen=True)
 class LookupProof:
     multiplicities: Commitment
-    helpers: tuple[Commitment, ...]  # H_i
-    table_helper: Commitment  # G
-    entries: tuple[HadamardProof, ...]  # 1 = H_i ∘ (alpha - F_i)
-    table_relation: HadamardProof  # M = G ∘ (alpha - T)
-    sums: tuple[Point, ...]  # V_i, then V_G
-    sum_evals: tuple[EvalProof, ...]
-    delta: np.ndarray
+    root_denominator: Point
+    layers: tuple[LayerProof, ...]
+    column_values: tuple[Point, ...]  # commitments to F_j~(rho_j)
+    column_evals: tuple[EvalProof, ...]
+    multiplicity_value: Point  # commitment to M~(rho_T)
+    multiplicity_eval: EvalProof
+    leaf_blinds: np.ndarray  # (2, 4): zero-opening blinds of the leaf claims p~, q~
 
-    def to_bytes(self) -> bytes:
-        parts = [self.multiplicities.to_bytes(), self.table_helper.to_bytes(),
-                 *(c.to_bytes() for c in self.helpers), group.points_to_bytes(self.sums),
-                 *(e.to_bytes() for e in self.sum_evals), field.to_bytes(self.delta)]
-        for h in (*self.entries, self.table_relation):
-            parts += h.sections()
-        return len(self.helpers).to_bytes(2, "little") + b"".join(section(p) for p in parts)
+    def sections(self) -> list[bytes]:
+        out = [self.multiplicities.to_bytes(), group.point_to_bytes(self.root_denominator)]
+        for layer in self.layers:
+            out += layer.sections()
+        return out + [group.points_to_bytes(self.column_values), *(e.to_bytes() for e in self.column_evals),
+                      group.point_to_bytes(self.multiplicity_value), self.multiplicity_eval.to_bytes(),
+                      field.to_bytes(self.leaf_blinds)]
 
     @classmethod
-    def from_bytes(cls, data: bytes, lookups, table: Table) -> "LookupProof":
-        """Parse against the statement (the looked-up commitments and the table fix every size)."""
-        r = Reader(bytes(data))
-        n = int.from_bytes(r.take(2), "little")
-        if n != len(lookups):
-            raise ProofFormatError(f"lookup proof for {n} tensors, the statement has {len(lookups)}")
+    def read(cls, reader, layout: Layout) -> "LookupProof":
+        """Parse :meth:`sections` for a lookup with ``layout`` (sizes fixed by the statement)."""
+        mult = Commitment.from_bytes(reader.section())
+        if (mult.num_vars, mult.col_vars) != (layout.table_bits, commit.split_vars(layout.table_bits)[1]):
+            raise ProofFormatError("lookup proof: multiplicities of the wrong size")
+        root = group.points_from_bytes(reader.section(), 1)[0]
+        layers = tuple(LayerProof.read(reader, i) for i in range(layout.num_vars))
+        n = len(layout.offsets)
+        values = tuple(group.points_from_bytes(reader.section(), n))
+        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(n))
+        mult_value = group.points_from_bytes(reader.section(), 1)[0]
+        mult_eval = EvalProof.from_bytes(reader.section())
         try:
-            mult = Commitment.from_bytes(r.section())
-            g = Commitment.from_bytes(r.section())
-            helpers = tuple(Commitment.from_bytes(r.section()) for _ in range(n))
-            sums = tuple(group.points_from_bytes(r.section(), n + 1))
-            evals = tuple(EvalProof.from_bytes(r.section()) for _ in range(n + 1))
-            delta = field.from_bytes(r.section(), 1)[0]
+            blinds = field.from_bytes(reader.section(), 2)
         except ValueError as exc:
             raise ProofFormatError(f"lookup proof: {exc}") from None
-        entries = tuple(HadamardProof.read(r, f.num_vars, constant=True) for f in lookups)
-        relation = HadamardProof.read(r, table.num_vars)
-        r.end()
-        return cls(mult, helpers, g, entries, relation, sums, evals, delta)
+        return cls(mult, root, layers, values, evals, mult_value, mult_eval, blinds)
+
+    def to_bytes(self) -> bytes:
+        from .wire import section
+
+        return b"".join(section(s) for s in self.sections())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, columns, table_bits: int) -> "LookupProof":
+        from .wire import Reader
+
+        reader = Reader(data)
+        proof = cls.read(reader, _check(columns, table_bits))
+        reader.end()
+        return proof
 
 
-def _absorb_statement(t: Transcript, lookups, table: Table) -> None:
-    t.absorb_int("lookup/table_vars", table.num_vars)
-    t.absorb("lookup/table", table.digest)
-    t.absorb_int("lookup/count", len(lookups))
-    for c in lookups:
-        t.absorb("lookup/tensor", c.to_bytes())
+def _leaves(columns, table_bits: int, layout: Layout, alpha: np.ndarray, counts: np.ndarray, entries):
+    """The leaf numerators and denominators ``(2^N, 4)`` each (step 2), from the looked-up
+    ``entries`` (scaled) and their ``counts``."""
+    size = 1 << layout.num_vars
+    p, q = field.zeros(size), field.ones(size)
+    for c, off, e in zip(columns, layout.offsets, entries):
+        n = len(e)
+        p[off:off + n] = field.ONE
+        q[off:off + n] = field.sub(alpha, field.from_int(e))
+    off, n = layout.table_offset, 1 << table_bits
+    p[off:off + n] = field.neg(field.from_int(counts))
+    q[off:off + n] = field.sub(alpha, field.from_int(np.arange(n, dtype=np.int64)))
+    return p, q
 
 
-def _half(num_vars: int) -> np.ndarray:
-    return np.broadcast_to(field.inv(field.from_int(2)), (num_vars, 4)).copy()
+def _tree(p: np.ndarray, q: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every layer ``(p_i, q_i)``, the root first (step 3)."""
+    layers = [(p, q)]
+    while len(p) > 1:
+        h = len(p) // 2
+        a, b, c, d = p[:h], p[h:], q[:h], q[h:]
+        p, q = field.add(field.mul(a, d), field.mul(b, c)), field.mul(c, d)
+        layers.append((p, q))
+    return layers[::-1]
 
 
-def _inverses(alpha: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``1 / (alpha - v)`` for field elements ``values`` (the helpers' entries)."""
-    return field.inv(field.sub(alpha, values))
+def _claim(cp, cq, lam):
+    return cp + sigma.mul_point(cq, lam)
 
 
-def _check_statement(lookups, table: Table) -> None:
-    """At most :data:`MAX_LOOKUPS` tensors (of at most 2^60 entries each: multiplicities and
-    the weights of step 4 stay far below ``r``)."""
-    if not 1 <= len(lookups) <= MAX_LOOKUPS:
-        raise ValueError(f"lookup: 1 to {MAX_LOOKUPS} tensors per proof, got {len(lookups)}")
+def _line(x, y, mu):
+    """``(1 - mu) x + mu y`` for two commitments (or blinds)."""
+    if isinstance(x, np.ndarray):
+        return field.add(x, field.mul(mu, field.sub(y, x)))
+    return x + sigma.mul_point(y - x, mu)
 
 
-def prove(lookups: list[tuple[Commitment, Opening]], table: Table, t: Transcript,
-          key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> LookupProof:
-    """Prove that every entry of every committed tensor ``(commitment, opening)`` is in ``table``
-    (the module docstring's protocol) on ``device``. ValueError naming a value the table lacks.
-    The helpers' inverses and the multiplicities are computed on the host."""
-    commitments = [c for c, _ in lookups]
-    _check_statement(commitments, table)
-    entries = [field.to_signed(o.field_table(CPU)).reshape(-1) for _, o in lookups]
-    counts = table.multiplicities(np.concatenate(entries))
-    k, col = table.num_vars, commit.split_vars(table.num_vars)[1]
-    mult, mult_open = commit.commit(counts, key, col_vars=col, device=device)
-    _absorb_statement(t, commitments, table)
+def multiplicities(columns, table_bits: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The looked-up integers ``scale * F(x)`` of every column and their counts over the table;
+    ValueError naming a column with an entry outside ``[0, 2^table_bits)``."""
+    entries = []
+    for j, c in enumerate(columns):
+        e = c.scale * field.to_signed(c.stack.opening.field_table(CPU)).reshape(-1)
+        if e.size and (int(e.min()) < 0 or int(e.max()) >= 1 << table_bits):
+            raise ValueError(f"lookup: column {j} has values in [{int(e.min())}, {int(e.max())}], "
+                             f"outside [0, 2^{table_bits})")
+        entries.append(e)
+    return entries, np.bincount(np.concatenate(entries), minlength=1 << table_bits).astype(np.int64)
+
+
+def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.CommitKey = commit.DEFAULT_KEY,
+          device: Device = CPU) -> LookupProof:
+    """Prove that every entry ``scale * F(x)`` of every column is in ``[0, 2^table_bits)`` (the module
+    docstring's protocol; the stacks' openings held by the prover) on ``device``. ValueError naming
+    the column with an entry the table lacks."""
+    layout = _check(columns, table_bits)
+    entries, counts = multiplicities(columns, table_bits)
+    mult, mult_open = commit.commit(counts, key, device=device)
+    _absorb_statement(t, columns, table_bits)
     t.absorb("lookup/multiplicities", mult.to_bytes())
     alpha = t.challenge_scalar("lookup/alpha")
-    a = field.to_int(alpha)
+    layers = _tree(*_leaves(columns, table_bits, layout, alpha, counts, entries))
+    del entries
 
-    helpers = [commit.commit(_inverses(alpha, o.field_table(CPU).reshape(-1, 4)), key, col_vars=c.col_vars,
-                             device=device) for c, o in lookups]
-    tab = _table_stack(table, col, key, device)
-    g_values = field.mul(field.from_int(counts), _inverses(alpha, field.from_int(table.values)))
-    g, g_open = commit.commit(g_values, key, col_vars=col, device=device)
-    for h, _ in helpers:
-        t.absorb("lookup/helper", h.to_bytes())
-    t.absorb("lookup/table_helper", g.to_bytes())
-
+    root_q, bq = commit.commit_scalar(layers[0][1][0], key)
+    t.absorb_point("lookup/root-denominator", root_q)
+    cp, cq, bp = group.identity(), root_q, field.zeros()
+    point = np.zeros((0, 4), dtype=np.uint64)
     proofs = []
-    for (c, o), (h, h_open) in zip(lookups, helpers):
-        u = t.challenge_scalars("lookup/u", c.num_vars)
-        proofs.append(hadamard.prove(1, Affine(0, [(1, _single(h, h_open))]),
-                                     Affine(a, [(-1, _single(c, o))]), u, t, key, device))
-    v = t.challenge_scalars("lookup/v", k)
-    relation = hadamard.prove(Affine(0, [(1, _single(mult, mult_open))]), Affine(0, [(1, _single(g, g_open))]),
-                              Affine(a, [(-1, tab)]), v, t, key, device)
+    for i in range(layout.num_vars):
+        lam = t.challenge_scalar("lookup/lambda")
+        p_next, q_next = layers[i + 1]
+        h = len(p_next) // 2
+        prover = device.eq_sumcheck(point, [p_next[:h], p_next[h:], q_next[:h], q_next[h:]],
+                                    [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))])
+        sc, s, finals, final_blind = zksumcheck.prove(prover, field.add(bp, field.mul(lam, bq)), t, key)
+        a, b, c, d = finals
+        vals = np.stack([a, b, c, d, field.mul(a, d), field.mul(b, c), field.mul(c, d)])
+        points, blinds = commit.commit_scalars(vals, key)
+        t.absorb_points("lookup/layer-values", points)
+        products = tuple(sigma.prove_product(vals[x], blinds[x], vals[y], blinds[y], blinds[z],
+                                             (points[x], points[y], points[z]), t, key)
+                         for x, y, z in ((0, 3, 4), (1, 2, 5), (2, 3, 6)))
+        combined = field.add(field.add(blinds[4], blinds[5]), field.mul(lam, blinds[6]))
+        delta = zksumcheck.prove_final_claim(final_blind, mle.eq(point, s) if len(s) else field.ONE, combined)
+        t.absorb_scalars("lookup/layer-final", delta)
+        proofs.append(LayerProof(sc, tuple(points), products, delta))
+        mu = t.challenge_scalar("lookup/mu")
+        bp, bq = _line(blinds[0], blinds[1], mu), _line(blinds[2], blinds[3], mu)
+        point = np.concatenate([mu[None], s])
+    del layers
 
-    opened = [(h, h_open) for h, h_open in helpers] + [(g, g_open)]
-    blinds = field.random(len(opened))
-    sums, evals = [], []
-    for (com, op), b in zip(opened, blinds):
-        half = _half(com.num_vars)
-        sums.append(commit.commit_scalar(commit.evaluate(op, half, device), key, blind=b)[0])
-        evals.append(commit.prove_eval(op, com, half, t, key, value_blind=b, device=device))
-    weights = field.from_int([1 << c.num_vars for c in commitments] + [-(1 << k)])
-    delta = field.inner(weights, blinds)
-    return LookupProof(mult, tuple(h for h, _ in helpers), g, tuple(proofs), relation, tuple(sums),
-                       tuple(evals), delta)
+    rho = point
+    col_values, col_evals, zq = [], [], bq
+    for c, off in zip(columns, layout.offsets):
+        m = c.num_vars
+        sub = rho[layout.num_vars - m:]
+        value, blind = commit.commit_scalar(commit.evaluate(c.stack.opening, sub, device), key)
+        col_values.append(value)
+        col_evals.append(commit.prove_eval(c.stack.opening, c.stack.commitment, sub, t, key, value_blind=blind,
+                                           device=device))
+        zq = field.add(zq, field.mul(field.mul(layout.selector(off, m, rho), field.from_int(c.scale)), blind))
+    sub = rho[layout.num_vars - table_bits:]
+    m_value, m_blind = commit.commit_scalar(commit.evaluate(mult_open, sub, device), key)
+    m_eval = commit.prove_eval(mult_open, mult, sub, t, key, value_blind=m_blind, device=device)
+    zp = field.add(bp, field.mul(layout.selector(layout.table_offset, table_bits, rho), m_blind))
+    return LookupProof(mult, root_q, tuple(proofs), tuple(col_values), tuple(col_evals), m_value, m_eval,
+                       np.stack([zp, zq]))
 
 
-def verify(lookups: list[Commitment], table: Table, proof: LookupProof, t: Transcript,
+def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transcript,
            key: commit.CommitKey = commit.DEFAULT_KEY, checks: commit.DeferredChecks | None = None,
            what: str = "lookup") -> None:
-    """Check a :class:`LookupProof` for the committed tensors ``lookups`` against ``table``;
+    """Check a :class:`LookupProof` for ``columns`` (commitments only) against ``[0, 2^table_bits)``;
     raises VerificationError naming ``what`` and the failed part."""
-    lookups = list(lookups)
     try:
-        _check_statement(lookups, table)
+        layout = _check(columns, table_bits)
     except ValueError as exc:
         raise VerificationError(f"{what}: {exc}") from None
-    k, col = table.num_vars, commit.split_vars(table.num_vars)[1]
-    n = len(lookups)
-    if (len(proof.helpers) != n or len(proof.entries) != n or len(proof.sums) != n + 1
-            or len(proof.sum_evals) != n + 1):
-        raise VerificationError(f"{what}: proof for another number of tensors")
-    if (proof.multiplicities.num_vars, proof.multiplicities.col_vars) != (k, col) or \
-            (proof.table_helper.num_vars, proof.table_helper.col_vars) != (k, col):
-        raise VerificationError(f"{what}: multiplicities or table helper of the wrong size")
-    for c, h in zip(lookups, proof.helpers):
-        if (h.num_vars, h.col_vars) != (c.num_vars, c.col_vars):
-            raise VerificationError(f"{what}: a helper of another size than its tensor")
-    _absorb_statement(t, lookups, table)
+    if len(proof.layers) != layout.num_vars or len(proof.column_values) != len(columns) or \
+            len(proof.column_evals) != len(columns):
+        raise VerificationError(f"{what}: proof for another layout")
+    if (proof.multiplicities.num_vars, proof.multiplicities.col_vars) != \
+            (table_bits, commit.split_vars(table_bits)[1]):
+        raise VerificationError(f"{what}: multiplicities of the wrong size")
+    _absorb_statement(t, columns, table_bits)
     t.absorb("lookup/multiplicities", proof.multiplicities.to_bytes())
-    a = field.to_int(t.challenge_scalar("lookup/alpha"))
-    for h in proof.helpers:
-        t.absorb("lookup/helper", h.to_bytes())
-    t.absorb("lookup/table_helper", proof.table_helper.to_bytes())
+    alpha = t.challenge_scalar("lookup/alpha")
+    t.absorb_point("lookup/root-denominator", proof.root_denominator)
+    cp, cq = group.identity(), proof.root_denominator  # the root numerator is 0: its claim is 0 U + 0 H
+    point = np.zeros((0, 4), dtype=np.uint64)
+    for i, layer in enumerate(proof.layers):
+        lam = t.challenge_scalar("lookup/lambda")
+        s, final = zksumcheck.verify(_claim(cp, cq, lam), i, 3, layer.sumcheck, t, key,
+                                     what=f"{what} layer {i} sumcheck")
+        if len(layer.values) != 7 or len(layer.products) != 3:
+            raise VerificationError(f"{what} layer {i}: malformed")
+        v = layer.values
+        t.absorb_points("lookup/layer-values", v)
+        for (x, y, z), pp in zip(((0, 3, 4), (1, 2, 5), (2, 3, 6)), layer.products):
+            sigma.verify_product((v[x], v[y], v[z]), pp, t, key, what=f"{what} layer {i} product")
+        zksumcheck.verify_final_claim(final, mle.eq(point, s) if len(s) else field.ONE,
+                                      v[4] + v[5] + sigma.mul_point(v[6], lam), layer.final_blind, key,
+                                      f"{what} layer {i} final claim")
+        t.absorb_scalars("lookup/layer-final", layer.final_blind)
+        mu = t.challenge_scalar("lookup/mu")
+        cp, cq = _line(v[0], v[1], mu), _line(v[2], v[3], mu)
+        point = np.concatenate([mu[None], s])
 
-    for i, (c, h, hp) in enumerate(zip(lookups, proof.helpers, proof.entries)):
-        u = t.challenge_scalars("lookup/u", c.num_vars)
-        hadamard.verify(1, Affine(0, [(1, _single(h, None))]),
-                        Affine(a, [(-1, _single(c, None))]), u, hp, t, key, what=f"{what} tensor {i}", checks=checks)
-    v = t.challenge_scalars("lookup/v", k)
-    hadamard.verify(Affine(0, [(1, _single(proof.multiplicities, None))]),
-                    Affine(0, [(1, _single(proof.table_helper, None))]),
-                    Affine(a, [(-1, _table_stack(table, col, key))]), v, proof.table_relation, t, key,
-                    what=f"{what} multiplicities", checks=checks)
-
-    for com, value, ev in zip((*proof.helpers, proof.table_helper), proof.sums, proof.sum_evals):
-        commit.verify_eval(com, _half(com.num_vars), value, ev, t, key, checks)
-    weights = field.from_int([1 << c.num_vars for c in lookups] + [-(1 << k)])
+    rho, n = point, layout.num_vars
+    sel_sum = field.zeros()
+    expected_q = group.identity()
+    for c, off, value, ev in zip(columns, layout.offsets, proof.column_values, proof.column_evals):
+        m = c.num_vars
+        commit.verify_eval(c.stack.commitment, rho[n - m:], value, ev, t, key, checks)
+        sel = layout.selector(off, m, rho)
+        sel_sum = field.add(sel_sum, sel)
+        expected_q = expected_q + sigma.mul_point(key.U, field.mul(sel, alpha)) - \
+            sigma.mul_point(value, field.mul(sel, field.from_int(c.scale)))
+    sub = rho[n - table_bits:]
+    commit.verify_eval(proof.multiplicities, sub, proof.multiplicity_value, proof.multiplicity_eval, t, key, checks)
+    sel_t = layout.selector(layout.table_offset, table_bits, rho)
+    unused = field.sub(field.sub(field.ONE, sel_sum), sel_t)
+    q_const = field.add(field.mul(sel_t, field.sub(alpha, _table_mle(sub))), unused)
+    expected_q = expected_q + sigma.mul_point(key.U, q_const)
+    expected_p = sigma.mul_point(key.U, sel_sum) - sigma.mul_point(proof.multiplicity_value, sel_t)
     try:
-        sigma.check_zero(group.msm(list(proof.sums), weights), proof.delta, key, what)
+        sigma.check_zero(cp - expected_p, proof.leaf_blinds[0], key, what)
+        sigma.check_zero(cq - expected_q, proof.leaf_blinds[1], key, what)
     except VerificationError:
-        raise VerificationError(f"{what}: the sums of the helpers differ (a value outside the table, or "
-                                "wrong multiplicities)") from None
+        raise VerificationError(f"{what}: the leaves differ from the looked-up columns and the table "
+                                "(a value outside the table, or wrong multiplicities)") from None
