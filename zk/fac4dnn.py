@@ -7,7 +7,7 @@ relation type that share a padded shape, across all layers and steps, are stacke
 and proved by ONE sumcheck, and everything linear is checked on the commitments directly.
 docs/fac4dnn.md has the figure. Tensors are named by :class:`zk.keys.TensorKey` after the graph
 tensors: ``VALUE(t, "x")`` is step ``t``'s data batch, ``VALUE(t, "0.weight")`` the weight after
-``t`` steps, ``BITS(t, "0.z", j)`` a plane of the range check of the rescaled ``0.z``.
+``t`` steps, ``LIMBS(t, "0.z", j)`` a limb of the range check of the rescaled ``0.z``.
 
 ====================  ==========================================================================
 relation              what (:mod:`zk.lower` has the rule of every op)
@@ -20,10 +20,11 @@ ranges (linear)       statement tensors: the data and targets in ``data_bits``, 
                       parameters in ``param_bits`` (two's complement)
 zero padding          every statement tensor is zero outside its true shape (:mod:`zk.padding`)
 zkReLU (sumcheck)     ``h + gamma g = (1 - s) (z + gamma g_h)`` per ReLU, ``s`` the sign plane of ``z - 1``
-booleanity (sumcheck) ``b (1 - b) = 0`` for every plane
+lookups (logUp-GKR)   every limb and sign plane in ``[0, 2^L)`` (a top limb of ``b`` bits also at
+                      scale ``2^(L - b)``; :mod:`zk.lookup`), at most ``2^MAX_LOOKUP_VARS`` leaves each
 ====================  ==========================================================================
 
-Bit widths bound every quotient, so each fixed-point equation holds over the integers, not just
+Range checks bound every quotient, so each fixed-point equation holds over the integers, not just
 modulo ``r``: :mod:`zk.magnitudes` checks every equation's largest magnitude from the statement
 and refuses statements that could wrap. All linear relations are checked at once: for a challenge ``rho`` the verifier
 forms ``sum_i rho^i (relation on row i)`` from the commitments and the prover reveals its blind.
@@ -39,8 +40,7 @@ import numpy as np
 import circuits
 from circuits import parse_einsum
 
-from . import bits, commit, einsum, field, group, hadamard, lower, magnitudes, mle, padding
-from .bits import BooleanityProof
+from . import commit, einsum, field, group, hadamard, lookup, lower, magnitudes, mle, padding
 from .commit import Commitment, Opening
 from .device import CPU, Device
 from .einsum import EinsumRelationProof
@@ -48,13 +48,14 @@ from .errors import VerificationError
 from .hadamard import Affine, HadamardProof
 from .architecture import Architecture, Scaled
 from .keys import TensorKey, TensorKind
-from .lower import Linear, Template, pad, padded, shift
+from .lookup import LookupProof
+from .lower import Linear, RangeCheck, Template, pad, padded, shift
 from .padding import PaddingProof
 from .stack import Stack, instance_col_vars, stack
 from .transcript import Transcript
 
-#: Largest booleanity stack, in variables: 2^26 entries, 2 GiB as field elements while proved.
-MAX_BOOLEANITY_VARS = 26
+#: Largest lookup tree, in variables: 2^23 leaves, 0.5 GiB per layer side as field elements while proved.
+MAX_LOOKUP_VARS = 23
 #: Widest range check a statement may declare for its data or initial parameters.
 MAX_RANGE_BITS = 128
 
@@ -151,8 +152,18 @@ class Circuit(Scaled):
     def _lower(self) -> dict[tuple[int, bool], Template]:
         bounds = self._input_bounds()
         kinds = {(n, self._first(t)) for t, n in enumerate(self.rows)}
-        return {(n, first): lower.lower(self.graph(n, first), self.graph(self.batch, first), n, bounds)
-                for n, first in sorted(kinds)}
+        return {(n, first): lower.lower(self.graph(n, first), self.graph(self.batch, first), n, bounds,
+                                        self.limb_bits) for n, first in sorted(kinds)}
+
+    @cached_property
+    def limb_bits(self) -> int:
+        """The limb width ``L`` of every range check (its lookup table: ``[0, 2^L)``): about an eighth
+        of the entries a step's tensors hold over all steps, within
+        [:data:`zk.lower.MIN_LIMB_BITS`, :data:`zk.lower.MAX_LIMB_BITS`], so a small circuit does
+        not pay for a large table."""
+        g = self.graph(self.batch)
+        entries = self.steps * sum(int(np.prod(padded(t.shape), dtype=np.int64)) for t in g.tensors.values())
+        return min(lower.MAX_LIMB_BITS, max(lower.MIN_LIMB_BITS, entries.bit_length() - 3))
 
     def template(self, t: int) -> Template:
         """The lowered step ``t``."""
@@ -210,13 +221,17 @@ class Circuit(Scaled):
     def range_checks(self) -> list[tuple[TensorKey, int]]:
         """``(statement key, width)`` of every statement tensor the circuit range-checks in two's
         complement: the initial parameters (and momentum buffers), the data and targets (their
-        planes: ``BITS``)."""
+        limbs: ``LIMBS``)."""
         out = self._initial_ranges()
         for t in range(self.steps):
             out.append((self.data_key(t), self.data_bits))
             if self.training:
                 out.append((self.target_key(t), self.data_bits))
         return out
+
+    def statement_checks(self) -> list[RangeCheck]:
+        """The :class:`zk.lower.RangeCheck` of every :meth:`range_checks` entry."""
+        return [RangeCheck(key, width, 0, False, self.limb_bits) for key, width in self.range_checks()]
 
     def _initial_ranges(self) -> list[tuple[TensorKey, int]]:
         """The initial parameters in ``param_bits``; resumed momentum buffers in the width the
@@ -236,14 +251,16 @@ class Circuit(Scaled):
     def _step_keys(self, t: int) -> list[tuple[TensorKey, tuple]]:
         """The committed tensors of step ``t`` (the statement's own excepted)."""
         data = [self.data_key(t)] + ([self.target_key(t)] if self.training else [])
-        keys = [(p, self._shape(k.tensor)) for k in data for p in lower.range_planes(k, self.data_bits)]
+        keys = [(p, self._shape(k.tensor)) for k in data
+                for p, _ in RangeCheck(k, self.data_bits, 0, False, self.limb_bits).limbs]
         statement = {k for k, _ in self.statement_keys} if t == self.steps - 1 else ()
         keys += [(k, c.shape) for c in self.template(t).tensors if (k := shift(c.key, t)) not in statement]
         return keys
 
     @cached_property
     def proof_keys(self) -> list[tuple[TensorKey, tuple]]:
-        keys = [(p, self._shape(k.tensor)) for k, w in self._initial_ranges() for p in lower.range_planes(k, w)]
+        keys = [(p, self._shape(k.tensor)) for k, w in self._initial_ranges()
+                for p, _ in RangeCheck(k, w, 0, False, self.limb_bits).limbs]
         for t in range(self.steps):
             keys += self._step_keys(t)
         return keys
@@ -251,8 +268,8 @@ class Circuit(Scaled):
     def proof_key_count(self) -> int:
         """``len(proof_keys)`` without building the list: what a parser checks against the bytes it
         was given before allocating."""
-        data = self.data_bits * (2 if self.training else 1)
-        count = sum(w for _, w in self._initial_ranges()) + self.steps * data
+        limbs = len(lower.limb_widths(self.data_bits, self.limb_bits)) * (2 if self.training else 1)
+        count = sum(len(lower.limb_widths(w, self.limb_bits)) for _, w in self._initial_ranges()) + self.steps * limbs
         count += sum(len(self.template(t).tensors) for t in range(self.steps))
         return count - (len(self.model_tensors(self.steps)) if self.training else 1)
 
@@ -274,7 +291,7 @@ class Circuit(Scaled):
     # -- relations ------------------------------------------------------------------------
     def statement_ranges(self) -> list[Linear]:
         """The recomposition of every statement tensor's range check."""
-        return [lower.recomposition(key, width, 0, f"{key.tensor} ({width} bits)") for key, width in self.range_checks()]
+        return [check.recomposition(f"{check.key.tensor} ({check.width} bits)") for check in self.statement_checks()]
 
     @cached_property
     def linear_relations(self) -> list[Linear]:
@@ -304,21 +321,48 @@ class Circuit(Scaled):
                 by_shape.setdefault((self.shapes[keys[0]], rel.g is None), []).append(keys)
         return [inst for _, inst in sorted(by_shape.items())]
 
-    def bit_groups(self) -> list[list[TensorKey]]:
-        """Bit planes per padded shape, cut into power-of-two counts (86 planes: 64 + 16 + 4 + 2)
-        so no booleanity sumcheck runs over padding instances, each group at most
-        ``2^MAX_BOOLEANITY_VARS`` entries (the prover expands a group to field elements)."""
-        by_shape: dict = {}
+    @cached_property
+    def lookup_bits(self) -> dict[TensorKey, int]:
+        """Every looked-up tensor (limbs and sign planes, :mod:`zk.lower`) -> its bits."""
+        out = {key: b for check in self.statement_checks() for key, b in check.limbs}
+        for t in range(self.steps):
+            out.update({shift(k, t): b for k, b in self.template(t).lookups.items()})
+        return out
+
+    def lookup_groups(self) -> list[list[tuple[tuple[TensorKey, ...], int]]]:
+        """The lookup proofs: each a list of columns ``(keys of one padded shape, scale)`` against
+        ``[0, 2^limb_bits)``. Every looked-up tensor is a column entry at scale 1, one of ``b < L``
+        bits also at scale ``2^(L - b)``; columns are cut into power-of-two counts (no padding
+        instance is looked up) and packed, largest first, into proofs of at most
+        ``2^MAX_LOOKUP_VARS`` leaves (the table's included)."""
+        L = self.limb_bits
+        by_column: dict = {}
         for key, shape in self.proof_keys:
-            if key.plane is not None:
-                by_shape.setdefault(shape, []).append(key)
-        groups = []
-        for shape, keys in sorted(by_shape.items()):
-            cap = 1 << max(0, MAX_BOOLEANITY_VARS - sum(mle.dim_bits(shape)))
+            b = self.lookup_bits.get(key)
+            if b is None:
+                continue
+            by_column.setdefault((shape, 1), []).append(key)
+            if b < L:
+                by_column.setdefault((shape, 1 << (L - b)), []).append(key)
+        columns = []
+        for (shape, scale), keys in sorted(by_column.items()):
+            m = sum(mle.dim_bits(shape))
+            cap = 1 << max(0, MAX_LOOKUP_VARS - 1 - m)
             while keys:
                 n = min(cap, 1 << (len(keys).bit_length() - 1))
-                groups.append(keys[:n])
+                columns.append(((tuple(keys[:n]), scale), m + (n - 1).bit_length()))
                 keys = keys[n:]
+        columns.sort(key=lambda c: -c[1])
+        groups, sizes = [], []
+        budget = (1 << MAX_LOOKUP_VARS) - (1 << L)
+        for column, m in columns:
+            i = next((i for i, used in enumerate(sizes) if used + (1 << m) <= budget), None)
+            if i is None:
+                groups.append([])
+                sizes.append(0)
+                i = len(groups) - 1
+            groups[i].append(column)
+            sizes[i] += 1 << m
         return groups
 
     # -- the witness ------------------------------------------------------------------------
@@ -353,12 +397,12 @@ def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, 
 
     Tensors of one shape are committed a power-of-two batch per call (their rows side by side, so no
     padding instance is committed) and split back into per-instance commitments, which is what
-    stacking later concatenates again. Bit planes are batched apart from value tensors, so that
+    stacking later concatenates again. Sign planes are batched apart from other tensors, so that
     they stay 0/1 bytes and take the bit-commitment path.
     """
     by_shape: dict = {}
     for k, shape in keys:
-        by_shape.setdefault((shape, k.plane is not None), []).append(k)
+        by_shape.setdefault((shape, k.kind is TensorKind.BITS), []).append(k)
     out = {}
     done, total = 0, len(list(keys))
     for (shape, _), names in by_shape.items():
@@ -412,7 +456,7 @@ class AggregatedProof:
     linear_blind: np.ndarray
     einsums: tuple  # EinsumRelationProof per einsum group
     relus: tuple  # HadamardProof per relu group
-    booleanity: tuple  # BooleanityProof per bit group
+    lookups: tuple  # LookupProof per lookup group
 
     def check_shape(self, circuit: "Circuit") -> None:
         """VerificationError unless the proof holds exactly one relation proof of the right kind
@@ -420,7 +464,7 @@ class AggregatedProof:
         expected = (("zero-padding", self.padding, circuit.padding_groups(), PaddingProof),
                     ("einsum", self.einsums, circuit.einsum_groups(), EinsumRelationProof),
                     ("zkReLU", self.relus, circuit.relu_groups(), HadamardProof),
-                    ("booleanity", self.booleanity, circuit.bit_groups(), BooleanityProof))
+                    ("lookup", self.lookups, circuit.lookup_groups(), LookupProof))
         for name, got, groups, cls in expected:
             if not isinstance(got, tuple) or len(got) != len(groups):
                 count = len(got) if isinstance(got, (tuple, list)) else type(got).__name__
@@ -452,7 +496,7 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     (their commitments already absorbed into ``t``) on ``device``."""
     tensors = {**tensors, **public_tensors(circuit, key, device)}
     total = (1 + len(circuit.padding_groups()) + len(circuit.einsum_groups()) + len(circuit.relu_groups())
-             + len(circuit.bit_groups()))
+             + len(circuit.lookup_groups()))
     done = 0
 
     def tick():
@@ -491,13 +535,12 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
         out, f, g, u = _relu_forms(circuit, instances, stacked, t)
         relus.append(hadamard.prove(out, f, g, u, t, key, device))
         tick()
-    booleanity = []
-    for keys in circuit.bit_groups():
-        s = stacked(keys)
-        booleanity.append(bits.prove_booleanity(s, t.challenge_scalars("fac4dnn/booleanity", s.commitment.num_vars),
-                                                t, key, device))
+    lookups = []
+    for columns in circuit.lookup_groups():
+        lookups.append(lookup.prove([lookup.Column(stacked(keys), scale) for keys, scale in columns],
+                                    circuit.limb_bits, t, key, device))
         tick()
-    return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(booleanity))
+    return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(lookups))
 
 
 def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Transcript,
@@ -543,10 +586,9 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
     for instances, rel in zip(circuit.relu_groups(), proof.relus):
         out, f, g, u = _relu_forms(circuit, instances, stacked, t)
         hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU", checks=checks)
-    for keys, rel in zip(circuit.bit_groups(), proof.booleanity):
-        s = stacked(keys)
-        bits.verify_booleanity(s, t.challenge_scalars("fac4dnn/booleanity", s.commitment.num_vars), rel, t, key,
-                               checks)
+    for i, (columns, rel) in enumerate(zip(circuit.lookup_groups(), proof.lookups)):
+        lookup.verify([lookup.Column(stacked(keys), scale) for keys, scale in columns], circuit.limb_bits, rel, t,
+                      key, checks, what=f"range lookups {i}")
     if own:
         checks.run()
 

@@ -2,8 +2,8 @@
 
 A :class:`TensorKey` names one committed tensor by the graph tensor it belongs to: its
 :class:`TensorKind` (the tensor itself, a plane of its range check, its remainder, ...), the SGD
-step, the circuits graph tensor's name and, for a bit plane, the plane's index. Its tuple form
-``("bits", 0, "0.z", 15)`` (``-1``: no plane) is what transcripts absorb and what keys sort by.
+step, the circuits graph tensor's name and, for a limb or a plane, its index. Its tuple form
+``("limbs", 0, "0.z", 1)`` (``-1``: no index) is what transcripts absorb and what keys sort by.
 Parameters are named by their state_dict names: ``VALUE(t, "0.weight")`` is the weight after
 ``t`` steps.
 """
@@ -20,16 +20,18 @@ class TensorKind(Enum):
 
     VALUE = "value"
     """the graph tensor's integers (data, targets, parameters after ``step`` steps, intermediates)"""
+    LIMBS = "limbs"
+    """a limb of the range check of the tensor's quotient (``value - offset`` in two's complement,
+    :class:`zk.lower.RangeCheck`; for an SGD update's output, of the update ``U``)"""
     BITS = "bits"
-    """a plane of the range check of the tensor's quotient (two's complement of ``value - offset``;
-    for an SGD update's output, of the update ``U``; the top plane is the sign)"""
+    """the sign plane of a ReLU input's range check (its ``plane`` is the top bit's index)"""
     REMAINDER = "remainder"
     """the remainder of the rounding division that made the tensor, when the divisor is not a power
     of two (the loss gradient's ``N``)"""
-    REMAINDER_BITS = "remainder-bits"
-    """a plane of that remainder (unsigned)"""
-    COMPLEMENT_BITS = "complement-bits"
-    """a plane of ``divisor - 1 - remainder`` (unsigned): with the remainder's planes, ``0 <= rem < divisor``"""
+    REMAINDER_LIMBS = "remainder-limbs"
+    """a limb of that remainder (unsigned), or of the remainder itself when the divisor is a power of two"""
+    COMPLEMENT_LIMBS = "complement-limbs"
+    """a limb of ``divisor - 1 - remainder`` (unsigned): with the remainder's limbs, ``0 <= rem < divisor``"""
     BROADCAST = "broadcast"
     """the vector operand of an ``add`` broadcast over the batch's real rows, ``ONES b^T``"""
     UPDATE = "update"
@@ -43,12 +45,12 @@ class TensorKind(Enum):
     """a public graph constant (e.g. pooling weights), encoded at its scale"""
 
     def __call__(self, step: int, tensor: str, plane: int | None = None) -> TensorKey:
-        """The key of this kind's tensor for graph tensor ``tensor`` at ``step`` (and bit ``plane``)."""
+        """The key of this kind's tensor for graph tensor ``tensor`` at ``step`` (and limb or ``plane``)."""
         return TensorKey(self, step, tensor, plane)
 
 
 class TensorKey(NamedTuple):
-    """One committed tensor: ``plane`` is the bit plane's index, None for a value tensor."""
+    """One committed tensor: ``plane`` is the limb's or plane's index, None for a value tensor."""
 
     kind: TensorKind
     step: int

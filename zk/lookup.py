@@ -284,7 +284,7 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
 
     root_q, bq = commit.commit_scalar(layers[0][1][0], key)
     t.absorb_point("lookup/root-denominator", root_q)
-    cp, cq, bp = group.identity(), root_q, field.zeros()
+    bp = field.zeros()
     point = np.zeros((0, 4), dtype=np.uint64)
     proofs = []
     for i in range(layout.num_vars):

@@ -16,21 +16,25 @@ einsum          ``v``, an einsum sumcheck; a sum over the batch axis contracts w
 add             nothing when only linear relations read ``v`` (it stays the sum of its operands),
                 else ``v`` and a linear relation; a parameter broadcast over the batch is
                 ``BROADCAST = ONES b^T`` (an einsum)
-rescale(k)      the quotient ``v``, its range check and the remainder's ``k`` planes:
+rescale(k)      the quotient ``v``, its range check and the remainder's ``k``-bit limbs:
                 ``x + 2^(k-1) = 2^k v + R``
 relu            ``h``; zkReLU ``h + gamma g = (1 - s)(z + gamma g_h)`` with the ``relu_grad``
-relu_grad       ``g = relu_grad(g_h, z)`` of the same ``z`` (inference: ``h = (1 - s) z``), ``s`` the top
+relu_grad       ``g = relu_grad(g_h, z)`` of the same ``z`` (inference: ``h = (1 - s) z``), ``s`` the sign
                 plane of the range check of ``z - 1``, so ``1 - s = [z > 0]`` (torch's convention)
 loss_grad(N)    ``v`` with its range check and the remainder ``RL`` in ``[0, N)``:
                 ``2^(S+1) (out - y) + N/2 = N v + RL``
-sgd_update      the update ``U`` with its range check and remainder planes, and the next
+sgd_update      the update ``U`` with its range check and remainder limbs, and the next
                 parameter: ``lr_q g + 2^(k-1) = 2^k U + R``, ``w' = w - U``
 ==============  ===================================================================================
 
 Every quotient is range-checked in two's complement (``scale + 16`` bits for activations and
 gradients: real values below 2^15; ``param_scale + 8`` for an update), every remainder in
 ``[0, divisor)``; the bounds this gives every tensor (:attr:`Template.bounds`) are what
-:mod:`zk.magnitudes` checks each equation against.
+:mod:`zk.magnitudes` checks each equation against. A range is proved by limbs (:class:`RangeCheck`):
+``w`` bits are ``ceil(w / L)`` committed limbs, each looked up in the table ``[0, 2^L)``
+(:mod:`zk.lookup`; a top limb of ``b < L`` bits also at scale ``2^(L - b)``, so it is below
+``2^b``), and their recomposition is a linear relation. A ReLU's input keeps its sign as a
+committed plane (``[0, 2)``), the rest by limbs.
 """
 from __future__ import annotations
 
@@ -43,11 +47,11 @@ import numpy as np
 import circuits
 from circuits import FixedPoint, UnsupportedOp
 
-from . import bits
 from .keys import TensorKey, TensorKind
 
-__all__ = ["Template", "Committed", "Linear", "EinsumRelation", "ReluRelation", "lower", "pad", "padded",
-           "ACT_HEADROOM", "UPDATE_HEADROOM"]
+__all__ = ["Template", "Committed", "Linear", "EinsumRelation", "ReluRelation", "RangeCheck", "lower", "pad",
+           "padded", "limb_widths", "unsigned_limbs", "split_limbs", "ACT_HEADROOM", "UPDATE_HEADROOM",
+           "MAX_LIMB_BITS", "MIN_LIMB_BITS"]
 
 #: Range of an activation or gradient quotient: ``scale + ACT_HEADROOM`` bits (|real value| < 2^15).
 ACT_HEADROOM = 16
@@ -58,6 +62,10 @@ LINEAR_READERS = frozenset({"rescale", "loss_grad", "sgd_update", "add", "weight
 #: What to change when an equation could wrap, where nothing more specific is known.
 GENERIC = "the widths, the scale and the data and parameter bits are too large"
 RANGES = "the range checks (scale, data and parameter bits, learning rate) are too wide"
+#: Widest limb of a range check (its lookup table has 2^MAX_LIMB_BITS entries).
+MAX_LIMB_BITS = 16
+#: Narrowest limb a circuit uses, however small.
+MIN_LIMB_BITS = 4
 #: Letters for the instance axis a stacked einsum gains.
 _INSTANCE_LETTERS = "nmlkjqpt"
 
@@ -142,6 +150,8 @@ class Template:
     public: dict = dataclass_field(default_factory=dict)
     #: every tensor's largest integer magnitude (committed, inputs and public)
     bounds: dict = dataclass_field(default_factory=dict)
+    #: every looked-up tensor (a limb or a sign plane) -> its bits: it lies in ``[0, 2^bits)``
+    lookups: dict = dataclass_field(default_factory=dict)
     fills: list[Fill] = dataclass_field(default_factory=list)
 
     def witness(self, run: dict) -> dict:
@@ -167,31 +177,107 @@ def ones(rows: int, size: int) -> TensorKey:
     return TensorKind.ONES(rows, str(size))
 
 
-def range_planes(key: TensorKey, width: int) -> list[TensorKey]:
-    """The planes of the ``width``-bit range check of the tensor ``key`` names."""
-    return [TensorKind.BITS(key.step, key.tensor, j) for j in range(width)]
+def limb_widths(width: int, limb_bits: int) -> list[int]:
+    """The limbs of a ``width``-bit range, least significant first: ``limb_bits`` each, the top one
+    what is left (1 to ``limb_bits``)."""
+    if width < 1:
+        return []
+    full, top = divmod(width - 1, limb_bits)
+    return [limb_bits] * full + [top + 1]
 
 
-def recomposition(key: TensorKey, width: int, offset: int, what: str) -> Linear:
-    """``value - offset = sum_j w_j plane_j`` (two's complement weights) for ``key``'s range check."""
-    planes = range_planes(key, width)
-    return Linear(((1, key),) + tuple((-w, p) for w, p in zip(bits.signed_weights(width), planes)), offset,
-                  f"range check of {what}", RANGES)
+def unsigned_limbs(kind: TensorKind, step: int, tensor: str, width: int, limb_bits: int) -> list[tuple[TensorKey, int]]:
+    """``(key, bits)`` of the limbs of a ``width``-bit unsigned range of kind ``kind``."""
+    return [(kind(step, tensor, j), b) for j, b in enumerate(limb_widths(width, limb_bits))]
+
+
+def limb_terms(limbs, sign: int = 1) -> tuple[tuple[int, TensorKey], ...]:
+    """``sign * sum_j 2^(offset_j) limb_j``: the linear terms of a recomposition."""
+    out, shift_ = [], 0
+    for key, b in limbs:
+        out.append((sign << shift_, key))
+        shift_ += b
+    return tuple(out)
+
+
+def split_limbs(values, widths, what: str) -> list[np.ndarray]:
+    """Limbs (int64) of integers in ``[0, 2^sum(widths))``; ValueError naming ``what`` otherwise."""
+    a = np.asarray(values)
+    total = sum(widths)
+    if a.size:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi >= 1 << total:
+            raise ValueError(f"{what}: values in [{lo}, {hi}] leave the proof's range [0, 2^{total})")
+    if total > 62:
+        a = a.astype(object)
+    out, shift_ = [], 0
+    for b in widths:
+        out.append(((a >> shift_) & ((1 << b) - 1)).astype(np.int64))
+        shift_ += b
+    return out
 
 
 @dataclass(frozen=True)
-class _Range:
-    """A tensor's range check: two's complement planes of ``value - offset`` in ``width`` bits."""
+class RangeCheck:
+    """``value - offset`` in ``[-2^(width-1), 2^(width-1))`` for the tensor ``key``, by limbs of at most
+    ``limb_bits`` bits: ``value - offset + 2^(width-1) = sum_j 2^(L j) limb_j``; with ``sign`` (a ReLU's
+    input) ``value - offset = -2^(width-1) s + sum_j 2^(L j) limb_j`` with the sign plane ``s`` in
+    ``[0, 2)`` (``BITS(step, tensor, width - 1)``) and the limbs over ``width - 1`` bits."""
 
+    key: TensorKey
     width: int
     offset: int
+    sign: bool
+    limb_bits: int
+
+    @property
+    def sign_plane(self) -> TensorKey:
+        return TensorKind.BITS(self.key.step, self.key.tensor, self.width - 1)
+
+    @property
+    def limbs(self) -> list[tuple[TensorKey, int]]:
+        """``(key, bits)`` of every looked-up tensor: the limbs, then the sign plane."""
+        out = unsigned_limbs(TensorKind.LIMBS, self.key.step, self.key.tensor, self.width - self.sign,
+                             self.limb_bits)
+        return out + ([(self.sign_plane, 1)] if self.sign else [])
+
+    @property
+    def bound(self) -> int:
+        return (1 << (self.width - 1)) + abs(self.offset)
+
+    def recomposition(self, what: str) -> Linear:
+        limbs = self.limbs[:-1] if self.sign else self.limbs
+        terms = ((1, self.key),) + limb_terms(limbs, -1)
+        top = 1 << (self.width - 1)
+        if self.sign:
+            return Linear(terms + ((top, self.sign_plane),), self.offset, f"range check of {what}", RANGES)
+        return Linear(terms, self.offset - top, f"range check of {what}", RANGES)
+
+    def decompose(self, values, what: str) -> dict[TensorKey, np.ndarray]:
+        """The looked-up tensors of the (padded) integers ``values``; ValueError naming ``what``
+        when a value leaves the range."""
+        a = np.asarray(values)
+        a = a.astype(object) if a.dtype == object else a.astype(np.int64)
+        top = 1 << (self.width - 1)
+        shifted = a - self.offset + top
+        if shifted.size and (int(shifted.min()) < 0 or int(shifted.max()) >= 2 * top):
+            lo, hi = int((a - self.offset).min()), int((a - self.offset).max())
+            raise ValueError(f"{what}: values in [{lo}, {hi}] leave the proof's range [{-top}, {top})")
+        limbs = self.limbs
+        if self.sign:
+            s = shifted < top
+            low = np.where(s, shifted, shifted - top)
+            return {**dict(zip([k for k, _ in limbs[:-1]], split_limbs(low, [b for _, b in limbs[:-1]], what))),
+                    self.sign_plane: s.astype(np.uint8)}
+        return dict(zip([k for k, _ in limbs], split_limbs(shifted, [b for _, b in limbs], what)))
 
 
 class _Lowering:
     """Builds the :class:`Template` of ``graph`` node by node (one method per op)."""
 
-    def __init__(self, graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict) -> None:
-        self.g, self.full, self.rows = graph, full, rows
+    def __init__(self, graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict,
+                 limb_bits: int) -> None:
+        self.g, self.full, self.rows, self.limb_bits = graph, full, rows, limb_bits
         self.t = Template()
         #: what to change when an equation over this tensor could wrap (an einsum's inputs, through adds)
         self.drivers: dict[str, str] = {}
@@ -206,7 +292,7 @@ class _Lowering:
         #: graph tensor -> the input it becomes at the next step (updated parameters, momentum buffers)
         self.carried = {tensor: name for name, tensor in graph.outputs.items() if name != "out"}
         self.env: dict[str, tuple[tuple[int, TensorKey], ...]] = {}  # graph tensor -> sum of committed terms
-        self.ranges: dict[TensorKey, _Range] = {}
+        self.ranges: dict[TensorKey, RangeCheck] = {}
         #: quotients that are no graph tensor (an SGD update, a weight decay term) -> their witness
         self.quotients: dict[TensorKey, Callable[[dict], np.ndarray]] = {}
         for t in graph.inputs:
@@ -249,18 +335,26 @@ class _Lowering:
         self.t.fills.append(lambda run: {key: run[name]})
         return key
 
-    def range_check(self, key: TensorKey, shape: tuple, width: int, offset: int, what: str) -> None:
-        """Planes of ``value - offset`` (``value``: the quotient ``key``, of padded ``shape``) in
-        ``width``-bit two's complement, and their recomposition."""
-        planes = [self.commit(p, shape, 1) for p in range_planes(key, width)]
-        self.ranges[key] = _Range(width, offset)
-        self.t.bounds[key] = (1 << (width - 1)) + abs(offset)
-        self.t.linear.append(recomposition(key, width, offset, what))
+    def range_check(self, key: TensorKey, shape: tuple, width: int, offset: int, what: str,
+                    sign: bool = False) -> None:
+        """The limbs (and with ``sign``, the sign plane) of ``value - offset`` in ``width``-bit two's
+        complement (``value``: the quotient ``key``, of padded ``shape``), and their recomposition."""
+        check = RangeCheck(key, width, offset, sign, self.limb_bits)
+        self.lookup(check.limbs, shape)
+        self.ranges[key] = check
+        self.t.bounds[key] = check.bound
+        self.t.linear.append(check.recomposition(what))
 
         def fill(run, key=key):
-            values = self._quotient(run, key)
-            return dict(zip(planes, bits.signed(pad(values, shape) - offset, width, what)))
+            return check.decompose(pad(self._quotient(run, key), shape), what)
         self.t.fills.append(fill)
+
+    def lookup(self, limbs, shape: tuple) -> list[TensorKey]:
+        """Commit looked-up tensors ``(key, bits)`` of padded ``shape``, each in ``[0, 2^bits)``."""
+        for key, b in limbs:
+            self.commit(key, shape, (1 << b) - 1)
+            self.t.lookups[key] = b
+        return [key for key, _ in limbs]
 
     def _quotient(self, run: dict, key: TensorKey):
         """The integers of a range-checked quotient in the step's run."""
@@ -272,29 +366,32 @@ class _Lowering:
 
     def remainder(self, name: str, divisor: int, value_terms, equation: str, drivers: str) -> list:
         """The remainder of ``value_terms + divisor // 2 = divisor * quotient + rem``, in
-        ``[0, divisor)``: ``log2 divisor`` planes, or for another divisor the remainder with the
-        planes of it and of ``divisor - 1 - rem``. Returns the relation's remainder terms."""
+        ``[0, divisor)``: the ``log2 divisor``-bit limbs of ``rem``, or for another divisor the
+        remainder with the limbs of it and of ``divisor - 1 - rem``. Returns the relation's
+        remainder terms."""
         shape, half, k = self.shape(name), divisor // 2, (divisor - 1).bit_length()
+        limbs = unsigned_limbs(TensorKind.REMAINDER_LIMBS, 0, name, k, self.limb_bits)
+        widths = [b for _, b in limbs]
+        self.lookup(limbs, shape)
+        what = f"remainder of {name}"
         if divisor & (divisor - 1) == 0:
-            planes = [self.commit(TensorKind.REMAINDER_BITS(0, name, j), shape, 1) for j in range(k)]
-            self.t.fills.append(lambda run: dict(zip(planes, bits.unsigned(pad(run[name + ".rem"], shape, half), k,
-                                                                            f"remainder of {name}"))))
-            rem_terms = tuple((-(1 << j), p) for j, p in enumerate(planes))
+            self.t.fills.append(lambda run: dict(zip([key for key, _ in limbs],
+                                                     split_limbs(pad(run[name + ".rem"], shape, half), widths, what))))
+            rem_terms = limb_terms(limbs, -1)
         else:
             rem = self.commit(TensorKind.REMAINDER(0, name), shape, divisor)
-            low = [self.commit(TensorKind.REMAINDER_BITS(0, name, j), shape, 1) for j in range(k)]
-            high = [self.commit(TensorKind.COMPLEMENT_BITS(0, name, j), shape, 1) for j in range(k)]
-            weights = bits.unsigned_weights(k)
+            high = unsigned_limbs(TensorKind.COMPLEMENT_LIMBS, 0, name, k, self.limb_bits)
+            self.lookup(high, shape)
 
             def fill(run):
                 r = pad(run[name + ".rem"], shape, half)
-                return {rem: r, **dict(zip(low, bits.unsigned(r, k, f"remainder of {name}"))),
-                        **dict(zip(high, bits.unsigned((divisor - 1) - r, k, f"remainder of {name}")))}
+                return {rem: r, **dict(zip([key for key, _ in limbs], split_limbs(r, widths, what))),
+                        **dict(zip([key for key, _ in high], split_limbs((divisor - 1) - r, widths, what)))}
             self.t.fills.append(fill)
-            self.t.linear.append(Linear(((1, rem),) + tuple((-w, p) for w, p in zip(weights, low)), 0,
+            self.t.linear.append(Linear(((1, rem),) + limb_terms(limbs, -1), 0,
                                         f"range check of the remainder of {name}", drivers))
-            self.t.linear.append(Linear(((-1, rem),) + tuple((-w, p) for w, p in zip(weights, high)),
-                                        -(divisor - 1), f"range check of the remainder of {name}", drivers))
+            self.t.linear.append(Linear(((-1, rem),) + limb_terms(high, -1), -(divisor - 1),
+                                        f"range check of the remainder of {name}", drivers))
             rem_terms = ((-1, rem),)
         self.t.linear.append(Linear(tuple(value_terms) + rem_terms, -half, equation, drivers))
         return rem_terms
@@ -389,7 +486,7 @@ class _Lowering:
         relu_input = any(r.op == "relu" for r in self.readers.get(out, []))
         width = self.g[out].scale + ACT_HEADROOM
         q = self.value(out, (1 << (width - 1)) + 1)
-        self.range_check(q, self.shape(out), width, int(relu_input), f"{out} (rescaled by 2^{k})")
+        self.range_check(q, self.shape(out), width, int(relu_input), f"{out} (rescaled by 2^{k})", sign=relu_input)
         self.remainder(out, 1 << k, tuple(self.env[x]) + ((-(1 << k), q),),
                        f"rescale {out} ({x} + 2^{k - 1} = 2^{k} {out} + R)", self.drivers.get(x, GENERIC))
 
@@ -399,12 +496,13 @@ class _Lowering:
         if z in self.inputs:
             raise UnsupportedOp(f"{node.output} = relu({z}): zk proofs take no ReLU of a model input")
         if zk_ not in self.ranges:  # e.g. a residual sum: its sign needs a range check of its own
-            self.range_check(zk_, self.shape(z), self.g[z].scale + ACT_HEADROOM, 1, f"{z} (a ReLU's input)")
-        if self.ranges[zk_].offset != 1:
+            self.range_check(zk_, self.shape(z), self.g[z].scale + ACT_HEADROOM, 1, f"{z} (a ReLU's input)",
+                             sign=True)
+        check = self.ranges[zk_]
+        if check.offset != 1 or not check.sign:
             raise UnsupportedOp(f"{node.output} = relu({z}): {z} is range-checked for another use")
         h = self.value(node.output, self.t.bounds[zk_])
-        sign = TensorKind.BITS(0, z, self.ranges[zk_].width - 1)
-        self.t.relus.append(ReluRelation(h, None, sign, zk_, None))
+        self.t.relus.append(ReluRelation(h, None, check.sign_plane, zk_, None))
 
     def relu_grad(self, node) -> None:
         gh, z = node.inputs
@@ -516,11 +614,12 @@ def _minus(a, b) -> np.ndarray:
     return np.asarray(a) - np.asarray(b)
 
 
-def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict) -> Template:
+def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict, limb_bits: int) -> Template:
     """The :class:`Template` of one step: ``graph`` for a batch of ``rows`` real rows, ``full``
     the same graph for the full batch (whose shapes, padded, every instance takes);
-    ``input_bounds``: the largest integer of every graph input."""
-    lowering = _Lowering(graph, full, rows, input_bounds)
+    ``input_bounds``: the largest integer of every graph input; ranges by limbs of at most
+    ``limb_bits`` bits."""
+    lowering = _Lowering(graph, full, rows, input_bounds, limb_bits)
     for node in graph.nodes:
         rule = getattr(lowering, node.op, None)
         if rule is None:

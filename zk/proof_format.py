@@ -5,7 +5,7 @@ File format (all integers little-endian; every section is ``u32 length || bytes`
     magic "ZKTRAIN\\0" or "ZKINFER\\0" || version u8 || statement section
     || one section per committed tensor, in the circuit's canonical order
     || zero-padding relations || linear-relations blind || einsum relations || zkReLU relations
-    || booleanity relations
+    || range lookups
 
 The statement section is :meth:`zk.statement.TrainingStatement.to_bytes`. Parsing is bounded
 and validating: malformed bytes raise :class:`zk.ProofFormatError` only.
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import circuits
 
 from . import committed, field
-from .bits import BooleanityProof
 from .einsum import EinsumLayout, EinsumRelationProof
 from .errors import ProofFormatError
 from .fac4dnn import AggregatedProof, Circuit
 from .hadamard import HadamardProof
+from .lookup import Layout, LookupProof
 from .model import ModelCommitment
 from .padding import PaddingProof
 from .statement import TrainingStatement, read_commitments
@@ -32,8 +32,9 @@ __all__ = ["TrainingProof", "InferenceProof", "VERSION", "MAGIC"]
 
 #: 2: per-layer bias flags; 3: range widths, zero-padding proofs, magnitude bounds; 4: parameter
 #: scale, rounding to nearest, rows, batch indices and dataset digest per step; 5: tensors named
-#: after the circuits graph (zk.lower), SGD momentum, dampening and weight decay
-VERSION = 5
+#: after the circuits graph (zk.lower), SGD momentum, dampening and weight decay; 6: ranges by limbs
+#: and logUp-GKR lookups instead of bit planes and booleanity
+VERSION = 6
 MAGIC = {True: b"ZKTRAIN\0", False: b"ZKINFER\0"}
 
 
@@ -64,7 +65,7 @@ class TrainingProof:
         out += [("zero-padding sumchecks", s) for rel in agg.padding for s in rel.sections()]
         out.append(("linear relations", field.to_bytes(agg.linear_blind)))
         for name, rels in (("einsum sumchecks", agg.einsums), ("zkReLU sumchecks", agg.relus),
-                           ("booleanity sumchecks", agg.booleanity)):
+                           ("range lookups", agg.lookups)):
             out += [(name, s) for rel in rels for s in rel.sections()]
         return out
 
@@ -115,10 +116,11 @@ class TrainingProof:
             einsums.append(EinsumRelationProof.read(r, EinsumLayout(circuits.parse_einsum(spec, *shapes))))
         relus = [HadamardProof.read(r, _stack_vars(circuit, [i[0] for i in inst]))
                  for inst in circuit.relu_groups()]
-        booleanity = [BooleanityProof.read(r, _stack_vars(circuit, keys)) for keys in circuit.bit_groups()]
+        lookups = [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns],
+                                                 circuit.limb_bits)) for columns in circuit.lookup_groups()]
         r.end()
         return cls(statement, commitments, AggregatedProof(tuple(pads), blind, tuple(einsums),
-                                                           tuple(relus), tuple(booleanity)))
+                                                           tuple(relus), tuple(lookups)))
 
 
 class InferenceProof(TrainingProof):

@@ -3,8 +3,8 @@
 :func:`fixed_steps` runs the steps of :func:`zk.fac4dnn.step_graph` (the graph the circuit is
 lowered from) on committed data from a committed model (:mod:`zk.dataset`, :mod:`zk.model`), refusing updates that round away;
 :func:`training_run` and :func:`inference_run` turn the runs into every tensor of the circuit
-(:mod:`zk.fac4dnn`): activations, gradients, updates, remainders and their bit planes, and the
-range-checked data and parameters with their bit planes.
+(:mod:`zk.fac4dnn`): activations, gradients, updates, remainders and their limbs, and the
+range-checked data and parameters with their limbs.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import circuits
 from circuits import FixedPoint, quantize_lr
 
-from . import bits, commit, committed, fac4dnn, lower
+from . import bits, commit, committed, fac4dnn
 from .dataset import DatasetOpening
 from .fac4dnn import Circuit
 from .keys import TensorKey
@@ -45,15 +45,15 @@ def _check_updates(graph, vals: dict, t: int) -> None:
 
 def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
     """``circuit`` with the narrowest range widths that hold the witness's data and initial
-    parameters, and ``values`` completed with their bit planes (:meth:`Circuit.range_checks`)."""
+    parameters, and ``values`` completed with their limbs (:meth:`Circuit.statement_checks`)."""
     params = set(circuit.params)
     keys = [key for key, _ in circuit.range_checks()]
     circuit = dataclasses.replace(
         circuit, data_bits=bits.signed_width([values[k] for k in keys if k.tensor in ("x", "y")]),
         param_bits=bits.signed_width([values[k] for k in keys if k.tensor in params]))
-    for key, width in circuit.range_checks():
-        planes = bits.signed(fac4dnn.pad(values[key], circuit.shapes[key]), width, tensor_name(circuit, key))
-        values.update(zip(lower.range_planes(key, width), planes))
+    for check in circuit.statement_checks():
+        values.update(check.decompose(fac4dnn.pad(values[check.key], circuit.shapes[check.key]),
+                                      tensor_name(circuit, check.key)))
     return circuit
 
 
