@@ -67,7 +67,7 @@ from .transcript import Transcript
 __all__ = [
     "CommitKey", "DEFAULT_KEY", "Commitment", "Opening", "EvalProof",
     "split_vars", "commit", "commit_scalars", "commit_scalar", "evaluate",
-    "prove_eval", "verify_eval",
+    "prove_eval", "verify_eval", "prove_evals", "verify_evals",
 ]
 
 #: Largest number of table variables a serialised commitment may declare.
@@ -392,22 +392,63 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
     With ``value_blind=None`` the value ``v`` is public (the verifier gets ``evaluate(opening, point)``);
     otherwise the verifier gets ``C_v = commit_scalar(v, key, blind=value_blind)[0]``.
     """
-    if (commitment.num_vars, commitment.col_vars) != (opening.num_vars, opening.col_vars):
-        raise ValueError(f"prove_eval: opening has layout {opening.num_vars}/{opening.col_vars} variables, "
-                         f"commitment {commitment.num_vars}/{commitment.col_vars}")
-    x, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
-    a = _row_combination(opening, left, device)
+    return prove_evals([opening], [commitment], [point], transcript, key,
+                       value_blinds=None if value_blind is None else [value_blind], device=device)
+
+
+def _column_point(points, commitments) -> None:
+    """ValueError unless the tables share their row width and their points' column coordinates."""
+    cols = {c.col_vars for c in commitments}
+    if len(cols) != 1:
+        raise ValueError(f"batched eval: tables of different row widths {sorted(cols)}")
+    (c,) = cols
+    tails = {field.to_bytes(_field_vector(x, m.num_vars, "evaluation point")[m.num_vars - c:])
+             for x, m in zip(points, commitments)}
+    if len(tails) != 1:
+        raise ValueError("batched eval: the points differ in their column coordinates")
+
+
+def _batch_weights(transcript: Transcript, n: int) -> np.ndarray:
+    """``beta^j`` for ``j < n`` (``[1]`` for one table: no challenge)."""
+    return field.ones(1) if n == 1 else field.powers(transcript.challenge_scalar("hyrax/batch"), n)
+
+
+def prove_evals(openings, commitments, points, transcript: Transcript, key: CommitKey = DEFAULT_KEY, *,
+                value_blinds=None, device: Device = CPU) -> EvalProof:
+    """Prove ``T_j~(point_j) = v_j`` for several committed tables of one row width whose points share
+    their column coordinates (e.g. points that are suffixes of one point): one inner-product argument
+    for ``sum_j beta^j T_j``'s row combinations, ``beta`` a challenge after every statement.
+
+    ``value_blinds``: None (the values are public: the verifier computes them) or one blind per table
+    (the verifier gets ``C_j = commit_scalar(v_j, key, blind=value_blinds[j])[0]``).
+    """
+    openings, commitments, points = list(openings), list(commitments), list(points)
+    if not len(openings) == len(commitments) == len(points) >= 1 or \
+            (value_blinds is not None and len(value_blinds) != len(openings)):
+        raise ValueError("prove_evals: one opening, commitment, point (and value blind) per table")
+    for opening, commitment in zip(openings, commitments):
+        if (commitment.num_vars, commitment.col_vars) != (opening.num_vars, opening.col_vars):
+            raise ValueError(f"prove_eval: opening has layout {opening.num_vars}/{opening.col_vars} variables, "
+                             f"commitment {commitment.num_vars}/{commitment.col_vars}")
+    _column_point(points, commitments)
+    rows, rhos, rvs = [], [], []
+    for j, (opening, commitment, point) in enumerate(zip(openings, commitments, points)):
+        x, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
+        rows.append(_row_combination(opening, left, device))
+        rhos.append(field.inner(left, opening.blinds))  # r_t
+        if value_blinds is None:
+            _absorb_statement(transcript, commitment, x, field.inner(rows[-1], right), None)
+        else:
+            c_v, r_v = commit_scalar(field.inner(rows[-1], right), key, blind=value_blinds[j])
+            rvs.append(r_v)
+            _absorb_statement(transcript, commitment, x, None, c_v)
+    beta = _batch_weights(transcript, len(rows))
+    a = field.sum(field.mul(beta[:, None], np.stack(rows)), axis=0)
     b = right
-    value = field.inner(a, b)
-    rho = field.inner(left, opening.blinds)  # r_t
-    if value_blind is None:
-        _absorb_statement(transcript, commitment, x, value, None)
-    else:
-        c_v, r_v = commit_scalar(value, key, blind=value_blind)
-        _absorb_statement(transcript, commitment, x, None, c_v)
+    rho = field.inner(beta, np.stack(rhos))
     xi = transcript.challenge_scalar("hyrax/xi")
-    if value_blind is not None:
-        rho = field.add(rho, field.mul(xi, r_v))
+    if value_blinds is not None:
+        rho = field.add(rho, field.mul(xi, field.inner(beta, np.stack(rvs))))
 
     n = a.shape[0]
     base_u, base_h = _fixed_base(key.label + b"/U"), _fixed_base(key.label + b"/H")
@@ -524,20 +565,35 @@ def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcri
     Raises :class:`zk.errors.VerificationError` naming the failed check; with ``checks`` the
     final multi-scalar equation is added there instead of being checked now.
     """
-    if not isinstance(commitment, Commitment) or not isinstance(proof, EvalProof):
-        raise VerificationError("eval: expected a Commitment and an EvalProof")
-    m = commitment.num_vars
+    verify_evals([commitment], [point], [value], proof, transcript, key, checks)
+
+
+def verify_evals(commitments, points, values, proof: EvalProof, transcript: Transcript,
+                 key: CommitKey = DEFAULT_KEY, checks: DeferredChecks | None = None) -> None:
+    """Check a :func:`prove_evals` proof that each committed table evaluates at its point to its
+    value (all public values, or all :data:`Point` commitments to them)."""
+    commitments, points, values = list(commitments), list(points), list(values)
+    if not isinstance(proof, EvalProof) or not commitments or \
+            not all(isinstance(c, Commitment) for c in commitments) or \
+            not len(commitments) == len(points) == len(values):
+        raise VerificationError("eval: expected Commitments, points, values and an EvalProof")
+    committed = isinstance(values[0], Point)
+    if any(isinstance(v, Point) != committed for v in values):
+        raise VerificationError("eval: values must be all public or all committed")
     try:
-        x, left, right = _point_tables(point, m, commitment.col_vars)
+        _column_point(points, commitments)
+        tables = [_point_tables(x, c.num_vars, c.col_vars) for x, c in zip(points, commitments)]
+        vs = None if committed else [_scalar(v) for v in values]
     except ValueError as exc:
         raise VerificationError(f"eval: bad evaluation point ({exc})") from None
-    m_col = commitment.col_vars
+    m_col = commitments[0].col_vars
     k = len(proof.L)
     if k != m_col or len(proof.R) != m_col:
         raise VerificationError(f"eval: proof has {k} rounds, the commitment needs {m_col}")
-    committed = isinstance(value, Point)
-    v = None if committed else _scalar(value)
-    _absorb_statement(transcript, commitment, x, v, value if committed else None)
+    for j, (commitment, (x, _, _)) in enumerate(zip(commitments, tables)):
+        _absorb_statement(transcript, commitment, x, None if committed else vs[j], values[j] if committed else None)
+    beta = _batch_weights(transcript, len(commitments))
+    right = tables[0][2]
     xi = transcript.challenge_scalar("hyrax/xi")
     us = []
     for lp, rp in zip(proof.L, proof.R):
@@ -555,20 +611,22 @@ def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcri
     s = _tensor_table(np.stack([us_inv, us], axis=1))
     neg_c = field.neg(c)
     # z1 (G_f + b_f xi U) + z2 H - A - c (C' + xi C_v + sum_j u_j^2 L_j + u_j^-2 R_j) = 0, as one MSM,
-    # with G_f = sum_i s_i G_i, b_f = <s, R>, C' = sum_i L_i C_i.
+    # with G_f = sum_i s_i G_i, b_f = <s, R>, C' = sum_j beta^j sum_i L_ji C_ji, C_v = sum_j beta^j C_vj.
     u_coeff = field.mul(field.mul(proof.z1, field.inner(s, right)), xi)
     if committed:
-        value_terms = [value], field.mul(neg_c, xi)[None]
+        value_terms = values, field.mul(field.mul(neg_c, xi), beta)
     else:
-        u_coeff = field.add(u_coeff, field.mul(field.mul(neg_c, xi), v))
+        u_coeff = field.add(u_coeff, field.mul(field.mul(neg_c, xi), field.inner(beta, np.stack(vs))))
         value_terms = [], field.zeros(0)
-    points = [*key.g(len(s)), *commitment.rows, *proof.L, *proof.R, key.U, key.H, proof.A, *value_terms[0]]
+    rows = [p for com in commitments for p in com.rows]
+    row_scalars = np.concatenate([field.mul(field.mul(neg_c, bj), left) for bj, (_, left, _) in zip(beta, tables)])
+    points_ = [*key.g(len(s)), *rows, *proof.L, *proof.R, key.U, key.H, proof.A, *value_terms[0]]
     scalars = np.concatenate([
-        field.mul(proof.z1, s), field.mul(neg_c, left),
+        field.mul(proof.z1, s), row_scalars,
         field.mul(neg_c, field.square(us)), field.mul(neg_c, field.square(us_inv)),
         np.stack([u_coeff, proof.z2, field.neg(field.ONE)]), value_terms[1],
     ])
     if checks is not None:
-        checks.add("eval: inner-product argument check failed", points, scalars)
-    elif group.msm(points, scalars) != group.identity():
+        checks.add("eval: inner-product argument check failed", points_, scalars)
+    elif group.msm(points_, scalars) != group.identity():
         raise VerificationError("eval: inner-product argument check failed")

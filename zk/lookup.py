@@ -57,6 +57,7 @@ from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .stack import Stack
 from .transcript import Transcript
+from .wire import Reader, section
 
 __all__ = ["Column", "Layout", "LookupProof", "prove", "verify", "MAX_TABLE_BITS", "MAX_LEAF_VARS"]
 
@@ -89,11 +90,14 @@ class Layout:
     offsets: tuple[int, ...]  # per column, in the columns' order
     table_offset: int
     column_vars: tuple[int, ...]
+    column_cols: tuple[int, ...]  # each column's row width (col_vars), which decides the batched openings
     table_bits: int
 
     @classmethod
-    def of(cls, column_vars, table_bits: int) -> "Layout":
-        column_vars = tuple(int(m) for m in column_vars)
+    def of(cls, column_vars, column_cols, table_bits: int) -> "Layout":
+        column_vars, column_cols = tuple(int(m) for m in column_vars), tuple(int(c) for c in column_cols)
+        if len(column_cols) != len(column_vars):
+            raise ValueError("lookup: one row width per column")
         sizes = list(column_vars) + [table_bits]
         order = sorted(range(len(sizes)), key=lambda j: -sizes[j])
         offsets, at = [0] * len(sizes), 0
@@ -102,7 +106,14 @@ class Layout:
         n = max(1, (at - 1).bit_length())
         if n > MAX_LEAF_VARS:
             raise ValueError(f"lookup: {at} leaves, more than 2^{MAX_LEAF_VARS}")
-        return cls(n, tuple(offsets[:-1]), offsets[-1], column_vars, table_bits)
+        return cls(n, tuple(offsets[:-1]), offsets[-1], column_vars, column_cols, table_bits)
+
+    @property
+    def opening_groups(self) -> list[list[int]]:
+        """The tables opened by one batched Hyrax opening each: columns (their indices) and the
+        multiplicities (index ``len(offsets)``) of one row width, by row width."""
+        cols = list(self.column_cols) + [commit.split_vars(self.table_bits)[1]]
+        return [[j for j, c in enumerate(cols) if c == width] for width in sorted(set(cols))]
 
     def selector(self, offset: int, vars_: int, rho: np.ndarray) -> np.ndarray:
         """``eq`` of ``rho``'s leading ``num_vars - vars_`` coordinates and the block's index bits."""
@@ -126,7 +137,7 @@ def _check(columns, table_bits: int) -> Layout:
     for c in columns:
         if not isinstance(c.scale, int) or not 1 <= c.scale < 1 << table_bits:
             raise ValueError(f"lookup: column scale {c.scale!r} outside [1, 2^{table_bits})")
-    return Layout.of([c.num_vars for c in columns], table_bits)
+    return Layout.of([c.num_vars for c in columns], [c.stack.commitment.col_vars for c in columns], table_bits)
 
 
 def _absorb_statement(t: Transcript, columns, table_bits: int) -> None:
@@ -170,18 +181,15 @@ class LookupProof:
     multiplicities: Commitment
     root_denominator: Point
     layers: tuple[LayerProof, ...]
-    column_values: tuple[Point, ...]  # commitments to F_j~(rho_j)
-    column_evals: tuple[EvalProof, ...]
-    multiplicity_value: Point  # commitment to M~(rho_T)
-    multiplicity_eval: EvalProof
+    values: tuple[Point, ...]  # commitments to every column's F_j~(rho_j), then to M~(rho_T)
+    evals: tuple[EvalProof, ...]  # one batched opening per row width (Layout.opening_groups)
     leaf_blinds: np.ndarray  # (2, 4): zero-opening blinds of the leaf claims p~, q~
 
     def sections(self) -> list[bytes]:
         out = [self.multiplicities.to_bytes(), group.point_to_bytes(self.root_denominator)]
         for layer in self.layers:
             out += layer.sections()
-        return out + [group.points_to_bytes(self.column_values), *(e.to_bytes() for e in self.column_evals),
-                      group.point_to_bytes(self.multiplicity_value), self.multiplicity_eval.to_bytes(),
+        return out + [group.points_to_bytes(self.values), *(e.to_bytes() for e in self.evals),
                       field.to_bytes(self.leaf_blinds)]
 
     @classmethod
@@ -192,26 +200,19 @@ class LookupProof:
             raise ProofFormatError("lookup proof: multiplicities of the wrong size")
         root = group.points_from_bytes(reader.section(), 1)[0]
         layers = tuple(LayerProof.read(reader, i) for i in range(layout.num_vars))
-        n = len(layout.offsets)
-        values = tuple(group.points_from_bytes(reader.section(), n))
-        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(n))
-        mult_value = group.points_from_bytes(reader.section(), 1)[0]
-        mult_eval = EvalProof.from_bytes(reader.section())
+        values = tuple(group.points_from_bytes(reader.section(), len(layout.offsets) + 1))
+        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in layout.opening_groups)
         try:
             blinds = field.from_bytes(reader.section(), 2)
         except ValueError as exc:
             raise ProofFormatError(f"lookup proof: {exc}") from None
-        return cls(mult, root, layers, values, evals, mult_value, mult_eval, blinds)
+        return cls(mult, root, layers, values, evals, blinds)
 
     def to_bytes(self) -> bytes:
-        from .wire import section
-
         return b"".join(section(s) for s in self.sections())
 
     @classmethod
     def from_bytes(cls, data: bytes, columns, table_bits: int) -> "LookupProof":
-        from .wire import Reader
-
         reader = Reader(data)
         proof = cls.read(reader, _check(columns, table_bits))
         reader.end()
@@ -310,22 +311,18 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
         point = np.concatenate([mu[None], s])
     del layers
 
-    rho = point
-    col_values, col_evals, zq = [], [], bq
-    for c, off in zip(columns, layout.offsets):
-        m = c.num_vars
-        sub = rho[layout.num_vars - m:]
-        value, blind = commit.commit_scalar(commit.evaluate(c.stack.opening, sub, device), key)
-        col_values.append(value)
-        col_evals.append(commit.prove_eval(c.stack.opening, c.stack.commitment, sub, t, key, value_blind=blind,
-                                           device=device))
-        zq = field.add(zq, field.mul(field.mul(layout.selector(off, m, rho), field.from_int(c.scale)), blind))
-    sub = rho[layout.num_vars - table_bits:]
-    m_value, m_blind = commit.commit_scalar(commit.evaluate(mult_open, sub, device), key)
-    m_eval = commit.prove_eval(mult_open, mult, sub, t, key, value_blind=m_blind, device=device)
-    zp = field.add(bp, field.mul(layout.selector(layout.table_offset, table_bits, rho), m_blind))
-    return LookupProof(mult, root_q, tuple(proofs), tuple(col_values), tuple(col_evals), m_value, m_eval,
-                       np.stack([zp, zq]))
+    rho, n = point, layout.num_vars
+    tables = [(c.stack.opening, c.stack.commitment) for c in columns] + [(mult_open, mult)]
+    subs = [rho[n - m:] for m in (*layout.column_vars, table_bits)]
+    values, blinds = commit.commit_scalars(np.stack([commit.evaluate(o, x, device) for (o, _), x in zip(tables, subs)]),
+                                           key)
+    evals = tuple(commit.prove_evals([tables[j][0] for j in g], [tables[j][1] for j in g], [subs[j] for j in g], t,
+                                     key, value_blinds=blinds[g], device=device) for g in layout.opening_groups)
+    zq = bq
+    for c, off, blind in zip(columns, layout.offsets, blinds):
+        zq = field.add(zq, field.mul(field.mul(layout.selector(off, c.num_vars, rho), field.from_int(c.scale)), blind))
+    zp = field.add(bp, field.mul(layout.selector(layout.table_offset, table_bits, rho), blinds[-1]))
+    return LookupProof(mult, root_q, tuple(proofs), tuple(values), evals, np.stack([zp, zq]))
 
 
 def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transcript,
@@ -337,8 +334,8 @@ def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transc
         layout = _check(columns, table_bits)
     except ValueError as exc:
         raise VerificationError(f"{what}: {exc}") from None
-    if len(proof.layers) != layout.num_vars or len(proof.column_values) != len(columns) or \
-            len(proof.column_evals) != len(columns):
+    if len(proof.layers) != layout.num_vars or len(proof.values) != len(columns) + 1 or \
+            len(proof.evals) != len(layout.opening_groups):
         raise VerificationError(f"{what}: proof for another layout")
     if (proof.multiplicities.num_vars, proof.multiplicities.col_vars) != \
             (table_bits, commit.split_vars(table_bits)[1]):
@@ -368,22 +365,24 @@ def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transc
         point = np.concatenate([mu[None], s])
 
     rho, n = point, layout.num_vars
+    coms = [c.stack.commitment for c in columns] + [proof.multiplicities]
+    subs = [rho[n - m:] for m in (*layout.column_vars, table_bits)]
+    for g, ev in zip(layout.opening_groups, proof.evals):
+        commit.verify_evals([coms[j] for j in g], [subs[j] for j in g], [proof.values[j] for j in g], ev, t, key,
+                            checks)
     sel_sum = field.zeros()
     expected_q = group.identity()
-    for c, off, value, ev in zip(columns, layout.offsets, proof.column_values, proof.column_evals):
-        m = c.num_vars
-        commit.verify_eval(c.stack.commitment, rho[n - m:], value, ev, t, key, checks)
-        sel = layout.selector(off, m, rho)
+    for c, off, value in zip(columns, layout.offsets, proof.values):
+        sel = layout.selector(off, c.num_vars, rho)
         sel_sum = field.add(sel_sum, sel)
         expected_q = expected_q + sigma.mul_point(key.U, field.mul(sel, alpha)) - \
             sigma.mul_point(value, field.mul(sel, field.from_int(c.scale)))
-    sub = rho[n - table_bits:]
-    commit.verify_eval(proof.multiplicities, sub, proof.multiplicity_value, proof.multiplicity_eval, t, key, checks)
+    sub = subs[-1]
     sel_t = layout.selector(layout.table_offset, table_bits, rho)
     unused = field.sub(field.sub(field.ONE, sel_sum), sel_t)
     q_const = field.add(field.mul(sel_t, field.sub(alpha, _table_mle(sub))), unused)
     expected_q = expected_q + sigma.mul_point(key.U, q_const)
-    expected_p = sigma.mul_point(key.U, sel_sum) - sigma.mul_point(proof.multiplicity_value, sel_t)
+    expected_p = sigma.mul_point(key.U, sel_sum) - sigma.mul_point(proof.values[-1], sel_t)
     try:
         sigma.check_zero(cp - expected_p, proof.leaf_blinds[0], key, what)
         sigma.check_zero(cq - expected_q, proof.leaf_blinds[1], key, what)

@@ -117,6 +117,7 @@ class TrainingProof:
         relus = [HadamardProof.read(r, _stack_vars(circuit, [i[0] for i in inst]))
                  for inst in circuit.relu_groups()]
         lookups = [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns],
+                                                 [committed.layout(circuit.shapes[keys[0]])[1] for keys, _ in columns],
                                                  circuit.limb_bits)) for columns in circuit.lookup_groups()]
         r.end()
         return cls(statement, commitments, AggregatedProof(tuple(pads), blind, tuple(einsums),
