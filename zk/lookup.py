@@ -10,39 +10,45 @@ Protocol (Haböck, "Multivariate lookups based on logarithmic derivatives", ePri
 GKR form of Papini and Haböck, "Improving logarithmic derivative lookups using GKR", ePrint
 2023/1284; made zero knowledge with committed sumchecks, Hyrax-style):
 
-1. The prover commits the multiplicities ``M`` (``M_v`` = how many looked-up entries equal ``v``).
-   The transcript absorbs ``L``, the columns (commitments and scales) and ``M``; challenge ``alpha``.
-2. The *leaves* are fractions ``p / q`` on ``N`` variables (:class:`Layout`): column ``j``'s block
-   holds ``1 / (alpha - c_j F_j(x))``, the table's block ``-M_v / (alpha - v)``, unused leaves
-   ``0 / 1``. The logUp identity ``sum_{j,x} 1 / (alpha - c_j F_j(x)) = sum_v M_v / (alpha - v)``
-   says the leaves sum to 0.
-3. A binary tree adds the fractions: layer ``i`` (``2^i`` nodes, the root is layer 0) has
+1. The prover commits the multiplicities ``M`` (``M_v`` = how many looked-up entries equal ``v``,
+   the unused leaves below counted as entries 0). The transcript absorbs ``L``, the columns
+   (commitments and scales) and ``M``; challenge ``alpha``.
+2. Two trees of fractions ``p / q``. The *lookup tree* on ``N`` variables (:class:`Layout`) has
+   column ``j``'s block of leaves ``1 / (alpha - c_j F_j(x))``, the blocks largest first at offsets
+   that are multiples of their sizes, and unused leaves ``1 / alpha`` (entries 0). The *table tree*
+   on ``L`` variables has leaves ``-M_v / (alpha - v)``. The logUp identity says the two sums
+   cancel: ``sum_leaves 1 / (alpha - a) = sum_v M_v / (alpha - v)``.
+3. A tree adds fractions pairwise: layer ``i`` (``2^i`` nodes, the root is layer 0) has
    ``p_i(x) = p_{i+1}(0, x) q_{i+1}(1, x) + p_{i+1}(1, x) q_{i+1}(0, x)`` and
    ``q_i(x) = q_{i+1}(0, x) q_{i+1}(1, x)`` (the child bit is the most significant variable). The
-   root numerator must be 0: its claim is the public commitment to 0. The prover commits the root
-   denominator.
+   prover commits both roots ``(P, Q)``, ``(P', Q')`` and proves ``P Q' + P' Q = 0`` (two product
+   proofs and a zero opening).
 4. Layer by layer, from committed claims ``p_i~(r)``, ``q_i~(r)`` and a challenge ``lambda``, one
    committed sumcheck (:mod:`zk.zksumcheck`, degree 3) of
    ``p_i~(r) + lambda q_i~(r) = sum_x eq(r, x) (a d + b c + lambda c d)`` with
    ``a, b, c, d = p_{i+1}(0, .), p_{i+1}(1, .), q_{i+1}(0, .), q_{i+1}(1, .)`` ends at a point ``s``; the
    prover commits ``a, b, c, d`` there and the products ``ad, bc, cd`` (:func:`zk.sigma.prove_product`),
    the final claim is linked by a zero opening, and with a challenge ``mu`` the next claims are the
-   commitments ``(1 - mu) A + mu B`` and ``(1 - mu) C + mu D`` at the point ``(mu, s)``.
-5. At the leaves' point ``rho`` the verifier knows ``p~`` and ``q~`` from the blocks: each column
-   contributes ``sel_j (alpha - c_j F_j~(rho_j))`` to ``q~`` and ``sel_j`` to ``p~`` (``sel_j`` = eq of
-   ``rho``'s leading variables and the block's offset, ``rho_j`` the rest), the table
-   ``sel_T (alpha - t~)`` with ``t~(y) = sum_v 2^(L-1-v) y_v`` and ``-sel_T M~``, unused leaves
-   ``1 - sum sel`` to ``q~``. The prover opens every ``F_j`` and ``M`` there to committed values
-   (Hyrax openings) and two zero openings tie them to the claims.
+   commitments ``(1 - mu) A + mu B`` and ``(1 - mu) C + mu D`` at the point ``(mu, s)``. Above the
+   lookup tree's leaves ``p = 1``: that layer sums ``c + d + lambda c d`` and commits ``c, d, cd`` only.
+5. At the leaves the verifier knows the MLEs from the blocks. Lookup tree, at ``rho``: column ``j``
+   contributes ``sel_j (alpha - c_j F_j~(rho_j))`` (``sel_j`` = eq of ``rho``'s leading variables and
+   the block's index, ``rho_j`` the rest) and unused leaves ``(1 - sum_j sel_j) alpha``. Table tree,
+   at ``rho'``: ``p~ = -M~(rho')``, ``q~ = alpha - t~(rho')`` with ``t~(y) = sum_v 2^(L-1-v) y_v``. The
+   prover opens the columns (one batched Hyrax opening per row width: their points share the column
+   coordinates, :func:`zk.commit.prove_evals`) and ``M`` to committed values; zero openings tie them
+   to the claims.
 
-Soundness: step 3 computes ``P(alpha)`` for ``P(X) = sum_x p_x prod_{y != x} (X - a_y)``, the numerator
-of the leaves' sum as a rational function of ``alpha``. If some ``c_j F_j(x)`` is not in ``T``, that
-rational function has a pole there (its coefficient is a count below ``r``), so ``P`` is a nonzero
-polynomial of degree below ``2^N`` and ``P(alpha) = 0`` with probability at most ``2^N / r``. Each
-layer's reduction errs with probability at most ``(3 i + 2) / r`` (sumcheck, ``lambda``, ``mu``), so
-the total error is below ``(2^N + 2 N^2) / r``: under ``2^-220`` for ``N <= 30``. Zero knowledge: ``M``
-is a hiding commitment, every message is a Pedersen commitment, a zero-knowledge opening or
-product proof, or the blind of a zero opening, which is uniform.
+Soundness: step 3 computes ``P(alpha)``, ``Q(alpha)`` for the numerator and denominator
+polynomials of each tree's sum, so the check is ``N(alpha) = 0`` for
+``N = P Q' + P' Q``, the numerator of the logUp difference as a rational function. If some
+``c_j F_j(x)`` is not in ``T``, that function has a pole there (its coefficient is a count below
+``r``), so ``N`` is a nonzero polynomial of degree below ``2^N + 2^L`` and vanishes at ``alpha`` with
+probability at most ``(2^N + 2^L) / r``. Each layer's reduction errs with probability at most
+``(3 i + 2) / r`` (sumcheck, ``lambda``, ``mu``), so the total error is below
+``(2^N + 2^L + 2 (N^2 + L^2)) / r``: under ``2^-220`` for ``N <= 30``. Zero knowledge: ``M`` is a
+hiding commitment, every message is a Pedersen commitment, a zero-knowledge opening or product
+proof, or the blind of a zero opening, which is uniform.
 """
 from __future__ import annotations
 
@@ -83,12 +89,11 @@ class Column:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each block lies among the ``2^num_vars`` leaves: the columns' blocks and the table's,
-    largest first, each at an offset that is a multiple of its size."""
+    """Where each column's block lies among the lookup tree's ``2^num_vars`` leaves: largest first,
+    each at an offset that is a multiple of its size (the rest are unused leaves)."""
 
     num_vars: int
     offsets: tuple[int, ...]  # per column, in the columns' order
-    table_offset: int
     column_vars: tuple[int, ...]
     column_cols: tuple[int, ...]  # each column's row width (col_vars), which decides the batched openings
     table_bits: int
@@ -98,22 +103,25 @@ class Layout:
         column_vars, column_cols = tuple(int(m) for m in column_vars), tuple(int(c) for c in column_cols)
         if len(column_cols) != len(column_vars):
             raise ValueError("lookup: one row width per column")
-        sizes = list(column_vars) + [table_bits]
-        order = sorted(range(len(sizes)), key=lambda j: -sizes[j])
-        offsets, at = [0] * len(sizes), 0
+        order = sorted(range(len(column_vars)), key=lambda j: -column_vars[j])
+        offsets, at = [0] * len(column_vars), 0
         for j in order:
-            offsets[j], at = at, at + (1 << sizes[j])
+            offsets[j], at = at, at + (1 << column_vars[j])
         n = max(1, (at - 1).bit_length())
         if n > MAX_LEAF_VARS:
             raise ValueError(f"lookup: {at} leaves, more than 2^{MAX_LEAF_VARS}")
-        return cls(n, tuple(offsets[:-1]), offsets[-1], column_vars, column_cols, table_bits)
+        return cls(n, tuple(offsets), column_vars, column_cols, table_bits)
+
+    @property
+    def unused(self) -> int:
+        """How many leaves of the lookup tree no column fills (each an entry 0)."""
+        return (1 << self.num_vars) - sum(1 << m for m in self.column_vars)
 
     @property
     def opening_groups(self) -> list[list[int]]:
-        """The tables opened by one batched Hyrax opening each: columns (their indices) and the
-        multiplicities (index ``len(offsets)``) of one row width, by row width."""
-        cols = list(self.column_cols) + [commit.split_vars(self.table_bits)[1]]
-        return [[j for j, c in enumerate(cols) if c == width] for width in sorted(set(cols))]
+        """The columns (their indices) opened by one batched Hyrax opening each: those of one row
+        width, by row width."""
+        return [[j for j, c in enumerate(self.column_cols) if c == width] for width in sorted(set(self.column_cols))]
 
     def selector(self, offset: int, vars_: int, rho: np.ndarray) -> np.ndarray:
         """``eq`` of ``rho``'s leading ``num_vars - vars_`` coordinates and the block's index bits."""
@@ -150,7 +158,8 @@ def _absorb_statement(t: Transcript, columns, table_bits: int) -> None:
 @dataclass(frozen=True)
 class LayerProof:
     """One layer's reduction: the committed sumcheck, the commitments to ``a, b, c, d, ad, bc, cd``
-    at its point, the three product proofs and the final claim's zero-opening blind."""
+    at its point (above the lookup tree's leaves, where ``a = b = 1``: ``c, d, cd``), the product
+    proofs and the final claim's zero-opening blind."""
 
     sumcheck: zksumcheck.CommittedSumcheck
     values: tuple[Point, ...]
@@ -162,11 +171,16 @@ class LayerProof:
                 *(p.to_bytes() for p in self.products), field.to_bytes(self.final_blind)]
 
     @classmethod
-    def read(cls, reader, rounds: int) -> "LayerProof":
+    def read(cls, reader, rounds: int, unit_numerators: bool = False) -> "LayerProof":
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), rounds, 3)
-        values = tuple(group.points_from_bytes(reader.section(), 7))
-        products = tuple(sigma.ProductProof.from_bytes(reader.section()) for _ in range(3))
+        values = tuple(group.points_from_bytes(reader.section(), 3 if unit_numerators else 7))
+        products = tuple(sigma.ProductProof.from_bytes(reader.section()) for _ in range(1 if unit_numerators else 3))
         return cls(sc, values, products, _scalar(reader.section()))
+
+
+#: Which committed values of a layer multiply to which: ``(x, y, x*y)`` indices into its values.
+_PRODUCTS = ((0, 3, 4), (1, 2, 5), (2, 3, 6))
+_UNIT_PRODUCTS = ((0, 1, 2),)
 
 
 def _scalar(data: bytes) -> np.ndarray:
@@ -177,20 +191,38 @@ def _scalar(data: bytes) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class LookupProof:
-    multiplicities: Commitment
-    root_denominator: Point
+class TreeProof:
+    """The fractional sums of one tree: its committed root ``(P, Q)`` and every layer's reduction."""
+
+    root: tuple[Point, Point]
     layers: tuple[LayerProof, ...]
-    values: tuple[Point, ...]  # commitments to every column's F_j~(rho_j), then to M~(rho_T)
-    evals: tuple[EvalProof, ...]  # one batched opening per row width (Layout.opening_groups)
-    leaf_blinds: np.ndarray  # (2, 4): zero-opening blinds of the leaf claims p~, q~
 
     def sections(self) -> list[bytes]:
-        out = [self.multiplicities.to_bytes(), group.point_to_bytes(self.root_denominator)]
-        for layer in self.layers:
-            out += layer.sections()
-        return out + [group.points_to_bytes(self.values), *(e.to_bytes() for e in self.evals),
-                      field.to_bytes(self.leaf_blinds)]
+        return [group.points_to_bytes(self.root)] + [s for layer in self.layers for s in layer.sections()]
+
+    @classmethod
+    def read(cls, reader, num_vars: int, unit_leaves: bool) -> "TreeProof":
+        root = tuple(group.points_from_bytes(reader.section(), 2))
+        return cls(root, tuple(LayerProof.read(reader, i, unit_leaves and i == num_vars - 1) for i in range(num_vars)))
+
+
+@dataclass(frozen=True)
+class LookupProof:
+    multiplicities: Commitment
+    lookups: TreeProof  # the lookup tree (unit numerators)
+    table: TreeProof  # the table tree (numerators -M)
+    roots: tuple[Point, Point]  # commitments to P Q' and P' Q
+    root_products: tuple[sigma.ProductProof, sigma.ProductProof]
+    root_blind: np.ndarray  # zero opening of P Q' + P' Q
+    values: tuple[Point, ...]  # commitments to every column's F_j~(rho_j), then to M~(rho')
+    evals: tuple[EvalProof, ...]  # one batched opening per row width (Layout.opening_groups), then M's
+    leaf_blinds: np.ndarray  # (3, 4): zero openings of the lookup tree's q~ and the table tree's p~, q~
+
+    def sections(self) -> list[bytes]:
+        return [self.multiplicities.to_bytes(), *self.lookups.sections(), *self.table.sections(),
+                group.points_to_bytes(self.roots), *(p.to_bytes() for p in self.root_products),
+                field.to_bytes(self.root_blind), group.points_to_bytes(self.values),
+                *(e.to_bytes() for e in self.evals), field.to_bytes(self.leaf_blinds)]
 
     @classmethod
     def read(cls, reader, layout: Layout) -> "LookupProof":
@@ -198,15 +230,18 @@ class LookupProof:
         mult = Commitment.from_bytes(reader.section())
         if (mult.num_vars, mult.col_vars) != (layout.table_bits, commit.split_vars(layout.table_bits)[1]):
             raise ProofFormatError("lookup proof: multiplicities of the wrong size")
-        root = group.points_from_bytes(reader.section(), 1)[0]
-        layers = tuple(LayerProof.read(reader, i) for i in range(layout.num_vars))
+        lookups = TreeProof.read(reader, layout.num_vars, True)
+        table = TreeProof.read(reader, layout.table_bits, False)
+        roots = tuple(group.points_from_bytes(reader.section(), 2))
+        products = tuple(sigma.ProductProof.from_bytes(reader.section()) for _ in range(2))
+        root_blind = _scalar(reader.section())
         values = tuple(group.points_from_bytes(reader.section(), len(layout.offsets) + 1))
-        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in layout.opening_groups)
+        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(len(layout.opening_groups) + 1))
         try:
-            blinds = field.from_bytes(reader.section(), 2)
+            blinds = field.from_bytes(reader.section(), 3)
         except ValueError as exc:
             raise ProofFormatError(f"lookup proof: {exc}") from None
-        return cls(mult, root, layers, values, evals, blinds)
+        return cls(mult, lookups, table, roots, products, root_blind, values, evals, blinds)
 
     def to_bytes(self) -> bytes:
         return b"".join(section(s) for s in self.sections())
@@ -219,34 +254,39 @@ class LookupProof:
         return proof
 
 
-def _leaves(columns, table_bits: int, layout: Layout, alpha: np.ndarray, counts: np.ndarray, entries):
-    """The leaf numerators and denominators ``(2^N, 4)`` each (step 2), from the looked-up
-    ``entries`` (scaled) and their ``counts``."""
-    size = 1 << layout.num_vars
-    p, q = field.zeros(size), field.ones(size)
-    for c, off, e in zip(columns, layout.offsets, entries):
-        n = len(e)
-        p[off:off + n] = field.ONE
-        q[off:off + n] = field.sub(alpha, field.from_int(e))
-    off, n = layout.table_offset, 1 << table_bits
-    p[off:off + n] = field.neg(field.from_int(counts))
-    q[off:off + n] = field.sub(alpha, field.from_int(np.arange(n, dtype=np.int64)))
-    return p, q
+def multiplicities(columns, table_bits: int, unused: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """The looked-up integers ``scale * F(x)`` of every column and their counts over the table
+    (``unused`` more entries 0); ValueError naming a column with an entry outside ``[0, 2^table_bits)``."""
+    entries = []
+    for j, c in enumerate(columns):
+        e = c.scale * field.to_signed(c.stack.opening.field_table(CPU)).reshape(-1)
+        if e.size and (int(e.min()) < 0 or int(e.max()) >= 1 << table_bits):
+            raise ValueError(f"lookup: column {j} has values in [{int(e.min())}, {int(e.max())}], "
+                             f"outside [0, 2^{table_bits})")
+        entries.append(e)
+    counts = np.bincount(np.concatenate(entries), minlength=1 << table_bits).astype(np.int64)
+    counts[0] += unused
+    return entries, counts
 
 
-def _tree(p: np.ndarray, q: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Every layer ``(p_i, q_i)``, the root first (step 3)."""
+def _lookup_denominators(layout: Layout, alpha: np.ndarray, entries) -> np.ndarray:
+    """The lookup tree's leaf denominators ``alpha - c_j F_j(x)`` (``alpha`` on unused leaves)."""
+    q = np.array(np.broadcast_to(alpha, (1 << layout.num_vars, 4)))
+    for off, e in zip(layout.offsets, entries):
+        q[off:off + len(e)] = field.sub(alpha, field.from_int(e))
+    return q
+
+
+def _tree(p: np.ndarray | None, q: np.ndarray) -> list[tuple[np.ndarray | None, np.ndarray]]:
+    """Every layer ``(p_i, q_i)``, the root first (step 3); ``p = None``: unit numerators."""
     layers = [(p, q)]
-    while len(p) > 1:
-        h = len(p) // 2
-        a, b, c, d = p[:h], p[h:], q[:h], q[h:]
-        p, q = field.add(field.mul(a, d), field.mul(b, c)), field.mul(c, d)
+    while len(q) > 1:
+        h = len(q) // 2
+        c, d = q[:h], q[h:]
+        p = field.add(c, d) if p is None else field.add(field.mul(p[:h], d), field.mul(p[h:], c))
+        q = field.mul(c, d)
         layers.append((p, q))
     return layers[::-1]
-
-
-def _claim(cp, cq, lam):
-    return cp + sigma.mul_point(cq, lam)
 
 
 def _line(x, y, mu):
@@ -256,17 +296,80 @@ def _line(x, y, mu):
     return x + sigma.mul_point(y - x, mu)
 
 
-def multiplicities(columns, table_bits: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """The looked-up integers ``scale * F(x)`` of every column and their counts over the table;
-    ValueError naming a column with an entry outside ``[0, 2^table_bits)``."""
-    entries = []
-    for j, c in enumerate(columns):
-        e = c.scale * field.to_signed(c.stack.opening.field_table(CPU)).reshape(-1)
-        if e.size and (int(e.min()) < 0 or int(e.max()) >= 1 << table_bits):
-            raise ValueError(f"lookup: column {j} has values in [{int(e.min())}, {int(e.max())}], "
-                             f"outside [0, 2^{table_bits})")
-        entries.append(e)
-    return entries, np.bincount(np.concatenate(entries), minlength=1 << table_bits).astype(np.int64)
+def _eq(point, s) -> np.ndarray:
+    return mle.eq(point, s) if len(s) else field.ONE.copy()
+
+
+def _prove_tree(layers, root_blinds, t: Transcript, key, device: Device):
+    """Steps 4 of one tree from its committed root: ``(TreeProof layers, leaf point, blinds of the
+    leaves' claims p~, q~)`` (the p~ blind is None over unit numerators)."""
+    bp, bq = root_blinds
+    point = np.zeros((0, 4), dtype=np.uint64)
+    proofs = []
+    for i in range(len(layers) - 1):
+        lam = t.challenge_scalar("lookup/lambda")
+        p_next, q_next = layers[i + 1]
+        h = len(q_next) // 2
+        claim_blind = field.add(bp, field.mul(lam, bq)) if bp is not None else field.mul(lam, bq)
+        if p_next is None:  # a = b = 1: sum eq (c + d + lambda c d)
+            prover = device.eq_sumcheck(point, [q_next[:h], q_next[h:]], [(1, (0,)), (1, (1,)), (lam, (0, 1))])
+        else:
+            prover = device.eq_sumcheck(point, [p_next[:h], p_next[h:], q_next[:h], q_next[h:]],
+                                        [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))])
+        sc, s, finals, final_blind = zksumcheck.prove(prover, claim_blind, t, key)
+        if p_next is None:
+            c, d = finals
+            vals, pairs = np.stack([c, d, field.mul(c, d)]), _UNIT_PRODUCTS
+        else:
+            a, b, c, d = finals
+            vals, pairs = np.stack([a, b, c, d, field.mul(a, d), field.mul(b, c), field.mul(c, d)]), _PRODUCTS
+        points, blinds = commit.commit_scalars(vals, key)
+        t.absorb_points("lookup/layer-values", points)
+        products = tuple(sigma.prove_product(vals[x], blinds[x], vals[y], blinds[y], blinds[z],
+                                             (points[x], points[y], points[z]), t, key) for x, y, z in pairs)
+        if p_next is None:  # the claim's value: c + d + lambda cd
+            combined = field.add(field.add(blinds[0], blinds[1]), field.mul(lam, blinds[2]))
+        else:
+            combined = field.add(field.add(blinds[4], blinds[5]), field.mul(lam, blinds[6]))
+        delta = zksumcheck.prove_final_claim(final_blind, _eq(point, s), combined)
+        t.absorb_scalars("lookup/layer-final", delta)
+        proofs.append(LayerProof(sc, tuple(points), products, delta))
+        mu = t.challenge_scalar("lookup/mu")
+        if p_next is None:
+            bp, bq = None, _line(blinds[0], blinds[1], mu)
+        else:
+            bp, bq = _line(blinds[0], blinds[1], mu), _line(blinds[2], blinds[3], mu)
+        point = np.concatenate([mu[None], s])
+    return tuple(proofs), point, bp, bq
+
+
+def _verify_tree(tree: TreeProof, num_vars: int, unit_leaves: bool, t: Transcript, key, what: str):
+    """Check one tree's layers from its committed root: ``(leaf point, claim p~ (None over unit
+    numerators), claim q~)`` as commitments."""
+    if len(tree.layers) != num_vars or len(tree.root) != 2:
+        raise VerificationError(f"{what}: proof for another layout")
+    cp, cq = tree.root
+    point = np.zeros((0, 4), dtype=np.uint64)
+    for i, layer in enumerate(tree.layers):
+        unit = unit_leaves and i == num_vars - 1
+        lam = t.challenge_scalar("lookup/lambda")
+        s, final = zksumcheck.verify(cp + sigma.mul_point(cq, lam), i, 3, layer.sumcheck, t, key,
+                                     what=f"{what} layer {i} sumcheck")
+        pairs = _UNIT_PRODUCTS if unit else _PRODUCTS
+        v = layer.values
+        if len(v) != (3 if unit else 7) or len(layer.products) != len(pairs):
+            raise VerificationError(f"{what} layer {i}: malformed")
+        t.absorb_points("lookup/layer-values", v)
+        for (x, y, z), pp in zip(pairs, layer.products):
+            sigma.verify_product((v[x], v[y], v[z]), pp, t, key, what=f"{what} layer {i} product")
+        value = v[0] + v[1] + sigma.mul_point(v[2], lam) if unit else v[4] + v[5] + sigma.mul_point(v[6], lam)
+        zksumcheck.verify_final_claim(final, _eq(point, s), value, layer.final_blind, key,
+                                      f"{what} layer {i} final claim")
+        t.absorb_scalars("lookup/layer-final", layer.final_blind)
+        mu = t.challenge_scalar("lookup/mu")
+        cp, cq = (None, _line(v[0], v[1], mu)) if unit else (_line(v[0], v[1], mu), _line(v[2], v[3], mu))
+        point = np.concatenate([mu[None], s])
+    return point, cp, cq
 
 
 def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.CommitKey = commit.DEFAULT_KEY,
@@ -275,54 +378,44 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
     docstring's protocol; the stacks' openings held by the prover) on ``device``. ValueError naming
     the column with an entry the table lacks."""
     layout = _check(columns, table_bits)
-    entries, counts = multiplicities(columns, table_bits)
+    entries, counts = multiplicities(columns, table_bits, layout.unused)
     mult, mult_open = commit.commit(counts, key, device=device)
     _absorb_statement(t, columns, table_bits)
     t.absorb("lookup/multiplicities", mult.to_bytes())
     alpha = t.challenge_scalar("lookup/alpha")
-    layers = _tree(*_leaves(columns, table_bits, layout, alpha, counts, entries))
+    lookup_layers = _tree(None, _lookup_denominators(layout, alpha, entries))
+    table_layers = _tree(field.neg(field.from_int(counts)),
+                         field.sub(alpha, field.from_int(np.arange(1 << table_bits, dtype=np.int64))))
     del entries
 
-    root_q, bq = commit.commit_scalar(layers[0][1][0], key)
-    t.absorb_point("lookup/root-denominator", root_q)
-    bp = field.zeros()
-    point = np.zeros((0, 4), dtype=np.uint64)
-    proofs = []
-    for i in range(layout.num_vars):
-        lam = t.challenge_scalar("lookup/lambda")
-        p_next, q_next = layers[i + 1]
-        h = len(p_next) // 2
-        prover = device.eq_sumcheck(point, [p_next[:h], p_next[h:], q_next[:h], q_next[h:]],
-                                    [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))])
-        sc, s, finals, final_blind = zksumcheck.prove(prover, field.add(bp, field.mul(lam, bq)), t, key)
-        a, b, c, d = finals
-        vals = np.stack([a, b, c, d, field.mul(a, d), field.mul(b, c), field.mul(c, d)])
-        points, blinds = commit.commit_scalars(vals, key)
-        t.absorb_points("lookup/layer-values", points)
-        products = tuple(sigma.prove_product(vals[x], blinds[x], vals[y], blinds[y], blinds[z],
-                                             (points[x], points[y], points[z]), t, key)
-                         for x, y, z in ((0, 3, 4), (1, 2, 5), (2, 3, 6)))
-        combined = field.add(field.add(blinds[4], blinds[5]), field.mul(lam, blinds[6]))
-        delta = zksumcheck.prove_final_claim(final_blind, mle.eq(point, s) if len(s) else field.ONE, combined)
-        t.absorb_scalars("lookup/layer-final", delta)
-        proofs.append(LayerProof(sc, tuple(points), products, delta))
-        mu = t.challenge_scalar("lookup/mu")
-        bp, bq = _line(blinds[0], blinds[1], mu), _line(blinds[2], blinds[3], mu)
-        point = np.concatenate([mu[None], s])
-    del layers
+    (pa, qa), (pb, qb) = lookup_layers[0], table_layers[0]
+    root_values = np.stack([pa[0], qa[0], pb[0], qb[0], field.mul(pa[0], qb[0]), field.mul(pb[0], qa[0])])
+    rp, rb = commit.commit_scalars(root_values, key)
+    t.absorb_points("lookup/roots", rp)
+    lookups, rho, _, bq = _prove_tree(lookup_layers, (rb[0], rb[1]), t, key, device)
+    del lookup_layers
+    table, rho_t, bp_t, bq_t = _prove_tree(table_layers, (rb[2], rb[3]), t, key, device)
+    products = (sigma.prove_product(pa[0], rb[0], qb[0], rb[3], rb[4], (rp[0], rp[3], rp[4]), t, key),
+                sigma.prove_product(pb[0], rb[2], qa[0], rb[1], rb[5], (rp[2], rp[1], rp[5]), t, key))
+    root_blind = field.add(rb[4], rb[5])
+    t.absorb_scalars("lookup/root-blind", root_blind)
 
-    rho, n = point, layout.num_vars
+    n = layout.num_vars
     tables = [(c.stack.opening, c.stack.commitment) for c in columns] + [(mult_open, mult)]
-    subs = [rho[n - m:] for m in (*layout.column_vars, table_bits)]
+    subs = [rho[n - m:] for m in layout.column_vars] + [rho_t]
     values, blinds = commit.commit_scalars(np.stack([commit.evaluate(o, x, device) for (o, _), x in zip(tables, subs)]),
                                            key)
+    t.absorb_points("lookup/leaf-values", values)
+    groups = layout.opening_groups + [[len(columns)]]
     evals = tuple(commit.prove_evals([tables[j][0] for j in g], [tables[j][1] for j in g], [subs[j] for j in g], t,
-                                     key, value_blinds=blinds[g], device=device) for g in layout.opening_groups)
+                                     key, value_blinds=blinds[g], device=device) for g in groups)
     zq = bq
     for c, off, blind in zip(columns, layout.offsets, blinds):
         zq = field.add(zq, field.mul(field.mul(layout.selector(off, c.num_vars, rho), field.from_int(c.scale)), blind))
-    zp = field.add(bp, field.mul(layout.selector(layout.table_offset, table_bits, rho), blinds[-1]))
-    return LookupProof(mult, root_q, tuple(proofs), tuple(values), evals, np.stack([zp, zq]))
+    zp_t = field.add(bp_t, blinds[-1])
+    leaf_blinds = np.stack([zq, zp_t, bq_t])
+    return LookupProof(mult, TreeProof((rp[0], rp[1]), lookups), TreeProof((rp[2], rp[3]), table),
+                       (rp[4], rp[5]), products, root_blind, tuple(values), evals, leaf_blinds)
 
 
 def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transcript,
@@ -334,8 +427,9 @@ def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transc
         layout = _check(columns, table_bits)
     except ValueError as exc:
         raise VerificationError(f"{what}: {exc}") from None
-    if len(proof.layers) != layout.num_vars or len(proof.values) != len(columns) + 1 or \
-            len(proof.evals) != len(layout.opening_groups):
+    groups = layout.opening_groups + [[len(columns)]]
+    if len(proof.values) != len(columns) + 1 or len(proof.evals) != len(groups) or len(proof.roots) != 2 or \
+            len(proof.root_products) != 2:
         raise VerificationError(f"{what}: proof for another layout")
     if (proof.multiplicities.num_vars, proof.multiplicities.col_vars) != \
             (table_bits, commit.split_vars(table_bits)[1]):
@@ -343,49 +437,36 @@ def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transc
     _absorb_statement(t, columns, table_bits)
     t.absorb("lookup/multiplicities", proof.multiplicities.to_bytes())
     alpha = t.challenge_scalar("lookup/alpha")
-    t.absorb_point("lookup/root-denominator", proof.root_denominator)
-    cp, cq = group.identity(), proof.root_denominator  # the root numerator is 0: its claim is 0 U + 0 H
-    point = np.zeros((0, 4), dtype=np.uint64)
-    for i, layer in enumerate(proof.layers):
-        lam = t.challenge_scalar("lookup/lambda")
-        s, final = zksumcheck.verify(_claim(cp, cq, lam), i, 3, layer.sumcheck, t, key,
-                                     what=f"{what} layer {i} sumcheck")
-        if len(layer.values) != 7 or len(layer.products) != 3:
-            raise VerificationError(f"{what} layer {i}: malformed")
-        v = layer.values
-        t.absorb_points("lookup/layer-values", v)
-        for (x, y, z), pp in zip(((0, 3, 4), (1, 2, 5), (2, 3, 6)), layer.products):
-            sigma.verify_product((v[x], v[y], v[z]), pp, t, key, what=f"{what} layer {i} product")
-        zksumcheck.verify_final_claim(final, mle.eq(point, s) if len(s) else field.ONE,
-                                      v[4] + v[5] + sigma.mul_point(v[6], lam), layer.final_blind, key,
-                                      f"{what} layer {i} final claim")
-        t.absorb_scalars("lookup/layer-final", layer.final_blind)
-        mu = t.challenge_scalar("lookup/mu")
-        cp, cq = _line(v[0], v[1], mu), _line(v[2], v[3], mu)
-        point = np.concatenate([mu[None], s])
+    (pa, qa), (pb, qb) = proof.lookups.root, proof.table.root
+    t.absorb_points("lookup/roots", [pa, qa, pb, qb, *proof.roots])
+    rho, _, cq = _verify_tree(proof.lookups, layout.num_vars, True, t, key, f"{what} lookup tree")
+    rho_t, cp_t, cq_t = _verify_tree(proof.table, table_bits, False, t, key, f"{what} table tree")
+    sigma.verify_product((pa, qb, proof.roots[0]), proof.root_products[0], t, key, what=f"{what} roots")
+    sigma.verify_product((pb, qa, proof.roots[1]), proof.root_products[1], t, key, what=f"{what} roots")
+    t.absorb_scalars("lookup/root-blind", proof.root_blind)
+    try:
+        sigma.check_zero(proof.roots[0] + proof.roots[1], proof.root_blind, key, what)
+    except VerificationError:
+        raise VerificationError(f"{what}: the looked-up entries and the table's multiplicities do not cancel "
+                                "(a value outside the table, or wrong multiplicities)") from None
 
-    rho, n = point, layout.num_vars
+    n = layout.num_vars
     coms = [c.stack.commitment for c in columns] + [proof.multiplicities]
-    subs = [rho[n - m:] for m in (*layout.column_vars, table_bits)]
-    for g, ev in zip(layout.opening_groups, proof.evals):
+    subs = [rho[n - m:] for m in layout.column_vars] + [rho_t]
+    t.absorb_points("lookup/leaf-values", proof.values)
+    for g, ev in zip(groups, proof.evals):
         commit.verify_evals([coms[j] for j in g], [subs[j] for j in g], [proof.values[j] for j in g], ev, t, key,
                             checks)
-    sel_sum = field.zeros()
     expected_q = group.identity()
     for c, off, value in zip(columns, layout.offsets, proof.values):
         sel = layout.selector(off, c.num_vars, rho)
-        sel_sum = field.add(sel_sum, sel)
-        expected_q = expected_q + sigma.mul_point(key.U, field.mul(sel, alpha)) - \
-            sigma.mul_point(value, field.mul(sel, field.from_int(c.scale)))
-    sub = subs[-1]
-    sel_t = layout.selector(layout.table_offset, table_bits, rho)
-    unused = field.sub(field.sub(field.ONE, sel_sum), sel_t)
-    q_const = field.add(field.mul(sel_t, field.sub(alpha, _table_mle(sub))), unused)
-    expected_q = expected_q + sigma.mul_point(key.U, q_const)
-    expected_p = sigma.mul_point(key.U, sel_sum) - sigma.mul_point(proof.values[-1], sel_t)
+        expected_q = expected_q - sigma.mul_point(value, field.mul(sel, field.from_int(c.scale)))
+    expected_q = expected_q + sigma.mul_point(key.U, alpha)  # alpha on every leaf, minus the entries
     try:
-        sigma.check_zero(cp - expected_p, proof.leaf_blinds[0], key, what)
-        sigma.check_zero(cq - expected_q, proof.leaf_blinds[1], key, what)
+        sigma.check_zero(cq - expected_q, proof.leaf_blinds[0], key, what)
+        sigma.check_zero(cp_t + proof.values[-1], proof.leaf_blinds[1], key, what)
+        sigma.check_zero(cq_t - sigma.mul_point(key.U, field.sub(alpha, _table_mle(rho_t))), proof.leaf_blinds[2],
+                         key, what)
     except VerificationError:
-        raise VerificationError(f"{what}: the leaves differ from the looked-up columns and the table "
+        raise VerificationError(f"{what}: the trees' leaves differ from the looked-up columns and the table "
                                 "(a value outside the table, or wrong multiplicities)") from None
