@@ -78,10 +78,11 @@ def rejected(cols, L, proof, match=None):
 def lenient(monkeypatch, fold=None, doctor=None):
     """Make the module's prover skip its range check: entries outside the table are counted as
     ``fold(entries, L)`` (default: as 0), then ``doctor(counts)`` (default: unchanged)."""
-    def multiplicities(columns, table_bits):
+    def multiplicities(columns, table_bits, unused=0):
         entries = [c.scale * field.to_signed(c.stack.opening.field_table(CPU)).reshape(-1) for c in columns]
         inside = [(fold or (lambda e, L: np.where((e >= 0) & (e < 1 << L), e, 0)))(e, table_bits) for e in entries]
         counts = np.bincount(np.concatenate(inside), minlength=1 << table_bits).astype(np.int64)
+        counts[0] += unused  # the unused leaves count as entries 0 (zk.lookup since 04b065a)
         return entries, (doctor(counts) if doctor else counts)
     monkeypatch.setattr(lookup, "multiplicities", multiplicities)
 
@@ -196,7 +197,7 @@ def test_a_scaled_value_that_overflows_int64_is_rejected():
 def test_a_value_outside_the_table_counted_as_0_is_rejected(monkeypatch):
     lenient(monkeypatch)
     cols = [rand_col(8, 6, 14), col(np.array([1, 2, 64, 3]))]
-    rejected(cols, 6, prove(cols, 6), "layer 0 final claim")  # the root numerator is not 0
+    rejected(cols, 6, prove(cols, 6))
 
 
 @pytest.mark.parametrize("counted_as", ["0", "63"])
