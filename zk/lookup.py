@@ -2,9 +2,11 @@
 
 Relation: committed stacks ``F_1, ..., F_s`` (``F_j`` on ``m_j`` variables, every entry of its
 hypercube, zero padding included), public scales ``c_j`` and the table ``T = (0, 1, ..., 2^L - 1)``:
-for every ``j`` and ``x``, the integer ``c_j F_j(x)`` is in ``T``. A *column* is one ``(F_j, c_j)``;
-a scale ``2^(L - w)`` next to scale 1 on the same stack checks ``[0, 2^w)`` (:mod:`zk.lower`'s top
-limbs).
+for every ``j`` and ``x``, the field element ``c_j F_j(x)`` is in ``T``. A *column* is one
+``(F_j, c_j)``. At scale 1 this says ``F_j(x)`` is an integer in ``[0, 2^L)``; a scale ``2^(L - w)``
+*next to scale 1 on the same entries* (in this proof or another) then checks ``[0, 2^w)`` (the
+product is below ``2^(2L) < r``, so it cannot wrap): :mod:`zk.lower`'s top limbs. A scaled
+column alone bounds nothing (``F = c^-1 mod r`` passes it).
 
 Protocol (Haböck, "Multivariate lookups based on logarithmic derivatives", ePrint 2022/1530, in the
 GKR form of Papini and Haböck, "Improving logarithmic derivative lookups using GKR", ePrint
@@ -59,7 +61,7 @@ import numpy as np
 from . import commit, field, group, mle, sigma, zksumcheck
 from .commit import Commitment, EvalProof
 from .device import CPU, Device
-from .errors import ProofFormatError, VerificationError
+from .errors import ProofFormatError, VerificationError, malformed_as_verification_error
 from .group import Point
 from .stack import Stack
 from .transcript import Transcript
@@ -259,11 +261,11 @@ def multiplicities(columns, table_bits: int, unused: int = 0) -> tuple[list[np.n
     (``unused`` more entries 0); ValueError naming a column with an entry outside ``[0, 2^table_bits)``."""
     entries = []
     for j, c in enumerate(columns):
-        e = c.scale * field.to_signed(c.stack.opening.field_table(CPU)).reshape(-1)
-        if e.size and (int(e.min()) < 0 or int(e.max()) >= 1 << table_bits):
+        e = field.to_signed(c.stack.opening.field_table(CPU)).reshape(-1)
+        if e.size and (int(e.min()) < 0 or c.scale * int(e.max()) >= 1 << table_bits):
             raise ValueError(f"lookup: column {j} has values in [{int(e.min())}, {int(e.max())}], "
-                             f"outside [0, 2^{table_bits})")
-        entries.append(e)
+                             f"outside [0, 2^{table_bits}) at scale {c.scale}")
+        entries.append(c.scale * e)
     counts = np.bincount(np.concatenate(entries), minlength=1 << table_bits).astype(np.int64)
     counts[0] += unused
     return entries, counts
@@ -317,11 +319,11 @@ def _prove_tree(layers, root_blinds, t: Transcript, key, device: Device):
             prover = device.eq_sumcheck(point, [p_next[:h], p_next[h:], q_next[:h], q_next[h:]],
                                         [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))])
         sc, s, finals, final_blind = zksumcheck.prove(prover, claim_blind, t, key)
-        if p_next is None:
-            c, d = finals
+        if p_next is None:  # (a kernel device's prover lists the eq table last: ignored)
+            c, d = finals[:2]
             vals, pairs = np.stack([c, d, field.mul(c, d)]), _UNIT_PRODUCTS
         else:
-            a, b, c, d = finals
+            a, b, c, d = finals[:4]
             vals, pairs = np.stack([a, b, c, d, field.mul(a, d), field.mul(b, c), field.mul(c, d)]), _PRODUCTS
         points, blinds = commit.commit_scalars(vals, key)
         t.absorb_points("lookup/layer-values", points)
@@ -422,7 +424,12 @@ def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transc
            key: commit.CommitKey = commit.DEFAULT_KEY, checks: commit.DeferredChecks | None = None,
            what: str = "lookup") -> None:
     """Check a :class:`LookupProof` for ``columns`` (commitments only) against ``[0, 2^table_bits)``;
-    raises VerificationError naming ``what`` and the failed part."""
+    raises VerificationError naming ``what`` and the failed part (also for a malformed proof object)."""
+    with malformed_as_verification_error("LookupProof"):
+        _verify(columns, table_bits, proof, t, key, checks, what)
+
+
+def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, checks, what: str) -> None:
     try:
         layout = _check(columns, table_bits)
     except ValueError as exc:
