@@ -61,6 +61,10 @@ class Device(ABC):
         """``a`` as an array on this device."""
 
     @abstractmethod
+    def download(self, a) -> np.ndarray:
+        """An array of this device on the host."""
+
+    @abstractmethod
     def table_from_ints(self, ints: np.ndarray):
         """Field elements of integer entries (uint8 0/1 planes or int64 values)."""
 
@@ -120,6 +124,7 @@ class CpuDevice(Device):
 
     # -- table operations -------------------------------------------------------------------
     asarray = staticmethod(np.asarray)
+    download = staticmethod(np.asarray)
     add = staticmethod(field.add)
     sub = staticmethod(field.sub)
     mul = staticmethod(field.mul)

@@ -256,37 +256,40 @@ class LookupProof:
         return proof
 
 
-def multiplicities(columns, table_bits: int, unused: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """The looked-up integers ``scale * F(x)`` of every column and their counts over the table
-    (``unused`` more entries 0); ValueError naming a column with an entry outside ``[0, 2^table_bits)``."""
-    entries = []
+def multiplicities(columns, table_bits: int, unused: int = 0, device: Device = CPU) -> np.ndarray:
+    """The counts over the table of the looked-up integers ``scale * F(x)`` of every column (its
+    table on ``device``; ``unused`` more entries 0); ValueError naming a column with an entry
+    outside ``[0, 2^table_bits)``."""
+    counts = np.zeros(1 << table_bits, dtype=np.int64)
     for j, c in enumerate(columns):
-        e = field.to_signed(c.stack.opening.field_table(CPU)).reshape(-1)
+        table = device.download(c.stack.opening.table)
+        e = table.reshape(-1).astype(np.int64) if table.dtype == np.uint8 else field.to_signed(table).reshape(-1)
         if e.size and (int(e.min()) < 0 or c.scale * int(e.max()) >= 1 << table_bits):
             raise ValueError(f"lookup: column {j} has values in [{int(e.min())}, {int(e.max())}], "
                              f"outside [0, 2^{table_bits}) at scale {c.scale}")
-        entries.append(c.scale * e)
-    counts = np.bincount(np.concatenate(entries), minlength=1 << table_bits).astype(np.int64)
+        counts += np.bincount(c.scale * e, minlength=1 << table_bits)
     counts[0] += unused
-    return entries, counts
+    return counts
 
 
-def _lookup_denominators(layout: Layout, alpha: np.ndarray, entries) -> np.ndarray:
-    """The lookup tree's leaf denominators ``alpha - c_j F_j(x)`` (``alpha`` on unused leaves)."""
-    q = np.array(np.broadcast_to(alpha, (1 << layout.num_vars, 4)))
-    for off, e in zip(layout.offsets, entries):
-        q[off:off + len(e)] = field.sub(alpha, field.from_int(e))
+def _lookup_denominators(columns, layout: Layout, alpha: np.ndarray, device: Device):
+    """The lookup tree's leaf denominators ``alpha - c_j F_j(x)`` (``alpha`` on unused leaves), on
+    ``device``."""
+    q = device.add(device.asarray(field.zeros(1 << layout.num_vars)), alpha)
+    for c, off in zip(columns, layout.offsets):
+        table = device.field_table(c.stack.opening.table).reshape(-1, 4)
+        q[off:off + len(table)] = device.add(device.mul(table, field.from_int(-c.scale)), alpha)
     return q
 
 
-def _tree(p: np.ndarray | None, q: np.ndarray) -> list[tuple[np.ndarray | None, np.ndarray]]:
-    """Every layer ``(p_i, q_i)``, the root first (step 3); ``p = None``: unit numerators."""
+def _tree(p, q, device: Device) -> list[tuple]:
+    """Every layer ``(p_i, q_i)`` on ``device``, the root first (step 3); ``p = None``: unit numerators."""
     layers = [(p, q)]
     while len(q) > 1:
         h = len(q) // 2
         c, d = q[:h], q[h:]
-        p = field.add(c, d) if p is None else field.add(field.mul(p[:h], d), field.mul(p[h:], c))
-        q = field.mul(c, d)
+        p = device.add(c, d) if p is None else device.add(device.mul(p[:h], d), device.mul(p[h:], c))
+        q = device.mul(c, d)
         layers.append((p, q))
     return layers[::-1]
 
@@ -380,25 +383,24 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
     docstring's protocol; the stacks' openings held by the prover) on ``device``. ValueError naming
     the column with an entry the table lacks."""
     layout = _check(columns, table_bits)
-    entries, counts = multiplicities(columns, table_bits, layout.unused)
+    counts = multiplicities(columns, table_bits, layout.unused, device)
     mult, mult_open = commit.commit(counts, key, device=device)
     _absorb_statement(t, columns, table_bits)
     t.absorb("lookup/multiplicities", mult.to_bytes())
     alpha = t.challenge_scalar("lookup/alpha")
-    lookup_layers = _tree(None, _lookup_denominators(layout, alpha, entries))
-    table_layers = _tree(field.neg(field.from_int(counts)),
-                         field.sub(alpha, field.from_int(np.arange(1 << table_bits, dtype=np.int64))))
-    del entries
+    lookup_layers = _tree(None, _lookup_denominators(columns, layout, alpha, device), device)
+    values = np.arange(1 << table_bits, dtype=np.int64)
+    table_layers = _tree(device.table_from_ints(-counts), device.add(device.table_from_ints(-values), alpha), device)
 
-    (pa, qa), (pb, qb) = lookup_layers[0], table_layers[0]
-    root_values = np.stack([pa[0], qa[0], pb[0], qb[0], field.mul(pa[0], qb[0]), field.mul(pb[0], qa[0])])
+    pa, qa, pb, qb = (device.download(x).reshape(-1, 4)[0] for x in (*lookup_layers[0], *table_layers[0]))
+    root_values = np.stack([pa, qa, pb, qb, field.mul(pa, qb), field.mul(pb, qa)])
     rp, rb = commit.commit_scalars(root_values, key)
     t.absorb_points("lookup/roots", rp)
     lookups, rho, _, bq = _prove_tree(lookup_layers, (rb[0], rb[1]), t, key, device)
     del lookup_layers
     table, rho_t, bp_t, bq_t = _prove_tree(table_layers, (rb[2], rb[3]), t, key, device)
-    products = (sigma.prove_product(pa[0], rb[0], qb[0], rb[3], rb[4], (rp[0], rp[3], rp[4]), t, key),
-                sigma.prove_product(pb[0], rb[2], qa[0], rb[1], rb[5], (rp[2], rp[1], rp[5]), t, key))
+    products = (sigma.prove_product(pa, rb[0], qb, rb[3], rb[4], (rp[0], rp[3], rp[4]), t, key),
+                sigma.prove_product(pb, rb[2], qa, rb[1], rb[5], (rp[2], rp[1], rp[5]), t, key))
     root_blind = field.add(rb[4], rb[5])
     t.absorb_scalars("lookup/root-blind", root_blind)
 

@@ -257,7 +257,8 @@ class RangeCheck:
         """The looked-up tensors of the (padded) integers ``values``; ValueError naming ``what``
         when a value leaves the range."""
         a = np.asarray(values)
-        a = a.astype(object) if a.dtype == object else a.astype(np.int64)
+        wide = a.dtype == object or self.width + 1 >= 63 or abs(self.offset) >= 1 << 60
+        a = a.astype(object) if wide else a.astype(np.int64)
         top = 1 << (self.width - 1)
         shifted = a - self.offset + top
         if shifted.size and (int(shifted.min()) < 0 or int(shifted.max()) >= 2 * top):
