@@ -244,10 +244,6 @@ def test_random_training_circuits_prove_identically_on_the_kernel_path(monkeypat
     assert cpu.to_bytes() == other.to_bytes()
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="zk/lookup.py prove unpacks `a, b, c, d = finals` from device.eq_sumcheck, but the "
-                   "kernel prover (KernelDevice.eq_sumcheck) appends the eq table as a fifth table and returns 5 "
-                   "final evaluations: 'too many values to unpack'. With finals[:4] this test passes")
 def test_lookup_proof_on_the_kernel_path_is_byte_identical(monkeypatch, host):
     """A lookup of several columns (a stack with a zero-instance padding, a scaled column, a
     single entry, two row widths: two batched openings) proves identically on the CPU and the
