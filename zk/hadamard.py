@@ -13,7 +13,7 @@ i.e. ``Out = F ∘ G`` entrywise. zkReLU (``A = (1 - s) Z`` and ``G_Z = (1 - s) 
 Protocol: the prover opens ``Out`` at ``u`` to a committed value (one Hyrax opening of the
 combined stack ``sum_j a_j O_j``; for a constant, the claim ``c U`` with blind 0), runs the committed sumcheck (:mod:`zk.zksumcheck`) on
 ``eq(u, .) * F * G`` down to a random point ``r``, opens the linear parts of ``F`` and ``G`` at ``r``
-to committed values (two Hyrax openings), proves their product (:func:`zk.sigma.prove_product`)
+to committed values (one batched Hyrax opening, :func:`zk.commit.prove_evals`), proves their product (:func:`zk.sigma.prove_product`)
 and links ``eq(u, r)`` times it to the sumcheck's final claim by a zero opening.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ class HadamardProof:
     out_eval: EvalProof | None
     sumcheck: zksumcheck.CommittedSumcheck
     values: tuple[Point, Point, Point]  # linear parts of F(r), G(r); F(r) * G(r)
-    evals: tuple[EvalProof, EvalProof]
+    evals: tuple[EvalProof]  # one batched opening of F and G at r
     product: sigma.ProductProof
     final_blind: np.ndarray
 
@@ -78,7 +78,7 @@ class HadamardProof:
             out_eval = EvalProof.from_bytes(reader.section())
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), num_vars, 3)
         values = tuple(group.points_from_bytes(reader.section(), 3))
-        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(2))
+        evals = (EvalProof.from_bytes(reader.section()),)
         product = sigma.ProductProof.from_bytes(reader.section())
         try:
             final_blind = field.from_bytes(reader.section(), 1)[0]
@@ -107,8 +107,8 @@ def prove(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
                            field.sub(gv, field.from_int(g.const)), field.mul(fv, gv)])
     values, _ = commit.commit_scalars(lin_values, key, blinds=blinds[1:4])
     t.absorb_points("hadamard/values", values)
-    evals = tuple(commit.prove_eval(lin.opening, lin.commitment, r, t, key, value_blind=b, device=device)
-                  for lin, b in ((f_lin, blinds[1]), (g_lin, blinds[2])))
+    evals = (commit.prove_evals([f_lin.opening, g_lin.opening], [f_lin.commitment, g_lin.commitment], [r, r], t, key,
+                                value_blinds=blinds[1:3], device=device),)
     cf = values[0] + _const_point(f.const, key)
     cg = values[1] + _const_point(g.const, key)
     product = sigma.prove_product(fv, blinds[1], gv, blinds[2], blinds[3], (cf, cg, values[2]), t, key)
@@ -131,8 +131,10 @@ def verify(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, proof: Hadama
     r, final = zksumcheck.verify(claim, len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck")
     t.absorb_points("hadamard/values", proof.values)
-    for lin, value, ev in zip((f.linear(), g.linear()), proof.values, proof.evals):
-        commit.verify_eval(lin.commitment, r, value, ev, t, key, checks)
+    if len(proof.evals) != 1:
+        raise VerificationError(f"{what}: expected one batched opening of F and G")
+    commit.verify_evals([f.linear().commitment, g.linear().commitment], [r, r], proof.values[:2], proof.evals[0], t,
+                        key, checks)
     cf = proof.values[0] + _const_point(f.const, key)
     cg = proof.values[1] + _const_point(g.const, key)
     sigma.verify_product((cf, cg, proof.values[2]), proof.product, t, key, what=f"{what} product")

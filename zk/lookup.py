@@ -145,7 +145,7 @@ def _check(columns, table_bits: int) -> Layout:
     if not 1 <= len(columns) <= MAX_COLUMNS:
         raise ValueError(f"lookup: 1 to {MAX_COLUMNS} columns per proof, got {len(columns)}")
     for c in columns:
-        if not isinstance(c.scale, int) or not 1 <= c.scale < 1 << table_bits:
+        if isinstance(c.scale, bool) or not isinstance(c.scale, int) or not 1 <= c.scale < 1 << table_bits:
             raise ValueError(f"lookup: column scale {c.scale!r} outside [1, 2^{table_bits})")
     return Layout.of([c.num_vars for c in columns], [c.stack.commitment.col_vars for c in columns], table_bits)
 
@@ -438,7 +438,7 @@ def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, ch
         raise VerificationError(f"{what}: {exc}") from None
     groups = layout.opening_groups + [[len(columns)]]
     if len(proof.values) != len(columns) + 1 or len(proof.evals) != len(groups) or len(proof.roots) != 2 or \
-            len(proof.root_products) != 2:
+            len(proof.root_products) != 2 or np.shape(proof.leaf_blinds) != (3, 4):
         raise VerificationError(f"{what}: proof for another layout")
     if (proof.multiplicities.num_vars, proof.multiplicities.col_vars) != \
             (table_bits, commit.split_vars(table_bits)[1]):
