@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -30,6 +31,32 @@ def timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def reset_peak() -> bool:
+    """Reset this process's peak RSS (Linux ``clear_refs``); False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_mb() -> float:
+    """This process's peak RSS since the last :func:`reset_peak` (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def msm_unit(points: int = 1 << 16, repeat: int = 3) -> float:
+    """Seconds of one ``points``-point MSM of random scalars (``zk.group.msm``, best of ``repeat``):
+    the unit that makes prove times comparable across machines."""
+    import numpy as np
+    from zk import commit, field, group
+
+    gens = commit.DEFAULT_KEY.g(points)
+    scalars = field.random_seeded((points,), np.random.default_rng(0))
+    return best_time(lambda: group.msm(gens, scalars), repeat)
 
 
 def machine() -> str:

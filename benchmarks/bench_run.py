@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import resource
 import sys
 import time
 from datetime import date
@@ -25,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import zk
 from zk.training import synthetic_batches, synthetic_mlp
-from _doc import machine, publish
+from _doc import machine, peak_mb, publish, reset_peak
 
 LR = 0.01
 EXECUTORS = (("inline", 1), ("process", 1), ("process", 2), ("ray", 1), ("ray", 2))
@@ -54,20 +53,6 @@ class Row(NamedTuple):
     verify: float
     kb: float
     retries: int
-
-
-def reset_peak() -> bool:
-    """Reset this process's peak RSS (Linux ``clear_refs``); False where it cannot."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 def progress(stage, done, total):

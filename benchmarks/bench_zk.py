@@ -13,7 +13,14 @@ from datetime import date
 import numpy as np
 import zk
 from zk.training import synthetic_batches, synthetic_mlp
-from _doc import machine, publish, timed
+from _doc import machine, msm_unit, peak_mb, publish, reset_peak, timed
+
+
+def measured(run):
+    """``run()``'s row with this process's peak RSS during it (MB)."""
+    reset_peak()
+    row = run()
+    return (*row, peak_mb())
 
 
 def bench_einsum(shape_a, shape_b):
@@ -59,15 +66,20 @@ def main() -> None:
                 lambda: bench_training((784, 256, 256, 10), 64, 1, inference=True)]
         runs += [lambda s=s: bench_training((64, 32, 32, 10), 16, s) for s in (1, 2, 4, 8)]
         runs += [lambda w=w: bench_training((64, w, w, 10), 16, 1) for w in (32, 64, 128)]
+    unit = msm_unit()
     rows = []
     for run in runs:
-        name, tp, tv, size = run()
-        rows.append(f"| {name} | {tp:.2f} | {tv:.3f} | {size / 1e3:.1f} |")
+        name, tp, tv, size, peak = measured(run)
+        rows.append(f"| {name} | {tp:.2f} | {tp / unit:.1f} | {tv:.3f} | {size / 1e3:.1f} | {peak:.0f} |")
         print(rows[-1], flush=True)
-    table = "\n".join(["| proof | prove (s) | verify (s) | size (kB) |", "|---|---:|---:|---:|", *rows])
+    table = "\n".join(["| proof | prove (s) | prove / MSM 2^16 | verify (s) | size (kB) | peak RSS (MB) |",
+                       "|---|---:|---:|---:|---:|---:|", *rows])
     body = (f"## zk proofs (`benchmarks/bench_zk.py`)\n\n"
             f"Date {date.today()}; machine: {machine()}; configuration: "
-            f"{'quick' if args.quick else 'full'}, scale 2^16, lr 0.01, one run each (CPU only).\n\n"
+            f"{'quick' if args.quick else 'full'}, scale 2^16, lr 0.01, one run each (CPU only). "
+            f"*prove / MSM 2^16*: prove time in units of one 2^16-point MSM of random scalars measured in the same "
+            f"run ({unit * 1e3:.0f} ms here), to compare across machines; peak RSS: this process's peak during "
+            f"the row (prover and verifier).\n\n"
             + table)
     publish("bench_zk", body, not args.no_write)
 
