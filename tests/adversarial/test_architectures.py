@@ -14,12 +14,12 @@ import pytest
 import circuits
 import zk
 from circuits import UnsupportedOp, quantize_lr
-from zk import bits, fac4dnn, field, magnitudes
+from zk import fac4dnn, field, magnitudes
 from zk.keys import TensorKind as K
 from zk.lower import pad
 
-from forge import forge, rejection
-from test_lowering import LINEAR, rerun, violations
+from forge import forge, redecompose, rejection
+from test_lowering import LINEAR, rerun, set_limbs, violations
 
 LR = 0.25
 
@@ -51,7 +51,7 @@ def _circuit(build, training_=False, rows=2, steps=None):
 
 def _witness(c, seed=0):
     """The honest witness of circuit ``c`` from seeded data, targets and initial parameters
-    (:func:`test_lowering.rerun`), statement range planes included."""
+    (:func:`test_lowering.rerun`), the statement's range-check limbs included."""
     rng = np.random.default_rng(seed)
     v = {}
     for t in range(c.steps):
@@ -61,9 +61,8 @@ def _witness(c, seed=0):
     for n in c.params:
         v[K.VALUE(0, n)] = rng.integers(-2**12, 2**12, c.graph(c.batch)[n].shape)
     v = rerun(c, v, lambda *a: None)
-    for key, width in c.range_checks():
-        for j, plane in enumerate(bits.signed(pad(v[key], c.shapes[key]), width, str(key))):
-            v[K.BITS(key.step, key.tensor, j)] = plane
+    for check in c.statement_checks():
+        v.update(check.decompose(pad(v[check.key], c.shapes[check.key]), str(check.key)))
     return v
 
 
@@ -172,11 +171,9 @@ def test_a_sum_wrapping_modulo_r_through_a_broadcast_is_refused():
     values = {K.VALUE(0, "x"): x, K.VALUE(0, "v"): np.array([[v]], dtype=object),
               K.VALUE(0, "m"): np.array([[wrapped]], dtype=object), K.VALUE(0, "z"): np.array([[z]], dtype=object)}
     rem = np.array([[wrapped + (1 << 15) - (z << 16)]], dtype=object)
-    for j, plane in enumerate(bits.unsigned(rem, 16, "R")):
-        values[K.REMAINDER_BITS(0, "z", j)] = plane
-    for key, width in [(K.VALUE(0, "z"), g["z"].scale + 16)] + c.range_checks():
-        for j, plane in enumerate(bits.signed(pad(values[key], c.shapes[key]), width, str(key))):
-            values[K.BITS(key.step, key.tensor, j)] = plane
+    set_limbs(c, values, K.REMAINDER_LIMBS, "z", rem)
+    redecompose(c, values, K.VALUE(0, "z"))
+    assert c.range_checks() and all(redecompose(c, values, key) for key, _ in c.range_checks())
     assert violations(c, values) == set()  # every relation holds modulo r: only the bounds refuse it
     with pytest.raises(zk.ProofFormatError, match="unsound statement"):
         _roundtrip(forge(c, values, lr=0.0))
@@ -295,13 +292,13 @@ def _off_path_relu(g):
 
 BROKEN = {
     "relu of x": (lambda g: _lin(g, g.relu("x", name="rx")), (False, True),
-                  "relu(x) range-checks x again: its planes BITS(t, 'x', j) are the statement range check's "
+                  "relu(x) range-checks x again: its range keys (t, 'x', j) are the statement range check's "
                   "keys (offset 1 vs 0): keys committed twice, the proof never parses/verifies; "
                   "training: the prover crashes (AttributeError)"),
     "relu of a parameter": (lambda g: g.rescale(g.einsum("bi,oi->bo", "x", g.relu("w", name="rw"), name="m"),
                                                 16, name="z"), (False, True),
                             "relu(w) re-range-checks w under the keys of its statement range check "
-                            "BITS(0, 'w', j): keys committed twice, ProofFormatError on parse"),
+                            "(0, 'w', j): keys committed twice, ProofFormatError on parse"),
     "diagonal of a parameter": (lambda g: g.rescale(g.einsum("bi,ii->bi", "x", "w", name="d"), 16, name="dq"),
                                 (False,),
                                 "einsum 'bi,ii->bi' (a repeated label) is accepted by zk.lower, but "

@@ -6,7 +6,10 @@ Two kinds of forgery, both proved by our own prover (``forge``):
   (:func:`rerun`), and every committed tensor is refilled from the doctored run by the lowering's
   own witness rules, so every relation holds except those of the doctored op;
 - *local* forgeries: junk written into one committed tensor (often into its padding), with its
-  range-check planes recomputed so that only the relation that defines the tensor can catch it.
+  range-check limbs recomputed so that only the relation that defines the tensor can catch it;
+- *oversized limbs*: a value outside its range held by a limb outside its table (or a sign plane
+  outside ``[0, 2)``), so that every linear relation holds and only the range lookups can catch it
+  (our prover's own refusal skipped: :func:`forge.lenient_multiplicities`).
 
 Each test names the check that must reject the forgery.
 """
@@ -18,11 +21,11 @@ import pytest
 import circuits
 import zk
 from circuits import UnsupportedOp, interpret
-from zk import bits, field, training
+from zk import field, lower, training
 from zk.keys import TensorKind as K
 from zk.lower import pad
 
-from forge import forge, honest_witness, padded, rejection
+from forge import forge, honest_witness, padded, range_check_of, redecompose, rejection
 
 LINEAR = "linear relations"
 
@@ -30,23 +33,34 @@ LINEAR = "linear relations"
 # ----------------------------------------------------------------------------------------
 # tools
 # ----------------------------------------------------------------------------------------
-def _lenient_unsigned(values, k, what):
-    """The attacker's decomposition: the low ``k`` bits of each value's two's complement (what a
-    prover can commit to when the value is out of range: the recomposition then fails)."""
-    a = np.asarray(values, dtype=object)
-    return np.stack([np.asarray((a >> i) & 1, dtype=np.uint8) for i in range(k)]) if k else \
-        np.zeros((0, *a.shape), np.uint8)
+_decompose = lower.RangeCheck.decompose
 
 
-def _lenient_signed(values, q, what):
-    return _lenient_unsigned(values, q, what)
+def lenient_split_limbs(values, widths, what):
+    """The attacker's limbs: those of each value modulo ``2^sum(widths)`` (what a prover can commit
+    to when the value is out of range: every limb is in its table, the recomposition then fails)."""
+    a = np.asarray(values).astype(object) % (1 << sum(widths))
+    out, shift = [], 0
+    for b in widths:
+        out.append(np.asarray((a >> shift) & ((1 << b) - 1)).astype(np.int64))  # (0-d: an int)
+        shift += b
+    return out
+
+
+def lenient_decompose(check, values, what):
+    """:meth:`zk.lower.RangeCheck.decompose` of the in-range value congruent to each value modulo
+    ``2^width`` (the limbs and sign plane in their tables, the recomposition failing)."""
+    top = 1 << (check.width - 1)
+    a = np.asarray(values).astype(object)
+    return _decompose(check, (a - check.offset + top) % (2 * top) + check.offset - top, what)
 
 
 def rerun(circuit, values, doctor, graph_of=None, after=None):
     """``values`` re-derived from their own data, targets and initial parameters, every step run
     by :func:`circuits.run` with ``doctor(t, node, args, out)`` free to change each op's outputs
     ``out`` (a dict) in place, and every committed tensor refilled by the lowering's witness rules
-    (bit planes of out-of-range values: their low bits, :func:`_lenient_unsigned`).
+    (limbs of out-of-range values: those of their residue, :func:`lenient_split_limbs`,
+    :func:`lenient_decompose`).
     ``graph_of(t)``: the graph step ``t`` runs (default: the circuit's own); ``after(t, values)``
     may change the witness after step ``t`` (e.g. what it carries to the next step)."""
     original = interpret._step_fixed
@@ -60,8 +74,8 @@ def rerun(circuit, values, doctor, graph_of=None, after=None):
     values = dict(values)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(interpret, "_step_fixed", doctored)
-        mp.setattr(bits, "unsigned", _lenient_unsigned)
-        mp.setattr(bits, "signed", _lenient_signed)
+        mp.setattr(lower, "split_limbs", lenient_split_limbs)
+        mp.setattr(lower.RangeCheck, "decompose", lenient_decompose)
         _steps(circuit, values, step, graph_of, after)
     return values
 
@@ -81,34 +95,40 @@ def _steps(circuit, values, step, graph_of, after):
             after(t, values)
 
 
-def planes_of(values, key):
-    """The keys of the range-check planes of ``key`` present in ``values`` (in order)."""
-    kind = K.BITS
-    out = []
-    while (p := kind(key.step, key.tensor, len(out))) in values:
-        out.append(p)
-    return out
-
-
-def offset_of(circuit, values, key, planes):
-    """The offset of ``key``'s range check (``value - offset = signed(planes)``), from the honest witness."""
-    v = pad(values[key], circuit.shapes[key]).reshape(-1)[0]
-    recomposed = sum(w * int(np.asarray(values[p]).reshape(-1)[0])
-                     for w, p in zip(bits.signed_weights(len(planes)), planes))
-    return int(v) - recomposed
-
-
 def write(circuit, values, key, index, value, replanes=True):
-    """``values[key][index] = value`` (padding included) with ``key``'s range-check planes
-    recomputed, so its own range check still holds."""
-    planes = planes_of(values, key) if replanes and key.kind in (K.VALUE, K.UPDATE) else []
-    offset = offset_of(circuit, values, key, planes) if planes else 0
+    """``values[key][index] = value`` (padding included) with ``key``'s range-check limbs (and sign
+    plane) recomputed, so its own range check still holds."""
     a = padded(values, key, circuit.shapes[key])
     a[index] = value
-    if planes:
-        for p, plane in zip(planes, bits.signed(a - offset, len(planes), str(key))):
-            values[p] = plane
+    if replanes and key.kind in (K.VALUE, K.UPDATE):
+        redecompose(circuit, values, key)
     return values
+
+
+def limbs_of(circuit, kind, tensor, step=0):
+    """``[(key, bits)]`` of the looked-up tensors of ``kind`` for ``tensor`` at ``step``, limb 0 first."""
+    keys = sorted(k for k in circuit.lookup_bits if (k.kind, k.step, k.tensor) == (kind, step, tensor))
+    return [(k, circuit.lookup_bits[k]) for k in keys]
+
+
+def set_limbs(circuit, values, kind, tensor, ints, split=lower.split_limbs, step=0):
+    """Write the limbs of kind ``kind`` of ``tensor`` as ``split`` decomposes the (padded) ``ints``."""
+    limbs = limbs_of(circuit, kind, tensor, step)
+    assert limbs, (kind, tensor)
+    values.update(zip([k for k, _ in limbs], split(ints, [b for _, b in limbs], tensor)))
+    return values
+
+
+def top_heavy_split_limbs(values, widths, what):
+    """The attacker's limbs of out-of-range values that keep every recomposition: each limb but the
+    top one as the value's, the top one whatever is left (at or above ``2^bits``, or negative)."""
+    a = np.asarray(values).astype(object)
+    out, shift = [], 0
+    for b in widths[:-1]:
+        out.append(np.asarray((a >> shift) & ((1 << b) - 1), dtype=object))
+        shift += b
+    out.append(np.asarray(a >> shift, dtype=object))
+    return out
 
 
 def _table(circuit, values, key):
@@ -123,7 +143,7 @@ _MOD = np.frompyfunc(lambda x: int(x) % field.R, 1, 1)
 def violations(circuit, values) -> set:
     """The relations of ``circuit`` that ``values`` violates, evaluated directly (mod r): what the
     proof must catch. ``{"linear: <equation>", "einsum: <output>", "zkReLU: <h>",
-    "booleanity: <plane>", "padding: <statement tensor>"}``."""
+    "lookup: <limb or sign plane>" (an entry outside ``[0, 2^bits)``), "padding: <statement tensor>"}``."""
     out = set()
     v = {}
 
@@ -148,10 +168,9 @@ def violations(circuit, values) -> set:
             ok &= g is None or not _MOD(table(g) - (1 - table(s)) * table(gh)).any()
             if not ok:
                 out.add(f"zkReLU: {h.tensor}")
-    for group in circuit.bit_groups():
-        for k in group:
-            if not np.isin(table(k), (0, 1)).all():
-                out.add(f"booleanity: {k}")
+    for k, b in circuit.lookup_bits.items():
+        if (_MOD(table(k)) >= 1 << b).any():
+            out.add(f"lookup: {k}")
     for _, keys in circuit.padding_groups():
         for k in keys:
             inside = np.zeros(circuit.shapes[k], bool)
@@ -266,7 +285,7 @@ def test_relu_grad_at_zero_follows_torch():
     forged = rerun(circuit, values, _doctor("relu_grad", at_zero_passes))
     assert (np.asarray(forged[K.VALUE(0, "1.grad")])[0] != 0).any()
     field_rejection(circuit, forged, "zkReLU", violated={"zkReLU: 1.relu"})
-    sign = planes_of(forged, K.VALUE(0, "0.z"))[-1]
+    sign = range_check_of(circuit, K.VALUE(0, "0.z")).sign_plane
     forged[sign] = np.array(forged[sign], copy=True)
     forged[sign][0] = 0  # z = 0 on row 0 claimed positive; h = z = 0 either way
     field_rejection(circuit, forged, LINEAR, violated={"linear: range check of 0.z (rescaled by 2^26)"})
@@ -284,19 +303,45 @@ def test_sign_plane_inconsistent_with_z(w):
         out[node.output][i] = 0
     forged = rerun(circuit, values, lambda t, node, args, out: kill(args, out, node)
                    if node.op in ("relu", "relu_grad") else None)
-    sign = planes_of(forged, K.VALUE(0, "0.z"))[-1]
+    sign = range_check_of(circuit, K.VALUE(0, "0.z")).sign_plane
     forged[sign] = np.array(forged[sign], copy=True)
     forged[sign][i] = 1
     field_rejection(circuit, forged, LINEAR, violated={"linear: range check of 0.z (rescaled by 2^26)"})
 
 
+def test_a_sign_plane_of_two_negates_a_relu(w):
+    """s = 2 at a positive z (where s = 0): zkReLU holds with h = -z and g = -g_h (a 'ReLU' that
+    negates, refilled downstream), and the recomposition of z - 1 = -2^(w-1) s + limbs too, its
+    top limb taking the extra 2^w: only the range lookups reject it (the sign plane outside
+    [0, 2), the top limb outside its table)."""
+    circuit, values = w
+    key = K.VALUE(0, "0.z")
+    i = _first_index(values[key], lambda a: a > 1)
+
+    def negate(t, node, args, out):
+        if node.op in ("relu", "relu_grad") and node.inputs[-1] == "0.z":
+            out[node.output] = np.array(out[node.output], dtype=object)
+            out[node.output][i] = -args[0][i]
+    forged = rerun(circuit, values, negate)
+    check = range_check_of(circuit, key)
+    sign = padded(forged, check.sign_plane, circuit.shapes[key]).astype(object)
+    assert sign[i] == 0
+    sign[i] = 2
+    forged[check.sign_plane] = sign
+    low = pad(forged[key], circuit.shapes[key]).astype(object) - check.offset + (sign << (check.width - 1))
+    limbs = check.limbs[:-1]
+    forged.update(zip([k for k, _ in limbs], top_heavy_split_limbs(low, [b for _, b in limbs], "z")))
+    field_rejection(circuit, forged, "range lookups", violated={f"lookup: {check.sign_plane}", f"lookup: {limbs[-1][0]}"})
+
+
 # ----------------------------------------------------------------------------------------
-# rescale: x + 2^(k-1) = 2^k q + R, R in [0, 2^k) by k planes, q range-checked
+# rescale: x + 2^(k-1) = 2^k q + R, R in [0, 2^k) by its k bits of limbs, q range-checked
 # ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("delta", [-1, 1])
 def test_rescale_remainder_outside_its_range(w, delta):
     """q one less with R = R + 2^k (R >= 2^k: the remainder equal to or above the divisor), or q
-    one more with R - 2^k < 0: the equation holds over the integers, the k planes cannot hold R."""
+    one more with R - 2^k < 0: the equation holds over the integers, k bits of limbs cannot hold R
+    (the attacker's limbs are R's residue modulo 2^k, so the division fails)."""
     circuit, values = w
     k = next(n for n in circuit.graph(3).nodes if n.output == "2.in.grad").attrs["bits"]
 
@@ -311,12 +356,39 @@ def test_rescale_remainder_outside_its_range(w, delta):
                     violated={"linear: rescale 2.in.grad (2.in.grad.raw + 2^25 = 2^26 2.in.grad + R)"})
 
 
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_rescale_remainder_held_by_an_oversized_top_limb(w, delta):
+    """The same forgery with R's top limb holding what its k bits cannot (R + 2^k: a top limb of
+    2^b or more; R - 2^k: a negative one): the division and every recomposition hold, only the
+    range lookups reject it (the top limb here is narrower than the table: its scaled column)."""
+    circuit, values = w
+    k = next(n for n in circuit.graph(3).nodes if n.output == "2.in.grad").attrs["bits"]
+    limbs = limbs_of(circuit, K.REMAINDER_LIMBS, "2.in.grad")
+    top, b = limbs[-1]
+    assert sum(w for _, w in limbs) == k and b < circuit.limb_bits
+
+    seen = {}
+
+    def shift(args, out, node):
+        q, r = (np.array(out[x], dtype=object) for x in (node.output, node.output + ".rem"))
+        q[0, 0] += delta
+        r[0, 0] -= delta << k
+        out[node.output], out[node.output + ".rem"] = q, r
+        seen["rem"] = r
+    forged = rerun(circuit, values, _doctor("rescale", shift, output="2.in.grad"))
+    rem = pad(seen["rem"], circuit.shapes[K.VALUE(0, "2.in.grad")], 1 << (k - 1))  # 2^(k-1) on padding
+    set_limbs(circuit, forged, K.REMAINDER_LIMBS, "2.in.grad", rem, top_heavy_split_limbs)
+    assert int(forged[top][0, 0]) == (int(values[top][0, 0]) + (1 << b) if delta == -1 else
+                                      int(values[top][0, 0]) - (1 << b))
+    field_rejection(circuit, forged, "range lookups", violated={f"lookup: {top}"})
+
+
 # ----------------------------------------------------------------------------------------
 # loss gradient: 2^(S+1) (out - y) + N/2 = N G + RL, RL in [0, N) (N = 6: not a power of two)
 # ----------------------------------------------------------------------------------------
 def test_loss_remainder_equal_to_the_divisor(w):
-    """G one less and RL = RL + N (>= N, below 2^3 so its low planes hold it): only the
-    complement planes of N - 1 - RL catch it."""
+    """G one less and RL = RL + N (>= N, below 2^3 so its limbs hold it): only the complement
+    limbs of N - 1 - RL catch it."""
     circuit, values = w
     n = next(n for n in circuit.graph(3).nodes if n.op == "loss_grad").attrs["count"]
     assert n == 6
@@ -339,9 +411,8 @@ def test_loss_gradient_on_a_padding_row(w):
     rem = padded(values, K.REMAINDER(0, "loss.grad"), circuit.shapes[key]).astype(object)
     rem[3, 0] -= 6
     values[K.REMAINDER(0, "loss.grad")] = rem
-    for kind, r in ((K.REMAINDER_BITS, rem), (K.COMPLEMENT_BITS, 5 - rem)):
-        for j, plane in enumerate(_lenient_unsigned(r, 3, "")):
-            values[kind(0, "loss.grad", j)] = plane
+    for kind, r in ((K.REMAINDER_LIMBS, rem), (K.COMPLEMENT_LIMBS, 5 - rem)):
+        set_limbs(circuit, values, kind, "loss.grad", r, lenient_split_limbs)
     found = violations(circuit, values)
     assert "linear: range check of the remainder of loss.grad" in found, found
     field_rejection(circuit, values, LINEAR)
@@ -457,9 +528,10 @@ def test_junk_in_any_padding_entry_of_any_intermediate_violates_a_relation(two_s
     assert free == []
 
 
-def test_a_flipped_bit_plane_on_padding_violates_a_relation(two_steps):
-    """The lowest and the top plane of every range check and remainder, flipped at the first
-    padding entry of its tensor: some relation (recomposition, division) always fails."""
+def test_a_flipped_limb_bit_on_padding_violates_a_relation(two_steps):
+    """The lowest bit of the lowest and of the top limb (or the sign plane) of every range check
+    and remainder, flipped at the first padding entry of its tensor (the limb stays in its
+    table): some relation (recomposition, division) always fails."""
     circuit, honest = two_steps
     groups: dict = {}
     for k, _ in circuit.proof_keys:
@@ -468,7 +540,7 @@ def test_a_flipped_bit_plane_on_padding_violates_a_relation(two_steps):
     free = []
     for (kind, step, tensor), planes in groups.items():
         like = K.UPDATE(step, tensor) if K.UPDATE(step, tensor) in honest else K.VALUE(step, tensor)
-        if like not in circuit.shapes or not _padding_entries(circuit, like) or kind is K.BITS and tensor in ("x", "y"):
+        if like not in circuit.shapes or not _padding_entries(circuit, like):
             continue
         entry = _padding_entries(circuit, like)[0]
         for plane in {planes[0], planes[-1]}:
@@ -492,19 +564,18 @@ def test_junk_in_intermediate_padding_is_rejected(two_steps, key, entry):
     field_rejection(circuit, values, (LINEAR, "einsum", "zkReLU"))
 
 
-@pytest.mark.parametrize("key, fill", [(K.REMAINDER_BITS(0, "0.z", 0), 1), (K.REMAINDER(0, "loss.grad"), 2)])
+@pytest.mark.parametrize("key, fill", [(K.REMAINDER_LIMBS(0, "0.z", 0), 1), (K.REMAINDER(0, "loss.grad"), 2)])
 def test_remainders_on_padding_keep_their_fill(two_steps, key, fill):
-    """On padding the rescale remainder is 2^(k-1) (planes 0...01) and the loss remainder N/2:
-    a remainder of another value there (its planes recomputed) breaks the division."""
+    """On padding the rescale remainder is 2^(k-1) (its limb 0 is 0) and the loss remainder N/2:
+    a remainder of another value there (its limbs recomputed) breaks the division."""
     circuit, honest = two_steps
     values = dict(honest)
     a = padded(values, key, circuit.shapes[key])
-    assert a[3, 0] == (0 if key.kind is K.REMAINDER_BITS else 3)
+    assert a[3, 0] == (0 if key.kind is K.REMAINDER_LIMBS else 3)
     a[3, 0] = fill
     if key.kind is K.REMAINDER:
-        for kind, r in ((K.REMAINDER_BITS, a), (K.COMPLEMENT_BITS, 5 - a)):
-            for j, plane in enumerate(bits.unsigned(r, 3, "")):
-                values[kind(0, "loss.grad", j)] = plane
+        for kind, r in ((K.REMAINDER_LIMBS, a), (K.COMPLEMENT_LIMBS, 5 - a)):
+            set_limbs(circuit, values, kind, "loss.grad", r)
     found = violations(circuit, values)
     assert len(found) == 1 and ("rescale 0.z" in next(iter(found)) or "loss gradient" in next(iter(found))), found
     field_rejection(circuit, values, LINEAR)
@@ -635,18 +706,19 @@ def test_inference_relu_passing_negatives(inference):
 
 def test_inference_output_wrapping_modulo_r(inference):
     """Output + 2^-16 mod r with the remainder one less: the rescale holds modulo r with genuine
-    remainder planes; the output's range check (32-bit two's complement) fails."""
+    remainder limbs; the output's range check (32-bit two's complement) fails."""
     circuit, values = inference
     key = K.VALUE(0, "2.z")
-    r_planes = [K.REMAINDER_BITS(0, "2.z", j) for j in range(16)]
-    rem = sum((1 << j) * np.asarray(values[p], dtype=object) for j, p in enumerate(r_planes))
+    r_limbs = limbs_of(circuit, K.REMAINDER_LIMBS, "2.z")
+    assert sum(b for _, b in r_limbs) == 16
+    rem = sum(c * np.asarray(pad(values[k], circuit.shapes[key]), dtype=object)
+              for c, k in lower.limb_terms(r_limbs))
     i = _first_index(rem[:3, :2], lambda a: a >= 1)
     q = padded(values, key, circuit.shapes[key]).astype(object)
     q[i] = (q[i] + pow(1 << 16, -1, field.R)) % field.R
     values[key] = q
     rem[i] -= 1
-    for j, p in enumerate(r_planes):
-        values[p] = np.asarray((rem >> j) & 1, dtype=np.uint8)
+    set_limbs(circuit, values, K.REMAINDER_LIMBS, "2.z", rem)
     _infer_rejection(circuit, values, LINEAR, {"linear: range check of 2.z (rescaled by 2^16)"})
 
 
@@ -744,7 +816,7 @@ def test_a_carried_tensor_is_bounded_at_the_next_step_as_where_it_was_made(momen
 # ----------------------------------------------------------------------------------------
 def _relations(c):
     return (c.statement_keys, c.proof_keys, c.public_keys, [(r.terms, r.const) for r in c.linear_relations],
-            c.einsum_groups(), c.relu_groups(), c.bit_groups(), c.padding_groups())
+            c.einsum_groups(), c.relu_groups(), c.lookup_groups(), c.lookup_bits, c.padding_groups())
 
 
 @pytest.mark.parametrize("which", ["short_last", "momentum", "inference"])
@@ -766,21 +838,24 @@ def _keys(c):
 @pytest.mark.parametrize("which", ["w", "short_last", "momentum", "inference"])
 def test_every_committed_tensor_is_bound_by_a_relation(which, request):
     """Every committed value tensor other than the statement's data is made by a relation (an
-    einsum's output, a zkReLU output, a term of a linear relation), every plane is in a
-    booleanity group and in a recomposition, and the relations name only committed or public
-    tensors."""
+    einsum's output, a zkReLU output, a term of a linear relation), every limb and sign plane is
+    looked up (at scale 1, and a top limb narrower than the table also at its scale) and in a
+    recomposition, and the relations name only committed or public tensors."""
     circuit, _ = request.getfixturevalue(which)
     linear = {k for rel in circuit.linear_relations for _, k in rel.terms}
     einsum_out = {c for _, inst in circuit.einsum_groups() for _, _, c in inst}
     einsum_in = {k for _, inst in circuit.einsum_groups() for a, b, _ in inst for k in (a, b)}
     relu = {k for group in circuit.relu_groups() for inst in group for k in inst if k is not None}
-    planes = {k for group in circuit.bit_groups() for k in group}
+    planes = {k for group in circuit.lookup_groups() for keys, scale in group if scale == 1 for k in keys}
+    scaled = {(k, scale) for group in circuit.lookup_groups() for keys, scale in group if scale > 1 for k in keys}
     committed = set(_keys(circuit))
     public = {k for k, _ in circuit.public_keys}
     assert len(committed) == len(_keys(circuit))  # no key twice
     for k in committed:
         if k.plane is not None:
             assert k in planes and k in linear, k
+            b = circuit.lookup_bits[k]
+            assert b == circuit.limb_bits or (k, 1 << (circuit.limb_bits - b)) in scaled, k
         else:
             assert k in linear | einsum_out | relu, k
     assert (linear | einsum_out | einsum_in | relu | planes) <= committed | public
@@ -806,9 +881,10 @@ def test_an_honest_witness_claimed_as_another_statement(w, claim):
     }[claim])
     for k, _ in claimed.proof_keys:  # a tensor only the claimed circuit commits (a wider remainder): zero
         values.setdefault(k, np.zeros(claimed.shapes[k], np.int64))
-    if claim == "narrower parameters":  # the top plane dropped: the recomposition of W0 fails
-        found = violations(claimed, values)
-        assert found and all(v.startswith("linear: range check of") for v in found), found
+    if claim == "narrower parameters":  # the top bit dropped: the recomposition of W0 fails (and
+        found = violations(claimed, values)  # the top limb, now a bit narrower, may leave its table)
+        assert any(v.startswith("linear: range check of") for v in found), found
+        assert all(v.startswith(("linear: range check of", "lookup: ('limbs', 0, ")) for v in found), found
     msg = rejection(forge(claimed, values, lr=float(claimed.lr_q / (1 << claimed.lr_bits))))
     assert ("zero padding" if claim == "fewer rows" else LINEAR) in msg, msg
 
@@ -833,9 +909,8 @@ def _custom_inference(build, rows, doctor=lambda *a: None):
     values = rerun(circuit, {K.VALUE(0, "x"): rng.integers(-2**12, 2**12, (rows, 3)),
                              K.VALUE(0, "w"): rng.integers(-2**12, 2**12, (3, 3)),
                              K.VALUE(0, "b"): rng.integers(-2**12, 2**12, (3,))}, doctor)
-    for key, width in circuit.range_checks():
-        for j, plane in enumerate(bits.signed(pad(values[key], circuit.shapes[key]), width, str(key))):
-            values[K.BITS(key.step, key.tensor, j)] = plane
+    for check in circuit.statement_checks():
+        values.update(check.decompose(pad(values[check.key], circuit.shapes[check.key]), str(check.key)))
     return circuit, values
 
 

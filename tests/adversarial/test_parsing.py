@@ -7,11 +7,13 @@ import textwrap
 import pytest
 
 import zk
+from zk.proof_format import VERSION
 
 HUGE = textwrap.dedent("""
     import resource, struct, sys, time
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
     import zk
+    from zk.proof_format import VERSION
     steps, layers, lr, scale = 4096, 64, float(sys.argv[1]), int(sys.argv[2])
     arch = zk.Architecture.mlp((512,) * (layers + 1), (), scale, scale).data
     head = struct.pack("<I", len(arch)) + arch
@@ -19,7 +21,7 @@ HUGE = textwrap.dedent("""
     head += struct.pack("<II", 0, 512) * steps
     commitment = struct.pack("<I", 51) + bytes([1, 18, 12]) + bytes(48)
     stmt = head + commitment * (2 * steps + 2 * layers)
-    data = b"ZKTRAIN\\0" + bytes([5]) + struct.pack("<I", len(stmt)) + stmt
+    data = b"ZKTRAIN\\0" + bytes([VERSION]) + struct.pack("<I", len(stmt)) + stmt
     t0 = time.perf_counter()
     try:
         zk.TrainingProof.from_bytes(data)
@@ -41,6 +43,8 @@ def test_a_crafted_huge_statement_fails_fast_under_a_memory_cap(lr, scale, reaso
 def test_old_versions_are_refused_by_name():
     with pytest.raises(zk.ProofFormatError, match="unsupported proof version 2"):
         zk.TrainingProof.from_bytes(b"ZKTRAIN\0\x02" + bytes(100))
+    with pytest.raises(zk.ProofFormatError, match=f"unsupported proof version {VERSION - 1}"):
+        zk.TrainingProof.from_bytes(b"ZKTRAIN\0" + bytes([VERSION - 1]) + bytes(100))  # bit planes, booleanity
     with pytest.raises(zk.ProofFormatError, match="unsupported version 1"):
         zk.EinsumProof.from_bytes(b"ZKEINSUM\x01" + bytes(100))
 
@@ -49,6 +53,6 @@ def test_truncated_statement_sections_are_refused():
     arch = zk.Architecture.mlp((4, 4, 4)).data
     head = struct.pack("<I", len(arch)) + arch + struct.pack("<IIBBddddB", 2, 2, 18, 16, 0.1, 0, 0, 0, 0)
     head += bytes(32) + struct.pack("<II", 0, 2) * 2
-    data = b"ZKTRAIN\0\x05" + struct.pack("<I", len(head)) + head
+    data = b"ZKTRAIN\0" + bytes([VERSION]) + struct.pack("<I", len(head)) + head
     with pytest.raises(zk.ProofFormatError, match="commitments"):
         zk.TrainingProof.from_bytes(data)
