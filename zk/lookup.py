@@ -79,10 +79,13 @@ MAX_COLUMNS = 1 << 12
 
 @dataclass(frozen=True)
 class Column:
-    """``scale * F(x)`` must be in the table for every entry of the committed stack ``F``."""
+    """``scale * F(x)`` must be in the table for every entry of the committed stack ``F``; against a
+    function table ``f`` (``prove(..., function=f)``), the pair ``(F(x), V(x))`` must be a row
+    ``(v, f(v))`` of it, ``V`` the committed stack ``values`` of the same layout (scale 1)."""
 
     stack: Stack
     scale: int = 1
+    values: Stack | None = None
 
     @property
     def num_vars(self) -> int:
@@ -99,9 +102,10 @@ class Layout:
     column_vars: tuple[int, ...]
     column_cols: tuple[int, ...]  # each column's row width (col_vars), which decides the batched openings
     table_bits: int
+    paired: bool = False  # a function table: every column also opens its values stack
 
     @classmethod
-    def of(cls, column_vars, column_cols, table_bits: int) -> "Layout":
+    def of(cls, column_vars, column_cols, table_bits: int, paired: bool = False) -> "Layout":
         column_vars, column_cols = tuple(int(m) for m in column_vars), tuple(int(c) for c in column_cols)
         if len(column_cols) != len(column_vars):
             raise ValueError("lookup: one row width per column")
@@ -112,7 +116,7 @@ class Layout:
         n = max(1, (at - 1).bit_length())
         if n > MAX_LEAF_VARS:
             raise ValueError(f"lookup: {at} leaves, more than 2^{MAX_LEAF_VARS}")
-        return cls(n, tuple(offsets), column_vars, column_cols, table_bits)
+        return cls(n, tuple(offsets), column_vars, column_cols, table_bits, paired)
 
     @property
     def unused(self) -> int:
@@ -121,9 +125,15 @@ class Layout:
 
     @property
     def opening_groups(self) -> list[list[int]]:
-        """The columns (their indices) opened by one batched Hyrax opening each: those of one row
-        width, by row width."""
-        return [[j for j, c in enumerate(self.column_cols) if c == width] for width in sorted(set(self.column_cols))]
+        """The opened stacks (indices: the columns, then for a function table their values stacks)
+        in one batched Hyrax opening each: those of one row width, by row width."""
+        cols = list(self.column_cols) * (2 if self.paired else 1)
+        return [[j for j, c in enumerate(cols) if c == width] for width in sorted(set(cols))]
+
+    @property
+    def opened(self) -> int:
+        """How many stacks the leaves' openings cover (the multiplicities excepted)."""
+        return len(self.column_cols) * (2 if self.paired else 1)
 
     def selector(self, offset: int, vars_: int, rho: np.ndarray) -> np.ndarray:
         """``eq`` of ``rho``'s leading ``num_vars - vars_`` coordinates and the block's index bits."""
@@ -133,28 +143,50 @@ class Layout:
         return mle.eq(rho[:lead], field.from_int(bits_)) if lead else field.ONE.copy()
 
 
+def _function_values(function, table_bits: int) -> np.ndarray | None:
+    """A function table's values ``f(0), ..., f(2^L - 1)`` as int64 (None for a range table)."""
+    if function is None:
+        return None
+    f = np.asarray(function, dtype=np.int64).reshape(-1)
+    if len(f) != 1 << table_bits:
+        raise ValueError(f"lookup: a function table of 2^{table_bits} rows needs {1 << table_bits} values, "
+                         f"got {len(f)}")
+    return f
+
+
 def _table_mle(rho: np.ndarray) -> np.ndarray:
     """``t~(rho) = sum_v 2^(L-1-v) rho_v``: the MLE of ``(0, 1, ..., 2^L - 1)``."""
     bits_ = len(rho)
     return field.inner(field.from_int([1 << (bits_ - 1 - v) for v in range(bits_)]), rho) if bits_ else field.zeros()
 
 
-def _check(columns, table_bits: int) -> Layout:
+def _check(columns, table_bits: int, function=None) -> Layout:
     if not 1 <= table_bits <= MAX_TABLE_BITS:
         raise ValueError(f"lookup: table of 2^{table_bits} entries (1 to {MAX_TABLE_BITS} bits)")
     if not 1 <= len(columns) <= MAX_COLUMNS:
         raise ValueError(f"lookup: 1 to {MAX_COLUMNS} columns per proof, got {len(columns)}")
+    paired = function is not None
     for c in columns:
         if isinstance(c.scale, bool) or not isinstance(c.scale, int) or not 1 <= c.scale < 1 << table_bits:
             raise ValueError(f"lookup: column scale {c.scale!r} outside [1, 2^{table_bits})")
-    return Layout.of([c.num_vars for c in columns], [c.stack.commitment.col_vars for c in columns], table_bits)
+        if paired != (c.values is not None) or (paired and c.scale != 1):
+            raise ValueError("lookup: a function table's columns (and only those) pair a values stack, at scale 1")
+        if paired and (c.values.commitment.num_vars, c.values.commitment.col_vars) != \
+                (c.stack.commitment.num_vars, c.stack.commitment.col_vars):
+            raise ValueError("lookup: a column's values stack has another layout")
+    return Layout.of([c.num_vars for c in columns], [c.stack.commitment.col_vars for c in columns], table_bits,
+                     paired)
 
 
-def _absorb_statement(t: Transcript, columns, table_bits: int) -> None:
+def _absorb_statement(t: Transcript, columns, table_bits: int, function: np.ndarray | None) -> None:
     t.absorb_ints("lookup/table-bits+columns", [table_bits, len(columns)])
+    if function is not None:
+        t.absorb("lookup/function", np.ascontiguousarray(function, dtype="<i8").tobytes())
     for c in columns:
         t.absorb_int("lookup/scale", c.scale)
         t.absorb("lookup/column", c.stack.commitment.to_bytes())
+        if c.values is not None:
+            t.absorb("lookup/column-values", c.values.commitment.to_bytes())
 
 
 @dataclass(frozen=True)
@@ -237,7 +269,7 @@ class LookupProof:
         roots = tuple(group.points_from_bytes(reader.section(), 2))
         products = tuple(sigma.ProductProof.from_bytes(reader.section()) for _ in range(2))
         root_blind = _scalar(reader.section())
-        values = tuple(group.points_from_bytes(reader.section(), len(layout.offsets) + 1))
+        values = tuple(group.points_from_bytes(reader.section(), layout.opened + 1))
         evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(len(layout.opening_groups) + 1))
         try:
             blinds = field.from_bytes(reader.section(), 3)
@@ -249,36 +281,45 @@ class LookupProof:
         return b"".join(section(s) for s in self.sections())
 
     @classmethod
-    def from_bytes(cls, data: bytes, columns, table_bits: int) -> "LookupProof":
+    def from_bytes(cls, data: bytes, columns, table_bits: int, function=None) -> "LookupProof":
         reader = Reader(data)
-        proof = cls.read(reader, _check(columns, table_bits))
+        proof = cls.read(reader, _check(columns, table_bits, function))
         reader.end()
         return proof
 
 
-def multiplicities(columns, table_bits: int, unused: int = 0, device: Device = CPU) -> np.ndarray:
+def _integers(stack: Stack, device: Device) -> np.ndarray:
+    table = device.download(stack.opening.table)
+    return table.reshape(-1).astype(np.int64) if table.dtype == np.uint8 else field.to_signed(table).reshape(-1)
+
+
+def multiplicities(columns, table_bits: int, unused: int = 0, device: Device = CPU, function=None) -> np.ndarray:
     """The counts over the table of the looked-up integers ``scale * F(x)`` of every column (its
     table on ``device``; ``unused`` more entries 0); ValueError naming a column with an entry
-    outside ``[0, 2^table_bits)``."""
+    outside ``[0, 2^table_bits)`` (or, against a ``function`` table, whose values differ from it)."""
     counts = np.zeros(1 << table_bits, dtype=np.int64)
+    f = _function_values(function, table_bits)
     for j, c in enumerate(columns):
-        table = device.download(c.stack.opening.table)
-        e = table.reshape(-1).astype(np.int64) if table.dtype == np.uint8 else field.to_signed(table).reshape(-1)
+        e = _integers(c.stack, device)
         if e.size and (int(e.min()) < 0 or c.scale * int(e.max()) >= 1 << table_bits):
             raise ValueError(f"lookup: column {j} has values in [{int(e.min())}, {int(e.max())}], "
                              f"outside [0, 2^{table_bits}) at scale {c.scale}")
+        if f is not None and not np.array_equal(_integers(c.values, device), f[e]):
+            raise ValueError(f"lookup: column {j} pairs values that are not the table's function of its entries")
         counts += np.bincount(c.scale * e, minlength=1 << table_bits)
     counts[0] += unused
     return counts
 
 
-def _lookup_denominators(columns, layout: Layout, alpha: np.ndarray, device: Device):
-    """The lookup tree's leaf denominators ``alpha - c_j F_j(x)`` (``alpha`` on unused leaves), on
-    ``device``."""
+def _lookup_denominators(columns, layout: Layout, alpha: np.ndarray, beta: np.ndarray | None, device: Device):
+    """The lookup tree's leaf denominators ``alpha - c_j F_j(x)`` (``alpha - F_j(x) - beta V_j(x)``
+    against a function table; ``alpha`` on unused leaves), on ``device``."""
     q = device.add(device.asarray(field.zeros(1 << layout.num_vars)), alpha)
     for c, off in zip(columns, layout.offsets):
-        table = device.field_table(c.stack.opening.table).reshape(-1, 4)
-        q[off:off + len(table)] = device.add(device.mul(table, field.from_int(-c.scale)), alpha)
+        entry = device.mul(device.field_table(c.stack.opening.table).reshape(-1, 4), field.from_int(-c.scale))
+        if beta is not None:
+            entry = device.sub(entry, device.mul(device.field_table(c.values.opening.table).reshape(-1, 4), beta))
+        q[off:off + len(entry)] = device.add(entry, alpha)
     return q
 
 
@@ -377,20 +418,31 @@ def _verify_tree(tree: TreeProof, num_vars: int, unit_leaves: bool, t: Transcrip
     return point, cp, cq
 
 
-def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.CommitKey = commit.DEFAULT_KEY,
-          device: Device = CPU) -> LookupProof:
-    """Prove that every entry ``scale * F(x)`` of every column is in ``[0, 2^table_bits)`` (the module
-    docstring's protocol; the stacks' openings held by the prover) on ``device``. ValueError naming
-    the column with an entry the table lacks."""
-    layout = _check(columns, table_bits)
-    counts = multiplicities(columns, table_bits, layout.unused, device)
-    mult, mult_open = commit.commit(counts, key, device=device)
-    _absorb_statement(t, columns, table_bits)
-    t.absorb("lookup/multiplicities", mult.to_bytes())
+def _challenges(t: Transcript, function) -> tuple[np.ndarray, np.ndarray | None]:
+    """``alpha`` and, against a function table, ``beta`` (the pairs' combination)."""
     alpha = t.challenge_scalar("lookup/alpha")
-    lookup_layers = _tree(None, _lookup_denominators(columns, layout, alpha, device), device)
-    values = np.arange(1 << table_bits, dtype=np.int64)
-    table_layers = _tree(device.table_from_ints(-counts), device.add(device.table_from_ints(-values), alpha), device)
+    return alpha, None if function is None else t.challenge_scalar("lookup/beta")
+
+
+def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.CommitKey = commit.DEFAULT_KEY,
+          device: Device = CPU, function=None) -> LookupProof:
+    """Prove that every entry ``scale * F(x)`` of every column is in ``[0, 2^table_bits)`` (the module
+    docstring's protocol; the stacks' openings held by the prover) on ``device``; with ``function``
+    (the values ``f(0..2^L-1)``) that every pair ``(F(x), V(x))`` is a row ``(v, f(v))``, the tree's
+    entries being ``F + beta V`` and the table's rows ``v + beta f(v)``. ValueError naming the
+    column with an entry the table lacks."""
+    layout = _check(columns, table_bits, function)
+    f = _function_values(function, table_bits)
+    counts = multiplicities(columns, table_bits, layout.unused, device, f)
+    mult, mult_open = commit.commit(counts, key, device=device)
+    _absorb_statement(t, columns, table_bits, f)
+    t.absorb("lookup/multiplicities", mult.to_bytes())
+    alpha, beta = _challenges(t, f)
+    lookup_layers = _tree(None, _lookup_denominators(columns, layout, alpha, beta, device), device)
+    rows = device.add(device.table_from_ints(-np.arange(1 << table_bits, dtype=np.int64)), alpha)
+    if beta is not None:
+        rows = device.sub(rows, device.mul(device.table_from_ints(f), beta))
+    table_layers = _tree(device.table_from_ints(-counts), rows, device)
 
     pa, qa, pb, qb = (device.download(x).reshape(-1, 4)[0] for x in (*lookup_layers[0], *table_layers[0]))
     root_values = np.stack([pa, qa, pb, qb, field.mul(pa, qb), field.mul(pb, qa)])
@@ -404,48 +456,64 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
     root_blind = field.add(rb[4], rb[5])
     t.absorb_scalars("lookup/root-blind", root_blind)
 
-    n = layout.num_vars
-    tables = [(c.stack.opening, c.stack.commitment) for c in columns] + [(mult_open, mult)]
-    subs = [rho[n - m:] for m in layout.column_vars] + [rho_t]
+    stacks = _opened(columns, layout)
+    tables = [(s.opening, s.commitment) for s in stacks] + [(mult_open, mult)]
+    subs = _points(layout, rho, rho_t)
     values, blinds = commit.commit_scalars(np.stack([commit.evaluate(o, x, device) for (o, _), x in zip(tables, subs)]),
                                            key)
     t.absorb_points("lookup/leaf-values", values)
-    groups = layout.opening_groups + [[len(columns)]]
+    groups = layout.opening_groups + [[layout.opened]]
     evals = tuple(commit.prove_evals([tables[j][0] for j in g], [tables[j][1] for j in g], [subs[j] for j in g], t,
                                      key, value_blinds=blinds[g], device=device) for g in groups)
     zq = bq
-    for c, off, blind in zip(columns, layout.offsets, blinds):
-        zq = field.add(zq, field.mul(field.mul(layout.selector(off, c.num_vars, rho), field.from_int(c.scale)), blind))
+    for j, (c, off) in enumerate(zip(columns, layout.offsets)):
+        sel = layout.selector(off, c.num_vars, rho)
+        zq = field.add(zq, field.mul(field.mul(sel, field.from_int(c.scale)), blinds[j]))
+        if beta is not None:
+            zq = field.add(zq, field.mul(field.mul(sel, beta), blinds[len(columns) + j]))
     zp_t = field.add(bp_t, blinds[-1])
     leaf_blinds = np.stack([zq, zp_t, bq_t])
     return LookupProof(mult, TreeProof((rp[0], rp[1]), lookups), TreeProof((rp[2], rp[3]), table),
                        (rp[4], rp[5]), products, root_blind, tuple(values), evals, leaf_blinds)
 
 
+def _opened(columns, layout: Layout) -> list[Stack]:
+    """The stacks the leaves' openings cover: the columns, then (a function table) their values."""
+    return [c.stack for c in columns] + ([c.values for c in columns] if layout.paired else [])
+
+
+def _points(layout: Layout, rho: np.ndarray, rho_t: np.ndarray) -> list[np.ndarray]:
+    """Each opened stack's point (its block's suffix of ``rho``), then the multiplicities' ``rho_t``."""
+    n = layout.num_vars
+    return [rho[n - m:] for m in layout.column_vars * (2 if layout.paired else 1)] + [rho_t]
+
+
 def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transcript,
            key: commit.CommitKey = commit.DEFAULT_KEY, checks: commit.DeferredChecks | None = None,
-           what: str = "lookup") -> None:
-    """Check a :class:`LookupProof` for ``columns`` (commitments only) against ``[0, 2^table_bits)``;
-    raises VerificationError naming ``what`` and the failed part (also for a malformed proof object)."""
+           what: str = "lookup", function=None) -> None:
+    """Check a :class:`LookupProof` for ``columns`` (commitments only) against ``[0, 2^table_bits)``
+    (or the ``function`` table, as :func:`prove`); raises VerificationError naming ``what`` and the
+    failed part (also for a malformed proof object)."""
     with malformed_as_verification_error("LookupProof"):
-        _verify(columns, table_bits, proof, t, key, checks, what)
+        _verify(columns, table_bits, proof, t, key, checks, what, function)
 
 
-def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, checks, what: str) -> None:
+def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, checks, what: str, function) -> None:
     try:
-        layout = _check(columns, table_bits)
+        layout = _check(columns, table_bits, function)
+        f = _function_values(function, table_bits)
     except ValueError as exc:
         raise VerificationError(f"{what}: {exc}") from None
-    groups = layout.opening_groups + [[len(columns)]]
-    if len(proof.values) != len(columns) + 1 or len(proof.evals) != len(groups) or len(proof.roots) != 2 or \
+    groups = layout.opening_groups + [[layout.opened]]
+    if len(proof.values) != layout.opened + 1 or len(proof.evals) != len(groups) or len(proof.roots) != 2 or \
             len(proof.root_products) != 2 or np.shape(proof.leaf_blinds) != (3, 4):
         raise VerificationError(f"{what}: proof for another layout")
     if (proof.multiplicities.num_vars, proof.multiplicities.col_vars) != \
             (table_bits, commit.split_vars(table_bits)[1]):
         raise VerificationError(f"{what}: multiplicities of the wrong size")
-    _absorb_statement(t, columns, table_bits)
+    _absorb_statement(t, columns, table_bits, f)
     t.absorb("lookup/multiplicities", proof.multiplicities.to_bytes())
-    alpha = t.challenge_scalar("lookup/alpha")
+    alpha, beta = _challenges(t, f)
     (pa, qa), (pb, qb) = proof.lookups.root, proof.table.root
     t.absorb_points("lookup/roots", [pa, qa, pb, qb, *proof.roots])
     rho, _, cq = _verify_tree(proof.lookups, layout.num_vars, True, t, key, f"{what} lookup tree")
@@ -459,22 +527,26 @@ def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, ch
         raise VerificationError(f"{what}: the looked-up entries and the table's multiplicities do not cancel "
                                 "(a value outside the table, or wrong multiplicities)") from None
 
-    n = layout.num_vars
-    coms = [c.stack.commitment for c in columns] + [proof.multiplicities]
-    subs = [rho[n - m:] for m in layout.column_vars] + [rho_t]
+    coms = [s.commitment for s in _opened(columns, layout)] + [proof.multiplicities]
+    subs = _points(layout, rho, rho_t)
     t.absorb_points("lookup/leaf-values", proof.values)
     for g, ev in zip(groups, proof.evals):
         commit.verify_evals([coms[j] for j in g], [subs[j] for j in g], [proof.values[j] for j in g], ev, t, key,
                             checks)
     expected_q = group.identity()
-    for c, off, value in zip(columns, layout.offsets, proof.values):
+    for j, (c, off) in enumerate(zip(columns, layout.offsets)):
         sel = layout.selector(off, c.num_vars, rho)
-        expected_q = expected_q - sigma.mul_point(value, field.mul(sel, field.from_int(c.scale)))
+        expected_q = expected_q - sigma.mul_point(proof.values[j], field.mul(sel, field.from_int(c.scale)))
+        if beta is not None:
+            expected_q = expected_q - sigma.mul_point(proof.values[len(columns) + j], field.mul(sel, beta))
     expected_q = expected_q + sigma.mul_point(key.U, alpha)  # alpha on every leaf, minus the entries
+    row = _table_mle(rho_t)
+    if beta is not None:  # the rows v + beta f(v): f's MLE from its 2^L values
+        row = field.add(row, field.mul(beta, mle.evaluate(field.from_int(f), rho_t)))
     try:
         sigma.check_zero(cq - expected_q, proof.leaf_blinds[0], key, what)
         sigma.check_zero(cp_t + proof.values[-1], proof.leaf_blinds[1], key, what)
-        sigma.check_zero(cq_t - sigma.mul_point(key.U, field.sub(alpha, _table_mle(rho_t))), proof.leaf_blinds[2],
+        sigma.check_zero(cq_t - sigma.mul_point(key.U, field.sub(alpha, row)), proof.leaf_blinds[2],
                          key, what)
     except VerificationError:
         raise VerificationError(f"{what}: the trees' leaves differ from the looked-up columns and the table "
