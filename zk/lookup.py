@@ -178,7 +178,7 @@ def _check(columns, table_bits: int, function=None) -> Layout:
                      paired)
 
 
-def _absorb_statement(t: Transcript, columns, table_bits: int, function: np.ndarray | None) -> None:
+def _absorb_statement(t: Transcript, columns, table_bits: int, function: np.ndarray | None = None) -> None:
     t.absorb_ints("lookup/table-bits+columns", [table_bits, len(columns)])
     if function is not None:
         t.absorb("lookup/function", np.ascontiguousarray(function, dtype="<i8").tobytes())
