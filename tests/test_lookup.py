@@ -99,7 +99,7 @@ def lenient(monkeypatch, fold=None, doctor=None):
     """Make the module's prover skip its range check: entries outside the table are counted as
     ``fold(entries, L)`` (default: as 0), then ``doctor(counts)`` (default: unchanged); the
     prover's leaves are still the true entries."""
-    def multiplicities(columns, table_bits, unused=0, device=CPU):
+    def multiplicities(columns, table_bits, unused=0, device=CPU, function=None):
         entries = entries_of(columns)
         inside = [(fold or (lambda e, L: np.where((e >= 0) & (e < 1 << L), e, 0)))(e, table_bits) for e in entries]
         counts = np.bincount(np.concatenate(inside), minlength=1 << table_bits).astype(np.int64)
