@@ -1,7 +1,8 @@
 """One SGD training step as a rewrite of a forward :class:`Graph`: loss gradient, backward pass, update.
 
 :func:`training_graph` copies the forward graph, declares the target ``"y"`` (shaped like the output
-``"out"``) and appends ``loss_grad``, then walks the forward nodes backwards. Each op's rule reads only
+``"out"``) and appends the loss gradient (``loss_grad`` for ``loss="mse"``, ``ce_grad`` for
+``loss="cross_entropy"``: :meth:`Graph.loss_grad <circuits.graph.Graph.loss_grad>`), then walks the forward nodes backwards. Each op's rule reads only
 ops, roles and the graph's structure:
 
 =====================  =================================================================================
@@ -36,7 +37,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .fx import UnsupportedOp
-from .graph import Graph, Node
+from .graph import LOSSES, Graph, Node
 from .sgd import SGD
 
 
@@ -186,7 +187,12 @@ def training_graph(forward: Graph, lr: float, loss: str = "mse", *, momentum: fl
     ``state``). Outputs: ``"out"``, each parameter's updated value under its name (one no gradient
     reaches keeps its value, as torch leaves it) and, with momentum, each new buffer under
     ``"<param>.momentum_buffer"``. ``nesterov`` and ``maximize`` raise :class:`UnsupportedOp`.
+    ``loss``: ``"mse"`` (``mse_loss``) or ``"cross_entropy"`` (``cross_entropy`` with ``"y"`` rows of
+    class probabilities, one-hot for class indices; ``"out"`` 2-D ``(batch, classes)``), both with
+    mean reduction; another raises ``ValueError``.
     """
+    if loss not in LOSSES:
+        raise ValueError(f"unsupported loss {loss!r}: the supported losses are {', '.join(map(repr, LOSSES))}")
     for what, value in (("nesterov", nesterov), ("maximize", maximize)):
         if value:
             raise UnsupportedOp(f"{what}=True: only torch.optim.SGD's plain step "

@@ -13,6 +13,8 @@ op                      meaning on real values (fixed point: see ``interpret``)
 ``relu``                ``max(z, 0)``
 ``relu_grad``           ``g * (z > 0)`` (torch's convention at ``z == 0``)
 ``loss_grad(n)``        MSE gradient ``2 * (out - target) / n`` (``n`` = element count)
+``ce_grad(count)``      softmax cross-entropy's gradient ``(softmax(out) - target) / count``
+                        (``count`` = rows; softmax over the classes; :mod:`circuits.softmax`)
 ``weight_decay(wd)``    ``g + wd * w`` (torch's ``d = g + weight_decay * w``), at ``g``'s scale
 ``momentum(mu, damp)``  ``mu * buf + (1 - damp) * d``: torch's momentum buffer, at ``d``'s scale
 ``sgd_update(lr)``      ``w - lr * g``
@@ -38,6 +40,10 @@ import numpy as np
 
 from .einsum_spec import EinsumSpec, parse_einsum
 from .fixed_point import quantize, quantize_lr, quantize_momentum
+from .softmax import HI_BITS, exp_bits_for
+
+#: the losses :meth:`Graph.loss_grad` (and so the training step) supports
+LOSSES = ("mse", "cross_entropy")
 
 #: roles of the tensors the caller supplies
 INPUT_ROLES = ("data", "target", "param", "state")
@@ -191,19 +197,37 @@ class Graph:
         return self._add_node("relu_grad", (g, z), self[g].shape, self[g].scale, name)
 
     def loss_grad(self, out: str, target: str, loss: str = "mse", name: str | None = None) -> str:
-        """Gradient of ``mse_loss(out, target)`` (mean reduction) w.r.t. ``out``.
+        """Gradient of the loss (mean reduction) w.r.t. ``out``, at scale ``out.scale + scale_bits``
+        (gradients carry ``S`` extra bits).
 
-        The result is at scale ``out.scale + scale_bits`` (gradients carry ``S`` extra bits).
+        ``loss="mse"``: ``mse_loss(out, target)``, op ``loss_grad`` (``count`` = element count).
+        ``loss="cross_entropy"``: ``cross_entropy(out, target)`` with ``target`` rows of class
+        probabilities (one-hot rows for class indices), op ``ce_grad``: ``out`` and ``target`` of one
+        2-D shape ``(rows, C)``, both at scale ``scale_bits``; attrs ``count`` (rows), ``classes``
+        (``C``), ``exp_bits`` (``min(scale_bits, 10)``) and ``hi_bits`` (6); see
+        :mod:`circuits.softmax` for its fixed-point rule.
         """
-        if loss != "mse":
-            raise ValueError(f"unsupported loss {loss!r}: only 'mse' is implemented")
+        if loss not in LOSSES:
+            raise ValueError(f"unsupported loss {loss!r}: the supported losses are "
+                             f"{', '.join(map(repr, LOSSES))}")
         to, tt = self[out], self[target]
+        op = "loss_grad" if loss == "mse" else "ce_grad"
         if to.shape != tt.shape:
-            raise ValueError(f"loss_grad: output shape {to.shape} != target shape {tt.shape}")
+            raise ValueError(f"{op}: output shape {to.shape} != target shape {tt.shape}")
         if to.scale != tt.scale:
-            raise ValueError("loss_grad: output and target must be at the same scale")
-        return self._add_node("loss_grad", (out, target), to.shape, to.scale + self.scale_bits,
-                              name, loss=loss, count=math.prod(to.shape))
+            raise ValueError(f"{op}: output and target must be at the same scale")
+        if loss == "mse":
+            return self._add_node("loss_grad", (out, target), to.shape, to.scale + self.scale_bits,
+                                  name, loss=loss, count=math.prod(to.shape))
+        if len(to.shape) != 2:
+            raise ValueError(f"ce_grad: output and target must be 2-D (rows, classes), got shape {to.shape}")
+        if to.scale != self.scale_bits:
+            raise ValueError(f"ce_grad: output and target must be at scale 2^{self.scale_bits} "
+                             f"(scale_bits), got 2^{to.scale}")
+        rows, classes = to.shape
+        return self._add_node("ce_grad", (out, target), to.shape, to.scale + self.scale_bits, name,
+                              count=rows, classes=classes, exp_bits=exp_bits_for(self.scale_bits),
+                              hi_bits=HI_BITS)
 
     def _same_shape(self, op: str, a: str, b: str) -> None:
         if self[a].shape != self[b].shape:

@@ -13,6 +13,8 @@ the prover:
 * ``rescale(bits)``: ``q = floor((x + 2**(bits-1)) / 2**bits)`` (round to nearest, ties up),
   ``rem = x + 2**(bits-1) - q * 2**bits`` in ``[0, 2**bits)``;
 * ``loss_grad``: ``g = floor((2**(S+1) * (out - target) + n // 2) / n)`` with ``rem`` in ``[0, n)``;
+* ``ce_grad``: softmax cross-entropy's gradient from public exp tables, every intermediate
+  (``".max"``, ``".d"``, ``".e"``, ``".sum"``, ``".p"``, ...) returned: see :mod:`circuits.softmax`;
 * ``weight_decay``: ``d = g + wd_q * w / 2**k``, ``k = wd_bits + scale(w) - scale(g)``: for
   ``k > 0`` the quotient rounded to nearest as in ``rescale`` (``rem`` in ``[0, 2**k)``), else the
   exact product ``wd_q * w * 2**-k`` (no ``rem``);
@@ -32,6 +34,7 @@ import numpy as np
 
 from .fixed_point import INT64_SAFE, FixedPoint
 from .graph import Graph, Node
+from .softmax import ce_grad_fixed, ce_grad_float
 
 MODES = ("float", "fixed")
 
@@ -118,6 +121,8 @@ def _step_float(node: Node, graph: Graph, args: list[np.ndarray]) -> dict[str, n
         return {node.output: args[0] * (args[1] > 0)}
     if op == "loss_grad":
         return {node.output: 2.0 * (args[0] - args[1]) / a["count"]}
+    if op == "ce_grad":
+        return {node.output: ce_grad_float(args[0], args[1], a["count"])}
     if op == "weight_decay":
         return {node.output: args[0] + a["weight_decay"] * args[1]}
     if op == "momentum":
@@ -150,6 +155,9 @@ def _step_fixed(node: Node, graph: Graph, args: list[np.ndarray]) -> dict[str, n
         diff = _add(args[0], args[1], sign=-1)
         q, r = _round_div(_mul_const(diff, 1 << (graph.scale_bits + 1)), a["count"])
         return {out: q, out + ".rem": r}
+    if op == "ce_grad":
+        return ce_grad_fixed(args[0], args[1], graph.scale_bits, a["exp_bits"], a["hi_bits"],
+                             a["count"], name=out)
     if op == "weight_decay":
         g, w = args
         shift = a["wd_bits"] + graph[node.inputs[1]].scale - graph[node.inputs[0]].scale

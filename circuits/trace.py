@@ -22,8 +22,8 @@ each sum ``k`` inputs, ``A`` at scale ``c = S + ceil(log2 k)``:
 
 so ``|m - mean(h)| <= (1 + max|h|) * 2^-(S+1)`` on the fixed-point ``h`` (``A`` rounds to
 ``2^-(c+1)``; exact but for the final rounding when ``k`` is a power of two). One training
-step is :func:`circuits.autodiff.training_graph` of the inference graph (the MSE loss gradient,
-the backward pass, the SGD updates). Parameters are named as in the model's ``state_dict``
+step is :func:`circuits.autodiff.training_graph` of the inference graph (the loss gradient: MSE or
+softmax cross-entropy, the backward pass, the SGD updates). Parameters are named as in the model's ``state_dict``
 (``"0.weight"``, ``"0.bias"``, ...); the updated parameters are the graph outputs under the same
 names.
 """
@@ -141,10 +141,11 @@ def trace_training(model, batch_size: int, lr: float, loss: str = "mse",
                    input_shape: tuple[int, ...] | None = None, scale_bits: int = 16,
                    param_scale: int | None = None, **sgd) -> Graph:
     """The graph of one SGD step of ``model`` on a batch: :func:`~circuits.autodiff.training_graph`
-    of its inference graph (``sgd``: that function's optimizer options, torch.optim.SGD's). Inputs
-    ``"x"`` (data; shaped ``input_shape``, by default ``(batch_size, in_features of the first
-    Linear)``), ``"y"`` (target), the parameters (and momentum buffers); outputs: each parameter's
-    updated value under its state_dict name, ``"out"`` (the forward output) and any buffers.
+    of its inference graph (``loss``: ``"mse"`` or ``"cross_entropy"``; ``sgd``: that function's
+    optimizer options, torch.optim.SGD's). Inputs ``"x"`` (data; shaped ``input_shape``, by default
+    ``(batch_size, in_features of the first Linear)``), ``"y"`` (target), the parameters (and
+    momentum buffers); outputs: each parameter's updated value under its state_dict name, ``"out"``
+    (the forward output) and any buffers.
     """
     if not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -21,7 +21,8 @@ def train_step(model, X, Y, lr: float, mode: str = "float", scale_bits: int = 16
                dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
                maximize: bool = False, momentum_buffers: dict | None = None) -> dict[str, np.ndarray]:
     """The model's parameters after one torch.optim.SGD step on ``(X, Y)`` with the MSE loss
-    (``momentum``, ``dampening``, ``weight_decay`` as torch's; ``nesterov`` and ``maximize`` are
+    (``loss="mse"``) or softmax cross-entropy (``loss="cross_entropy"``: ``Y`` rows of class
+    probabilities, one-hot rows for class indices; both with mean reduction) (``momentum``, ``dampening``, ``weight_decay`` as torch's; ``nesterov`` and ``maximize`` are
     refused with :class:`~circuits.UnsupportedOp`).
 
     Returns a state_dict-like mapping (torch parameter names -> float64 numpy arrays) and, with

@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import circuits
 import zk
-from zk import field, training
+from zk import field, lookup, training
+from zk.device import CPU
 from zk.fac4dnn import pad
 from zk.keys import TensorKind
-from zk.lower import ACT_HEADROOM
+from zk.lower import ACT_HEADROOM, UPDATE_HEADROOM, RangeCheck
 
 
 def mlp(widths, seed=0):
@@ -85,13 +86,43 @@ def test_inference_proof(honest):
         zk.verify_training(proof)
 
 
+def _lenient_multiplicities(columns, table_bits, unused=0, device=CPU):
+    """A cheating prover's :func:`zk.lookup.multiplicities`: an entry outside the table is counted
+    as an entry 0 instead of refused (the lookup's leaves still hold it)."""
+    size = 1 << table_bits
+    counts = np.zeros(size, dtype=np.int64)
+    for c in columns:
+        table = device.download(c.stack.opening.table)
+        e = c.scale * (table.reshape(-1).astype(np.int64) if table.dtype == np.uint8 else
+                       field.to_signed(table).reshape(-1))
+        counts += np.bincount(np.where((e >= 0) & (e < size), e, 0), minlength=size)
+    counts[0] += unused
+    return counts
+
+
 def _cheat(circuit, values, edit):
+    """Prove the witness ``values`` doctored by ``edit`` with our own prover (its refusal of
+    looked-up entries outside their table skipped); the verifier's message rejecting it."""
     forged = {k: np.array(v, copy=True) for k, v in values.items()}
     edit(forged)
-    proof = training.prove_witness(circuit, forged, 0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lookup, "multiplicities", _lenient_multiplicities)
+        proof = training.prove_witness(circuit, forged, 0.1)
     with pytest.raises(zk.VerificationError) as err:
         zk.verify_training(proof)
     return str(err.value)
+
+
+def _z_check(circuit, name="0.z"):
+    """The range check of a ReLU's input ``name`` (``z - 1``, with its sign plane)."""
+    check = RangeCheck(TensorKind.VALUE(0, name), circuit.scale_bits + ACT_HEADROOM, 1, True, circuit.limb_bits)
+    assert all(circuit.lookup_bits[k] == b for k, b in check.limbs)
+    return check
+
+
+def _redecompose(circuit, v, check):
+    """Refill ``check``'s limbs (and sign plane) from its tensor in ``v``: its own range check holds."""
+    v.update(check.decompose(pad(v[check.key], circuit.shapes[check.key]), str(check.key)))
 
 
 def test_wrong_weight_update_is_rejected(honest):
@@ -101,11 +132,15 @@ def test_wrong_weight_update_is_rejected(honest):
         v[TensorKind.VALUE(1, "0.weight")][0, 0] += 1
     assert "linear relations" in _cheat(circuit, values, edit)
 
-    def consistent(v):  # change the update and the next weights together: the SGD division breaks
+    update = RangeCheck(TensorKind.UPDATE(0, "2.weight.next"), circuit.param_scale + UPDATE_HEADROOM, 0, False,
+                        circuit.limb_bits)
+    assert all(circuit.lookup_bits[k] == b for k, b in update.limbs)
+
+    def consistent(v):  # change the update (its limbs refilled) and the next weights together: the SGD division breaks
         v[TensorKind.UPDATE(0, "2.weight.next")][0, 0] += 1
         v[TensorKind.VALUE(1, "2.weight")][0, 0] -= 1
-        v[TensorKind.BITS(0, "2.weight.next", 0)] = pad(v[TensorKind.BITS(0, "2.weight.next", 0)], v[TensorKind.BITS(0, "2.weight.next", 0)].shape)
-    _cheat(circuit, values, consistent)
+        _redecompose(circuit, v, update)
+    assert "linear relations" in _cheat(circuit, values, consistent)
 
 
 def test_wrong_relu_output_is_rejected(honest):
@@ -127,20 +162,23 @@ def test_flipped_sign_bit_is_rejected(honest):
 
 def test_out_of_range_remainder_is_rejected(honest):
     """R' = R + 2^p with Z' = Z - 1 satisfies P + 2^(p-1) = 2^p Z' + R' but R' has no p-bit
-    decomposition (p the parameter scale): the prover's only way to recompose it is a non-boolean
-    plane."""
+    decomposition (p the parameter scale): the prover's only way to recompose it is a top limb of
+    2^b or more (b its bits, below the table's L here: it is still in the table, only the lookup
+    of the top limb at scale 2^(L - b) can tell). At a negative Z (Z' still negative, its limbs
+    refilled) the ReLU and everything downstream are unchanged: only the range lookups reject it."""
     _, _, circuit, values, _, _ = honest
-    S = circuit.param_scale
+    S, L = circuit.param_scale, circuit.limb_bits
+    rem = sorted(k for k in circuit.lookup_bits if (k.kind, k.step, k.tensor) == (TensorKind.REMAINDER_LIMBS, 0, "0.z"))
+    top, b = rem[-1], circuit.lookup_bits[rem[-1]]
+    assert sum(circuit.lookup_bits[k] for k in rem) == S and b < L
+    i = tuple(np.argwhere(np.asarray(values[TensorKind.VALUE(0, "0.z")]) < 0)[0])
 
     def edit(v):
-        v[TensorKind.VALUE(0, "0.z")][0, 0] -= 1
-        v[TensorKind.REMAINDER_BITS(0, "0.z", S - 1)] = v[TensorKind.REMAINDER_BITS(0, "0.z", S - 1)].astype(np.int64)
-        v[TensorKind.REMAINDER_BITS(0, "0.z", S - 1)][0, 0] += 2
-        z = pad(v[TensorKind.VALUE(0, "0.z")], circuit.shapes[TensorKind.VALUE(0, "0.z")]) - 1
-        for k, plane in enumerate(zk.bits.signed(z, (circuit.scale_bits + ACT_HEADROOM), "z")):
-            v[TensorKind.BITS(0, "0.z", k)] = plane
-    message = _cheat(circuit, values, edit)
-    assert "booleanity" in message or "zkReLU" in message or "einsum" in message
+        v[TensorKind.VALUE(0, "0.z")][i] -= 1
+        v[top][i] += 1 << b  # R' = R + 2^S: the lower limbs unchanged, the top one in [2^b, 2^L)
+        assert v[top][i] < 1 << L
+        _redecompose(circuit, v, _z_check(circuit))
+    assert "range lookups" in _cheat(circuit, values, edit)
 
 
 def test_data_swapped_or_steps_reordered_is_rejected(honest):
@@ -211,7 +249,9 @@ def test_no_witness_value_in_the_clear(honest):
     for v in secrets:
         assert field.to_bytes(field.from_int(int(v))) not in raw
     # every sumcheck message is a commitment: the proof holds no round polynomial in the clear
-    for rel in proof.aggregated.einsums + proof.aggregated.relus + proof.aggregated.booleanity:
+    layers = [layer for rel in proof.aggregated.lookups for tree in (rel.lookups, rel.table) for layer in tree.layers]
+    assert layers
+    for rel in proof.aggregated.einsums + proof.aggregated.relus + tuple(layers):
         assert all(len(row) in (3, 4) for row in rel.sumcheck.commitments)
 
 
@@ -236,16 +276,19 @@ def test_unsupported_models_and_bad_inputs():
         zk.prove_training(mlp((3, 2)), [(torch.full((2, 3), 1e6), torch.zeros(2, 2))], 0.1)
 
 
-def test_non_boolean_bits_are_rejected_by_booleanity(honest):
-    """Planes (2, -1) recompose like (0, 0): only the booleanity sumcheck can tell."""
+def test_limbs_outside_their_table_are_rejected_by_the_lookups(honest):
+    """Limbs (l0 + 2^L, l1 - 1) recompose like (l0, l1): only the range lookups can tell (the first
+    is beyond the table, the second too where l1 = 0)."""
     _, _, circuit, values, _, _ = honest
+    L = circuit.limb_bits
 
     def edit(v):
-        for k, delta in ((0, 2), (1, -1)):
-            key = TensorKind.REMAINDER_BITS(0, "0.z", k)
+        for k, delta in ((0, 1 << L), (1, -1)):
+            key = TensorKind.REMAINDER_LIMBS(0, "0.z", k)
+            assert circuit.lookup_bits[key] == L
             v[key] = v[key].astype(np.int64)
             v[key][0, 0] += delta
-    assert "booleanity" in _cheat(circuit, values, edit)
+    assert "range lookups" in _cheat(circuit, values, edit)
 
 
 def test_tiny_learning_rate_and_size_limits():
@@ -312,9 +355,7 @@ def test_wrong_bias_update_broadcast_or_gradient_is_rejected(honest_bias):
         v[TensorKind.BROADCAST(0, "0.biased")] = np.array(v[TensorKind.BROADCAST(0, "0.biased")])
         v[TensorKind.BROADCAST(0, "0.biased")][i, j] -= 1 << (circuit.param_scale - circuit.scale_bits)
         v[TensorKind.VALUE(0, "0.z")][i, j] -= 1  # P + 2^S BB + 2^(p-1) = 2^p Z + R still holds
-        planes = zk.bits.signed(pad(v[TensorKind.VALUE(0, "0.z")], circuit.shapes[TensorKind.VALUE(0, "0.z")]) - 1, (circuit.scale_bits + ACT_HEADROOM), "z")
-        for k, plane in enumerate(planes):
-            v[TensorKind.BITS(0, "0.z", k)] = plane
+        _redecompose(circuit, v, _z_check(circuit))  # and so does the range check of Z - 1
     assert "einsum" in _cheat(circuit, values, broadcast)
 
     def gradient(v):  # a bias gradient that is not the batch sum of G

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zk
-from zk import training
+from zk import fac4dnn, training
 
 from forge import rejection
 
@@ -23,7 +23,7 @@ def _with(proof, **changes):
 
 
 @pytest.mark.parametrize("kind, name", [("padding", "zero-padding"), ("einsums", "einsum"),
-                                        ("relus", "zkReLU"), ("booleanity", "booleanity")])
+                                        ("relus", "zkReLU"), ("lookups", "lookup")])
 def test_dropped_or_duplicated_relation_groups(proofs, kind, name):
     proof = proofs[0]
     rels = getattr(proof.aggregated, kind)
@@ -37,7 +37,23 @@ def test_reordered_relation_groups(proofs):
     rels = proof.aggregated.einsums
     assert len(rels) >= 2  # same counts and types: the transcript and sumchecks reject the swap
     rejection(_with(proof, einsums=(rels[1], rels[0]) + rels[2:]))
-    rejection(_with(proof, booleanity=tuple(reversed(proof.aggregated.booleanity))))
+
+
+def test_reordered_or_replayed_lookup_proofs(proofs, monkeypatch):
+    """A small circuit's range lookups fit one proof: it cannot be reordered, but one of another
+    proof of the same statement shape (other data) is rejected. With smaller lookup trees
+    (``MAX_LOOKUP_VARS``, for prover and verifier alike) the lookups split over several proofs,
+    and swapping two is rejected."""
+    proof = proofs[0]
+    assert len(proof.aggregated.lookups) == 1
+    model = training.synthetic_mlp((5, 4, 3), bias=True)
+    other, _, _ = zk.prove_training(model, training.synthetic_batches((5, 4, 3), 3, 2, seed=1), 0.1)
+    assert "range lookups 0" in rejection(_with(proof, lookups=other.aggregated.lookups))
+    monkeypatch.setattr(fac4dnn, "MAX_LOOKUP_VARS", proof.statement.circuit.limb_bits + 3)
+    split, _, _ = zk.prove_training(model, training.synthetic_batches((5, 4, 3), 3, 2), 0.1)
+    lookups = split.aggregated.lookups
+    assert len(lookups) >= 2 and zk.verify_training(split)
+    assert "range lookups" in rejection(_with(split, lookups=(lookups[1], lookups[0]) + lookups[2:]))
 
 
 def test_proofs_of_the_wrong_kind(proofs):
