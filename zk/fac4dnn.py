@@ -83,6 +83,7 @@ class Circuit(Scaled):
     dampening: float = 0.0
     weight_decay: float = 0.0
     resumed: bool = False
+    loss: str = "mse"  # the training's loss: "mse" or "cross_entropy" (circuits.graph.LOSSES)
 
     def __post_init__(self) -> None:
         if self.resumed and not (self.training and self.momentum):
@@ -122,7 +123,7 @@ class Circuit(Scaled):
         ``first``: the run's first step (no momentum buffer yet)."""
         lr = self.lr_q / (1 << self.lr_bits) if self.training else None
         sgd = (self.momentum, self.dampening, self.weight_decay, first or not self.momentum)
-        return step_graph(self.architecture, rows, lr, sgd)
+        return step_graph(self.architecture, rows, lr, sgd, self.loss)
 
     @cached_property
     def params(self) -> list[str]:
@@ -329,6 +330,34 @@ class Circuit(Scaled):
             out.update({shift(k, t): b for k, b in self.template(t).lookups.items()})
         return out
 
+    @cached_property
+    def pairs(self) -> dict[TensorKey, tuple[TensorKey, tuple[int, tuple[int, ...]]]]:
+        """Every tensor looked up in a function table (cross-entropy's exp tables) -> its values
+        tensor and the table ``(bits, f(0), ..., f(2^bits - 1))``."""
+        out = {}
+        for t in range(self.steps):
+            out.update({shift(k, t): (shift(v, t), table) for k, (v, table) in self.template(t).pairs.items()})
+        return out
+
+    def function_groups(self) -> list[tuple[int, tuple[int, ...], list[tuple[tuple[TensorKey, ...], ...]]]]:
+        """The lookups into function tables, one proof per table: ``(bits, values, columns)``, a
+        column the ``(keys, their values' keys)`` of one padded shape, cut into power-of-two counts."""
+        by_table: dict = {}
+        for key, shape in self.proof_keys:
+            if key in self.pairs:
+                values, table = self.pairs[key]
+                by_table.setdefault(table, {}).setdefault(shape, []).append((key, values))
+        groups = []
+        for (bits, values), shapes in sorted(by_table.items()):
+            columns = []
+            for _, pairs in sorted(shapes.items()):
+                while pairs:
+                    n = 1 << (len(pairs).bit_length() - 1)
+                    columns.append((tuple(k for k, _ in pairs[:n]), tuple(v for _, v in pairs[:n])))
+                    pairs = pairs[n:]
+            groups.append((bits, values, columns))
+        return groups
+
     def lookup_groups(self) -> list[list[tuple[tuple[TensorKey, ...], int]]]:
         """The lookup proofs: each a list of columns ``(keys of one padded shape, scale)`` against
         ``[0, 2^limb_bits)``. Every looked-up tensor is a column entry at scale 1, one of ``b < L``
@@ -373,16 +402,16 @@ class Circuit(Scaled):
 
 @functools.lru_cache(maxsize=32)
 def step_graph(architecture: Architecture, rows: int, lr: float | None,
-               sgd: tuple[float, float, float, bool] = (0.0, 0.0, 0.0, True)) -> circuits.Graph:
+               sgd: tuple[float, float, float, bool] = (0.0, 0.0, 0.0, True), loss: str = "mse") -> circuits.Graph:
     """The circuits graph of one SGD step at learning rate ``lr`` (``None``: the inference) of the
     model of ``architecture`` on a batch of ``rows`` rows, ``sgd`` = ``(momentum, dampening,
-    weight_decay, first step)``: what the prover runs and the circuit is lowered from."""
+    weight_decay, first step)``, with ``loss``: what the prover runs and the circuit is lowered from."""
     forward = architecture.forward(rows)
     if lr is None:
         return forward
     momentum, dampening, weight_decay, first = sgd
-    return circuits.training_graph(forward, lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                   first_step=first)
+    return circuits.training_graph(forward, lr, loss, momentum=momentum, dampening=dampening,
+                                   weight_decay=weight_decay, first_step=first)
 
 
 _templates = functools.lru_cache(maxsize=16)(Circuit._lower)
@@ -464,7 +493,7 @@ class AggregatedProof:
         expected = (("zero-padding", self.padding, circuit.padding_groups(), PaddingProof),
                     ("einsum", self.einsums, circuit.einsum_groups(), EinsumRelationProof),
                     ("zkReLU", self.relus, circuit.relu_groups(), HadamardProof),
-                    ("lookup", self.lookups, circuit.lookup_groups(), LookupProof))
+                    ("lookup", self.lookups, circuit.lookup_groups() + circuit.function_groups(), LookupProof))
         for name, got, groups, cls in expected:
             if not isinstance(got, tuple) or len(got) != len(groups):
                 count = len(got) if isinstance(got, (tuple, list)) else type(got).__name__
@@ -496,7 +525,7 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     (their commitments already absorbed into ``t``) on ``device``."""
     tensors = {**tensors, **public_tensors(circuit, key, device)}
     total = (1 + len(circuit.padding_groups()) + len(circuit.einsum_groups()) + len(circuit.relu_groups())
-             + len(circuit.lookup_groups()))
+             + len(circuit.lookup_groups()) + len(circuit.function_groups()))
     done = 0
 
     def tick():
@@ -539,6 +568,10 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     for columns in circuit.lookup_groups():
         lookups.append(lookup.prove([lookup.Column(stacked(keys), scale) for keys, scale in columns],
                                     circuit.limb_bits, t, key, device))
+        tick()
+    for bits, values, columns in circuit.function_groups():
+        lookups.append(lookup.prove([lookup.Column(stacked(keys), 1, stacked(vals)) for keys, vals in columns],
+                                    bits, t, key, device, function=values))
         tick()
     return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(lookups))
 
@@ -586,9 +619,13 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
     for instances, rel in zip(circuit.relu_groups(), proof.relus):
         out, f, g, u = _relu_forms(circuit, instances, stacked, t)
         hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU", checks=checks)
-    for i, (columns, rel) in enumerate(zip(circuit.lookup_groups(), proof.lookups)):
+    ranges = circuit.lookup_groups()
+    for i, (columns, rel) in enumerate(zip(ranges, proof.lookups)):
         lookup.verify([lookup.Column(stacked(keys), scale) for keys, scale in columns], circuit.limb_bits, rel, t,
                       key, checks, what=f"range lookups {i}")
+    for (bits, values, columns), rel in zip(circuit.function_groups(), proof.lookups[len(ranges):]):
+        lookup.verify([lookup.Column(stacked(keys), 1, stacked(vals)) for keys, vals in columns], bits, rel, t,
+                      key, checks, what=f"function lookups (a table of 2^{bits} rows)", function=values)
     if own:
         checks.run()
 

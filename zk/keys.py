@@ -42,7 +42,9 @@ class TensorKind(Enum):
     ONES = "ones"
     """public indicator of a batch's real rows (its key's step holds the row count)"""
     CONST = "const"
-    """a public graph constant (e.g. pooling weights), encoded at its scale"""
+    """a public graph constant (e.g. pooling weights), encoded at its scale, or a public indicator an
+    op's rule needs (cross-entropy's real classes; its mask of real rows and classes, the step
+    holding the row count)"""
 
     def __call__(self, step: int, tensor: str, plane: int | None = None) -> TensorKey:
         """The key of this kind's tensor for graph tensor ``tensor`` at ``step`` (and limb or ``plane``)."""

@@ -46,6 +46,7 @@ import numpy as np
 
 import circuits
 from circuits import FixedPoint, UnsupportedOp
+from circuits.softmax import ce_grad_fixed
 
 from .keys import TensorKey, TensorKind
 
@@ -152,6 +153,8 @@ class Template:
     bounds: dict = dataclass_field(default_factory=dict)
     #: every looked-up tensor (a limb or a sign plane) -> its bits: it lies in ``[0, 2^bits)``
     lookups: dict = dataclass_field(default_factory=dict)
+    #: a tensor looked up in a function table -> (its values tensor, (bits, the table's values f(v)))
+    pairs: dict = dataclass_field(default_factory=dict)
     fills: list[Fill] = dataclass_field(default_factory=list)
 
     def witness(self, run: dict) -> dict:
@@ -365,12 +368,12 @@ class _Lowering:
             return run[next(tensor for tensor, name in self.carried.items() if name == key.tensor)]
         return run[key.tensor]
 
-    def remainder(self, name: str, divisor: int, value_terms, equation: str, drivers: str) -> list:
+    def remainder(self, name: str, divisor: int, value_terms, equation: str, drivers: str, shape=None) -> list:
         """The remainder of ``value_terms + divisor // 2 = divisor * quotient + rem``, in
         ``[0, divisor)``: the ``log2 divisor``-bit limbs of ``rem``, or for another divisor the
         remainder with the limbs of it and of ``divisor - 1 - rem``. Returns the relation's
         remainder terms."""
-        shape, half, k = self.shape(name), divisor // 2, (divisor - 1).bit_length()
+        shape, half, k = shape or self.shape(name), divisor // 2, (divisor - 1).bit_length()
         limbs = unsigned_limbs(TensorKind.REMAINDER_LIMBS, 0, name, k, self.limb_bits)
         widths = [b for _, b in limbs]
         self.lookup(limbs, shape)
@@ -526,6 +529,130 @@ class _Lowering:
                        tuple((-c * a, k) for a, k in self.env[y]) + ((-n, g),),
                        f"loss gradient (2^(S+1) ({out} - {y}) + N/2 = N G + RL, N = {n})",
                        f"the scale 2^{self.g.scale_bits} and the {n} loss terms of a batch are too large")
+
+    def ce_grad(self, node) -> None:
+        """Softmax cross-entropy (:mod:`circuits.softmax`): every intermediate committed, on the
+        padded ``(B, C')`` batch (``1_C``: the public indicator of the real classes, ``M`` of the
+        real rows and classes, ``ONES`` of the real rows):
+
+        ``CB = c 1_C^T``, ``d = CB - z``; ``sel`` in ``[0, 2)`` with ``sel 1_C = ONES`` and
+        ``sum_j sel d = 0`` (``c`` is a real logit of its row and, as ``d >= 0``, the largest);
+        ``d = 2^S d_hi + 2^(S-F) d_mid + d_lo`` with the pairs ``(d_hi, E_hi[d_hi])``,
+        ``(d_mid, E_mid[d_mid])`` looked up in the exp tables and ``d_lo`` in ``S - F`` bits;
+        ``E_hi E_mid + 2^(S-1) = 2^S e + R_e``; ``s = e 1_C``; ``p`` in ``S + 1`` bits with
+        ``2 p s + R_p = 2^(S+1) e + s``, ``0 <= R_p < 2 s``; ``y 1_C = 2^S ONES`` (targets are
+        probabilities); ``G`` range-checked with ``2^S (M p - y) + n/2 = n G + RG``."""
+        out, y = node.inputs
+        name, a = node.output, node.attrs
+        S, F, H, n, C = self.g.scale_bits, a["exp_bits"], a["hi_bits"], a["count"], a["classes"]
+        z, yk = self.committed(out), self.committed(y)
+        shape = self.shape(name)
+        B, Cp = shape
+        E_hi, E_mid = circuits.exp_tables(S, F, H)
+        classes = self._public(TensorKind.CONST(0, f"{name}.classes"), (Cp,), (np.arange(Cp) < C).astype(np.int64))
+        mask = self._public(TensorKind.CONST(self.rows, f"{name}.mask"), shape,
+                            np.outer(np.arange(B) < self.rows, np.arange(Cp) < C).astype(np.int64))
+        row_ones, all_classes = self._ones(name), self._public(ones(Cp, Cp), (Cp,), np.ones(Cp, np.int64))
+        what = f"the cross-entropy gradient {name}"
+
+        def key(suffix):
+            return TensorKind.VALUE(0, f"{name}.{suffix}")
+
+        def einsum(spec, x, w, c, bound, c_shape):
+            self.commit(c, c_shape, bound)
+            self.t.einsums.append(EinsumRelation("n" + spec.replace(",", ",n").replace("->", "->n"), x, w, c,
+                                                 f"{what}: {spec}", GENERIC))
+            return c
+        zb = self.t.bounds[z]
+        c = self.commit(key("max"), (B,), zb)
+        cb = einsum("b,j->bj", c, classes, key("max.b"), zb, shape)
+        d = self.commit(key("d"), shape, 1 << (S + H))
+        self.t.linear.append(Linear(((1, d), (-1, cb), (1, z)), 0, f"{what}: d = c - z", GENERIC))
+        sel = self.lookup([(key("sel"), 1)], shape)[0]
+        zero = einsum("bj,bj->b", sel, d, key("sel.d"), Cp << (S + H), (B,))
+        self.t.linear.append(Linear(((1, zero),), 0, f"{what}: the selected logit is the row's largest", GENERIC))
+        picked = einsum("bj,j->b", sel, classes, key("sel.sum"), Cp, (B,))
+        self.t.linear.append(Linear(((1, picked), (-1, row_ones)), 0, f"{what}: one selected class per row", GENERIC))
+        d_hi = self.commit(key("d.hi"), shape, (1 << H) - 1)
+        d_mid = self.commit(key("d.mid"), shape, (1 << F) - 1)
+        e_hi = self.commit(key("e.hi"), shape, 1 << S)
+        e_mid = self.commit(key("e.mid"), shape, 1 << S)
+        self.t.pairs[d_hi] = (e_hi, (H, tuple(int(v) for v in E_hi)))
+        self.t.pairs[d_mid] = (e_mid, (F, tuple(int(v) for v in E_mid)))
+        low = unsigned_limbs(TensorKind.LIMBS, 0, f"{name}.d", S - F, self.limb_bits)
+        self.lookup(low, shape)
+        self.t.linear.append(Linear(((1, d), (-(1 << S), d_hi), (-(1 << (S - F)), d_mid)) + limb_terms(low, -1), 0,
+                                    f"{what}: d = 2^S d_hi + 2^(S-F) d_mid + d_lo", GENERIC))
+        prod = einsum("bj,bj->bj", e_hi, e_mid, key("e.prod"), 1 << (2 * S), shape)
+        e = self.commit(key("e"), shape, (1 << S) + 1)
+        self.remainder(f"{name}.e", 1 << S, ((1, prod), (-(1 << S), e)), f"{what}: E_hi E_mid + 2^(S-1) = 2^S e + R_e",
+                       GENERIC, shape)
+        s_bound = Cp * ((1 << S) + 1)
+        s = einsum("bj,j->b", e, classes, key("sum"), s_bound, (B,))
+        p = self.commit(key("p"), shape, 1 << (S + 1))
+        p_limbs = unsigned_limbs(TensorKind.LIMBS, 0, f"{name}.p", S + 1, self.limb_bits)
+        self.lookup(p_limbs, shape)
+        self.t.linear.append(Linear(((1, p),) + limb_terms(p_limbs, -1), 0, f"range check of {name}.p", RANGES))
+        ps = einsum("bj,b->bj", p, s, key("p.s"), (1 << (S + 1)) * s_bound, shape)
+        sb = einsum("b,j->bj", s, all_classes, key("sum.b"), s_bound, shape)
+        k = (2 * s_bound).bit_length()
+        rem = self.commit(TensorKind.REMAINDER(0, f"{name}.p"), shape, 2 * s_bound)
+        rem_limbs = unsigned_limbs(TensorKind.REMAINDER_LIMBS, 0, f"{name}.p", k, self.limb_bits)
+        comp_limbs = unsigned_limbs(TensorKind.COMPLEMENT_LIMBS, 0, f"{name}.p", k, self.limb_bits)
+        self.lookup(rem_limbs + comp_limbs, shape)
+        self.t.linear += [
+            Linear(((2, ps), (1, rem), (-(1 << (S + 1)), e), (-1, sb)), 0, f"{what}: 2 p s + R_p = 2^(S+1) e + s", GENERIC),
+            Linear(((1, rem),) + limb_terms(rem_limbs, -1), 0, f"range check of the remainder of {name}.p", GENERIC),
+            Linear(((2, sb), (-1, rem)) + limb_terms(comp_limbs, -1), 1, f"{what}: R_p < 2 s", GENERIC)]
+        ysum = einsum("bj,j->b", yk, classes, key("y.sum"), Cp * self.t.bounds[yk], (B,))
+        self.t.linear.append(Linear(((1, ysum), (-(1 << S), row_ones)), 0,
+                                    f"{what}: every target row sums to 1 (probabilities)", GENERIC))
+        pm = einsum("bj,bj->bj", p, mask, key("p.masked"), 1 << (S + 1), shape)
+        width = self.g[name].scale + ACT_HEADROOM
+        g = self.value(name, 1 << (width - 1))
+        self.range_check(g, shape, width, 0, what)
+        self.remainder(name, n, ((1 << S, pm), (-(1 << S), yk), (-n, g)),
+                       f"{what} (2^S (p - y) + n/2 = n G + RG, n = {n})",
+                       f"the scale 2^{S} and the {n} rows of a batch are too large")
+        rows = self.rows
+
+        def fill(run):
+            zp, yp = pad(run[out], shape), pad(run[y], shape)
+            v = ce_grad_fixed(zp[:, :C], yp[:, :C], S, F, H, n, name)  # padding rows: zero logits
+            full = {}
+            for suffix, fill_ in (("d", 0), ("d.hi", 0), ("d.mid", 0), ("d.lo", 0), ("e", 1 << S),
+                                  ("e.rem", 1 << (S - 1))):
+                full[suffix] = pad(v[f"{name}.{suffix}"], shape, fill_)
+            s_ = np.asarray(v[f"{name}.sum"], dtype=object)
+            sb_ = np.broadcast_to(s_[:, None], shape)
+            num = np.asarray(full["e"], dtype=object) * (1 << (S + 1)) + sb_
+            p_ = num // (2 * sb_)
+            sel_ = np.zeros(shape, np.int64)
+            sel_[np.arange(rows), np.argmax(np.asarray(v[f"{name}.d"])[:rows] == 0, axis=1)] = 1  # the first max
+            out_ = {c: np.asarray(v[f"{name}.max"]).astype(np.int64), cb: np.outer(v[f"{name}.max"], classes_ints),
+                    d: full["d"], sel: sel_, zero: np.zeros(B, np.int64), picked: (np.arange(B) < rows).astype(np.int64),
+                    d_hi: full["d.hi"], d_mid: full["d.mid"], e_hi: E_hi[full["d.hi"]], e_mid: E_mid[full["d.mid"]],
+                    prod: E_hi[full["d.hi"]] * E_mid[full["d.mid"]], e: full["e"], s: s_.astype(np.int64),
+                    p: p_.astype(np.int64), ps: (p_ * sb_).astype(np.int64), sb: np.asarray(sb_).astype(np.int64),
+                    rem: (num - 2 * sb_ * p_).astype(np.int64),
+                    ysum: np.asarray(yp, dtype=object).sum(axis=1).astype(np.int64),
+                    pm: (p_ * mask_ints).astype(np.int64)}
+            out_.update(dict(zip([k_ for k_, _ in low], split_limbs(full["d.lo"], [b for _, b in low], what))))
+            out_.update(dict(zip([k_ for k_, _ in p_limbs], split_limbs(out_[p], [b for _, b in p_limbs], what))))
+            out_.update(dict(zip([k_ for k_, _ in rem_limbs], split_limbs(out_[rem], [b for _, b in rem_limbs], what))))
+            out_.update(dict(zip([k_ for k_, _ in comp_limbs],
+                                 split_limbs(2 * out_[sb] - 1 - out_[rem], [b for _, b in comp_limbs], what))))
+            return out_
+        classes_ints = self.t.public[classes][1]
+        mask_ints = self.t.public[mask][1]
+        self.t.fills.append(fill)
+
+    def _public(self, key: TensorKey, shape: tuple, values: np.ndarray) -> TensorKey:
+        """A public tensor both sides commit with blind 0."""
+        if key not in self.t.public:
+            self.t.public[key] = (shape, pad(values, shape))
+            self.t.bounds[key] = int(np.abs(values).max()) if values.size else 0
+        return key
 
     def sgd_update(self, node) -> None:
         w, grad = node.inputs

@@ -119,6 +119,9 @@ class TrainingProof:
         lookups = [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns],
                                                  [committed.layout(circuit.shapes[keys[0]])[1] for keys, _ in columns],
                                                  circuit.limb_bits)) for columns in circuit.lookup_groups()]
+        lookups += [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns],
+                                                  [committed.layout(circuit.shapes[keys[0]])[1] for keys, _ in columns],
+                                                  bits, paired=True)) for bits, _, columns in circuit.function_groups()]
         r.end()
         return cls(statement, commitments, AggregatedProof(tuple(pads), blind, tuple(einsums),
                                                            tuple(relus), tuple(lookups)))

@@ -203,7 +203,7 @@ class Recorder:
         import torch
 
         replay = copy.deepcopy(self.initial).double()
-        sgd = torch.optim.SGD(replay.parameters(), lr=self.lr, **self.sgd._asdict())
+        sgd = torch.optim.SGD(replay.parameters(), lr=self.lr, **self.sgd.optimizer)
         for i in self.schedule:
             x, y = (torch.from_numpy(a) for a in self._batches[i])
             sgd.zero_grad()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuits import quantize_lr
+from circuits.graph import LOSSES
 
 from . import committed, fac4dnn
 from .commit import Commitment
@@ -62,6 +63,7 @@ class TrainingStatement(Scaled):
     dampening: float = 0.0
     weight_decay: float = 0.0
     resumed: bool = False
+    loss: str = "mse"
     #: the aggregated circuit the statement is about, derived from the fields above
     circuit: Circuit = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -101,10 +103,12 @@ class TrainingStatement(Scaled):
                                  "0 for inference")
         if not isinstance(self.resumed, bool):
             raise StatementError(f"resumed must be a bool, got {self.resumed!r}")
+        if self.loss not in LOSSES or (not self.training and self.loss != "mse"):
+            raise StatementError(f"loss {self.loss!r}: one of {', '.join(LOSSES)} ('mse' for inference)")
         try:
             lr_q, lr_bits = quantize_lr(self.lr) if self.training else (0, 0)
             circuit = Circuit(self.architecture, batch, steps, lr_q, lr_bits, self.training, self.data_bits,
-                              self.param_bits, self.rows, *options, self.resumed)
+                              self.param_bits, self.rows, *options, self.resumed, self.loss)
         except ValueError as exc:
             raise StatementError(str(exc)) from None
         object.__setattr__(self, "circuit", circuit)
@@ -158,7 +162,7 @@ class TrainingStatement(Scaled):
                                                         ("weight decay", self.weight_decay)) if v]
             lines += [f"  steps        : {self.steps}", f"  learning rate: {self.lr}",
                       f"  optimizer    : torch.optim.SGD{' (' + ', '.join(options) + ')' if options else ''}",
-                      "  loss         : MSE (mean over each batch's real rows)",
+                      f"  loss         : {_LOSS_NAMES[self.loss]} (mean over each batch's real rows)",
                       f"  dataset      : {self.dataset.hex() if self.dataset != committed.NO_DIGEST else 'not published'}",
                       f"  batches used : {_ranges(self.batch_indices)}",
                       f"  initial model: {self.initial_model.digest.hex()}",
@@ -174,8 +178,8 @@ class TrainingStatement(Scaled):
         t.absorb_ints("statement/params", [self.batch_size, self.steps, int(self.training), self.data_bits,
                                            self.param_bits])
         t.absorb("statement/lr", struct.pack("<d", self.lr))
-        t.absorb("statement/sgd", struct.pack("<dddB", self.momentum, self.dampening, self.weight_decay,
-                                              self.resumed))
+        t.absorb("statement/sgd", struct.pack("<dddBB", self.momentum, self.dampening, self.weight_decay,
+                                              self.resumed, LOSSES.index(self.loss)))
         t.absorb_ints("statement/rows", self.rows)
         t.absorb_ints("statement/batch-indices", self.batch_indices)
         t.absorb("statement/dataset", self.dataset)
@@ -184,11 +188,13 @@ class TrainingStatement(Scaled):
 
     def to_bytes(self) -> bytes:
         """``architecture section || batch, steps (u32) || data bits, parameter bits (1 byte
-        each) || lr, momentum, dampening, weight decay (f64 each) || resumed (1 byte) || dataset digest (32 bytes) ||
+        each) || lr, momentum, dampening, weight decay (f64 each) || resumed, loss (1 byte each: 0 MSE,
+        1 cross-entropy) || dataset digest (32 bytes) ||
         per step: batch index, rows (u32 each)`` then one section per statement commitment."""
         head = section(self.architecture.data)
-        head += struct.pack("<IIBBddddB", self.batch_size, self.steps, self.data_bits, self.param_bits, self.lr,
-                            self.momentum, self.dampening, self.weight_decay, self.resumed) + self.dataset
+        head += struct.pack("<IIBBddddBB", self.batch_size, self.steps, self.data_bits, self.param_bits, self.lr,
+                            self.momentum, self.dampening, self.weight_decay, self.resumed,
+                            LOSSES.index(self.loss)) + self.dataset
         head += b"".join(struct.pack("<II", i, n) for i, n in zip(self.batch_indices, self.rows))
         return head + b"".join(section(c.to_bytes()) for c in self.commitments.values())
 
@@ -202,16 +208,19 @@ class TrainingStatement(Scaled):
         data_bits, param_bits = r.unpack("<B"), r.unpack("<B")
         lr = r.unpack("<d")
         options = tuple(r.unpack("<d") for _ in range(3))
-        resumed = r.unpack("<B")
+        resumed, loss = r.unpack("<B"), r.unpack("<B")
         if resumed > 1:
             raise ProofFormatError("statement: the resumed flag must be 0 or 1")
+        if loss >= len(LOSSES):
+            raise ProofFormatError(f"statement: unknown loss {loss}")
         digest = r.take(committed.DIGEST_BYTES)
         if not 1 <= steps <= MAX_STEPS or r.remaining() < 8 * steps:
             raise ProofFormatError(f"statement: {steps} steps (at most {MAX_STEPS}, 8 bytes each)")
         per_step = [struct.unpack("<II", r.take(8)) for _ in range(steps)]
         try:
             stmt = cls(architecture, batch, steps, lr, training, {}, data_bits, param_bits,
-                       tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest, *options, bool(resumed))
+                       tuple(n for _, n in per_step), tuple(i for i, _ in per_step), digest, *options, bool(resumed),
+                       LOSSES[loss])
             stmt.circuit.check_sound()
         except StatementError as exc:
             raise ProofFormatError(f"statement: {exc}") from None
@@ -227,6 +236,9 @@ class TrainingStatement(Scaled):
         stmt.commitments.update(read_commitments(r, circuit.statement_keys))
         r.end()
         return stmt
+
+
+_LOSS_NAMES = {"mse": "MSE", "cross_entropy": "softmax cross-entropy"}
 
 
 def _ranges(indices) -> str:

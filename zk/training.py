@@ -53,10 +53,11 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
                    progress=None, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto", *,
                    epochs: int | None = None, param_scale: int | None = None,
                    start_batch: int = 0, momentum: float = 0.0, dampening: float = 0.0,
-                   weight_decay: float = 0.0) -> TrainingResult:
-    """Run SGD steps (MSE loss, mean over each batch's real rows) of a ReLU MLP in exact fixed
-    point and prove them: a :class:`TrainingResult` ``(proof, trained torch model, final model's
-    opening)``.
+                   weight_decay: float = 0.0, loss: str = "mse") -> TrainingResult:
+    """Run SGD steps (``loss``: ``"mse"``, or ``"cross_entropy"`` — softmax cross-entropy with
+    targets as rows of probabilities, class indices one-hot; mean over each batch's real rows) of
+    a model in exact fixed point and prove them: a :class:`TrainingResult` ``(proof, trained torch
+    model, final model's opening)``.
 
     ``model``: a torch module :func:`circuits.trace` accepts (Linear with or without bias, ReLU,
     residual adds, average pooling; e.g. a ``torch.nn.Sequential`` MLP), or a
@@ -75,7 +76,7 @@ def prove_training(model, data, lr: float, steps: int | None = None, scale_bits:
     Inputs or updates that underflow the fixed point are refused (ValueError).
     """
     dev = _device.resolve(device)
-    sgd = SGDOptions(float(momentum), float(dampening), float(weight_decay))
+    sgd = SGDOptions(float(momentum), float(dampening), float(weight_decay), loss)
     run, dataset, indices = _prepare_training(model, data, float(lr), steps, scale_bits, progress, epochs,
                                               param_scale, start_batch, key, sgd=sgd)
     run.circuit.check_sound()
@@ -125,7 +126,7 @@ def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.Comm
                                   {k: c for k, (c, _) in stmt_com.items()}, circuit.data_bits,
                                   circuit.param_bits, circuit.rows,
                                   indices if circuit.training else (0,), dataset, circuit.momentum,
-                                  circuit.dampening, circuit.weight_decay, circuit.resumed)
+                                  circuit.dampening, circuit.weight_decay, circuit.resumed, circuit.loss)
     commitments = {k: c for k, (c, _) in proof_com.items()}
     t = _transcript(statement, commitments)
     aggregated = fac4dnn.prove(circuit, {**stmt_com, **proof_com}, t, key, device, _stage(progress, "prove"))

@@ -118,7 +118,7 @@ def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], l
     state = {**params, **buffers}  # the next step's inputs besides the batch: parameters, momentum buffers
     for t, i in enumerate(indices):
         first = not sgd.momentum or (t == 0 and not buffers)
-        graph = fac4dnn.step_graph(a, dc.rows[i], lr, (*sgd, first))
+        graph = fac4dnn.step_graph(a, dc.rows[i], lr, (sgd.momentum, sgd.dampening, sgd.weight_decay, first), sgd.loss)
         inputs = {"x": data.x[i], "y": data.y[i], **state}
         vals = circuits.run(graph, inputs, mode="fixed", encoded=set(inputs))
         if refuse_underflow:
@@ -129,11 +129,18 @@ def fixed_steps(model: ModelOpening, data: DatasetOpening, indices: list[int], l
 
 
 class SGDOptions(NamedTuple):
-    """torch.optim.SGD's options besides the learning rate (the run starts without buffers)."""
+    """The training's options besides the learning rate: torch.optim.SGD's (the run starts without
+    buffers) and the loss (``"mse"`` or ``"cross_entropy"``, :data:`circuits.graph.LOSSES`)."""
 
     momentum: float = 0.0
     dampening: float = 0.0
     weight_decay: float = 0.0
+    loss: str = "mse"
+
+    @property
+    def optimizer(self) -> dict:
+        """The ``torch.optim.SGD`` keyword arguments."""
+        return {"momentum": self.momentum, "dampening": self.dampening, "weight_decay": self.weight_decay}
 
 
 def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], lr: float,
