@@ -103,6 +103,7 @@ class ChainReport:
     checked_dataset: bool = False  # every step's batch was checked against the published dataset
     checked_initial_model: bool = False  # the first proof was checked to start from the published model
     sgd: tuple[float, float, float] = (0.0, 0.0, 0.0)  # momentum, dampening and weight decay of every step
+    loss: str = "mse"  # the loss of every step
 
     @property
     def distinct_batches(self) -> int:
@@ -114,7 +115,8 @@ class ChainReport:
         momentum, dampening, decay = self.sgd
         options = "".join(f", {name} {v}" for name, v in (("momentum", momentum), ("dampening", dampening),
                                                           ("weight decay", decay)) if v)
-        return (f"valid chain: {self.proofs} proof(s), {self.steps} SGD steps (lr {self.lr}{options}, "
+        loss = ", softmax cross-entropy" if self.loss == "cross_entropy" else ""
+        return (f"valid chain: {self.proofs} proof(s), {self.steps} SGD steps (lr {self.lr}{options}{loss}, "
                 f"batch {self.batch_size}) "
                 f"over {self.distinct_batches} distinct batches of dataset {committed.short_digest(self.dataset)}{data}, "
                 f"model {committed.short_digest(self.initial_model.digest)} -> "
@@ -159,9 +161,10 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
                     raise VerificationError(f"it trains with learning rate {proof.statement.lr} and batch size "
                                             f"{proof.statement.batch_size}, the chain with {first.lr} and "
                                             f"{first.batch_size}: one run has one of each")
-                if _sgd(proof.statement) != _sgd(first):
-                    raise VerificationError(f"it trains with momentum, dampening and weight decay {_sgd(proof.statement)}, "
-                                            f"the chain with {_sgd(first)}: one run has one of each")
+                if _sgd(proof.statement) != _sgd(first) or proof.statement.loss != first.loss:
+                    raise VerificationError(f"it trains with momentum, dampening and weight decay {_sgd(proof.statement)} "
+                                            f"and loss {proof.statement.loss}, the chain with {_sgd(first)} and "
+                                            f"{first.loss}: one run has one of each")
                 if proof.statement.momentum and not proof.statement.resumed:
                     raise VerificationError("it starts with fresh momentum buffers after another proof: a run with "
                                             "momentum resumes from the buffers the proof before it ends with")
@@ -182,7 +185,7 @@ def verify_chain(proofs, dataset: DatasetCommitment | None = None, initial_model
     checks.run()
     return ChainReport(total, len(batches), tuple(batches), first.initial_model, previous.final_model,
                        first.dataset, first.lr, first.batch_size, dataset is not None, initial_model is not None,
-                       _sgd(first))
+                       _sgd(first), first.loss)
 
 
 def _sgd(statement) -> tuple[float, float, float]:

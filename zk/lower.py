@@ -618,6 +618,12 @@ class _Lowering:
 
         def fill(run):
             zp, yp = pad(run[out], shape), pad(run[y], shape)
+            sums = np.asarray(yp[:rows], dtype=object).sum(axis=1)
+            if (sums != 1 << S).any():
+                b = int(np.argmax(sums != 1 << S))
+                raise ValueError(f"cross-entropy targets are rows of probabilities: row {b} of the batch sums to "
+                                 f"{int(sums[b]) / 2**S:.6g}, not 1 (give one-hot class rows, or probabilities "
+                                 f"that sum to exactly 1 at scale 2^{S})")
             v = ce_grad_fixed(zp[:, :C], yp[:, :C], S, F, H, n, name)  # padding rows: zero logits
             full = {}
             for suffix, fill_ in (("d", 0), ("d.hi", 0), ("d.mid", 0), ("d.lo", 0), ("e", 1 << S),

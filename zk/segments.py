@@ -247,13 +247,14 @@ def prove_run(model, data, lr: float, steps: int | None = None, *, segment_steps
               executor: str = "inline", workers: int | None = None, ray_address: str | None = None,
               retries: int = 2, scale_bits: int | None = None, param_scale: int | None = None,
               start_batch: int = 0, key: commit.CommitKey = commit.DEFAULT_KEY, device: str = "auto",
-              progress=None, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0) -> RunResult:
+              progress=None, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+              loss: str = "mse") -> RunResult:
     """Prove a training run as chained segments of ``segment_steps`` SGD steps: a
     :class:`RunResult` (the :class:`zk.Chain`, the trained torch model, the final model's
     opening, per-segment figures). Verify it with :func:`zk.verify_chain`.
 
     ``model``, ``data``, ``lr``, ``steps``, ``epochs``, ``scale_bits``, ``param_scale``,
-    ``start_batch``, ``momentum``, ``dampening`` and ``weight_decay`` are those of
+    ``start_batch``, ``momentum``, ``dampening``, ``weight_decay`` and ``loss`` are those of
     :func:`zk.prove_training`, except that a run may have up to
     :data:`MAX_RUN_STEPS` steps. ``executor``: ``"inline"`` (this process, one segment at a
     time), ``"process"`` (``workers`` local processes, default one per core) or ``"ray"`` (Ray
@@ -269,7 +270,7 @@ def prove_run(model, data, lr: float, steps: int | None = None, *, segment_steps
     lr = float(lr)
     opening, dataset, indices = _training.prepare_run(model, data, lr, steps, scale_bits, progress, epochs,
                                                       param_scale, start_batch, key, MAX_RUN_STEPS)
-    sgd = witness.SGDOptions(float(momentum), float(dampening), float(weight_decay))
+    sgd = witness.SGDOptions(float(momentum), float(dampening), float(weight_decay), loss)
     return prove_schedule(opening, dataset, indices, lr, segment_steps, runner, key, device, progress,
                           None if isinstance(model, ModelOpening) else model, sgd=sgd)
 

@@ -232,6 +232,11 @@ def _check_writable(out: str, option: str) -> Path:
     return p
 
 
+def _loss_note(statement) -> str:
+    """``", softmax cross-entropy"`` for a proof of cross-entropy training (MSE, the default: nothing)."""
+    return ", softmax cross-entropy" if getattr(statement, "loss", "mse") == "cross_entropy" else ""
+
+
 def _check_device(device: str):
     """The prover device for ``--device`` (zk.device); a clear error where CUDA cannot be used."""
     from zk import device as zk_device
@@ -518,6 +523,8 @@ def commit_model_cmd(arch, model_path, seed, bias, scale_bits, param_scale, lr, 
               help="torch.optim.SGD's dampening of the momentum")
 @click.option("--weight-decay", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="torch.optim.SGD's weight decay")
+@click.option("--loss", type=click.Choice(["mse", "cross-entropy"]), default="mse", show_default=True,
+              help="the training loss: MSE, or softmax cross-entropy (Y's rows: one-hot classes or probabilities)")
 @click.option("--scale-bits", type=click.IntRange(1, 40),
               help="fixed point of the activations [default: the dataset opening's or model opening's, else 16]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the random model and data")
@@ -543,7 +550,7 @@ def commit_model_cmd(arch, model_path, seed, bias, scale_bits, param_scale, lr, 
               help="an existing Ray cluster (--executor ray) [default: a local Ray started for the run]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no summary")
 def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr, momentum, dampening, weight_decay,
-              scale_bits, seed, bias, inference, out, save_model, save_opening, save_model_commitment, device,
+              loss, scale_bits, seed, bias, inference, out, save_model, save_opening, save_model_commitment, device,
               segment_steps, executor, workers, ray_address, quiet):
     """Prove SGD training (or, with --inference, inference) of a ReLU MLP and write the proof.
 
@@ -563,7 +570,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
     if inference:
         for name, value in (("--steps", steps), ("--epochs", epochs), ("--lr", lr), ("--save-model", save_model),
                             ("--momentum", momentum or None), ("--dampening", dampening or None),
-                            ("--weight-decay", weight_decay or None),
+                            ("--weight-decay", weight_decay or None), ("--loss", None if loss == "mse" else loss),
                             ("--start-batch", start_batch or None), ("--save-opening", save_opening),
                             ("--save-model-commitment", save_model_commitment)):
             if value is not None:
@@ -643,6 +650,8 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
         batch = batch or DEFAULT_BATCH
         n = 1 if inference else (steps or 1)
         batches = synthetic_batches(widths, batch, n, seed + 1)
+        if loss != "mse":  # classes: the argmax of the random targets, one-hot
+            batches = [(x, np.eye(y.shape[1], dtype=np.float32)[np.argmax(y, axis=1)]) for x, y in batches]
     if start_batch >= n:
         raise click.BadParameter(f"{start_batch}: --data has {n} batch{'es' if n > 1 else ''} (0 to {n - 1})",
                                  param_hint="--start-batch")
@@ -655,7 +664,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
     import zk
 
     progress = None if quiet else _Progress()
-    sgd = dict(momentum=momentum, dampening=dampening, weight_decay=weight_decay)
+    sgd = dict(momentum=momentum, dampening=dampening, weight_decay=weight_decay, loss=loss.replace("-", "_"))
     t0 = time.perf_counter()
     try:
         if inference:
@@ -692,7 +701,7 @@ def prove_cmd(arch, model_path, data_path, batch, steps, epochs, start_batch, lr
     if not quiet:
         st = proof.statement
         what = ("inference proof" if inference else
-                f"training proof of {st.steps} SGD step{'s' if st.steps > 1 else ''} (lr {lr})")
+                f"training proof of {st.steps} SGD step{'s' if st.steps > 1 else ''} (lr {lr}{_loss_note(st)})")
         used = st.batch_indices
         if segment_steps is not None:
             used = result.batch_indices
@@ -784,7 +793,7 @@ def verify_cmd(proof_file, data_path, model_path):
         click.echo(f"einsum proof of {proof.spec} on {proof.shapes[0]} x {proof.shapes[1]}; verified in {elapsed:.2f} s")
         return
     st = proof.statement
-    what = (f"training proof of {st.steps} SGD step{'s' if st.steps > 1 else ''} (lr {st.lr})"
+    what = (f"training proof of {st.steps} SGD step{'s' if st.steps > 1 else ''} (lr {st.lr}{_loss_note(st)})"
             if kind == "training proof" else "inference proof")
     click.echo(f"{what}, {st.architecture.describe()}, batch {st.batch_size}; verified in {elapsed:.2f} s")
     checked = []
