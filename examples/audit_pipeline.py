@@ -11,7 +11,7 @@
 (a) The data owner commits to the first 256 rows of sklearn's digits in batches of 32 and
     publishes the commitment; the opening (integers and blinds) goes to the trainer only.
 (b) The trainer commits to an MLP 64-16-10 (with biases), proves two epochs of SGD (8 steps
-    each) on the committed batches, publishes the final model's commitment and proves one
+    each, softmax cross-entropy on the digit classes) on the committed batches, publishes the final model's commitment and proves one
     inference of the final model on 8 held-out digits.
 (c) The auditor reads only the public files and checks the whole story: every step used a
     published batch, epoch 2 continues epoch 1, the chain starts at model0.zkc and ends at
@@ -36,6 +36,8 @@ import zk
 from zk.training import synthetic_mlp
 
 ROWS, BATCH, LR, WIDTHS = 256, 32, 0.05, (64, 16, 10)
+#: the training loss: softmax cross-entropy on the one-hot digit classes (torch.nn.functional.cross_entropy)
+LOSS = "cross_entropy"
 HELD_OUT = 8
 
 
@@ -86,7 +88,7 @@ def trainer(out: Path, X_held_out) -> None:
     opening = opening0
     for epoch in (1, 2):
         t0 = time.perf_counter()
-        result = zk.prove_training(opening, dataset, LR, progress=None)   # one epoch: every batch once
+        result = zk.prove_training(opening, dataset, LR, progress=None, loss=LOSS)  # one epoch: every batch once
         st = result.proof.statement
         print(f"  epoch {epoch}: {st.steps} SGD steps on batches {list(st.batch_indices)}, "
               f"proved in {time.perf_counter() - t0:.1f} s")
@@ -125,7 +127,7 @@ def auditor(out: Path) -> None:
     st = epochs[0].statement
     print("  what the auditor learned (and nothing about data, weights, gradients or outputs):")
     print(f"    architecture {st.architecture.describe()}")
-    print(f"    {report.steps} SGD steps, batch size {st.batch_size}, lr {st.lr}, MSE loss")
+    print(f"    {report.steps} SGD steps, batch size {st.batch_size}, lr {st.lr}, loss {report.loss}")
     print(f"    batch indices used, in order: {list(report.batches)} "
           f"({report.distinct_batches} distinct of the {dataset.batches} published)")
     print(f"    fixed point: activations 2^{st.scale_bits}, parameters 2^{st.param_scale}; "
@@ -144,7 +146,7 @@ def cheater(out: Path, X, Y) -> None:
     Xc[5, 20] = 1.0 - Xc[5, 20]                      # one entry of one image changed
     _, forged = zk.commit_dataset(Xc, Y[:ROWS], BATCH)
     _, opening0 = zk.commit_model(synthetic_mlp(WIDTHS, seed=0, bias=True), lr=LR)
-    proof = zk.prove_training(opening0, forged, LR, steps=1, progress=None).proof   # one step is enough
+    proof = zk.prove_training(opening0, forged, LR, steps=1, progress=None, loss=LOSS).proof   # one step is enough
     zk.verify_training(proof)                       # a valid proof ... about another dataset
     print("  the cheater's proof is valid on its own (it proves training on *some* data)")
     try:
@@ -158,7 +160,7 @@ def cheater(out: Path, X, Y) -> None:
     x[0] = x[0].copy()
     x[0][5, 20] += 1                                 # one integer of batch 0
     try:
-        zk.prove_training(opening0, dataclasses.replace(opening, x=tuple(x)), LR, steps=1, progress=None)
+        zk.prove_training(opening0, dataclasses.replace(opening, x=tuple(x)), LR, steps=1, progress=None, loss=LOSS)
         raise SystemExit("  an edited opening was proved: THIS IS A BUG")
     except ValueError as exc:
         print(f"  an edited data.zko under data.zkc's commitments is refused by the prover: {exc}")

@@ -99,10 +99,18 @@ def _as_float(a, what: str) -> np.ndarray:
 class Recorder:
     """Records an ordinary torch training loop of ``model`` with ``optimizer`` so that it can be
     proved (:meth:`prove`). ``scale_bits``: the activations' fixed point; ``param_scale``: the
-    parameters' (default :func:`circuits.param_scale_for` of the learning rate)."""
+    parameters' (default :func:`circuits.param_scale_for` of the learning rate); ``loss``: the
+    loop's loss, ``"mse"`` (``F.mse_loss``) or ``"cross_entropy"`` (``F.cross_entropy`` with the
+    targets as rows of probabilities: one-hot classes), mean reduction."""
 
-    def __init__(self, model, optimizer, *, scale_bits: int = 16, param_scale: int | None = None) -> None:
+    def __init__(self, model, optimizer, *, scale_bits: int = 16, param_scale: int | None = None,
+                 loss: str = "mse") -> None:
+        from circuits.graph import LOSSES
+
+        if loss not in LOSSES:
+            raise ValueError(f"loss {loss!r}: one of {', '.join(LOSSES)}")
         self.lr, self.sgd = _check_optimizer(model, optimizer)
+        self.sgd = self.sgd._replace(loss=loss)
         if param_scale is None:
             from circuits import param_scale_for
 
@@ -199,21 +207,22 @@ class Recorder:
         return np.concatenate([_as_float(state[n], n).ravel() for n, _ in self.architecture.params])
 
     def _check_replay(self) -> None:
-        """SGD with mean MSE on the recorded batches, in float64, ends at the loop's model."""
+        """SGD with the mean loss on the recorded batches, in float64, ends at the loop's model."""
         import torch
 
+        loss = torch.nn.functional.mse_loss if self.sgd.loss == "mse" else torch.nn.functional.cross_entropy
         replay = copy.deepcopy(self.initial).double()
         sgd = torch.optim.SGD(replay.parameters(), lr=self.lr, **self.sgd.optimizer)
         for i in self.schedule:
             x, y = (torch.from_numpy(a) for a in self._batches[i])
             sgd.zero_grad()
-            torch.nn.functional.mse_loss(replay(x), y).backward()
+            loss(replay(x), y).backward()
             sgd.step()
         trained, initial = self._flat(self.model.state_dict()), self._flat(self.initial.state_dict())
         error = np.linalg.norm(trained - self._flat(replay.state_dict()))
         update = np.linalg.norm(trained - initial)
         if error > REPLAY_TOLERANCE * update + 2.0 ** -20 * np.linalg.norm(trained) * np.sqrt(self.steps):
-            raise ValueError(f"the recorded loop is not SGD with mean MSE on the recorded batches: replayed so, "
+            raise ValueError(f"the recorded loop is not SGD with mean {self.sgd.loss} on the recorded batches: replayed so, "
                              f"it ends {error:.3g} away from the loop's model ({error / max(update, 1e-30):.2%} of the "
                              "update); did the loop use another loss, clip gradients, decay weights, change "
                              "parameters outside optimizer.step() or change a batch after it was recorded?")
