@@ -86,7 +86,7 @@ def test_inference_proof(honest):
         zk.verify_training(proof)
 
 
-def _lenient_multiplicities(columns, table_bits, unused=0, device=CPU):
+def _lenient_multiplicities(columns, table_bits, unused=0, device=CPU, function=None):
     """A cheating prover's :func:`zk.lookup.multiplicities`: an entry outside the table is counted
     as an entry 0 instead of refused (the lookup's leaves still hold it)."""
     size = 1 << table_bits

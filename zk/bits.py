@@ -116,9 +116,10 @@ def verify_booleanity(planes: Stack, u: np.ndarray, proof: BooleanityProof, t: T
     """Check a :class:`BooleanityProof`; VerificationError naming the check otherwise."""
     what = "booleanity of committed bits"
     r, final = zksumcheck.verify(group.identity(), len(u), 3, proof.sumcheck, t, key,
-                                 what=f"{what} sumcheck")
+                                 what=f"{what} sumcheck", checks=checks)
     t.absorb_points("booleanity/values", proof.values)
     commit.verify_eval(planes.commitment, r, proof.values[0], proof.opening, t, key, checks)
     cb, cz = proof.values
-    sigma.verify_product((cb, cb, cz), proof.square, t, key, what=f"{what} (square)")
-    zksumcheck.verify_final_claim(final, mle.eq(u, r), cb - cz, proof.final_blind, key, f"{what}: final claim")
+    sigma.verify_product((cb, cb, cz), proof.square, t, key, what=f"{what} (square)", checks=checks)
+    zksumcheck.verify_final_claim(final, mle.eq(u, r), cb - cz, proof.final_blind, key, f"{what}: final claim",
+                                  checks)

@@ -344,14 +344,15 @@ def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof,
     commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key, checks)
     sum_vars = layout.sum_variables
     r, final = zksumcheck.verify(c_point, len(sum_vars), layout.degree, proof.sumcheck, t, key,
-                                 what=f"einsum '{parsed}' sumcheck")
+                                 what=f"einsum '{parsed}' sumcheck", checks=checks)
     r_of = dict(zip(sum_vars, r))
     t.absorb_points("einsum/finals", (pa, pb, pz))
     commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key, checks)
     commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key, checks)
-    sigma.verify_product((pa, pb, pz), proof.product, t, key, what=f"einsum '{parsed}' final product")
+    sigma.verify_product((pa, pb, pz), proof.product, t, key, what=f"einsum '{parsed}' final product",
+                         checks=checks)
     zksumcheck.verify_final_claim(final, layout.batch_eq(u_of, r_of), pz, proof.final_blind, key,
-                                  f"einsum '{parsed}' final claim = eq * A(p_A) * B(p_B)")
+                                  f"einsum '{parsed}' final claim = eq * A(p_A) * B(p_B)", checks)
 
 
 def prove_einsum(spec: str, A, B, *, C=None, key: commit.CommitKey = commit.DEFAULT_KEY,

@@ -607,9 +607,8 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
             scalars.append(field.mul(field.from_int(-const), field.sum(weights))[None])
     points.append(key.H)
     scalars.append(field.neg(proof.linear_blind)[None])
-    if group.msm(points, np.concatenate(scalars)) != group.identity():
-        raise VerificationError("linear relations (rescale, loss, SGD update, bit recomposition) "
-                                "do not hold on the commitments")
+    checks.add("linear relations (rescale, loss, SGD update, limb recomposition) do not hold on the commitments",
+               points, np.concatenate(scalars))
     t.absorb_scalars("fac4dnn/linear-blind", proof.linear_blind)
 
     for (spec, instances), rel in zip(circuit.einsum_groups(), proof.einsums):

@@ -129,7 +129,7 @@ def verify(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, proof: Hadama
     else:
         claim = _const_point(out, key)  # never the proof's: the statement fixes it
     r, final = zksumcheck.verify(claim, len(u), 3, proof.sumcheck, t, key,
-                                 what=f"{what} sumcheck")
+                                 what=f"{what} sumcheck", checks=checks)
     t.absorb_points("hadamard/values", proof.values)
     if len(proof.evals) != 1:
         raise VerificationError(f"{what}: expected one batched opening of F and G")
@@ -137,7 +137,8 @@ def verify(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, proof: Hadama
                         key, checks)
     cf = proof.values[0] + _const_point(f.const, key)
     cg = proof.values[1] + _const_point(g.const, key)
-    sigma.verify_product((cf, cg, proof.values[2]), proof.product, t, key, what=f"{what} product")
+    sigma.verify_product((cf, cg, proof.values[2]), proof.product, t, key, what=f"{what} product",
+                         checks=checks)
     zksumcheck.verify_final_claim(final, mle.eq(u, r), proof.values[2], proof.final_blind, key,
-                                  f"{what} final claim")
+                                  f"{what} final claim", checks)
 

@@ -389,7 +389,7 @@ def _prove_tree(layers, root_blinds, t: Transcript, key, device: Device):
     return tuple(proofs), point, bp, bq
 
 
-def _verify_tree(tree: TreeProof, num_vars: int, unit_leaves: bool, t: Transcript, key, what: str):
+def _verify_tree(tree: TreeProof, num_vars: int, unit_leaves: bool, t: Transcript, key, what: str, checks=None):
     """Check one tree's layers from its committed root: ``(leaf point, claim p~ (None over unit
     numerators), claim q~)`` as commitments."""
     if len(tree.layers) != num_vars or len(tree.root) != 2:
@@ -400,17 +400,17 @@ def _verify_tree(tree: TreeProof, num_vars: int, unit_leaves: bool, t: Transcrip
         unit = unit_leaves and i == num_vars - 1
         lam = t.challenge_scalar("lookup/lambda")
         s, final = zksumcheck.verify(cp + sigma.mul_point(cq, lam), i, 3, layer.sumcheck, t, key,
-                                     what=f"{what} layer {i} sumcheck")
+                                     what=f"{what} layer {i} sumcheck", checks=checks)
         pairs = _UNIT_PRODUCTS if unit else _PRODUCTS
         v = layer.values
         if len(v) != (3 if unit else 7) or len(layer.products) != len(pairs):
             raise VerificationError(f"{what} layer {i}: malformed")
         t.absorb_points("lookup/layer-values", v)
         for (x, y, z), pp in zip(pairs, layer.products):
-            sigma.verify_product((v[x], v[y], v[z]), pp, t, key, what=f"{what} layer {i} product")
+            sigma.verify_product((v[x], v[y], v[z]), pp, t, key, what=f"{what} layer {i} product", checks=checks)
         value = v[0] + v[1] + sigma.mul_point(v[2], lam) if unit else v[4] + v[5] + sigma.mul_point(v[6], lam)
         zksumcheck.verify_final_claim(final, _eq(point, s), value, layer.final_blind, key,
-                                      f"{what} layer {i} final claim")
+                                      f"{what} layer {i} final claim", checks)
         t.absorb_scalars("lookup/layer-final", layer.final_blind)
         mu = t.challenge_scalar("lookup/mu")
         cp, cq = (None, _line(v[0], v[1], mu)) if unit else (_line(v[0], v[1], mu), _line(v[2], v[3], mu))
@@ -516,16 +516,16 @@ def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, ch
     alpha, beta = _challenges(t, f)
     (pa, qa), (pb, qb) = proof.lookups.root, proof.table.root
     t.absorb_points("lookup/roots", [pa, qa, pb, qb, *proof.roots])
-    rho, _, cq = _verify_tree(proof.lookups, layout.num_vars, True, t, key, f"{what} lookup tree")
-    rho_t, cp_t, cq_t = _verify_tree(proof.table, table_bits, False, t, key, f"{what} table tree")
-    sigma.verify_product((pa, qb, proof.roots[0]), proof.root_products[0], t, key, what=f"{what} roots")
-    sigma.verify_product((pb, qa, proof.roots[1]), proof.root_products[1], t, key, what=f"{what} roots")
+    rho, _, cq = _verify_tree(proof.lookups, layout.num_vars, True, t, key, f"{what} lookup tree", checks)
+    rho_t, cp_t, cq_t = _verify_tree(proof.table, table_bits, False, t, key, f"{what} table tree", checks)
+    sigma.verify_product((pa, qb, proof.roots[0]), proof.root_products[0], t, key, what=f"{what} roots",
+                         checks=checks)
+    sigma.verify_product((pb, qa, proof.roots[1]), proof.root_products[1], t, key, what=f"{what} roots",
+                         checks=checks)
     t.absorb_scalars("lookup/root-blind", proof.root_blind)
-    try:
-        sigma.check_zero(proof.roots[0] + proof.roots[1], proof.root_blind, key, what)
-    except VerificationError:
-        raise VerificationError(f"{what}: the looked-up entries and the table's multiplicities do not cancel "
-                                "(a value outside the table, or wrong multiplicities)") from None
+    sigma.check_zero(proof.roots[0] + proof.roots[1], proof.root_blind, key,
+                     f"{what}: the looked-up entries and the table's multiplicities do not cancel (a value outside "
+                     "the table, or wrong multiplicities)", checks)
 
     coms = [s.commitment for s in _opened(columns, layout)] + [proof.multiplicities]
     subs = _points(layout, rho, rho_t)
@@ -543,11 +543,8 @@ def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, ch
     row = _table_mle(rho_t)
     if beta is not None:  # the rows v + beta f(v): f's MLE from its 2^L values
         row = field.add(row, field.mul(beta, mle.evaluate(field.from_int(f), rho_t)))
-    try:
-        sigma.check_zero(cq - expected_q, proof.leaf_blinds[0], key, what)
-        sigma.check_zero(cp_t + proof.values[-1], proof.leaf_blinds[1], key, what)
-        sigma.check_zero(cq_t - sigma.mul_point(key.U, field.sub(alpha, row)), proof.leaf_blinds[2],
-                         key, what)
-    except VerificationError:
-        raise VerificationError(f"{what}: the trees' leaves differ from the looked-up columns and the table "
-                                "(a value outside the table, or wrong multiplicities)") from None
+    leaves = (f"{what}: the trees' leaves differ from the looked-up columns and the table (a value outside the "
+              "table, or wrong multiplicities)")
+    sigma.check_zero(cq - expected_q, proof.leaf_blinds[0], key, leaves, checks)
+    sigma.check_zero(cp_t + proof.values[-1], proof.leaf_blinds[1], key, leaves, checks)
+    sigma.check_zero(cq_t - sigma.mul_point(key.U, field.sub(alpha, row)), proof.leaf_blinds[2], key, leaves, checks)

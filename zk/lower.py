@@ -762,7 +762,7 @@ def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: 
         if node.op != "einsum" and lowering.batched.intersection(node.inputs):
             lowering.batched.add(node.output)
     lowering.carry()
-    training = any(node.op == "loss_grad" for node in graph.nodes)
+    training = any(node.op in ("loss_grad", "ce_grad") for node in graph.nodes)
     if training and any(r.g is None for r in lowering.t.relus):
         raise UnsupportedOp("zk proofs take no ReLU that no gradient flows back through (one before every parameter)")
     keys = [c.key for c in lowering.t.tensors]

@@ -143,9 +143,9 @@ def verify(tensor: Stack, true_shapes, padded_shape, proof: PaddingProof, t: Tra
     """Check a :class:`PaddingProof`; VerificationError naming ``what`` otherwise."""
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     r, final = zksumcheck.verify(group.identity(), len(u), 3, proof.sumcheck, t, key,
-                                 what=f"{what} sumcheck")
+                                 what=f"{what} sumcheck", checks=checks)
     t.absorb_point("padding/value", proof.value)
     commit.verify_eval(tensor.commitment, r, proof.value, proof.opening, t, key, checks)
     outside = (1 - mask_mle(true_shapes, padded_shape, r)) % field.R
     factor = field.mul(mle.eq(u, r), field.from_int(outside))
-    zksumcheck.verify_final_claim(final, factor, proof.value, proof.final_blind, key, f"{what}: final claim")
+    zksumcheck.verify_final_claim(final, factor, proof.value, proof.final_blind, key, f"{what}: final claim", checks)

@@ -32,8 +32,14 @@ def mul_point(point: Point, scalar) -> Point:
     return point * group.to_scalars(np.asarray(scalar).reshape(1, 4))[0]
 
 
-def check_zero(point: Point, blind, key: commit.CommitKey, what: str) -> None:
-    """Verify a zero opening: ``point == blind * H``, else VerificationError naming ``what``."""
+def check_zero(point: Point, blind, key: commit.CommitKey, what: str,
+               checks: commit.DeferredChecks | None = None) -> None:
+    """Verify a zero opening: ``point == blind * H``, else VerificationError naming ``what``; with
+    ``checks`` the equation joins that batch instead (checked by its ``run``)."""
+    if checks is not None:
+        checks.add(f"{what}: committed values do not satisfy the relation", [point, key.H],
+                   np.stack([field.ONE, field.neg(np.asarray(blind).reshape(4))]))
+        return
     if point != mul_point(key.H, blind):
         raise VerificationError(f"{what}: committed values do not satisfy the relation")
 
@@ -85,12 +91,21 @@ def prove_product(x, rx, y, ry, rz, commitments, transcript: Transcript,
 
 
 def verify_product(commitments, proof: ProductProof, transcript: Transcript,
-                   key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "product") -> None:
-    """Check a :class:`ProductProof` for ``(C_x, C_y, C_z)``; VerificationError naming ``what``."""
+                   key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "product",
+                   checks: commit.DeferredChecks | None = None) -> None:
+    """Check a :class:`ProductProof` for ``(C_x, C_y, C_z)``; VerificationError naming ``what``
+    (with ``checks``: its three equations join that batch)."""
     cx, cy, cz = commitments
     c = _challenge(transcript, (cx, cy, cz, proof.alpha, proof.beta, proof.delta))
     U, H = key.U, key.H
     z = proof.z
+    if checks is not None:
+        one, neg = field.ONE, field.neg
+        for name, pts, sc in (("first factor", [proof.alpha, cx, U, H], [one, c, neg(z[0]), neg(z[1])]),
+                              ("second factor", [proof.beta, cy, U, H], [one, c, neg(z[2]), neg(z[3])]),
+                              ("product", [proof.delta, cz, cx, H], [one, c, neg(z[2]), neg(z[4])])):
+            checks.add(f"{what}: proof of product, {name} check failed", pts, np.stack(sc))
+        return
     if proof.alpha + mul_point(cx, c) != mul_point(U, z[0]) + mul_point(H, z[1]):
         raise VerificationError(f"{what}: proof of product, first factor check failed")
     if proof.beta + mul_point(cy, c) != mul_point(U, z[2]) + mul_point(H, z[3]):

@@ -110,17 +110,28 @@ def prove(prover: SumcheckProver, claim_blind, transcript: Transcript,
 
 def verify(claim_commitment: Point, num_vars: int, degree: int, proof: CommittedSumcheck,
            transcript: Transcript, key: commit.CommitKey = commit.DEFAULT_KEY,
-           what: str = "sumcheck") -> tuple[np.ndarray, Point]:
+           what: str = "sumcheck", checks: commit.DeferredChecks | None = None) -> tuple[np.ndarray, Point]:
     """Check the rounds; returns ``(point, C_final)`` where ``C_final`` commits to ``f(point)``.
 
-    Raises VerificationError naming ``what`` and the failing round.
+    Raises VerificationError naming ``what`` and the failing round. With ``checks`` the rounds'
+    zero openings join that batch: each round's claim stays a combination of the previous round's
+    commitments (no multi-scalar multiplication per round), and only ``C_final`` is computed.
     """
     if proof.num_rounds != num_vars:
         raise VerificationError(f"{what}: expected {num_vars} rounds, got {proof.num_rounds}")
     if any(len(row) != degree + 1 for row in proof.commitments):
         raise VerificationError(f"{what}: round polynomials must have degree {degree}")
-    current = claim_commitment
     point = np.empty((num_vars, 4), dtype=np.uint64)
+    if checks is not None:
+        claim_points, claim_scalars = [claim_commitment], field.ONE[None]
+        for i, (row, delta) in enumerate(zip(proof.commitments, proof.deltas)):
+            checks.add(f"{what} round {i}: g(0)+g(1) = claim: committed values do not satisfy the relation",
+                       [row[0], row[1], *claim_points, key.H],
+                       np.concatenate([field.ones(2), field.neg(claim_scalars), field.neg(delta)[None]]))
+            point[i] = _round_challenge(transcript, i, row, delta)
+            claim_points, claim_scalars = list(row), lagrange_coefficients(degree, point[i])
+        return point, group.msm(claim_points, claim_scalars)
+    current = claim_commitment
     for i, (row, delta) in enumerate(zip(proof.commitments, proof.deltas)):
         check_zero(row[0] + row[1] - current, delta, key, f"{what} round {i}: g(0)+g(1) = claim")
         point[i] = _round_challenge(transcript, i, row, delta)
@@ -135,7 +146,13 @@ def prove_final_claim(final_blind, factor, value_blind) -> np.ndarray:
     return field.sub(final_blind, field.mul(factor, value_blind))
 
 
-def verify_final_claim(final: Point, factor, value: Point, blind, key: commit.CommitKey, what: str) -> None:
+def verify_final_claim(final: Point, factor, value: Point, blind, key: commit.CommitKey, what: str,
+                       checks: commit.DeferredChecks | None = None) -> None:
     """Check that the final claim ``final`` commits to ``factor`` times the value of ``value``
-    (the zero opening ``blind`` of :func:`prove_final_claim`); VerificationError naming ``what``."""
+    (the zero opening ``blind`` of :func:`prove_final_claim`); VerificationError naming ``what``
+    (with ``checks``: the equation joins that batch)."""
+    if checks is not None:
+        checks.add(f"{what}: committed values do not satisfy the relation", [final, value, key.H],
+                   np.stack([field.ONE, field.neg(np.asarray(factor).reshape(4)), field.neg(np.asarray(blind).reshape(4))]))
+        return
     check_zero(final - mul_point(value, factor), blind, key, what)

@@ -40,10 +40,11 @@ def _entries(table) -> np.ndarray:
         return np.atleast_1d(field.to_int(table.reshape(-1, 4)))
 
 
-def lenient_multiplicities(columns, table_bits, unused=0, device=CPU):
+def lenient_multiplicities(columns, table_bits, unused=0, device=CPU, function=None):
     """:func:`zk.lookup.multiplicities` as a cheating prover computes it: every entry ``c F mod r``
     outside the table is counted as an entry 0 instead of refused (the lookup tree's leaves still
-    hold the true entries, so the verifier must catch it)."""
+    hold the true entries, so the verifier must catch it; against a function table, pairs that are
+    not its rows are not refused either)."""
     size = 1 << table_bits
     counts = np.zeros(size, dtype=np.int64)
     for c in columns:

@@ -17,7 +17,7 @@ HUGE = textwrap.dedent("""
     steps, layers, lr, scale = 4096, 64, float(sys.argv[1]), int(sys.argv[2])
     arch = zk.Architecture.mlp((512,) * (layers + 1), (), scale, scale).data
     head = struct.pack("<I", len(arch)) + arch
-    head += struct.pack("<IIBBddddB", 512, steps, 40, 40, lr, 0, 0, 0, 0) + bytes(32)
+    head += struct.pack("<IIBBddddBB", 512, steps, 40, 40, lr, 0, 0, 0, 0, 0) + bytes(32)
     head += struct.pack("<II", 0, 512) * steps
     commitment = struct.pack("<I", 51) + bytes([1, 18, 12]) + bytes(48)
     stmt = head + commitment * (2 * steps + 2 * layers)
@@ -51,7 +51,7 @@ def test_old_versions_are_refused_by_name():
 
 def test_truncated_statement_sections_are_refused():
     arch = zk.Architecture.mlp((4, 4, 4)).data
-    head = struct.pack("<I", len(arch)) + arch + struct.pack("<IIBBddddB", 2, 2, 18, 16, 0.1, 0, 0, 0, 0)
+    head = struct.pack("<I", len(arch)) + arch + struct.pack("<IIBBddddBB", 2, 2, 18, 16, 0.1, 0, 0, 0, 0, 0)
     head += bytes(32) + struct.pack("<II", 0, 2) * 2
     data = b"ZKTRAIN\0" + bytes([VERSION]) + struct.pack("<I", len(head)) + head
     with pytest.raises(zk.ProofFormatError, match="commitments"):
