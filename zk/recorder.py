@@ -222,7 +222,8 @@ class Recorder:
         error = np.linalg.norm(trained - self._flat(replay.state_dict()))
         update = np.linalg.norm(trained - initial)
         if error > REPLAY_TOLERANCE * update + 2.0 ** -20 * np.linalg.norm(trained) * np.sqrt(self.steps):
-            raise ValueError(f"the recorded loop is not SGD with mean {self.sgd.loss} on the recorded batches: replayed so, "
+            loss_name = "MSE" if self.sgd.loss == "mse" else "cross-entropy"
+            raise ValueError(f"the recorded loop is not SGD with mean {loss_name} on the recorded batches: replayed so, "
                              f"it ends {error:.3g} away from the loop's model ({error / max(update, 1e-30):.2%} of the "
                              "update); did the loop use another loss, clip gradients, decay weights, change "
                              "parameters outside optimizer.step() or change a batch after it was recorded?")

@@ -189,8 +189,8 @@ def _check_segment(result: SegmentResult, planned: _Planned, dataset, job: Segme
             raise VerificationError("it used other batches than planned")
         if st.lr != lr:
             raise VerificationError(f"it trained with learning rate {st.lr}, not {lr}")
-        if (st.momentum, st.dampening, st.weight_decay) != tuple(job.sgd):
-            raise VerificationError("it trained with other SGD options than planned")
+        if (st.momentum, st.dampening, st.weight_decay, st.loss) != tuple(job.sgd):
+            raise VerificationError("it trained with other SGD options or another loss than planned")
     except Exception as exc:  # noqa: BLE001 - whatever a worker sent, it does not join the chain
         raise VerificationError(f"{where}: the worker's proof does not check ({exc})") from None
 
