@@ -226,7 +226,7 @@ def test_tables_never_reach_host_field_arithmetic_on_a_kernel_device(monkeypatch
     widths = (40, 24, 24, 8)  # stacks of up to 64 instances of 512 entries: tables of 32768
     model, data = training.synthetic_mlp(widths, 0), training.synthetic_batches(widths, 8, 1, 0)
     training.prove_training(model, data, 0.05, device="cpu")
-    assert max(largest.values()) > 1 << 14  # the CPU path does work on whole tables here
+    assert max(largest.values()) > 1 << 12  # the CPU path does work on whole tables here
     largest.clear()
     training.prove_training(model, data, 0.05, device="host")
     assert max(largest.values()) <= 1 << 10, largest  # one row of 2^10 columns at most

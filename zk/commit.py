@@ -443,7 +443,9 @@ def prove_evals(openings, commitments, points, transcript: Transcript, key: Comm
             rvs.append(r_v)
             _absorb_statement(transcript, commitment, x, None, c_v)
     beta = _batch_weights(transcript, len(rows))
-    a = field.sum(field.mul(beta[:, None], np.stack(rows)), axis=0)
+    a = rows[0]
+    for weight, row in zip(beta[1:], rows[1:]):  # one row at a time: host vectors stay one row long
+        a = field.add(a, field.mul(weight, row))
     b = right
     rho = field.inner(beta, np.stack(rhos))
     xi = transcript.challenge_scalar("hyrax/xi")
