@@ -34,15 +34,18 @@ def bench_einsum(shape_a, shape_b):
             len(proof.to_bytes()))
 
 
-def bench_training(widths, batch, steps, inference=False, bias=False):
+def bench_training(widths, batch, steps, inference=False, bias=False, loss="mse"):
     model = synthetic_mlp(widths, bias=bias)
     batches = synthetic_batches(widths, batch, steps)
-    arch = "-".join(map(str, widths)) + (" with biases" if bias else "")
+    if loss != "mse":  # classes: one-hot rows of the random targets' argmax
+        batches = [(x, np.eye(y.shape[1], dtype=np.float32)[np.argmax(y, axis=1)]) for x, y in batches]
+    arch = "-".join(map(str, widths)) + (" with biases" if bias else "") + \
+        (", softmax cross-entropy" if loss != "mse" else "")
     if inference:
         proof, tp = timed(lambda: zk.prove_inference(model, batches[0][0]))
         _, tv = timed(lambda: zk.verify_inference(proof))
         return f"inference MLP {arch}, batch {batch}", tp, tv, len(proof.to_bytes())
-    (proof, _, _), tp = timed(lambda: zk.prove_training(model, batches, 0.01))
+    (proof, _, _), tp = timed(lambda: zk.prove_training(model, batches, 0.01, loss=loss))
     _, tv = timed(lambda: zk.verify_training(proof))
     return f"training MLP {arch}, batch {batch}, {steps} step(s)", tp, tv, len(proof.to_bytes())
 
@@ -58,11 +61,13 @@ def main() -> None:
                 lambda: bench_training((16, 8, 4), 8, 1),
                 lambda: bench_training((16, 8, 4), 8, 2),
                 lambda: bench_training((16, 8, 4), 8, 1, bias=True),
+                lambda: bench_training((16, 8, 4), 8, 1, loss="cross_entropy"),
                 lambda: bench_training((16, 8, 4), 8, 1, inference=True)]
     else:
         runs = [lambda: bench_einsum((64, 784), (784, 256)),
                 lambda: bench_training((784, 256, 256, 10), 64, 1),
                 lambda: bench_training((784, 256, 256, 10), 64, 1, bias=True),
+                lambda: bench_training((784, 256, 256, 10), 64, 1, loss="cross_entropy"),
                 lambda: bench_training((784, 256, 256, 10), 64, 1, inference=True)]
         runs += [lambda s=s: bench_training((64, 32, 32, 10), 16, s) for s in (1, 2, 4, 8)]
         runs += [lambda w=w: bench_training((64, w, w, 10), 16, 1) for w in (32, 64, 128)]

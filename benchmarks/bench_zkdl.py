@@ -26,7 +26,7 @@ from datetime import date
 import zk
 from zk import device as zk_device
 from zk.training import synthetic_batches, synthetic_mlp
-from _doc import machine, publish
+from _doc import machine, msm_unit, peak_mb, publish, reset_peak
 
 SECTION = "bench_zkdl"
 DEMO = (784, 1000, 1773, 1773, 1773, 1773, 1773, 1124, 1000)
@@ -81,6 +81,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     ap.add_argument("--scale", type=int, help="divide widths and batch by this (default: 1 on cuda, 16 on cpu)")
+    ap.add_argument("--only", metavar="TEXT", help="run only the configurations whose name contains TEXT "
+                                                   "(e.g. 'paper')")
     ap.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
     args = ap.parse_args()
     device = zk_device.resolve(args.device)
@@ -93,27 +95,35 @@ def main() -> None:
         import cupy
 
         gpu_name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    unit = msm_unit()
     rows = []
     for name, widths, batch, training, target in CONFIGS:
+        if args.only and args.only not in name:
+            continue
         w, b = scaled(widths, batch, scale)
         params = sum(x * y for x, y in zip(w, w[1:]))
         label = f"{name}: {'-'.join(map(str, w))}, batch {b} ({params / 1e6:.2f}M params)"
         try:
+            reset_peak()
             r = run(w, b, training, device)
+            peak = peak_mb()
         except (MemoryError, RuntimeError, ValueError) as exc:  # e.g. out of device memory
-            rows.append(f"| {label} | failed: {type(exc).__name__}: {str(exc)[:80]} | | | | |")
+            rows.append(f"| {label} | failed: {type(exc).__name__}: {str(exc)[:80]} | | | | | | |")
             print(rows[-1], flush=True)
             continue
         stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
         goal = f"<= {target} s: {'met' if r['prove'] <= target else 'not met'}" if scale == 1 else "n/a (scaled)"
-        rows.append(f"| {label} | {r['prove']:.2f} | {stages} | {r['verify']:.2f} | {r['size'] / 1e3:.0f} | {goal} |")
+        rows.append(f"| {label} | {r['prove']:.2f} | {r['prove'] / unit:.0f} | {stages} | {r['verify']:.2f} | "
+                    f"{r['size'] / 1e3:.0f} | {peak / 1e3:.2f} | {goal} |")
         print(rows[-1], flush=True)
-    table = "\n".join(["| proof | prove (s) | prover stages (s) | verify (s) | size (kB) | target |",
-                       "|---|---:|---|---:|---:|---|", *rows])
+    table = "\n".join(["| proof | prove (s) | prove / MSM 2^16 | prover stages (s) | verify (s) | size (kB) | "
+                       "peak RSS (GB) | target |", "|---|---:|---:|---|---:|---:|---:|---|", *rows])
     where = f"device {device.name}" + (f" ({gpu_name})" if gpu_name else "")
     body = (f"## zkDL-scale proofs (`benchmarks/bench_zkdl.py`)\n\n"
             f"Date {date.today()}; machine: {machine()}; {where}; widths and batch divided by {scale}; "
-            f"scale 2^16, lr 0.01, one step, one run each. Verification runs on the CPU.\n\n" + table)
+            f"scale 2^16, lr 0.01, one step, one run each. Verification runs on the CPU. *prove / MSM 2^16*: the "
+            f"prove time in units of one 2^16-point MSM measured in the same run ({unit * 1e3:.0f} ms); peak RSS: "
+            f"this process's peak during the row (prover and verifier).\n\n" + table)
     publish(SECTION, body, not args.no_write)
 
 

@@ -6,7 +6,7 @@
 - an MSE statement and a cross-entropy statement are not interchangeable;
 - malicious provers: the honest witness doctored (every other relation kept consistent where that
   is possible, so that only the targeted check can catch it) and proved by our own prover, with
-  entries outside their lookup tables counted as entries 0 (:func:`lenient_multiplicities`);
+  entries outside their lookup tables counted as entries 0 (forge.lenient_multiplicities);
   each must be rejected by :func:`zk.verify_training`;
 - the honest prover refuses logits whose row spreads by 64 (``2^HI_BITS``) or more.
 """
@@ -22,11 +22,12 @@ import torch.nn.functional as F
 import circuits
 import zk
 from circuits import interpret, softmax
-from zk import commit, fac4dnn, field, lookup, lower, training
-from zk.device import CPU
+from zk import commit, fac4dnn, lookup, lower, training
 from zk.fac4dnn import pad
 from zk.keys import TensorKind as K
 from zk.witness import SGDOptions
+
+from forge import lenient_multiplicities
 
 S = 16  # activations' scale (prove_training's default)
 LR = 0.1
@@ -191,31 +192,6 @@ def test_mse_and_cross_entropy_proofs_are_not_interchangeable(both_losses):
 # ----------------------------------------------------------------------------------------
 # 3. malicious provers
 # ----------------------------------------------------------------------------------------
-def _entries(table) -> np.ndarray:
-    """A committed table's entries as Python integers in ``[0, r)`` (uint8 planes as they are)."""
-    if table.dtype == np.uint8:
-        return table.reshape(-1).astype(object)
-    try:
-        return field.to_signed(table).reshape(-1).astype(object) % field.R
-    except ValueError:
-        return np.atleast_1d(field.to_int(table.reshape(-1, 4)))
-
-
-def lenient_multiplicities(columns, table_bits, unused=0, device=CPU, function=None):
-    """:func:`zk.lookup.multiplicities` as a cheating prover computes it: an entry outside the table
-    is counted as an entry 0, and against a function table the pair's value is not checked (the
-    lookup tree's leaves still hold the true entries and values, so the verifier must catch it).
-    (tests/adversarial/forge.py's takes no ``function`` argument: it cannot prove a ce_grad circuit.)"""
-    size = 1 << table_bits
-    counts = np.zeros(size, dtype=np.int64)
-    for c in columns:
-        e = _entries(device.download(c.stack.opening.table)) * c.scale % field.R
-        inside = np.array([int(v) < size for v in e], dtype=bool) if e.size else np.zeros(0, bool)
-        counts += np.bincount(np.where(inside, e, 0).astype(np.int64), minlength=size)
-    counts[0] += unused
-    return counts
-
-
 def forge(circuit, values):
     """Commit to ``values`` and prove ``circuit`` with our own provers (no soundness refusal, entries
     outside their tables proved all the same)."""
