@@ -18,7 +18,7 @@ step pre-hook: options changed later, or a learning rate moved by a scheduler, a
 every step must follow exactly one recorded batch. :meth:`Recorder.prove` then checks, before
 any proving, that the loop is what the proof states:
 
-1. **Replay.** SGD with the optimizer's options and mean MSE on the recorded batches, in float64
+1. **Replay.** SGD with the optimizer's options and the mean loss (the recorder's ``loss``) on the recorded batches, in float64
    torch from the recorded initial model, ends where the loop's model is, within float32 rounding
    (:data:`REPLAY_TOLERANCE`). A loop with another loss, gradient clipping that bites, parameters
    changed outside ``optimizer.step()`` or a batch changed in place after it
