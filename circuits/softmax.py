@@ -12,7 +12,8 @@ class ``j``, all integers and exact:
                                       ``d_mid = (d >> (S - F)) & (2^F - 1)``, ``d_lo`` the low
                                       ``S - F`` bits, dropped (``".d.hi"``, ``".d.mid"``, ``".d.lo"``)
 ``e = floor((E_hi[d_hi] E_mid[d_mid]  ``2^S exp(-d)`` for ``d`` truncated to ``F`` fractional bits
-+ 2^(S-1)) / 2^S)``                   (``".e"``; remainder ``".e.rem"`` in ``[0, 2^S)``)
++ 2^(S-1)) / 2^S)``                   (``".e"``; remainder ``".e.rem"`` in ``[0, 2^S)``; the factors
+                                      ``".e.hi"``, ``".e.mid"``)
 ``s_b = sum_j e_bj``                  (``".sum"``, shape ``(rows,)``; ``>= 2^S``: the max class has
                                       ``d = 0``, ``E_hi[0] = E_mid[0] = 2^S``, so ``e = 2^S``)
 ``p = floor((2^(S+1) e + s)           ``2^S e / s`` rounded to nearest, ties up (``".p"``; remainder
@@ -77,6 +78,19 @@ def ce_grad_float(out: np.ndarray, target: np.ndarray, count: int) -> np.ndarray
     return (ez / ez.sum(axis=-1, keepdims=True) - target) / count
 
 
+def normalise(e: np.ndarray, s: np.ndarray, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """``p = floor((2^(S+1) e + s) / (2 s))`` (``2^S e / s`` to nearest, ties up) and its remainder
+    ``2^(S+1) e + s - 2 s p`` in ``[0, 2 s)``, for ``e`` of shape ``(rows, C)`` and row sums ``s``."""
+    from .interpret import _add, _compact, _mul_const, _wide
+
+    num = _add(_mul_const(e, 1 << (S + 1)), np.broadcast_to(s[:, None], e.shape))
+    den = np.broadcast_to(2 * s[:, None], e.shape)
+    if num.dtype == object:
+        den = _wide(den)
+    p = num // den
+    return _compact(p), _compact(num - den * p)
+
+
 def ce_grad_fixed(z: np.ndarray, y: np.ndarray, S: int, F: int, H: int, count: int,
                   name: str = "ce_grad") -> dict[str, np.ndarray]:
     """The exact integer rule of the module docstring on logits ``z`` and targets ``y`` (integers at
@@ -99,14 +113,9 @@ def ce_grad_fixed(z: np.ndarray, y: np.ndarray, S: int, F: int, H: int, count: i
     e, e_rem = _round_div(prod, 1 << S)
     e = e.astype(np.int64)  # at most 2^S
     s = e.sum(axis=1)  # at most C 2^S
-    num = _add(_mul_const(e, 1 << (S + 1)), np.broadcast_to(s[:, None], e.shape))
-    den = np.broadcast_to(2 * s[:, None], e.shape)
-    if num.dtype == object:
-        den = _wide(den)
-    p = num // den
-    p_rem = _compact(num - den * p)
-    p = _compact(p)
+    p, p_rem = normalise(e, s, S)
     g, g_rem = _round_div(_mul_const(_add(p, y, sign=-1), 1 << S), count)
     return {name: g, name + ".rem": g_rem, name + ".max": c, name + ".d": d, name + ".d.hi": d_hi,
-            name + ".d.mid": d_mid, name + ".d.lo": d_lo, name + ".e": e, name + ".e.rem": e_rem,
+            name + ".d.mid": d_mid, name + ".d.lo": d_lo, name + ".e.hi": a, name + ".e.mid": b, name + ".e": e,
+            name + ".e.rem": e_rem,
             name + ".sum": s, name + ".p": p, name + ".p.rem": p_rem}

@@ -16,7 +16,8 @@ import circuits
 from circuits import Graph, decode, exp_tables, run, train_step, training_graph
 from circuits.serial import ArchitectureError, architecture_bytes
 
-SUFFIXES = ("", ".rem", ".max", ".d", ".d.hi", ".d.mid", ".d.lo", ".e", ".e.rem", ".sum", ".p", ".p.rem")
+SUFFIXES = ("", ".rem", ".max", ".d", ".d.hi", ".d.mid", ".d.lo", ".e.hi", ".e.mid", ".e", ".e.rem", ".sum", ".p",
+            ".p.rem")
 
 
 def ce_graph(rows, classes, S=16):
@@ -83,6 +84,7 @@ def check_rule(g, v, z, y, name="g"):
     assert np.array_equal(ob[".d.hi"] * 2**S + ob[".d.mid"] * 2**(S - F_) + ob[".d.lo"], d)
     prod = np.array([[E_hi[h] * E_mid[m] for h, m in zip(rh, rm)]
                      for rh, rm in zip(ob[".d.hi"], ob[".d.mid"])], dtype=object).reshape(rows, C)
+    assert np.array_equal(ob[".e.hi"] * ob[".e.mid"], prod)
     e, e_rem = ob[".e"], ob[".e.rem"]
     assert np.array_equal(e * 2**S + e_rem, prod + 2**(S - 1))
     assert np.all((0 <= e_rem) & (e_rem < 2**S))

@@ -107,9 +107,10 @@ class Device(ABC):
         :class:`zk.sumcheck.SumcheckProver`'s interface and messages."""
 
     @abstractmethod
-    def eq_sumcheck(self, point, tables, terms: Sequence[tuple]):
+    def eq_sumcheck(self, point, tables, terms: Sequence[tuple], claim=None):
         """A prover for ``sum_x eq(point, x) sum_t c_t prod_j P_j(x)`` (the eq factor left out
-        of ``terms``), with :class:`zk.sumcheck.SumcheckProver`'s interface and messages."""
+        of ``terms``), with :class:`zk.sumcheck.SumcheckProver`'s interface and messages (``claim``:
+        the sum, when the caller knows it; it may save work, never changes a message)."""
 
     @abstractmethod
     def vecmat(self, v: np.ndarray, m) -> np.ndarray:
@@ -159,8 +160,8 @@ class CpuDevice(Device):
         return SumcheckProver(tables, terms)
 
     @staticmethod
-    def eq_sumcheck(point, tables, terms: Sequence[tuple]) -> EqSumcheckProver:
-        return EqSumcheckProver(point, tables, terms)
+    def eq_sumcheck(point, tables, terms: Sequence[tuple], claim=None) -> EqSumcheckProver:
+        return EqSumcheckProver(point, tables, terms, claim)
 
     @staticmethod
     def vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -270,7 +271,7 @@ class KernelDevice(Device):
         """The table of ``eq(point, .)`` on the device."""
         return self._gpu.eq_table(self.upload(field.asarray(point, "point").reshape(-1, 4)))
 
-    def eq_sumcheck(self, point, tables, terms: Sequence[tuple]) -> "KernelSumcheckProver":
+    def eq_sumcheck(self, point, tables, terms: Sequence[tuple], claim=None) -> "KernelSumcheckProver":
         # the eq table materialised as one more factor of every term: the same polynomials
         tables = list(tables)
         return self.sumcheck(tables + [self.eq_table(point)], [(c, tuple(idx) + (len(tables),)) for c, idx in terms])

@@ -349,12 +349,8 @@ class Circuit(Scaled):
                 by_table.setdefault(table, {}).setdefault(shape, []).append((key, values))
         groups = []
         for (bits, values), shapes in sorted(by_table.items()):
-            columns = []
-            for _, pairs in sorted(shapes.items()):
-                while pairs:
-                    n = 1 << (len(pairs).bit_length() - 1)
-                    columns.append((tuple(k for k, _ in pairs[:n]), tuple(v for _, v in pairs[:n])))
-                    pairs = pairs[n:]
+            columns = [(tuple(k for k, _ in chunk), tuple(v for _, v in chunk))
+                       for _, pairs in sorted(shapes.items()) for chunk in _pow2_chunks(pairs)]
             groups.append((bits, values, columns))
         return groups
 
@@ -362,8 +358,8 @@ class Circuit(Scaled):
         """The lookup proofs: each a list of columns ``(keys of one padded shape, scale)`` against
         ``[0, 2^limb_bits)``. Every looked-up tensor is a column entry at scale 1, one of ``b < L``
         bits also at scale ``2^(L - b)``; columns are cut into power-of-two counts (no padding
-        instance is looked up) and packed, largest first, into proofs of at most
-        ``2^MAX_LOOKUP_VARS`` leaves (the table's included)."""
+        instance is looked up) and packed, largest first, into proofs whose lookup trees have at most
+        ``2^MAX_LOOKUP_VARS`` leaves."""
         L = self.limb_bits
         by_column: dict = {}
         for key, shape in self.proof_keys:
@@ -376,14 +372,11 @@ class Circuit(Scaled):
         columns = []
         for (shape, scale), keys in sorted(by_column.items()):
             m = sum(mle.dim_bits(shape))
-            cap = 1 << max(0, MAX_LOOKUP_VARS - 1 - m)
-            while keys:
-                n = min(cap, 1 << (len(keys).bit_length() - 1))
-                columns.append(((tuple(keys[:n]), scale), m + (n - 1).bit_length()))
-                keys = keys[n:]
+            columns += [((tuple(chunk), scale), m + (len(chunk) - 1).bit_length())
+                        for chunk in _pow2_chunks(keys, 1 << max(0, MAX_LOOKUP_VARS - 1 - m))]
         columns.sort(key=lambda c: -c[1])
         groups, sizes = [], []
-        budget = (1 << MAX_LOOKUP_VARS) - (1 << L)
+        budget = 1 << MAX_LOOKUP_VARS
         for column, m in columns:
             i = next((i for i, used in enumerate(sizes) if used + (1 << m) <= budget), None)
             if i is None:
@@ -398,6 +391,18 @@ class Circuit(Scaled):
     def step_witness(self, t: int, run: dict) -> dict:
         """The committed tensors of step ``t`` from its fixed-point ``run`` (:func:`circuits.run`)."""
         return {shift(k, t): v for k, v in self.template(t).witness(run).items()}
+
+
+def _pow2_chunks(items: list, cap: int | None = None) -> list[list]:
+    """``items`` cut into consecutive chunks of power-of-two lengths (at most ``cap``), largest first:
+    stacked, no chunk has padding instances."""
+    chunks = []
+    while items:
+        n = 1 << (len(items).bit_length() - 1)
+        n = min(n, cap) if cap else n
+        chunks.append(items[:n])
+        items = items[n:]
+    return chunks
 
 
 @functools.lru_cache(maxsize=32)

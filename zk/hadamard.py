@@ -94,13 +94,15 @@ def prove(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
     blinds = field.random(4)  # Out(u), F-linear(r), G-linear(r), product
     if isinstance(out, Affine):
         out_lin = out.linear(device)
-        out_value, _ = commit.commit_scalar(commit.evaluate(out_lin.opening, u, device), key, blind=blinds[0])
+        claim = commit.evaluate(out_lin.opening, u, device)
+        out_value, _ = commit.commit_scalar(claim, key, blind=blinds[0])
         out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0],
                                      device=device)
     else:
         out_value, out_eval, blinds[0] = None, None, field.ZERO  # the claim c U has blind 0
+        claim = field.from_int(out)
     f_lin, g_lin = f.linear(device), g.linear(device)
-    prover = device.eq_sumcheck(u, [f.table(f_lin, device), g.table(g_lin, device)], [(1, (0, 1))])
+    prover = device.eq_sumcheck(u, [f.table(f_lin, device), g.table(g_lin, device)], [(1, (0, 1))], claim)
     sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
     fv, gv = finals[0], finals[1]
     lin_values = np.stack([field.sub(fv, field.from_int(f.const)),

@@ -346,10 +346,11 @@ def _eq(point, s) -> np.ndarray:
     return mle.eq(point, s) if len(s) else field.ONE.copy()
 
 
-def _prove_tree(layers, root_blinds, t: Transcript, key, device: Device):
-    """Steps 4 of one tree from its committed root: ``(TreeProof layers, leaf point, blinds of the
-    leaves' claims p~, q~)`` (the p~ blind is None over unit numerators)."""
-    bp, bq = root_blinds
+def _prove_tree(layers, roots, root_blinds, t: Transcript, key, device: Device):
+    """Steps 4 of one tree from its committed root (values ``roots``, blinds ``root_blinds``):
+    ``(TreeProof layers, leaf point, blinds of the leaves' claims p~, q~)`` (the p~ blind is None
+    over unit numerators)."""
+    (pv, qv), (bp, bq) = roots, root_blinds
     point = np.zeros((0, 4), dtype=np.uint64)
     proofs = []
     for i in range(len(layers) - 1):
@@ -357,11 +358,13 @@ def _prove_tree(layers, root_blinds, t: Transcript, key, device: Device):
         p_next, q_next = layers[i + 1]
         h = len(q_next) // 2
         claim_blind = field.add(bp, field.mul(lam, bq)) if bp is not None else field.mul(lam, bq)
+        claim = field.add(pv, field.mul(lam, qv))
         if p_next is None:  # a = b = 1: sum eq (c + d + lambda c d)
-            prover = device.eq_sumcheck(point, [q_next[:h], q_next[h:]], [(1, (0,)), (1, (1,)), (lam, (0, 1))])
+            prover = device.eq_sumcheck(point, [q_next[:h], q_next[h:]], [(1, (0,)), (1, (1,)), (lam, (0, 1))],
+                                        claim)
         else:
             prover = device.eq_sumcheck(point, [p_next[:h], p_next[h:], q_next[:h], q_next[h:]],
-                                        [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))])
+                                        [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))], claim)
         sc, s, finals, final_blind = zksumcheck.prove(prover, claim_blind, t, key)
         if p_next is None:  # (a kernel device's prover lists the eq table last: ignored)
             c, d = finals[:2]
@@ -385,6 +388,7 @@ def _prove_tree(layers, root_blinds, t: Transcript, key, device: Device):
             bp, bq = None, _line(blinds[0], blinds[1], mu)
         else:
             bp, bq = _line(blinds[0], blinds[1], mu), _line(blinds[2], blinds[3], mu)
+            pv, qv = _line(vals[0], vals[1], mu), _line(vals[2], vals[3], mu)
         point = np.concatenate([mu[None], s])
     return tuple(proofs), point, bp, bq
 
@@ -448,9 +452,9 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
     root_values = np.stack([pa, qa, pb, qb, field.mul(pa, qb), field.mul(pb, qa)])
     rp, rb = commit.commit_scalars(root_values, key)
     t.absorb_points("lookup/roots", rp)
-    lookups, rho, _, bq = _prove_tree(lookup_layers, (rb[0], rb[1]), t, key, device)
+    lookups, rho, _, bq = _prove_tree(lookup_layers, (pa, qa), (rb[0], rb[1]), t, key, device)
     del lookup_layers
-    table, rho_t, bp_t, bq_t = _prove_tree(table_layers, (rb[2], rb[3]), t, key, device)
+    table, rho_t, bp_t, bq_t = _prove_tree(table_layers, (pb, qb), (rb[2], rb[3]), t, key, device)
     products = (sigma.prove_product(pa, rb[0], qb, rb[3], rb[4], (rp[0], rp[3], rp[4]), t, key),
                 sigma.prove_product(pb, rb[2], qa, rb[1], rb[5], (rp[2], rp[1], rp[5]), t, key))
     root_blind = field.add(rb[4], rb[5])

@@ -46,7 +46,7 @@ import numpy as np
 
 import circuits
 from circuits import FixedPoint, UnsupportedOp
-from circuits.softmax import ce_grad_fixed
+from circuits.softmax import ce_grad_fixed, normalise
 
 from .keys import TensorKey, TensorKind
 
@@ -444,13 +444,7 @@ class _Lowering:
     def _ones(self, like: str) -> TensorKey:
         """The row indicator for the leading (batch) axis of graph tensor ``like``."""
         size = self.shape(like)[0]
-        key = ones(self.rows, size)
-        if key not in self.t.public:
-            indicator = np.zeros(size, dtype=np.uint8)
-            indicator[:self.rows] = 1
-            self.t.public[key] = ((size,), indicator)
-            self.t.bounds[key] = 1
-        return key
+        return self._public(ones(self.rows, size), (size,), (np.arange(size) < self.rows).astype(np.uint8))
 
     def add(self, node) -> None:
         a, b = node.inputs
@@ -549,10 +543,10 @@ class _Lowering:
         shape = self.shape(name)
         B, Cp = shape
         E_hi, E_mid = circuits.exp_tables(S, F, H)
-        classes = self._public(TensorKind.CONST(0, f"{name}.classes"), (Cp,), (np.arange(Cp) < C).astype(np.int64))
+        classes = self._public(TensorKind.CONST(0, f"{name}.classes"), (Cp,), (np.arange(Cp) < C).astype(np.uint8))
         mask = self._public(TensorKind.CONST(self.rows, f"{name}.mask"), shape,
-                            np.outer(np.arange(B) < self.rows, np.arange(Cp) < C).astype(np.int64))
-        row_ones, all_classes = self._ones(name), self._public(ones(Cp, Cp), (Cp,), np.ones(Cp, np.int64))
+                            np.outer(np.arange(B) < self.rows, np.arange(Cp) < C).astype(np.uint8))
+        row_ones, all_classes = self._ones(name), self._public(ones(Cp, Cp), (Cp,), np.ones(Cp, np.uint8))
         what = f"the cross-entropy gradient {name}"
 
         def key(suffix):
@@ -626,21 +620,20 @@ class _Lowering:
                                  f"that sum to exactly 1 at scale 2^{S})")
             v = ce_grad_fixed(zp[:, :C], yp[:, :C], S, F, H, n, name)  # padding rows: zero logits
             full = {}
-            for suffix, fill_ in (("d", 0), ("d.hi", 0), ("d.mid", 0), ("d.lo", 0), ("e", 1 << S),
-                                  ("e.rem", 1 << (S - 1))):
+            for suffix, fill_ in (("d", 0), ("d.hi", 0), ("d.mid", 0), ("d.lo", 0), ("e.hi", 1 << S),
+                                  ("e.mid", 1 << S), ("e", 1 << S), ("e.rem", 1 << (S - 1))):  # padding classes: d = 0
                 full[suffix] = pad(v[f"{name}.{suffix}"], shape, fill_)
-            s_ = np.asarray(v[f"{name}.sum"], dtype=object)
+            s_ = np.asarray(v[f"{name}.sum"])
             sb_ = np.broadcast_to(s_[:, None], shape)
-            num = np.asarray(full["e"], dtype=object) * (1 << (S + 1)) + sb_
-            p_ = num // (2 * sb_)
+            p_, rem_ = normalise(full["e"], s_, S)  # every column: the padding classes' too
             sel_ = np.zeros(shape, np.int64)
             sel_[np.arange(rows), np.argmax(np.asarray(v[f"{name}.d"])[:rows] == 0, axis=1)] = 1  # the first max
             out_ = {c: np.asarray(v[f"{name}.max"]).astype(np.int64), cb: np.outer(v[f"{name}.max"], classes_ints),
                     d: full["d"], sel: sel_, zero: np.zeros(B, np.int64), picked: (np.arange(B) < rows).astype(np.int64),
-                    d_hi: full["d.hi"], d_mid: full["d.mid"], e_hi: E_hi[full["d.hi"]], e_mid: E_mid[full["d.mid"]],
-                    prod: E_hi[full["d.hi"]] * E_mid[full["d.mid"]], e: full["e"], s: s_.astype(np.int64),
+                    d_hi: full["d.hi"], d_mid: full["d.mid"], e_hi: full["e.hi"], e_mid: full["e.mid"],
+                    prod: full["e.hi"] * full["e.mid"], e: full["e"], s: s_.astype(np.int64),
                     p: p_.astype(np.int64), ps: (p_ * sb_).astype(np.int64), sb: np.asarray(sb_).astype(np.int64),
-                    rem: (num - 2 * sb_ * p_).astype(np.int64),
+                    rem: rem_.astype(np.int64),
                     ysum: np.asarray(yp, dtype=object).sum(axis=1).astype(np.int64),
                     pm: (p_ * mask_ints).astype(np.int64)}
             out_.update(dict(zip([k_ for k_, _ in low], split_limbs(full["d.lo"], [b for _, b in low], what))))

@@ -126,7 +126,7 @@ def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript,
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     outside = device.field_table(device.asarray(mask(true_shapes, padded_shape)))
     table = tensor.opening.field_table(device).reshape(-1, 4)
-    prover = device.eq_sumcheck(u, [outside, table], _TERMS)
+    prover = device.eq_sumcheck(u, [outside, table], _TERMS, field.zeros())
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     blind = field.random()
     value, _ = commit.commit_scalar(finals[1], key, blind=blind)

@@ -50,9 +50,9 @@ class SumcheckResult(NamedTuple):
 
 
 @kernel
-def _round_kernel(tables, n, weights, factors, counts, coeffs, width, chunks, out):
-    """Evaluations at ``X = 0..width-1`` of ``sum_t coeffs[t] sum_{i < n/2} w_i prod_l
-    P_{factors[t, l]}(X; i)`` over the current (size ``n``) ``tables``, with
+def _round_kernel(tables, n, weights, factors, counts, coeffs, width, skip, chunks, out):
+    """Evaluations at ``X = 0..width-1`` (``skip``: at ``X = 0, 2, ..., width``) of ``sum_t coeffs[t]
+    sum_{i < n/2} w_i prod_l P_{factors[t, l]}(X; i)`` over the current (size ``n``) ``tables``, with
     ``P(X; i) = P[i] + X (P[i + n/2] - P[i])`` and ``w_i = weights[i]`` (1 if ``weights`` is empty).
     """
     k = len(tables)
@@ -70,6 +70,8 @@ def _round_kernel(tables, n, weights, factors, counts, coeffs, width, chunks, ou
                 low = load(tables[f], i)
                 slope = sub_mod(load(tables[f], i + half), low)
                 store(ev, f * width, low)
+                if skip:
+                    low = add_mod(low, slope)
                 for x in range(1, width):
                     low = add_mod(low, slope)
                     store(ev, f * width + x, low)
@@ -140,14 +142,16 @@ class SumcheckProver:
         self._n = n
         self.num_vars = n.bit_length() - 1
 
-    def evaluate(self, width: int, weights: np.ndarray = _NO_WEIGHTS) -> np.ndarray:
-        """``(width, 4)``: at ``X = 0..width-1``, ``sum_{x'} w(x') sum_t c_t prod_j P_j(r, X, x')``
-        over the unbound variables ``x'`` after the current one (``w`` = 1, or the table ``weights``)."""
+    def evaluate(self, width: int, weights: np.ndarray = _NO_WEIGHTS, skip: bool = False) -> np.ndarray:
+        """``(width, 4)``: at ``X = 0..width-1`` (``skip``: ``X = 0, 2, ..., width``),
+        ``sum_{x'} w(x') sum_t c_t prod_j P_j(r, X, x')`` over the unbound variables ``x'`` after the
+        current one (``w`` = 1, or the table ``weights``)."""
         if self._n < 2:
             raise ValueError("sumcheck: every variable is already bound")
         out = np.empty((width, 4), dtype=np.uint64)
         _round_kernel[self._n * len(self._tables)](self._tables, self._n, weights, self._factors, self._counts,
-                                                    self._coeffs, width, field.parallel_chunks(self._n // 2, 1024), out)
+                                                    self._coeffs, width, skip, field.parallel_chunks(self._n // 2, 1024),
+                                                    out)
         return out
 
     def round_polynomial(self) -> np.ndarray:
@@ -178,9 +182,12 @@ class EqSumcheckProver:
     ``h_i`` has one degree less than ``g_i``: the kernel evaluates it at ``0..deg h`` and one more
     value is extrapolated. The weights ``eq(u_>i, .)`` are one table of half the size, which each
     round halves by adding its halves (``eq(u, 0) + eq(u, 1) = 1``).
+
+    Given the ``claim`` (the sum itself), the prover tracks each round's claim and evaluates ``h_i``
+    at one point fewer: ``g_i(0) + g_i(1) = claim_i`` gives ``h_i(1)`` from ``h_i(0)``.
     """
 
-    def __init__(self, point, tables, terms: Sequence[tuple]) -> None:
+    def __init__(self, point, tables, terms: Sequence[tuple], claim=None) -> None:
         self._inner = SumcheckProver(tables, terms)
         self._u = [int(v) for v in field.to_int(field.asarray(point, "eq point").reshape(-1, 4))]
         if len(self._u) != self._inner.num_vars:
@@ -190,15 +197,25 @@ class EqSumcheckProver:
         self._prefix = 1  # eq(u_<i, r_<i)
         self._round = 0
         self._weights = mle.eq_table(field.from_int(self._u[1:])) if self._u else None
+        self._claim = None if claim is None else field.to_int(field.asarray(claim, "claim").reshape(4))
+        self._g: list[int] = []
 
     def round_polynomial(self) -> np.ndarray:
-        h = [int(v) for v in field.to_int(self._inner.evaluate(self.degree, self._weights))]
-        h.append(interpolate(h, len(h)))
         u = self._u[self._round]
-        return field.from_int([self._prefix * ((1 - u) * (1 - x) + u * x) * hx % R for x, hx in enumerate(h)])
+        if self._claim is not None and u and self._prefix and self.degree >= 2:
+            h = [int(v) for v in field.to_int(self._inner.evaluate(self.degree - 1, self._weights, skip=True))]
+            h1 = (self._claim * pow(self._prefix, -1, R) - (1 - u) * h[0]) * pow(u, -1, R) % R
+            h.insert(1, h1)
+        else:
+            h = [int(v) for v in field.to_int(self._inner.evaluate(self.degree, self._weights))]
+        h.append(interpolate(h, len(h)))
+        self._g = [self._prefix * ((1 - u) * (1 - x) + u * x) * hx % R for x, hx in enumerate(h)]
+        return field.from_int(self._g)
 
     def bind(self, challenge) -> None:
         u, r = self._u[self._round], field.to_int(field.asarray(challenge, "challenge").reshape(4))
+        if self._claim is not None:
+            self._claim = interpolate(self._g, r) if self._g else None
         self._prefix = self._prefix * ((1 - u) * (1 - r) + u * r) % R
         self._inner.bind(challenge)
         half = len(self._weights) // 2

@@ -232,7 +232,7 @@ def ce_rule(z, y, S, F, H, count, name="ce_grad", *, c=None, e_hi=None, p=None):
     """circuits.softmax.ce_grad_fixed's rule (int64, any ``S <= 20``), with hooks for a cheating
     prover: ``c(z)`` the claimed row maxima, ``e_hi(a)`` the claimed ``E_hi[d_hi]`` (edited in place),
     ``p(p, p_rem, s)`` the claimed quotients. An argument ``d_hi`` outside the table reads the
-    exponential's continuation ``rint(2^S exp(-d_hi))``. Also returns ``.e.hi`` and ``.e.prod``."""
+    exponential's continuation ``rint(2^S exp(-d_hi))``. Also returns ``.e.prod``."""
     E_hi, E_mid = softmax.exp_tables(S, F, H)
     z, y = np.asarray(z).astype(np.int64), np.asarray(y).astype(np.int64)
     cz = z.max(axis=1) if c is None else np.asarray(c(z), dtype=np.int64)
@@ -243,7 +243,8 @@ def ce_rule(z, y, S, F, H, count, name="ce_grad", *, c=None, e_hi=None, p=None):
                  np.rint(2.0**S * np.exp(-d_hi.astype(np.float64))).astype(np.int64))
     if e_hi is not None:
         e_hi(a)
-    prod = a * E_mid[d_mid]
+    b = E_mid[d_mid]
+    prod = a * b
     e, e_rem = np.divmod(prod + (1 << (S - 1)), 1 << S)
     s = e.sum(axis=1)
     num, den = e * (1 << (S + 1)) + s[:, None], 2 * s[:, None]
@@ -253,7 +254,8 @@ def ce_rule(z, y, S, F, H, count, name="ce_grad", *, c=None, e_hi=None, p=None):
     g, g_rem = np.divmod((pq - y) * (1 << S) + count // 2, count)
     return {name: g, name + ".rem": g_rem, name + ".max": cz, name + ".d": d, name + ".d.hi": d_hi,
             name + ".d.mid": d_mid, name + ".d.lo": d_lo, name + ".e": e, name + ".e.rem": e_rem,
-            name + ".sum": s, name + ".p": pq, name + ".p.rem": p_rem, name + ".e.hi": a, name + ".e.prod": prod}
+            name + ".sum": s, name + ".p": pq, name + ".p.rem": p_rem, name + ".e.hi": a, name + ".e.mid": b,
+            name + ".e.prod": prod}
 
 
 def test_ce_rule_is_the_library_rule():
