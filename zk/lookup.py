@@ -6,7 +6,10 @@ for every ``j`` and ``x``, the field element ``c_j F_j(x)`` is in ``T``. A *colu
 ``(F_j, c_j)``. At scale 1 this says ``F_j(x)`` is an integer in ``[0, 2^L)``; a scale ``2^(L - w)``
 *next to scale 1 on the same entries* (in this proof or another) then checks ``[0, 2^w)`` (the
 product is below ``2^(2L) < r``, so it cannot wrap): :mod:`zk.lower`'s top limbs. A scaled
-column alone bounds nothing (``F = c^-1 mod r`` passes it).
+column alone bounds nothing (``F = c^-1 mod r`` passes it). Against a *function table* (``function=``,
+the values ``f(0), ..., f(2^L - 1)``), each column pairs a values stack ``V``: every ``(F(x), V(x))``
+is a row ``(v, f(v))``, the entries and rows combined as ``F + beta V`` and ``v + beta f(v)`` by a
+challenge ``beta`` drawn with ``alpha`` (cross-entropy's exp tables, :mod:`zk.lower`).
 
 Protocol (Haböck, "Multivariate lookups based on logarithmic derivatives", ePrint 2022/1530, in the
 GKR form of Papini and Haböck, "Improving logarithmic derivative lookups using GKR", ePrint
