@@ -99,16 +99,12 @@ def verify_product(commitments, proof: ProductProof, transcript: Transcript,
     c = _challenge(transcript, (cx, cy, cz, proof.alpha, proof.beta, proof.delta))
     U, H = key.U, key.H
     z = proof.z
-    if checks is not None:
-        one, neg = field.ONE, field.neg
-        for name, pts, sc in (("first factor", [proof.alpha, cx, U, H], [one, c, neg(z[0]), neg(z[1])]),
-                              ("second factor", [proof.beta, cy, U, H], [one, c, neg(z[2]), neg(z[3])]),
-                              ("product", [proof.delta, cz, cx, H], [one, c, neg(z[2]), neg(z[4])])):
-            checks.add(f"{what}: proof of product, {name} check failed", pts, np.stack(sc))
-        return
-    if proof.alpha + mul_point(cx, c) != mul_point(U, z[0]) + mul_point(H, z[1]):
-        raise VerificationError(f"{what}: proof of product, first factor check failed")
-    if proof.beta + mul_point(cy, c) != mul_point(U, z[2]) + mul_point(H, z[3]):
-        raise VerificationError(f"{what}: proof of product, second factor check failed")
-    if proof.delta + mul_point(cz, c) != mul_point(cx, z[2]) + mul_point(H, z[4]):
-        raise VerificationError(f"{what}: proof of product, product check failed")
+    one, neg = field.ONE, field.neg
+    for name, pts, sc in (("first factor", [proof.alpha, cx, U, H], [one, c, neg(z[0]), neg(z[1])]),
+                          ("second factor", [proof.beta, cy, U, H], [one, c, neg(z[2]), neg(z[3])]),
+                          ("product", [proof.delta, cz, cx, H], [one, c, neg(z[2]), neg(z[4])])):
+        message = f"{what}: proof of product, {name} check failed"
+        if checks is not None:
+            checks.add(message, pts, np.stack(sc))
+        elif group.msm(pts, np.stack(sc)) != group.identity():
+            raise VerificationError(message)
