@@ -113,31 +113,27 @@ def verify(claim_commitment: Point, num_vars: int, degree: int, proof: Committed
            what: str = "sumcheck", checks: commit.DeferredChecks | None = None) -> tuple[np.ndarray, Point]:
     """Check the rounds; returns ``(point, C_final)`` where ``C_final`` commits to ``f(point)``.
 
-    Raises VerificationError naming ``what`` and the failing round. With ``checks`` the rounds'
-    zero openings join that batch: each round's claim stays a combination of the previous round's
-    commitments (no multi-scalar multiplication per round), and only ``C_final`` is computed.
+    Raises VerificationError naming ``what`` and the failing round. Each round's claim stays a
+    combination of the previous round's commitments (only ``C_final`` is computed); with ``checks``
+    the rounds' zero openings join that batch instead of one multi-scalar check per round.
     """
     if proof.num_rounds != num_vars:
         raise VerificationError(f"{what}: expected {num_vars} rounds, got {proof.num_rounds}")
     if any(len(row) != degree + 1 for row in proof.commitments):
         raise VerificationError(f"{what}: round polynomials must have degree {degree}")
     point = np.empty((num_vars, 4), dtype=np.uint64)
-    if checks is not None:
-        claim_points, claim_scalars = [claim_commitment], field.ONE[None]
-        for i, (row, delta) in enumerate(zip(proof.commitments, proof.deltas)):
-            checks.add(f"{what} round {i}: g(0)+g(1) = claim: committed values do not satisfy the relation",
-                       [row[0], row[1], *claim_points, key.H],
-                       np.concatenate([field.ones(2), field.neg(claim_scalars), field.neg(delta)[None]]))
-            point[i] = _round_challenge(transcript, i, row, delta)
-            claim_points, claim_scalars = list(row), lagrange_coefficients(degree, point[i])
-        return point, group.msm(claim_points, claim_scalars)
-    current = claim_commitment
+    claim_points, claim_scalars = [claim_commitment], field.ONE[None]
     for i, (row, delta) in enumerate(zip(proof.commitments, proof.deltas)):
-        check_zero(row[0] + row[1] - current, delta, key, f"{what} round {i}: g(0)+g(1) = claim")
+        message = f"{what} round {i}: g(0)+g(1) = claim: committed values do not satisfy the relation"
+        points = [row[0], row[1], *claim_points, key.H]
+        scalars = np.concatenate([field.ones(2), field.neg(claim_scalars), field.neg(delta)[None]])
+        if checks is not None:
+            checks.add(message, points, scalars)
+        elif group.msm(points, scalars) != group.identity():
+            raise VerificationError(message)
         point[i] = _round_challenge(transcript, i, row, delta)
-        current = group.msm(list(row), lagrange_coefficients(degree, point[i]))
-    return point, current
-
+        claim_points, claim_scalars = list(row), lagrange_coefficients(degree, point[i])
+    return point, group.msm(claim_points, claim_scalars)
 
 
 def prove_final_claim(final_blind, factor, value_blind) -> np.ndarray:
