@@ -55,6 +55,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -66,8 +67,8 @@ from .transcript import Transcript
 
 __all__ = [
     "CommitKey", "DEFAULT_KEY", "Commitment", "Opening", "EvalProof",
-    "split_vars", "commit", "commit_scalars", "commit_scalar", "evaluate",
-    "prove_eval", "verify_eval", "prove_evals", "verify_evals",
+    "split_vars", "commit", "commit_scalars", "commit_scalar", "evaluate", "RowClaim",
+    "claim_eval", "prove_eval", "prove_inner_product", "absorb_claim", "verify_eval", "inner_product_equation",
 ]
 
 #: Largest number of table variables a serialised commitment may declare.
@@ -384,6 +385,38 @@ def _absorb_statement(transcript: Transcript, commitment: Commitment, x: np.ndar
 _EXPLICIT_GENERATORS = 32
 
 
+class RowClaim(NamedTuple):
+    """The prover's side of a claim ``T~(x) = v`` once its statement is absorbed: the row
+    combination ``t = L^T T`` and its blind, the column eq table ``R`` (``v = <t, R>``), ``v`` and
+    its commitment's blind (0 for a public value)."""
+
+    x: np.ndarray
+    row: np.ndarray
+    row_blind: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+    value_blind: np.ndarray
+
+
+def claim_eval(opening: Opening, commitment: Commitment, point, transcript: Transcript, key: CommitKey = DEFAULT_KEY,
+               value_blind=None, device: Device = CPU) -> RowClaim:
+    """Absorb the statement of ``T~(point) = v`` (step 1 up to ``xi``) and return its :class:`RowClaim`;
+    ``v`` is public (``value_blind=None``) or sent as ``commit_scalar(v, key, blind=value_blind)``."""
+    if (commitment.num_vars, commitment.col_vars) != (opening.num_vars, opening.col_vars):
+        raise ValueError(f"prove_eval: opening has layout {opening.num_vars}/{opening.col_vars} variables, "
+                         f"commitment {commitment.num_vars}/{commitment.col_vars}")
+    x, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
+    row = _row_combination(opening, left, device)
+    value = field.inner(row, right)
+    if value_blind is None:
+        _absorb_statement(transcript, commitment, x, value, None)
+        value_blind = field.ZERO
+    else:
+        value_blind = _scalar(value_blind)
+        _absorb_statement(transcript, commitment, x, None, commit_scalar(value, key, blind=value_blind)[0])
+    return RowClaim(x, row, field.inner(left, opening.blinds), right, value, value_blind)
+
+
 def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Transcript,
                key: CommitKey = DEFAULT_KEY, *, value_blind=None, device: Device = CPU) -> EvalProof:
     """Prove ``T~(point) = v`` for the table of ``opening`` / ``commitment`` (the row combination
@@ -392,66 +425,17 @@ def prove_eval(opening: Opening, commitment: Commitment, point, transcript: Tran
     With ``value_blind=None`` the value ``v`` is public (the verifier gets ``evaluate(opening, point)``);
     otherwise the verifier gets ``C_v = commit_scalar(v, key, blind=value_blind)[0]``.
     """
-    return prove_evals([opening], [commitment], [point], transcript, key,
-                       value_blinds=None if value_blind is None else [value_blind], device=device)
+    claim = claim_eval(opening, commitment, point, transcript, key, value_blind, device)
+    return prove_inner_product(claim.row, claim.right, claim.row_blind, claim.value_blind, transcript, key, device)
 
 
-def _column_point(points, commitments) -> None:
-    """ValueError unless the tables share their row width and their points' column coordinates."""
-    cols = {c.col_vars for c in commitments}
-    if len(cols) != 1:
-        raise ValueError(f"batched eval: tables of different row widths {sorted(cols)}")
-    (c,) = cols
-    tails = {field.to_bytes(_field_vector(x, m.num_vars, "evaluation point")[m.num_vars - c:])
-             for x, m in zip(points, commitments)}
-    if len(tails) != 1:
-        raise ValueError("batched eval: the points differ in their column coordinates")
-
-
-def _batch_weights(transcript: Transcript, n: int) -> np.ndarray:
-    """``beta^j`` for ``j < n`` (``[1]`` for one table: no challenge)."""
-    return field.ones(1) if n == 1 else field.powers(transcript.challenge_scalar("hyrax/batch"), n)
-
-
-def prove_evals(openings, commitments, points, transcript: Transcript, key: CommitKey = DEFAULT_KEY, *,
-                value_blinds=None, device: Device = CPU) -> EvalProof:
-    """Prove ``T_j~(point_j) = v_j`` for several committed tables of one row width whose points share
-    their column coordinates (e.g. points that are suffixes of one point): one inner-product argument
-    for ``sum_j beta^j T_j``'s row combinations, ``beta`` a challenge after every statement.
-
-    ``value_blinds``: None (the values are public: the verifier computes them) or one blind per table
-    (the verifier gets ``C_j = commit_scalar(v_j, key, blind=value_blinds[j])[0]``).
-    """
-    openings, commitments, points = list(openings), list(commitments), list(points)
-    if not len(openings) == len(commitments) == len(points) >= 1 or \
-            (value_blinds is not None and len(value_blinds) != len(openings)):
-        raise ValueError("prove_evals: one opening, commitment, point (and value blind) per table")
-    for opening, commitment in zip(openings, commitments):
-        if (commitment.num_vars, commitment.col_vars) != (opening.num_vars, opening.col_vars):
-            raise ValueError(f"prove_eval: opening has layout {opening.num_vars}/{opening.col_vars} variables, "
-                             f"commitment {commitment.num_vars}/{commitment.col_vars}")
-    _column_point(points, commitments)
-    rows, rhos, rvs = [], [], []
-    for j, (opening, commitment, point) in enumerate(zip(openings, commitments, points)):
-        x, left, right = _point_tables(point, opening.num_vars, opening.col_vars)
-        rows.append(_row_combination(opening, left, device))
-        rhos.append(field.inner(left, opening.blinds))  # r_t
-        if value_blinds is None:
-            _absorb_statement(transcript, commitment, x, field.inner(rows[-1], right), None)
-        else:
-            c_v, r_v = commit_scalar(field.inner(rows[-1], right), key, blind=value_blinds[j])
-            rvs.append(r_v)
-            _absorb_statement(transcript, commitment, x, None, c_v)
-    beta = _batch_weights(transcript, len(rows))
-    a = rows[0]
-    for weight, row in zip(beta[1:], rows[1:]):  # one row at a time: host vectors stay one row long
-        a = field.add(a, field.mul(weight, row))
-    b = right
-    rho = field.inner(beta, np.stack(rhos))
+def prove_inner_product(a: np.ndarray, b: np.ndarray, blind: np.ndarray, value_blind: np.ndarray,
+                        transcript: Transcript, key: CommitKey = DEFAULT_KEY, device: Device = CPU) -> EvalProof:
+    """Steps 1 (from ``xi``) to 3 of the opening protocol: knowledge of ``a`` with
+    ``C' = <a, G> + blind H`` and ``C_v = <a, b> U + value_blind H`` (``b`` public; the statement
+    already absorbed by the caller)."""
     xi = transcript.challenge_scalar("hyrax/xi")
-    if value_blinds is not None:
-        rho = field.add(rho, field.mul(xi, field.inner(beta, np.stack(rvs))))
-
+    rho = field.add(blind, field.mul(xi, value_blind))
     n = a.shape[0]
     base_u, base_h = _fixed_base(key.label + b"/U"), _fixed_base(key.label + b"/H")
     # The current generator k is sum_i coef[i] * g[i] over i = k mod len(a), where g is the key's
@@ -559,6 +543,22 @@ class _ScopedChecks:
         self.parent.add(self.prefix + what, points, scalars)
 
 
+def absorb_claim(commitment: Commitment, point, value, transcript: Transcript) -> tuple:
+    """The verifier's side of :func:`claim_eval`: absorb the statement; ``(x, L, R, value)`` with
+    ``value`` a :data:`Point` ``C_v`` or the public value as a field element. VerificationError for
+    a malformed statement."""
+    if not isinstance(commitment, Commitment):
+        raise VerificationError("eval: expected a Commitment, a point, a value and an EvalProof")
+    try:
+        x, left, right = _point_tables(point, commitment.num_vars, commitment.col_vars)
+        value = value if isinstance(value, Point) else _scalar(value)
+    except (ValueError, TypeError) as exc:
+        raise VerificationError(f"eval: bad evaluation point or value ({exc})") from None
+    committed = isinstance(value, Point)
+    _absorb_statement(transcript, commitment, x, None if committed else value, value if committed else None)
+    return x, left, right, value
+
+
 def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcript: Transcript,
                 key: CommitKey = DEFAULT_KEY, checks: DeferredChecks | None = None) -> None:
     """Check ``proof`` that the committed table evaluates at ``point`` to ``value``.
@@ -567,35 +567,26 @@ def verify_eval(commitment: Commitment, point, value, proof: EvalProof, transcri
     Raises :class:`zk.errors.VerificationError` naming the failed check; with ``checks`` the
     final multi-scalar equation is added there instead of being checked now.
     """
-    verify_evals([commitment], [point], [value], proof, transcript, key, checks)
+    _, left, right, value = absorb_claim(commitment, point, value, transcript)
+    points, scalars = inner_product_equation(proof, right, list(commitment.rows), left, value, transcript, key)
+    if checks is not None:
+        checks.add("eval: inner-product argument check failed", points, scalars)
+    elif group.msm(points, scalars) != group.identity():
+        raise VerificationError("eval: inner-product argument check failed")
 
 
-def verify_evals(commitments, points, values, proof: EvalProof, transcript: Transcript,
-                 key: CommitKey = DEFAULT_KEY, checks: DeferredChecks | None = None) -> None:
-    """Check a :func:`prove_evals` proof that each committed table evaluates at its point to its
-    value (all public values, or all :data:`Point` commitments to them)."""
-    commitments, points, values = list(commitments), list(points), list(values)
-    if not isinstance(proof, EvalProof) or not commitments or \
-            not all(isinstance(c, Commitment) for c in commitments) or \
-            not len(commitments) == len(points) == len(values):
-        raise VerificationError("eval: expected Commitments, points, values and an EvalProof")
-    committed = isinstance(values[0], Point)
-    if any(isinstance(v, Point) != committed for v in values):
-        raise VerificationError("eval: values must be all public or all committed")
-    try:
-        _column_point(points, commitments)
-        tables = [_point_tables(x, c.num_vars, c.col_vars) for x, c in zip(points, commitments)]
-        vs = None if committed else [_scalar(v) for v in values]
-    except ValueError as exc:
-        raise VerificationError(f"eval: bad evaluation point ({exc})") from None
-    m_col = commitments[0].col_vars
+def inner_product_equation(proof: EvalProof, b: np.ndarray, points: list, scalars: np.ndarray, value,
+                           transcript: Transcript, key: CommitKey = DEFAULT_KEY) -> tuple[list, np.ndarray]:
+    """The verifier's side of :func:`prove_inner_product`: the multi-scalar equation (points and
+    scalars summing to the identity) that holds iff ``proof`` shows ``<a, b> = v`` for the vector
+    ``a`` committed by ``C' = sum_i scalars_i points_i``, ``value`` being ``C_v`` (a
+    :data:`Point`) or the public ``v``. VerificationError for a proof of the wrong length."""
+    if not isinstance(proof, EvalProof):
+        raise VerificationError("eval: expected an EvalProof")
+    m_col = b.shape[0].bit_length() - 1
     k = len(proof.L)
     if k != m_col or len(proof.R) != m_col:
         raise VerificationError(f"eval: proof has {k} rounds, the commitment needs {m_col}")
-    for j, (commitment, (x, _, _)) in enumerate(zip(commitments, tables)):
-        _absorb_statement(transcript, commitment, x, None if committed else vs[j], values[j] if committed else None)
-    beta = _batch_weights(transcript, len(commitments))
-    right = tables[0][2]
     xi = transcript.challenge_scalar("hyrax/xi")
     us = []
     for lp, rp in zip(proof.L, proof.R):
@@ -613,22 +604,17 @@ def verify_evals(commitments, points, values, proof: EvalProof, transcript: Tran
     s = _tensor_table(np.stack([us_inv, us], axis=1))
     neg_c = field.neg(c)
     # z1 (G_f + b_f xi U) + z2 H - A - c (C' + xi C_v + sum_j u_j^2 L_j + u_j^-2 R_j) = 0, as one MSM,
-    # with G_f = sum_i s_i G_i, b_f = <s, R>, C' = sum_j beta^j sum_i L_ji C_ji, C_v = sum_j beta^j C_vj.
-    u_coeff = field.mul(field.mul(proof.z1, field.inner(s, right)), xi)
-    if committed:
-        value_terms = values, field.mul(field.mul(neg_c, xi), beta)
+    # with G_f = sum_i s_i G_i and b_f = <s, b>.
+    u_coeff = field.mul(field.mul(proof.z1, field.inner(s, b)), xi)
+    if isinstance(value, Point):
+        value_terms = [value], field.mul(neg_c, xi)[None]
     else:
-        u_coeff = field.add(u_coeff, field.mul(field.mul(neg_c, xi), field.inner(beta, np.stack(vs))))
+        u_coeff = field.add(u_coeff, field.mul(field.mul(neg_c, xi), value))
         value_terms = [], field.zeros(0)
-    rows = [p for com in commitments for p in com.rows]
-    row_scalars = np.concatenate([field.mul(field.mul(neg_c, bj), left) for bj, (_, left, _) in zip(beta, tables)])
-    points_ = [*key.g(len(s)), *rows, *proof.L, *proof.R, key.U, key.H, proof.A, *value_terms[0]]
-    scalars = np.concatenate([
-        field.mul(proof.z1, s), row_scalars,
+    points_ = [*key.g(len(s)), *points, *proof.L, *proof.R, key.U, key.H, proof.A, *value_terms[0]]
+    scalars_ = np.concatenate([
+        field.mul(proof.z1, s), field.mul(neg_c, scalars),
         field.mul(neg_c, field.square(us)), field.mul(neg_c, field.square(us_inv)),
         np.stack([u_coeff, proof.z2, field.neg(field.ONE)]), value_terms[1],
     ])
-    if checks is not None:
-        checks.add("eval: inner-product argument check failed", points_, scalars)
-    elif group.msm(points_, scalars) != group.identity():
-        raise VerificationError("eval: inner-product argument check failed")
+    return points_, scalars_

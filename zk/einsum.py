@@ -37,10 +37,11 @@ import numpy as np
 from circuits import EinsumSpec, exact_einsum, parse_einsum
 
 from . import commit, device as _device, field, group, mle, padding, sigma, zksumcheck
-from .commit import Commitment, EvalProof
+from .commit import Commitment
 from .device import CPU, Device
 from .errors import ProofFormatError, VerificationError, malformed_as_verification_error
 from .group import Point
+from .openings import Claims, Openings, OpeningsProof
 from .padding import PaddingProof
 from .stack import stack
 from .transcript import Transcript
@@ -51,7 +52,7 @@ __all__ = ["EinsumProof", "EinsumRelationProof", "EinsumLayout", "prove_einsum",
 
 DOMAIN = b"zkfhe/einsum/v1"
 MAGIC = b"ZKEINSUM"
-VERSION = 2  # 2: zero-padding proofs of the operands, canonical spec
+VERSION = 3  # 2: zero-padding proofs of the operands, canonical spec; 3: the openings batched at the end
 #: Upper bound on any dimension a proof file may declare (2^32 entries per axis).
 MAX_DIM = 1 << 32
 MAX_RANK = 16
@@ -160,13 +161,11 @@ class EinsumRelationProof:
 
     value_commitments: tuple[Point, Point, Point, Point]  # C~(u), A~(p_A), B~(p_B), product
     sumcheck: zksumcheck.CommittedSumcheck
-    evals: tuple[EvalProof, EvalProof, EvalProof]  # C, A, B
     product: sigma.ProductProof
     final_blind: np.ndarray
 
     def sections(self) -> list[bytes]:
-        return [group.points_to_bytes(self.value_commitments), self.sumcheck.to_bytes(),
-                *(e.to_bytes() for e in self.evals), self.product.to_bytes(),
+        return [group.points_to_bytes(self.value_commitments), self.sumcheck.to_bytes(), self.product.to_bytes(),
                 field.to_bytes(self.final_blind)]
 
     @classmethod
@@ -174,13 +173,12 @@ class EinsumRelationProof:
         values = tuple(group.points_from_bytes(reader.section(), 4))
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), len(layout.sum_variables),
                                                      layout.degree)
-        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(3))
         product = sigma.ProductProof.from_bytes(reader.section())
         try:
             final_blind = field.from_bytes(reader.section(), 1)[0]
         except ValueError as exc:
             raise ProofFormatError(f"einsum proof: {exc}") from None
-        return cls(values, sc, evals, product, final_blind)
+        return cls(values, sc, product, final_blind)
 
 
 def _padded(shape) -> tuple[int, ...]:
@@ -202,6 +200,7 @@ class EinsumProof:
     commitments: tuple[Commitment, Commitment, Commitment]  # A, B, C
     padding: tuple  # PaddingProof per operand in padded_operands(shapes)
     relation: EinsumRelationProof
+    openings: OpeningsProof  # every evaluation claim of the padding and relation proofs
 
     # -- serialisation ---------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -212,7 +211,8 @@ class EinsumProof:
         for shape in self.shapes:
             out.append(struct.pack("<B", len(shape)) + b"".join(struct.pack("<Q", n) for n in shape))
         sections = [c.to_bytes() for c in self.commitments]
-        sections += [x for p in self.padding for x in p.sections()] + self.relation.sections()
+        sections += [x for p in self.padding for x in p.sections()] + self.relation.sections() + \
+            self.openings.sections()
         out += [section(s) for s in sections]
         return b"".join(out)
 
@@ -260,8 +260,9 @@ class EinsumProof:
                 raise ProofFormatError(f"einsum proof: commitment {name} does not have the layout of shape {shape}")
         pads = tuple(PaddingProof.read(reader, commitments[k].num_vars) for k in padded_operands(shapes))
         relation = EinsumRelationProof.read(reader, EinsumLayout(spec))
+        openings = OpeningsProof.read(reader)
         reader.end()
-        return cls(str(spec), tuple(shapes), commitments, pads, relation)
+        return cls(str(spec), tuple(shapes), commitments, pads, relation, openings)
 
     @property
     def size(self) -> int:
@@ -282,10 +283,11 @@ def _absorb_statement(t: Transcript, spec: str, shapes, commitments) -> None:
         t.absorb(f"einsum/commitment/{name}", c.to_bytes())
 
 
-def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
+def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript, evals: Openings,
                    key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> EinsumRelationProof:
     """Prove that ``commitments = (com A, com B, com C)`` (with their ``openings``) satisfy
-    ``C = einsum(parsed, A, B)``, on ``device``; the caller has absorbed the commitments into ``t``."""
+    ``C = einsum(parsed, A, B)``, on ``device``, the tables' evaluation claims going to ``evals``;
+    the caller has absorbed the commitments into ``t``."""
     layout = EinsumLayout(parsed)
     (open_a, open_b, open_c), (com_a, com_b, com_c) = openings, commitments
     t.absorb_str("einsum/spec", str(parsed))
@@ -294,9 +296,7 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
     u_of = dict(zip(out_vars, u))
     # C~(u), committed and opened
     blinds = field.random(4)
-    c_value = commit.evaluate(open_c, u, device)
-    c_point, _ = commit.commit_scalar(c_value, key, blind=blinds[0])
-    eval_c = commit.prove_eval(open_c, com_c, u, t, key, value_blind=blinds[0], device=device)
+    c_point, _ = commit.commit_scalar(evals.add(open_c, com_c, u, t, value_blind=blinds[0]), key, blind=blinds[0])
 
     # sumcheck over batch + contracted variables
     sum_vars = layout.sum_variables
@@ -317,20 +317,19 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript,
     (pa, pb, pz), _ = commit.commit_scalars(
         np.stack([finals[0], finals[1], field.mul(finals[0], finals[1])]), key, blinds=blinds[1:])
     t.absorb_points("einsum/finals", (pa, pb, pz))
-    eval_a = commit.prove_eval(open_a, com_a, layout.operand_point(0, u_of, r_of), t, key,
-                               value_blind=blinds[1], device=device)
-    eval_b = commit.prove_eval(open_b, com_b, layout.operand_point(1, u_of, r_of), t, key,
-                               value_blind=blinds[2], device=device)
+    evals.add(open_a, com_a, layout.operand_point(0, u_of, r_of), t, value_blind=blinds[1])
+    evals.add(open_b, com_b, layout.operand_point(1, u_of, r_of), t, value_blind=blinds[2])
     product = sigma.prove_product(finals[0], blinds[1], finals[1], blinds[2], blinds[3],
                                   (pa, pb, pz), t, key)
     delta = zksumcheck.prove_final_claim(final_blind, layout.batch_eq(u_of, r_of), blinds[3])
-    return EinsumRelationProof((c_point, pa, pb, pz), sc, (eval_c, eval_a, eval_b), product, delta)
+    return EinsumRelationProof((c_point, pa, pb, pz), sc, product, delta)
 
 
-def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof, t: Transcript,
+def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof, t: Transcript, evals: Claims,
                     key: commit.CommitKey = commit.DEFAULT_KEY,
                     checks: commit.DeferredChecks | None = None) -> None:
-    """Check an :class:`EinsumRelationProof` for ``commitments = (com A, com B, com C)``."""
+    """Check an :class:`EinsumRelationProof` for ``commitments = (com A, com B, com C)``, the
+    evaluation claims going to ``evals``."""
     layout = EinsumLayout(parsed)
     com_a, com_b, com_c = commitments
     for k, (com, shape) in enumerate(zip(commitments, (*parsed.shapes, parsed.output_shape))):
@@ -341,14 +340,14 @@ def verify_relation(parsed: EinsumSpec, commitments, proof: EinsumRelationProof,
     u = t.challenge_scalars("einsum/u", len(out_vars))
     u_of = dict(zip(out_vars, u))
     c_point, pa, pb, pz = proof.value_commitments
-    commit.verify_eval(com_c, u, c_point, proof.evals[0], t, key, checks)
+    evals.add(com_c, u, c_point, t)
     sum_vars = layout.sum_variables
     r, final = zksumcheck.verify(c_point, len(sum_vars), layout.degree, proof.sumcheck, t, key,
                                  what=f"einsum '{parsed}' sumcheck", checks=checks)
     r_of = dict(zip(sum_vars, r))
     t.absorb_points("einsum/finals", (pa, pb, pz))
-    commit.verify_eval(com_a, layout.operand_point(0, u_of, r_of), pa, proof.evals[1], t, key, checks)
-    commit.verify_eval(com_b, layout.operand_point(1, u_of, r_of), pb, proof.evals[2], t, key, checks)
+    evals.add(com_a, layout.operand_point(0, u_of, r_of), pa, t)
+    evals.add(com_b, layout.operand_point(1, u_of, r_of), pb, t)
     sigma.verify_product((pa, pb, pz), proof.product, t, key, what=f"einsum '{parsed}' final product",
                          checks=checks)
     zksumcheck.verify_final_claim(final, layout.batch_eq(u_of, r_of), pz, proof.final_blind, key,
@@ -379,11 +378,12 @@ def _prove_einsum(spec: str, A, B, C, key: commit.CommitKey, device: Device) -> 
     t = Transcript(DOMAIN)
     shapes = (a.shape, b.shape)
     _absorb_statement(t, str(parsed), shapes, commitments)
+    evals = Openings(key, device)
     pads = tuple(padding.prove(stack([commitments[k]], [committed[k][1]], device), [shapes[k]], _padded(shapes[k]), t,
-                               key, device)
+                               evals, key, device)
                  for k in padded_operands(shapes))
-    relation = prove_relation(parsed, [o for _, o in committed], commitments, t, key, device)
-    return EinsumProof(str(parsed), shapes, commitments, pads, relation)
+    relation = prove_relation(parsed, [o for _, o in committed], commitments, t, evals, key, device)
+    return EinsumProof(str(parsed), shapes, commitments, pads, relation, evals.prove(t))
 
 
 def verify_einsum(proof: EinsumProof, key: commit.CommitKey = commit.DEFAULT_KEY) -> bool:
@@ -415,10 +415,11 @@ def _verify_einsum(proof: EinsumProof, key: commit.CommitKey) -> bool:
         raise VerificationError("the proof's relation is not an EinsumRelationProof")
     t = Transcript(DOMAIN)
     _absorb_statement(t, str(parsed), shapes, proof.commitments)
-    checks = commit.DeferredChecks()
+    checks, evals = commit.DeferredChecks(), Claims(key)
     for k, rel in zip(operands, proof.padding):
-        padding.verify(stack([proof.commitments[k]]), [shapes[k]], _padded(shapes[k]), rel, t, key,
+        padding.verify(stack([proof.commitments[k]]), [shapes[k]], _padded(shapes[k]), rel, t, evals, key,
                        f"zero padding of operand {'AB'[k]}", checks)
-    verify_relation(parsed, proof.commitments, proof.relation, t, key, checks)
+    verify_relation(parsed, proof.commitments, proof.relation, t, evals, key, checks)
+    evals.verify(proof.openings, t, checks)
     checks.run()
     return True

@@ -49,6 +49,7 @@ from .hadamard import Affine, HadamardProof
 from .architecture import Architecture, Scaled
 from .keys import TensorKey, TensorKind
 from .lookup import LookupProof
+from .openings import Claims, Openings, OpeningsProof
 from .lower import Linear, RangeCheck, Template, pad, padded, shift
 from .padding import PaddingProof
 from .stack import Stack, instance_col_vars, stack
@@ -491,6 +492,7 @@ class AggregatedProof:
     einsums: tuple  # EinsumRelationProof per einsum group
     relus: tuple  # HadamardProof per relu group
     lookups: tuple  # LookupProof per lookup group
+    openings: OpeningsProof  # every evaluation claim of the relations above
 
     def check_shape(self, circuit: "Circuit") -> None:
         """VerificationError unless the proof holds exactly one relation proof of the right kind
@@ -509,6 +511,8 @@ class AggregatedProof:
         blind = self.linear_blind
         if not (isinstance(blind, np.ndarray) and blind.dtype == np.uint64 and blind.shape == (4,)):
             raise VerificationError("the proof's linear-relations blind is not one field element")
+        if not isinstance(self.openings, OpeningsProof):
+            raise VerificationError("the proof's openings are not an OpeningsProof")
 
 
 def _linear_combination(circuit: Circuit, rho: np.ndarray, rows_of):
@@ -542,9 +546,10 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     def stacked(keys) -> Stack:
         return stack([tensors[k][0] for k in keys], [tensors[k][1] for k in keys], device)
 
+    evals = Openings(key, device)
     pads = []
     for shape, keys in circuit.padding_groups():
-        pads.append(padding.prove(stacked(keys), [circuit.true_shape(k) for k in keys], shape, t, key, device))
+        pads.append(padding.prove(stacked(keys), [circuit.true_shape(k) for k in keys], shape, t, evals, key, device))
         tick()
     # linear relations, batched: the prover reveals sum_i rho^i (blind combination of row i)
     rho = t.challenge_scalar("fac4dnn/linear")
@@ -562,23 +567,23 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
         parsed = _parse(spec, a, b, circuit, instances[0])
         einsums.append(einsum.prove_relation(
             parsed, (a.opening, b.opening, c.opening),
-            (a.commitment, b.commitment, c.commitment), t, key, device))
+            (a.commitment, b.commitment, c.commitment), t, evals, key, device))
         tick()
     relus = []
     for instances in circuit.relu_groups():
         out, f, g, u = _relu_forms(circuit, instances, stacked, t)
-        relus.append(hadamard.prove(out, f, g, u, t, key, device))
+        relus.append(hadamard.prove(out, f, g, u, t, evals, key, device))
         tick()
     lookups = []
     for columns in circuit.lookup_groups():
         lookups.append(lookup.prove([lookup.Column(stacked(keys), scale) for keys, scale in columns],
-                                    circuit.limb_bits, t, key, device))
+                                    circuit.limb_bits, t, evals, key, device))
         tick()
     for bits, values, columns in circuit.function_groups():
         lookups.append(lookup.prove([lookup.Column(stacked(keys), 1, stacked(vals)) for keys, vals in columns],
-                                    bits, t, key, device, function=values))
+                                    bits, t, evals, key, device, function=values))
         tick()
-    return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(lookups))
+    return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(lookups), evals.prove(t))
 
 
 def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Transcript,
@@ -590,12 +595,13 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
     commitments = {**commitments, **{k: c for k, (c, _) in public_tensors(circuit, key).items()}}
     own = checks is None
     checks = commit.DeferredChecks() if own else checks
+    evals = Claims(key)
 
     def stacked(keys) -> Stack:
         return stack([commitments[k] for k in keys])
 
     for (shape, keys), rel in zip(circuit.padding_groups(), proof.padding):
-        padding.verify(stacked(keys), [circuit.true_shape(k) for k in keys], shape, rel, t, key,
+        padding.verify(stacked(keys), [circuit.true_shape(k) for k in keys], shape, rel, t, evals, key,
                        f"zero padding of the statement tensors {'/'.join(sorted({k.kind.value for k in keys}))} "
                        f"(padded shape {shape})", checks)
     rho = t.challenge_scalar("fac4dnn/linear")
@@ -619,17 +625,18 @@ def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Trans
     for (spec, instances), rel in zip(circuit.einsum_groups(), proof.einsums):
         a, b, c = (stacked(col) for col in zip(*instances))
         einsum.verify_relation(_parse(spec, a, b, circuit, instances[0]),
-                               (a.commitment, b.commitment, c.commitment), rel, t, key, checks)
+                               (a.commitment, b.commitment, c.commitment), rel, t, evals, key, checks)
     for instances, rel in zip(circuit.relu_groups(), proof.relus):
         out, f, g, u = _relu_forms(circuit, instances, stacked, t)
-        hadamard.verify(out, f, g, u, rel, t, key, what="zkReLU", checks=checks)
+        hadamard.verify(out, f, g, u, rel, t, evals, key, what="zkReLU", checks=checks)
     ranges = circuit.lookup_groups()
     for i, (columns, rel) in enumerate(zip(ranges, proof.lookups)):
         lookup.verify([lookup.Column(stacked(keys), scale) for keys, scale in columns], circuit.limb_bits, rel, t,
-                      key, checks, what=f"range lookups {i}")
+                      evals, key, checks, what=f"range lookups {i}")
     for (bits, values, columns), rel in zip(circuit.function_groups(), proof.lookups[len(ranges):]):
         lookup.verify([lookup.Column(stacked(keys), 1, stacked(vals)) for keys, vals in columns], bits, rel, t,
-                      key, checks, what=f"function lookups (a table of 2^{bits} rows)", function=values)
+                      evals, key, checks, what=f"function lookups (a table of 2^{bits} rows)", function=values)
+    evals.verify(proof.openings, t, checks)
     if own:
         checks.run()
 

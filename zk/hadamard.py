@@ -23,10 +23,10 @@ from dataclasses import dataclass, field as dc_field
 import numpy as np
 
 from . import commit, field, group, mle, sigma, stack, zksumcheck
-from .commit import EvalProof
 from .device import CPU, Device
 from .errors import ProofFormatError, VerificationError
 from .group import Point
+from .openings import Claims, Openings
 from .stack import Stack
 from .transcript import Transcript
 
@@ -56,50 +56,41 @@ def _const_point(value: int, key) -> Point:
 @dataclass(frozen=True)
 class HadamardProof:
     out_value: Point | None  # commitment to Out~(u); None for a constant Out (the claim is c U)
-    out_eval: EvalProof | None
     sumcheck: zksumcheck.CommittedSumcheck
     values: tuple[Point, Point, Point]  # linear parts of F(r), G(r); F(r) * G(r)
-    evals: tuple[EvalProof]  # one batched opening of F and G at r
     product: sigma.ProductProof
     final_blind: np.ndarray
 
     def sections(self) -> list[bytes]:
-        out = [] if self.out_eval is None else [group.point_to_bytes(self.out_value), self.out_eval.to_bytes()]
-        return out + [self.sumcheck.to_bytes(), group.points_to_bytes(self.values),
-                      *(e.to_bytes() for e in self.evals), self.product.to_bytes(),
+        out = [] if self.out_value is None else [group.point_to_bytes(self.out_value)]
+        return out + [self.sumcheck.to_bytes(), group.points_to_bytes(self.values), self.product.to_bytes(),
                       field.to_bytes(self.final_blind)]
 
     @classmethod
     def read(cls, reader, num_vars: int, constant: bool = False) -> "HadamardProof":
         """Parse the sections of :meth:`sections` (``constant``: proved for a constant ``Out``)."""
-        out_value = out_eval = None
-        if not constant:
-            out_value = group.points_from_bytes(reader.section(), 1)[0]
-            out_eval = EvalProof.from_bytes(reader.section())
+        out_value = None if constant else group.points_from_bytes(reader.section(), 1)[0]
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), num_vars, 3)
         values = tuple(group.points_from_bytes(reader.section(), 3))
-        evals = (EvalProof.from_bytes(reader.section()),)
         product = sigma.ProductProof.from_bytes(reader.section())
         try:
             final_blind = field.from_bytes(reader.section(), 1)[0]
         except ValueError as exc:
             raise ProofFormatError(f"hadamard proof: {exc}") from None
-        return cls(out_value, out_eval, sc, values, evals, product, final_blind)
+        return cls(out_value, sc, values, product, final_blind)
 
 
-def prove(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
+def prove(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, t: Transcript, evals: Openings,
           key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> HadamardProof:
-    """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring) on ``device``;
-    ``out`` an affine form of committed stacks or a public constant."""
+    """Prove ``Out~(u) = sum_x eq(u, x) F(x) G(x)`` (see the module docstring) on ``device``, the
+    evaluation claims going to ``evals``; ``out`` an affine form of committed stacks or a public constant."""
     blinds = field.random(4)  # Out(u), F-linear(r), G-linear(r), product
     if isinstance(out, Affine):
         out_lin = out.linear(device)
-        claim = commit.evaluate(out_lin.opening, u, device)
+        claim = evals.add(out_lin.opening, out_lin.commitment, u, t, value_blind=blinds[0])
         out_value, _ = commit.commit_scalar(claim, key, blind=blinds[0])
-        out_eval = commit.prove_eval(out_lin.opening, out_lin.commitment, u, t, key, value_blind=blinds[0],
-                                     device=device)
     else:
-        out_value, out_eval, blinds[0] = None, None, field.ZERO  # the claim c U has blind 0
+        out_value, blinds[0] = None, field.ZERO  # the claim c U has blind 0
         claim = field.from_int(out)
     f_lin, g_lin = f.linear(device), g.linear(device)
     prover = device.eq_sumcheck(u, [f.table(f_lin, device), g.table(g_lin, device)], [(1, (0, 1))], claim)
@@ -109,34 +100,32 @@ def prove(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, t: Transcript,
                            field.sub(gv, field.from_int(g.const)), field.mul(fv, gv)])
     values, _ = commit.commit_scalars(lin_values, key, blinds=blinds[1:4])
     t.absorb_points("hadamard/values", values)
-    evals = (commit.prove_evals([f_lin.opening, g_lin.opening], [f_lin.commitment, g_lin.commitment], [r, r], t, key,
-                                value_blinds=blinds[1:3], device=device),)
+    evals.add(f_lin.opening, f_lin.commitment, r, t, value_blind=blinds[1])
+    evals.add(g_lin.opening, g_lin.commitment, r, t, value_blind=blinds[2])
     cf = values[0] + _const_point(f.const, key)
     cg = values[1] + _const_point(g.const, key)
     product = sigma.prove_product(fv, blinds[1], gv, blinds[2], blinds[3], (cf, cg, values[2]), t, key)
     delta = zksumcheck.prove_final_claim(final_blind, mle.eq(u, r), blinds[3])
-    return HadamardProof(out_value, out_eval, sc, tuple(values), evals, product, delta)
+    return HadamardProof(out_value, sc, tuple(values), product, delta)
 
 
 def verify(out: Affine | int, f: Affine, g: Affine, u: np.ndarray, proof: HadamardProof, t: Transcript,
-           key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "hadamard",
+           evals: Claims, key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "hadamard",
            checks: commit.DeferredChecks | None = None) -> None:
-    """Check a :class:`HadamardProof` (``out`` as given to :func:`prove`); raises
-    VerificationError naming ``what``."""
+    """Check a :class:`HadamardProof` (``out`` as given to :func:`prove`), the evaluation claims
+    going to ``evals``; raises VerificationError naming ``what``."""
     if isinstance(out, Affine):
-        if proof.out_eval is None or proof.out_value is None:
-            raise VerificationError(f"{what}: no opening of Out")
-        commit.verify_eval(out.linear().commitment, u, proof.out_value, proof.out_eval, t, key, checks)
+        if proof.out_value is None:
+            raise VerificationError(f"{what}: no commitment to Out~(u)")
+        evals.add(out.linear().commitment, u, proof.out_value, t)
         claim = proof.out_value
     else:
         claim = _const_point(out, key)  # never the proof's: the statement fixes it
     r, final = zksumcheck.verify(claim, len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck", checks=checks)
     t.absorb_points("hadamard/values", proof.values)
-    if len(proof.evals) != 1:
-        raise VerificationError(f"{what}: expected one batched opening of F and G")
-    commit.verify_evals([f.linear().commitment, g.linear().commitment], [r, r], proof.values[:2], proof.evals[0], t,
-                        key, checks)
+    evals.add(f.linear().commitment, r, proof.values[0], t)
+    evals.add(g.linear().commitment, r, proof.values[1], t)
     cf = proof.values[0] + _const_point(f.const, key)
     cg = proof.values[1] + _const_point(g.const, key)
     sigma.verify_product((cf, cg, proof.values[2]), proof.product, t, key, what=f"{what} product",

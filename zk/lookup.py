@@ -40,9 +40,8 @@ GKR form of Papini and Haböck, "Improving logarithmic derivative lookups using 
    contributes ``sel_j (alpha - c_j F_j~(rho_j))`` (``sel_j`` = eq of ``rho``'s leading variables and
    the block's index, ``rho_j`` the rest) and unused leaves ``(1 - sum_j sel_j) alpha``. Table tree,
    at ``rho'``: ``p~ = -M~(rho')``, ``q~ = alpha - t~(rho')`` with ``t~(y) = sum_v 2^(L-1-v) y_v``. The
-   prover opens the columns (one batched Hyrax opening per row width: their points share the column
-   coordinates, :func:`zk.commit.prove_evals`) and ``M`` to committed values; zero openings tie them
-   to the claims.
+   prover commits to the columns' and ``M``'s values there, evaluation claims that the proof opens
+   with all its others (:mod:`zk.openings`); zero openings tie them to the trees' claims.
 
 Soundness: step 3 computes ``P(alpha)``, ``Q(alpha)`` for the numerator and denominator
 polynomials of each tree's sum, so the check is ``N(alpha) = 0`` for
@@ -62,10 +61,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import commit, field, group, mle, sigma, zksumcheck
-from .commit import Commitment, EvalProof
+from .commit import Commitment
 from .device import CPU, Device
 from .errors import ProofFormatError, VerificationError, malformed_as_verification_error
 from .group import Point
+from .openings import Claims, Openings
 from .stack import Stack
 from .transcript import Transcript
 from .wire import Reader, section
@@ -103,15 +103,12 @@ class Layout:
     num_vars: int
     offsets: tuple[int, ...]  # per column, in the columns' order
     column_vars: tuple[int, ...]
-    column_cols: tuple[int, ...]  # each column's row width (col_vars), which decides the batched openings
     table_bits: int
     paired: bool = False  # a function table: every column also opens its values stack
 
     @classmethod
-    def of(cls, column_vars, column_cols, table_bits: int, paired: bool = False) -> "Layout":
-        column_vars, column_cols = tuple(int(m) for m in column_vars), tuple(int(c) for c in column_cols)
-        if len(column_cols) != len(column_vars):
-            raise ValueError("lookup: one row width per column")
+    def of(cls, column_vars, table_bits: int, paired: bool = False) -> "Layout":
+        column_vars = tuple(int(m) for m in column_vars)
         order = sorted(range(len(column_vars)), key=lambda j: -column_vars[j])
         offsets, at = [0] * len(column_vars), 0
         for j in order:
@@ -119,7 +116,7 @@ class Layout:
         n = max(1, (at - 1).bit_length())
         if n > MAX_LEAF_VARS:
             raise ValueError(f"lookup: {at} leaves, more than 2^{MAX_LEAF_VARS}")
-        return cls(n, tuple(offsets), column_vars, column_cols, table_bits, paired)
+        return cls(n, tuple(offsets), column_vars, table_bits, paired)
 
     @property
     def unused(self) -> int:
@@ -127,16 +124,9 @@ class Layout:
         return (1 << self.num_vars) - sum(1 << m for m in self.column_vars)
 
     @property
-    def opening_groups(self) -> list[list[int]]:
-        """The opened stacks (indices: the columns, then for a function table their values stacks)
-        in one batched Hyrax opening each: those of one row width, by row width."""
-        cols = list(self.column_cols) * (2 if self.paired else 1)
-        return [[j for j, c in enumerate(cols) if c == width] for width in sorted(set(cols))]
-
-    @property
     def opened(self) -> int:
         """How many stacks the leaves' openings cover (the multiplicities excepted)."""
-        return len(self.column_cols) * (2 if self.paired else 1)
+        return len(self.column_vars) * (2 if self.paired else 1)
 
     def selector(self, offset: int, vars_: int, rho: np.ndarray) -> np.ndarray:
         """``eq`` of ``rho``'s leading ``num_vars - vars_`` coordinates and the block's index bits."""
@@ -177,8 +167,7 @@ def _check(columns, table_bits: int, function=None) -> Layout:
         if paired and (c.values.commitment.num_vars, c.values.commitment.col_vars) != \
                 (c.stack.commitment.num_vars, c.stack.commitment.col_vars):
             raise ValueError("lookup: a column's values stack has another layout")
-    return Layout.of([c.num_vars for c in columns], [c.stack.commitment.col_vars for c in columns], table_bits,
-                     paired)
+    return Layout.of([c.num_vars for c in columns], table_bits, paired)
 
 
 def _absorb_statement(t: Transcript, columns, table_bits: int, function: np.ndarray | None = None) -> None:
@@ -251,15 +240,13 @@ class LookupProof:
     roots: tuple[Point, Point]  # commitments to P Q' and P' Q
     root_products: tuple[sigma.ProductProof, sigma.ProductProof]
     root_blind: np.ndarray  # zero opening of P Q' + P' Q
-    values: tuple[Point, ...]  # commitments to every column's F_j~(rho_j), then to M~(rho')
-    evals: tuple[EvalProof, ...]  # one batched opening per row width (Layout.opening_groups), then M's
+    values: tuple[Point, ...]  # commitments to every column's F_j~(rho_j), then to M~(rho') (claims the openings cover)
     leaf_blinds: np.ndarray  # (3, 4): zero openings of the lookup tree's q~ and the table tree's p~, q~
 
     def sections(self) -> list[bytes]:
         return [self.multiplicities.to_bytes(), *self.lookups.sections(), *self.table.sections(),
                 group.points_to_bytes(self.roots), *(p.to_bytes() for p in self.root_products),
-                field.to_bytes(self.root_blind), group.points_to_bytes(self.values),
-                *(e.to_bytes() for e in self.evals), field.to_bytes(self.leaf_blinds)]
+                field.to_bytes(self.root_blind), group.points_to_bytes(self.values), field.to_bytes(self.leaf_blinds)]
 
     @classmethod
     def read(cls, reader, layout: Layout) -> "LookupProof":
@@ -273,12 +260,11 @@ class LookupProof:
         products = tuple(sigma.ProductProof.from_bytes(reader.section()) for _ in range(2))
         root_blind = _scalar(reader.section())
         values = tuple(group.points_from_bytes(reader.section(), layout.opened + 1))
-        evals = tuple(EvalProof.from_bytes(reader.section()) for _ in range(len(layout.opening_groups) + 1))
         try:
             blinds = field.from_bytes(reader.section(), 3)
         except ValueError as exc:
             raise ProofFormatError(f"lookup proof: {exc}") from None
-        return cls(mult, lookups, table, roots, products, root_blind, values, evals, blinds)
+        return cls(mult, lookups, table, roots, products, root_blind, values, blinds)
 
     def to_bytes(self) -> bytes:
         return b"".join(section(s) for s in self.sections())
@@ -431,8 +417,8 @@ def _challenges(t: Transcript, function) -> tuple[np.ndarray, np.ndarray | None]
     return alpha, None if function is None else t.challenge_scalar("lookup/beta")
 
 
-def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.CommitKey = commit.DEFAULT_KEY,
-          device: Device = CPU, function=None) -> LookupProof:
+def prove(columns: list[Column], table_bits: int, t: Transcript, evals: Openings,
+          key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU, function=None) -> LookupProof:
     """Prove that every entry ``scale * F(x)`` of every column is in ``[0, 2^table_bits)`` (the module
     docstring's protocol; the stacks' openings held by the prover) on ``device``; with ``function``
     (the values ``f(0..2^L-1)``) that every pair ``(F(x), V(x))`` is a row ``(v, f(v))``, the tree's
@@ -469,9 +455,8 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
     values, blinds = commit.commit_scalars(np.stack([commit.evaluate(o, x, device) for (o, _), x in zip(tables, subs)]),
                                            key)
     t.absorb_points("lookup/leaf-values", values)
-    groups = layout.opening_groups + [[layout.opened]]
-    evals = tuple(commit.prove_evals([tables[j][0] for j in g], [tables[j][1] for j in g], [subs[j] for j in g], t,
-                                     key, value_blinds=blinds[g], device=device) for g in groups)
+    for (opening, com), x, blind in zip(tables, subs, blinds):
+        evals.add(opening, com, x, t, value_blind=blind)
     zq = bq
     for j, (c, off) in enumerate(zip(columns, layout.offsets)):
         sel = layout.selector(off, c.num_vars, rho)
@@ -481,7 +466,7 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, key: commit.Com
     zp_t = field.add(bp_t, blinds[-1])
     leaf_blinds = np.stack([zq, zp_t, bq_t])
     return LookupProof(mult, TreeProof((rp[0], rp[1]), lookups), TreeProof((rp[2], rp[3]), table),
-                       (rp[4], rp[5]), products, root_blind, tuple(values), evals, leaf_blinds)
+                       (rp[4], rp[5]), products, root_blind, tuple(values), leaf_blinds)
 
 
 def _opened(columns, layout: Layout) -> list[Stack]:
@@ -495,24 +480,24 @@ def _points(layout: Layout, rho: np.ndarray, rho_t: np.ndarray) -> list[np.ndarr
     return [rho[n - m:] for m in layout.column_vars * (2 if layout.paired else 1)] + [rho_t]
 
 
-def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transcript,
+def verify(columns: list[Column], table_bits: int, proof: LookupProof, t: Transcript, evals: Claims,
            key: commit.CommitKey = commit.DEFAULT_KEY, checks: commit.DeferredChecks | None = None,
            what: str = "lookup", function=None) -> None:
     """Check a :class:`LookupProof` for ``columns`` (commitments only) against ``[0, 2^table_bits)``
     (or the ``function`` table, as :func:`prove`); raises VerificationError naming ``what`` and the
     failed part (also for a malformed proof object)."""
     with malformed_as_verification_error("LookupProof"):
-        _verify(columns, table_bits, proof, t, key, checks, what, function)
+        _verify(columns, table_bits, proof, t, evals, key, checks, what, function)
 
 
-def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, checks, what: str, function) -> None:
+def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, evals: Claims, key, checks, what: str,
+            function) -> None:
     try:
         layout = _check(columns, table_bits, function)
         f = _function_values(function, table_bits)
     except ValueError as exc:
         raise VerificationError(f"{what}: {exc}") from None
-    groups = layout.opening_groups + [[layout.opened]]
-    if len(proof.values) != layout.opened + 1 or len(proof.evals) != len(groups) or len(proof.roots) != 2 or \
+    if len(proof.values) != layout.opened + 1 or len(proof.roots) != 2 or \
             len(proof.root_products) != 2 or np.shape(proof.leaf_blinds) != (3, 4):
         raise VerificationError(f"{what}: proof for another layout")
     if (proof.multiplicities.num_vars, proof.multiplicities.col_vars) != \
@@ -537,9 +522,8 @@ def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, key, ch
     coms = [s.commitment for s in _opened(columns, layout)] + [proof.multiplicities]
     subs = _points(layout, rho, rho_t)
     t.absorb_points("lookup/leaf-values", proof.values)
-    for g, ev in zip(groups, proof.evals):
-        commit.verify_evals([coms[j] for j in g], [subs[j] for j in g], [proof.values[j] for j in g], ev, t, key,
-                            checks)
+    for com, x, value in zip(coms, subs, proof.values):
+        evals.add(com, x, value, t)
     expected_q = group.identity()
     for j, (c, off) in enumerate(zip(columns, layout.offsets)):
         sel = layout.selector(off, c.num_vars, rho)

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import commit, field, group, mle, zksumcheck
-from .commit import EvalProof
 from .device import CPU, Device
 from .errors import ProofFormatError
+from .openings import Claims, Openings
 from .stack import Stack
 from .transcript import Transcript
 
@@ -92,37 +92,31 @@ def mask_mle(true_shapes, padded_shape, point) -> int:
 
 @dataclass(frozen=True)
 class PaddingProof:
-    """The committed sumcheck, a commitment to ``T~(r)``, its opening and the final zero opening."""
+    """The committed sumcheck, a commitment to ``T~(r)`` (an evaluation claim the proof's openings
+    cover) and the final zero opening."""
 
     sumcheck: zksumcheck.CommittedSumcheck
     value: group.Point
-    opening: EvalProof
     final_blind: np.ndarray
 
     def sections(self) -> list[bytes]:
-        return [self.sumcheck.to_bytes(), group.point_to_bytes(self.value), self.opening.to_bytes(),
-                field.to_bytes(self.final_blind)]
+        return [self.sumcheck.to_bytes(), group.point_to_bytes(self.value), field.to_bytes(self.final_blind)]
 
     @classmethod
     def read(cls, reader, num_vars: int) -> "PaddingProof":
         sc = zksumcheck.CommittedSumcheck.from_bytes(reader.section(), num_vars, 3)
         value = group.points_from_bytes(reader.section(), 1)[0]
-        opening = EvalProof.from_bytes(reader.section())
         try:
             final_blind = field.from_bytes(reader.section(), 1)[0]
         except ValueError as exc:
             raise ProofFormatError(f"zero-padding proof: {exc}") from None
-        return cls(sc, value, opening, final_blind)
-
-    @staticmethod
-    def min_size(num_vars: int) -> int:
-        """A lower bound on the bytes of a serialised proof over ``num_vars`` variables."""
-        return 4 * 4 + zksumcheck.CommittedSumcheck.size(num_vars, 3) + group.POINT_BYTES + field.BYTES
+        return cls(sc, value, final_blind)
 
 
-def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript,
+def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript, evals: Openings,
           key: commit.CommitKey = commit.DEFAULT_KEY, device: Device = CPU) -> PaddingProof:
-    """Prove that the committed stack is zero outside ``true_shapes`` (one per instance), on ``device``."""
+    """Prove that the committed stack is zero outside ``true_shapes`` (one per instance), on
+    ``device``, the evaluation claim going to ``evals``."""
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     outside = device.field_table(device.asarray(mask(true_shapes, padded_shape)))
     table = tensor.opening.field_table(device).reshape(-1, 4)
@@ -131,21 +125,21 @@ def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript,
     blind = field.random()
     value, _ = commit.commit_scalar(finals[1], key, blind=blind)
     t.absorb_point("padding/value", value)
-    opening = commit.prove_eval(tensor.opening.expanded(device), tensor.commitment, r, t, key, value_blind=blind,
-                                device=device)
+    evals.add(tensor.opening, tensor.commitment, r, t, value_blind=blind)
     delta = zksumcheck.prove_final_claim(final_blind, field.mul(mle.eq(u, r), finals[0]), blind)
-    return PaddingProof(sc, value, opening, delta)
+    return PaddingProof(sc, value, delta)
 
 
-def verify(tensor: Stack, true_shapes, padded_shape, proof: PaddingProof, t: Transcript,
+def verify(tensor: Stack, true_shapes, padded_shape, proof: PaddingProof, t: Transcript, evals: Claims,
            key: commit.CommitKey = commit.DEFAULT_KEY, what: str = "zero padding",
            checks: commit.DeferredChecks | None = None) -> None:
-    """Check a :class:`PaddingProof`; VerificationError naming ``what`` otherwise."""
+    """Check a :class:`PaddingProof`, the evaluation claim going to ``evals``; VerificationError
+    naming ``what`` otherwise."""
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     r, final = zksumcheck.verify(group.identity(), len(u), 3, proof.sumcheck, t, key,
                                  what=f"{what} sumcheck", checks=checks)
     t.absorb_point("padding/value", proof.value)
-    commit.verify_eval(tensor.commitment, r, proof.value, proof.opening, t, key, checks)
+    evals.add(tensor.commitment, r, proof.value, t)
     outside = (1 - mask_mle(true_shapes, padded_shape, r)) % field.R
     factor = field.mul(mle.eq(u, r), field.from_int(outside))
     zksumcheck.verify_final_claim(final, factor, proof.value, proof.final_blind, key, f"{what}: final claim", checks)

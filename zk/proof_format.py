@@ -5,7 +5,7 @@ File format (all integers little-endian; every section is ``u32 length || bytes`
     magic "ZKTRAIN\\0" or "ZKINFER\\0" || version u8 || statement section
     || one section per committed tensor, in the circuit's canonical order
     || zero-padding relations || linear-relations blind || einsum relations || zkReLU relations
-    || range lookups
+    || range lookups || the openings of every evaluation claim (zk.openings)
 
 The statement section is :meth:`zk.statement.TrainingStatement.to_bytes`. Parsing is bounded
 and validating: malformed bytes raise :class:`zk.ProofFormatError` only.
@@ -24,6 +24,7 @@ from .fac4dnn import AggregatedProof, Circuit
 from .hadamard import HadamardProof
 from .lookup import Layout, LookupProof
 from .model import ModelCommitment
+from .openings import OpeningsProof
 from .padding import PaddingProof
 from .statement import TrainingStatement, read_commitments
 from .wire import Reader, section
@@ -33,8 +34,9 @@ __all__ = ["TrainingProof", "InferenceProof", "VERSION", "MAGIC"]
 #: 2: per-layer bias flags; 3: range widths, zero-padding proofs, magnitude bounds; 4: parameter
 #: scale, rounding to nearest, rows, batch indices and dataset digest per step; 5: tensors named
 #: after the circuits graph (zk.lower), SGD momentum, dampening and weight decay; 6: ranges by limbs
-#: and logUp-GKR lookups instead of bit planes and booleanity
-VERSION = 6
+#: and logUp-GKR lookups instead of bit planes and booleanity; 7: one batched opening of every
+#: evaluation claim at the end instead of an opening per claim
+VERSION = 7
 MAGIC = {True: b"ZKTRAIN\0", False: b"ZKINFER\0"}
 
 
@@ -67,6 +69,7 @@ class TrainingProof:
         for name, rels in (("einsum sumchecks", agg.einsums), ("zkReLU sumchecks", agg.relus),
                            ("range lookups", agg.lookups)):
             out += [(name, s) for rel in rels for s in rel.sections()]
+        out += [("openings", s) for s in agg.openings.sections()]
         return out
 
     def to_bytes(self) -> bytes:
@@ -116,15 +119,14 @@ class TrainingProof:
             einsums.append(EinsumRelationProof.read(r, EinsumLayout(circuits.parse_einsum(spec, *shapes))))
         relus = [HadamardProof.read(r, _stack_vars(circuit, [i[0] for i in inst]))
                  for inst in circuit.relu_groups()]
-        lookups = [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns],
-                                                 [committed.layout(circuit.shapes[keys[0]])[1] for keys, _ in columns],
-                                                 circuit.limb_bits)) for columns in circuit.lookup_groups()]
-        lookups += [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns],
-                                                  [committed.layout(circuit.shapes[keys[0]])[1] for keys, _ in columns],
-                                                  bits, paired=True)) for bits, _, columns in circuit.function_groups()]
+        lookups = [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns], circuit.limb_bits))
+                   for columns in circuit.lookup_groups()]
+        lookups += [LookupProof.read(r, Layout.of([_stack_vars(circuit, keys) for keys, _ in columns], bits, paired=True))
+                    for bits, _, columns in circuit.function_groups()]
+        openings = OpeningsProof.read(r)
         r.end()
         return cls(statement, commitments, AggregatedProof(tuple(pads), blind, tuple(einsums),
-                                                           tuple(relus), tuple(lookups)))
+                                                           tuple(relus), tuple(lookups), openings))
 
 
 class InferenceProof(TrainingProof):
