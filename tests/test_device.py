@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import gpu
 from gpu import runtime
-from zk import commit, device, einsum, field, group, mle, sumcheck, training
+from zk import commit, device, einsum, field, group, mle, openings, sumcheck, training
 from zk.sumcheck import SumcheckProver
 
 
@@ -215,8 +215,16 @@ def test_devices_are_devices_and_resolve_to_themselves():
 
 def test_tables_never_reach_host_field_arithmetic_on_a_kernel_device(monkeypatch, host):
     """On a kernel device the committed tables stay device arrays: zk.field (the host's arithmetic)
-    only ever sees vectors as long as one row (the inner-product argument's), never a table."""
+    only ever sees vectors of one row (the inner-product argument's) per evaluation claim (the
+    openings' reduction, zk.openings), never a table."""
     largest: dict = {}
+    claims = []
+    prove_openings = openings.Openings.prove
+
+    def counted(self, t):
+        claims.append(len(self))
+        return prove_openings(self, t)
+    monkeypatch.setattr(openings.Openings, "prove", counted)
     for name in ("add", "sub", "mul", "sum", "inner", "vecmat", "square", "neg"):
         def spy(*args, _f=getattr(field, name), _name=name, **kwargs):
             size = max((a.size // 4 for a in args if isinstance(a, np.ndarray)), default=0)
@@ -228,8 +236,9 @@ def test_tables_never_reach_host_field_arithmetic_on_a_kernel_device(monkeypatch
     training.prove_training(model, data, 0.05, device="cpu")
     assert max(largest.values()) > 1 << 12  # the CPU path does work on whole tables here
     largest.clear()
+    claims.clear()
     training.prove_training(model, data, 0.05, device="host")
-    assert max(largest.values()) <= 1 << 10, largest  # one row of 2^10 columns at most
+    assert max(largest.values()) <= claims[0] << 10, largest  # one row of 2^10 columns per claim at most
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -264,10 +273,14 @@ def test_lookup_proof_on_the_kernel_path_is_byte_identical(monkeypatch, host):
         columns = [lookup.Column(stack.stack([c], [o], device=d)), lookup.Column(s), lookup.Column(s, 4),
                    lookup.Column(stack.stack([one[0]], [one[1]], device=d))]
         coms = ([c], [p for p, _ in parts], [p for p, _ in parts], [one[0]])
-        return coms, lookup.prove(columns, 6, Transcript("t"), device=d)
+        t, evals = Transcript("t"), openings.Openings(device=d)
+        proof = lookup.prove(columns, 6, t, evals, device=d)
+        return coms, (proof, evals.prove(t))
 
     (coms, cpu), (_, other) = prove_twice(monkeypatch, prove, ["cpu", host])
-    assert cpu.to_bytes() == other.to_bytes()
+    assert [cpu[0].to_bytes(), *cpu[1].sections()] == [other[0].to_bytes(), *other[1].sections()]
     columns = [lookup.Column(stack.stack(cs), scale) for cs, scale in zip(coms, (1, 1, 4, 1))]
     assert len({c.stack.commitment.col_vars for c in columns}) > 1
-    lookup.verify(columns, 6, lookup.LookupProof.from_bytes(other.to_bytes(), columns, 6), Transcript("t"))
+    t, claims = Transcript("t"), openings.Claims()
+    lookup.verify(columns, 6, lookup.LookupProof.from_bytes(other[0].to_bytes(), columns, 6), t, claims)
+    claims.verify(other[1], t)

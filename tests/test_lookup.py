@@ -9,7 +9,8 @@
   leaves it room: the committed roots (P, Q), (P', Q') and their products, layer values propagated
   through either tree's sumchecks, the lookup tree's unit-numerator layer, its leaves (blocks,
   unused leaves, scales), the table tree's leaves (numerators and denominators chosen after alpha),
-  the column and multiplicity openings (values, tables, points), the multiplicities' size;
+  the column and multiplicity openings (values, tables, points: evaluation claims the lookup leaves
+  to its caller, opened together by zk.openings), the multiplicities' size;
 * the relation's documented limit: a scaled column alone bounds c F mod r only;
 * tampered, truncated and malformed proofs, the layout, and what the honest prover refuses.
 """
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zk import commit, field, lookup, mle, sigma, wire, zksumcheck
+from zk import commit, field, lookup, mle, openings, sigma, wire, zksumcheck
 from zk.device import CPU
 from zk.errors import ProofFormatError, VerificationError
 from zk.stack import stack
@@ -59,17 +60,40 @@ def rand_col(shape, bits, seed, scale=1) -> Col:
     return col(np.random.default_rng(seed).integers(0, 1 << bits, shape), scale=scale)
 
 
-def prove(cols, L, t=None):
-    return lookup.prove([c.prover for c in cols], L, t or Transcript(DOMAIN))
+@dataclasses.dataclass(frozen=True)
+class Proved(lookup.LookupProof):
+    """A lookup proof with the opening of the evaluation claims it leaves to its caller (as a
+    proof's top level sends it, :mod:`zk.openings`): its sections are the lookup's, then the
+    openings'; :meth:`from_bytes` parses both."""
+
+    openings: openings.OpeningsProof = None
+
+    def sections(self):
+        return super().sections() + self.openings.sections()
+
+    @classmethod
+    def read(cls, reader, layout):
+        proof = super().read(reader, layout)
+        return dataclasses.replace(proof, openings=openings.OpeningsProof.read(reader))
+
+
+def prove(cols, L):
+    """The lookup proof, then (on its transcript) the opening of its claims."""
+    t, evals = Transcript(DOMAIN), openings.Openings()
+    proof = lookup.prove([c.prover for c in cols], L, t, evals)
+    return Proved(**vars(proof), openings=evals.prove(t))
 
 
 def verify(cols, L, proof, t=None, checks=None):
-    lookup.verify([c.verifier for c in cols], L, proof, t or Transcript(DOMAIN), checks=checks)
+    """The lookup's checks, then (on its transcript) those of the claims it leaves."""
+    t, claims = t or Transcript(DOMAIN), openings.Claims()
+    lookup.verify([c.verifier for c in cols], L, proof, t, claims, checks=checks)
+    claims.verify(proof.openings, t, checks)
 
 
 def round_trip(cols, L, proof):
     data = proof.to_bytes()
-    again = lookup.LookupProof.from_bytes(data, [c.verifier for c in cols], L)
+    again = Proved.from_bytes(data, [c.verifier for c in cols], L)
     assert again.to_bytes() == data
     return again
 
@@ -164,15 +188,16 @@ def test_proof_size_depends_on_the_statement_only():
 def test_two_proofs_of_one_statement_share_no_section():
     """Every message is blinded: proving twice gives fresh bytes in every section (a value sent in
     the clear, or an unblinded commitment, would repeat). The only empty sections are the two
-    trees' layer-0 sumchecks (no rounds). The table tree's denominators are public, so its c, d
-    commitments hide nothing secret but are fresh all the same."""
+    trees' layer-0 sumchecks (no rounds); the only other section that repeats is the openings'
+    first, their number of column variables (the statement's). The table tree's denominators are
+    public, so its c, d commitments hide nothing secret but are fresh all the same."""
     cols, L = [rand_col(8, 4, 11), col(np.array([3]))], 4
     p1, p2 = prove(cols, L), prove(cols, L)
     one, two = p1.sections(), p2.sections()
     assert len(one) == len(two) == _section_count(_layout(cols, L), L)
     table_at = 1 + len(p1.lookups.sections())
     assert [k for k, x in enumerate(one) if not x] == [k for k, x in enumerate(two) if not x] == [2, table_at + 1]
-    assert all(x != y for x, y in zip(one, two) if x)
+    assert [k for k, (x, y) in enumerate(zip(one, two)) if x == y] == [2, table_at + 1, len(one) - 3]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,9 +313,9 @@ def test_true_proofs_are_rejected_for_other_statements():
         t.absorb("earlier", b"x")
         verify([a, b], L, proof, t)
     with pytest.raises(ProofFormatError):  # the bytes parse only for the statement's layout
-        lookup.LookupProof.from_bytes(proof.to_bytes(), [a.verifier], L)
+        Proved.from_bytes(proof.to_bytes(), [a.verifier], L)
     with pytest.raises(ProofFormatError):
-        lookup.LookupProof.from_bytes(proof.to_bytes(), [a.verifier, b.verifier], L + 1)
+        Proved.from_bytes(proof.to_bytes(), [a.verifier, b.verifier], L + 1)
 
 
 def test_a_proof_for_a_different_layout_is_rejected():
@@ -415,7 +440,7 @@ def _tree(p, q):
 
 
 def _forge(columns, L, t, *, witness=None, mult=None, layout=None, lookup_leaves=None, table_leaves=None,
-           roots=None, root_products=None, lie=(), table_lie=(), fix_last=True, full_unit=False, openings=None,
+           roots=None, root_products=None, lie=(), table_lie=(), fix_last=True, full_unit=False, opened_as=None,
            value=None, m_point=None, key=commit.DEFAULT_KEY):
     """:func:`zk.lookup.prove` for prover columns, with hooks (none: the honest prover, byte for byte):
 
@@ -425,9 +450,11 @@ def _forge(columns, L, t, *, witness=None, mult=None, layout=None, lookup_leaves
     numerators (None: units); ``table_leaves(p, q, alpha)``: change the table tree's leaves in place;
     ``roots([P, Q, P', Q'], alpha)``: the committed roots; ``root_products(six)``: the six committed
     root values (the four roots, ``P Q'``, ``P' Q``); ``lie``, ``table_lie``, ``fix_last``,
-    ``full_unit``: see :func:`_forge_tree`; ``openings[j]``: the opening used for table ``j``'s
-    evaluation and its proof (``j = len(columns)``: the multiplicities); ``value(j, v, alpha, rho,
-    rho_t)``: the committed value of table ``j``; ``m_point(rho, rho_t)``: where ``M`` is opened."""
+    ``full_unit``: see :func:`_forge_tree`; ``opened_as[j]``: the opening used for table ``j``'s
+    evaluation and its claim (``j = len(columns)``: the multiplicities); ``value(j, v, alpha, rho,
+    rho_t)``: the committed value of table ``j`` (its claim, :meth:`zk.openings.Openings.add`,
+    commits to the opening's own value with the same blind); ``m_point(rho, rho_t)``: where ``M`` is
+    evaluated and claimed. Returns the proof with the opening of its claims (:class:`Proved`)."""
     true_layout = lookup._check(columns, L)
     layout = layout or true_layout
     entries, counts = witness or (entries_of(columns), counts_of(columns, L, true_layout.unused))
@@ -461,24 +488,24 @@ def _forge(columns, L, t, *, witness=None, mult=None, layout=None, lookup_leaves
     t.absorb_scalars("lookup/root-blind", root_blind)
 
     n, s = true_layout.num_vars, len(columns)
-    tables = [((openings or {}).get(j, c.stack.opening), c.stack.commitment) for j, c in enumerate(columns)]
-    tables.append(((openings or {}).get(s, m_open), m_com))
+    tables = [((opened_as or {}).get(j, c.stack.opening), c.stack.commitment) for j, c in enumerate(columns)]
+    tables.append(((opened_as or {}).get(s, m_open), m_com))
     subs = [rho[n - m:] for m in true_layout.column_vars] + [m_point(rho, rho_t) if m_point else rho_t]
     vals = [commit.evaluate(o, x) for (o, _), x in zip(tables, subs)]
     if value:
         vals = [value(j, v, alpha, rho, rho_t) for j, v in enumerate(vals)]
     values, blinds = commit.commit_scalars(np.stack(vals), key)
     t.absorb_points("lookup/leaf-values", values)
-    groups = true_layout.opening_groups + [[s]]
-    evals = tuple(commit.prove_evals([tables[j][0] for j in g], [tables[j][1] for j in g], [subs[j] for j in g], t,
-                                     key, value_blinds=blinds[g]) for g in groups)
+    evals = openings.Openings(key)
+    for (opening, com), x, blind in zip(tables, subs, blinds):
+        evals.add(opening, com, x, t, value_blind=blind)
     zq = bq
     for c, off, blind in zip(columns, true_layout.offsets, blinds):
         sel = true_layout.selector(off, c.num_vars, rho)
         zq = field.add(zq, field.mul(field.mul(sel, field.from_int(c.scale)), blind))
     leaf_blinds = np.stack([zq, field.add(bp_t, blinds[-1]), bq_t])
-    return lookup.LookupProof(m_com, lookup.TreeProof((rp[0], rp[1]), lookups), lookup.TreeProof((rp[2], rp[3]), table),
-                              (rp[4], rp[5]), products, root_blind, tuple(values), evals, leaf_blinds)
+    return Proved(m_com, lookup.TreeProof((rp[0], rp[1]), lookups), lookup.TreeProof((rp[2], rp[3]), table),
+                  (rp[4], rp[5]), products, root_blind, tuple(values), leaf_blinds, evals.prove(t))
 
 
 def forge(cols, L, **kw):
@@ -677,7 +704,7 @@ def test_a_general_layer_in_the_unit_layers_place_is_rejected():
                   full_unit=True)
     rejected(cols, L, proof, "lookup tree layer 3: malformed")
     with pytest.raises(ProofFormatError, match="points"):
-        lookup.LookupProof.from_bytes(proof.to_bytes(), [c.verifier for c in cols], L)
+        Proved.from_bytes(proof.to_bytes(), [c.verifier for c in cols], L)
 
 
 def test_a_single_layer_lookup_tree_is_a_unit_layer():
@@ -706,9 +733,10 @@ def test_a_bad_entry_whose_leaf_says_0_is_rejected():
 
 @pytest.mark.parametrize("deferred", [False, True])
 def test_a_column_opened_as_the_doctored_values_is_rejected(deferred):
-    """The leaves say 64 is 0 and the column's opening (evaluation and its proof) is made for
-    the doctored table, with the real row blinds: every lookup check passes, the inner-product
-    argument does not (with deferred checks: when they run)."""
+    """The leaves say 64 is 0 and the column's evaluation and claim are made for the doctored
+    table, with the real row blinds: every lookup check and the openings' sumcheck pass (the
+    claims are the doctored table's), the inner-product argument does not (with deferred checks:
+    when they run)."""
     make, L, j, k = BAD
     cols = make()
     x = _leaf(cols, L, j, k)
@@ -716,9 +744,9 @@ def test_a_column_opened_as_the_doctored_values_is_rejected(deferred):
 
     def zero(q, layout, alpha):
         q[x] = alpha
-    proof = forge(cols, L, witness=_bad_witness(cols, L, 0), lookup_leaves=zero, openings={j: doctored})
+    proof = forge(cols, L, witness=_bad_witness(cols, L, 0), lookup_leaves=zero, opened_as={j: doctored})
     if not deferred:
-        rejected(cols, L, proof, "eval: inner-product argument")
+        rejected(cols, L, proof, "evaluation claims' inner-product argument")
         return
     checks = commit.DeferredChecks()
     verify(cols, L, proof, checks=checks)  # the lookup's own checks pass: the lie is in the opening
@@ -728,7 +756,7 @@ def test_a_column_opened_as_the_doctored_values_is_rejected(deferred):
 
 def test_a_column_value_committed_for_the_doctored_leaves_is_rejected():
     """The committed column value is the doctored table's evaluation (so the leaf check holds),
-    the opening proof the real table's: the opening rejects it."""
+    the claim opened the real table's: the openings reject it."""
     make, L, j, k = BAD
     cols = make()
     x = _leaf(cols, L, j, k)
@@ -739,7 +767,7 @@ def test_a_column_value_committed_for_the_doctored_leaves_is_rejected():
     n = _layout(cols, L).num_vars
     proof = forge(cols, L, witness=_bad_witness(cols, L, 0), lookup_leaves=zero,
                   value=lambda i, v, a, rho, rt: commit.evaluate(doctored, rho[n - 2:]) if i == j else v)
-    rejected(cols, L, proof, "eval: inner-product argument")
+    rejected(cols, L, proof, "evaluation claims")
 
 
 @pytest.mark.parametrize("offsets", [(8, 0), (0, 12), (4, 0)], ids=["swapped", "into the unused leaves", "misaligned"])
@@ -852,7 +880,7 @@ def test_table_denominators_moved_to_the_bad_entry_are_rejected():
 
 def test_an_m_value_committed_for_the_cancelling_numerators_is_rejected():
     """The table numerators chosen after alpha, and M's committed value at rho' set to minus their
-    MLE (so the table leaf check holds): M's opening proof is of the committed counts."""
+    MLE (so the table leaf check holds): M's claim opened is of the committed counts."""
     make, L, _, _ = BAD
     cols = make()
     entries, counts = _bad_witness(cols, L)
@@ -864,15 +892,15 @@ def test_an_m_value_committed_for_the_cancelling_numerators_is_rejected():
         tp, tq = field.neg(field.from_int(counts)), field.sub(alpha, field.from_int(np.arange(1 << L)))
         hook(tp, tq, alpha)
         return field.neg(_mle(tp, rho_t))
-    rejected(cols, L, forge(cols, L, witness=(entries, counts), table_leaves=hook, value=value),
-             "eval: inner-product argument")
+    rejected(cols, L, forge(cols, L, witness=(entries, counts), table_leaves=hook, value=value), "evaluation claims")
 
 
 @pytest.mark.parametrize("deferred", [False, True])
 def test_m_opened_as_other_counts_is_rejected(deferred):
     """A true statement, M committed (before alpha) to wrong counts (one shifted), the table tree
-    built from the true counts (so the roots cancel) and M opened (value and proof) as the true
-    counts with M's real row blinds: every lookup check passes, the inner-product argument fails."""
+    built from the true counts (so the roots cancel) and M evaluated and claimed as the true counts
+    with M's real row blinds: every lookup check and the openings' sumcheck pass, the
+    inner-product argument fails."""
     cols, L = [rand_col(16, 4, 38), rand_col(4, 4, 39)], 4
     prover = [c.prover for c in cols]
     entries, counts = entries_of(prover), counts_of(prover, L, _layout(cols, L).unused)
@@ -882,9 +910,9 @@ def test_m_opened_as_other_counts_is_rejected(deferred):
     wrong[(v + 1) % len(wrong)] += 1
     m_com, m_open = commit.commit(wrong)
     doctored = commit.commit(counts, blinds=m_open.blinds)[1]
-    proof = forge(cols, L, witness=(entries, counts), mult=lambda _: (m_com, m_open), openings={len(cols): doctored})
+    proof = forge(cols, L, witness=(entries, counts), mult=lambda _: (m_com, m_open), opened_as={len(cols): doctored})
     if not deferred:
-        rejected(cols, L, proof, "eval: inner-product argument")
+        rejected(cols, L, proof, "evaluation claims' inner-product argument")
         return
     checks = commit.DeferredChecks()
     verify(cols, L, proof, checks=checks)  # the lookup's own checks pass: the lie is in M's opening
@@ -896,12 +924,17 @@ def test_m_opened_as_other_counts_is_rejected(deferred):
 
 @pytest.mark.parametrize("where", ["reversed", "lookup point"])
 def test_m_opened_at_another_point_is_rejected(where):
-    """M evaluated and opened (an honest opening proof) at a point other than the table tree's
-    rho': reversed, or the lookup tree's leaf point; the verifier opens at rho'."""
+    """M evaluated and claimed (an honest claim, opened) at a point other than the table tree's
+    rho': reversed, or the lookup tree's leaf point. The verifier's claim is at rho': M's value
+    there fails the table tree's leaf check; with M's value at rho' committed instead, the
+    claim made elsewhere is not the verifier's and the openings reject it."""
     cols, L = [rand_col(16, 4, 28)], 4
     assert _layout(cols, L).num_vars == L
     point = (lambda rho, rt: rt[::-1].copy()) if where == "reversed" else (lambda rho, rt: rho[len(rho) - L:])
-    rejected(cols, L, forge(cols, L, m_point=point), "eval")
+    rejected(cols, L, forge(cols, L, m_point=point), "leaves differ")
+    counts = field.from_int(counts_of([c.prover for c in cols], L, _layout(cols, L).unused))
+    at_rho_t = lambda j, v, alpha, rho, rt: _mle(counts, rt) if j == len(cols) else v  # noqa: E731
+    rejected(cols, L, forge(cols, L, m_point=point, value=at_rho_t), "evaluation claims")
 
 
 @pytest.mark.parametrize("how", ["more variables", "other row width", "fewer variables"])
@@ -923,7 +956,7 @@ def test_multiplicities_of_another_size_are_rejected(how):
         proof = forge(cols, L, witness=(entries, counts), mult=lambda m: commit.commit(m, col_vars=L))
     rejected(cols, L, proof, "multiplicities of the wrong size")
     with pytest.raises(ProofFormatError, match="multiplicities of the wrong size"):
-        lookup.LookupProof.from_bytes(proof.to_bytes(), [c.verifier for c in cols], L)
+        Proved.from_bytes(proof.to_bytes(), [c.verifier for c in cols], L)
 
 
 def test_multiplicities_with_field_counts_are_rejected():
@@ -987,11 +1020,11 @@ def test_a_zero_round_layer_0_cannot_be_replaced():
 
 def test_swapped_or_shifted_proof_parts_are_rejected():
     cols, L = [rand_col(8, 3, 28), rand_col(8, 3, 29), rand_col(2, 3, 34)], 3  # row widths 2, 2, 1 and M's 2
-    layout = _layout(cols, L)
-    assert layout.opening_groups == [[2], [0, 1]] and layout.num_vars == 5
+    assert _layout(cols, L).num_vars == 5
     proof = prove(cols, L)
     U, H = commit.DEFAULT_KEY.U, commit.DEFAULT_KEY.H
-    lk, tb = proof.lookups, proof.table
+    lk, tb, ops = proof.lookups, proof.table, proof.openings
+    assert ops.col_vars == 2  # the claims of both row widths in one opening
 
     def layer(tree, i, **kw):
         t = getattr(proof, tree)
@@ -1013,7 +1046,9 @@ def test_swapped_or_shifted_proof_parts_are_rejected():
         dataclasses.replace(proof, roots=(proof.roots[0] + U, proof.roots[1] - U)),  # still sum to the blind
         dataclasses.replace(proof, root_products=proof.root_products[::-1]),
         dataclasses.replace(proof, root_blind=field.add(proof.root_blind, field.ONE)),
-        dataclasses.replace(proof, evals=proof.evals[::-1]),
+        dataclasses.replace(proof, openings=dataclasses.replace(ops, ipa=dataclasses.replace(ops.ipa, L=ops.ipa.R,
+                                                                                             R=ops.ipa.L))),
+        dataclasses.replace(proof, openings=prove(cols, L).openings),  # another proof's (of the same statement)
         dataclasses.replace(proof, leaf_blinds=proof.leaf_blinds[::-1].copy()),
         dataclasses.replace(proof, leaf_blinds=proof.leaf_blinds[[1, 0, 2]].copy()),
         layer("lookups", 0, values=lk.layers[0].values[::-1]),
@@ -1038,7 +1073,7 @@ def test_the_two_trees_swapped_are_rejected():
     parts = [proof.multiplicities.to_bytes(), *proof.table.sections(), *proof.lookups.sections()] + proof.sections()[k:]
     data = b"".join(wire.section(x) for x in parts)
     with pytest.raises(ProofFormatError):
-        lookup.LookupProof.from_bytes(data, [c.verifier for c in cols], L)
+        Proved.from_bytes(data, [c.verifier for c in cols], L)
 
 
 def test_malformed_proof_objects_raise_verification_errors():
@@ -1052,7 +1087,9 @@ def test_malformed_proof_objects_raise_verification_errors():
         dataclasses.replace(proof, leaf_blinds=None),
         dataclasses.replace(proof, root_blind=np.zeros(3, dtype=np.uint64)),
         dataclasses.replace(proof, values=proof.values[:-1]),
-        dataclasses.replace(proof, evals=proof.evals[:-1]),
+        dataclasses.replace(proof, openings=None),
+        dataclasses.replace(proof, openings=dataclasses.replace(proof.openings, ipa=None)),
+        dataclasses.replace(proof, openings=dataclasses.replace(proof.openings, col_vars=proof.openings.col_vars - 1)),
         dataclasses.replace(proof, roots=proof.roots[:1]),
         dataclasses.replace(proof, root_products=proof.root_products[:1]),
         dataclasses.replace(proof, lookups=dataclasses.replace(lk, root=lk.root[:1])),
@@ -1081,10 +1118,10 @@ def _sections(data: bytes):
 
 
 def _section_count(layout, L):
-    """Sections of a lookup proof: M; the lookup tree (root, 6 per layer, 4 for the unit layer);
-    the table tree (root, 6 per layer); roots, two products, the root blind; the leaf values, one
-    opening per row width and M's; the leaf blinds."""
-    return 1 + (1 + 6 * layout.num_vars - 2) + (1 + 6 * L) + 4 + 1 + len(layout.opening_groups) + 1 + 1
+    """Sections of a lookup proof with its openings: M; the lookup tree (root, 6 per layer, 4 for
+    the unit layer); the table tree (root, 6 per layer); roots, two products, the root blind; the
+    leaf values, the leaf blinds; the openings (column variables, sumcheck, inner-product argument)."""
+    return 1 + (1 + 6 * layout.num_vars - 2) + (1 + 6 * L) + 4 + 1 + 1 + 3
 
 
 def test_a_flipped_byte_in_any_section_is_rejected():
@@ -1094,7 +1131,7 @@ def test_a_flipped_byte_in_any_section_is_rejected():
     spans = _sections(data)
     layout = _layout(cols, L)
     assert len(spans) == len(proof.sections()) == _section_count(layout, L)
-    assert len(spans) == 1 + (1 + 6 + 6 + 4) + (1 + 6 + 6) + 4 + 1 + 2 + 1 + 1  # N = 3, L = 2, 2 row widths
+    assert len(spans) == 1 + (1 + 6 + 6 + 4) + (1 + 6 + 6) + 4 + 1 + 1 + 3  # N = 3, L = 2
     rng = np.random.default_rng(31)
     verifier = [c.verifier for c in cols]
     for k, (start, end) in enumerate(spans):
@@ -1103,7 +1140,7 @@ def test_a_flipped_byte_in_any_section_is_rejected():
             bad = bytearray(data)
             bad[pos] ^= 1 << int(rng.integers(8))
             with pytest.raises((ProofFormatError, VerificationError)):
-                verify(cols, L, lookup.LookupProof.from_bytes(bytes(bad), verifier, L))
+                verify(cols, L, Proved.from_bytes(bytes(bad), verifier, L))
 
 
 def test_truncated_or_extended_bytes_are_rejected():
@@ -1112,25 +1149,23 @@ def test_truncated_or_extended_bytes_are_rejected():
     verifier = [c.verifier for c in cols]
     for n in (0, 1, 4, 5, 100, len(data) // 2, len(data) - 32, len(data) - 1):
         with pytest.raises(ProofFormatError):
-            lookup.LookupProof.from_bytes(data[:n], verifier, L)
+            Proved.from_bytes(data[:n], verifier, L)
     with pytest.raises(ProofFormatError, match="trailing"):
-        lookup.LookupProof.from_bytes(data + b"\0", verifier, L)
+        Proved.from_bytes(data + b"\0", verifier, L)
     rng = np.random.default_rng(33)
     with pytest.raises(ProofFormatError):
-        lookup.LookupProof.from_bytes(rng.bytes(len(data)), verifier, L)
+        Proved.from_bytes(rng.bytes(len(data)), verifier, L)
 
 
 # ---------------------------------------------------------------------------------------------
 # the layout
 # ---------------------------------------------------------------------------------------------
 @settings(max_examples=25, deadline=None)
-@given(shapes=st.lists(st.integers(0, 12).flatmap(lambda m: st.tuples(st.just(m), st.integers(0, m))),
-                       min_size=1, max_size=8), table_bits=st.integers(1, 12))
-def test_layout_blocks_are_disjoint_aligned_and_minimal(shapes, table_bits):
-    column_vars, column_cols = [m for m, _ in shapes], [c for _, c in shapes]
-    layout = lookup.Layout.of(column_vars, column_cols, table_bits)
+@given(column_vars=st.lists(st.integers(0, 12), min_size=1, max_size=8), table_bits=st.integers(1, 12))
+def test_layout_blocks_are_disjoint_aligned_and_minimal(column_vars, table_bits):
+    layout = lookup.Layout.of(column_vars, table_bits)
     n, sizes, offsets = layout.num_vars, [1 << m for m in column_vars], list(layout.offsets)
-    assert layout.column_vars == tuple(column_vars) and layout.column_cols == tuple(column_cols)
+    assert layout.column_vars == tuple(column_vars)
     assert layout.table_bits == table_bits
     spans = sorted((o, o + s) for o, s in zip(offsets, sizes))
     assert all(o % s == 0 for o, s in zip(offsets, sizes))  # aligned to their size
@@ -1138,11 +1173,6 @@ def test_layout_blocks_are_disjoint_aligned_and_minimal(shapes, table_bits):
     assert spans[0][0] >= 0 and spans[-1][1] <= 1 << n  # inside the tree
     assert n >= 1 and (n == 1 or sum(sizes) > 1 << (n - 1))  # minimal: half the leaves would not hold them
     assert layout.unused == (1 << n) - sum(sizes) >= 0  # the leaves no block covers
-    # the batched openings: every column once, each group one row width, by row width
-    groups = layout.opening_groups
-    assert sorted(j for g in groups for j in g) == list(range(len(shapes)))
-    assert all(len({column_cols[j] for j in g}) == 1 for g in groups)
-    assert [column_cols[g[0]] for g in groups] == sorted(set(column_cols))
     # each selector is the MLE of its block's indicator; 1 - their sum is the unused leaves'
     if n <= 12:
         rho = field.random_seeded(n, np.random.default_rng(sum(sizes)))
@@ -1160,16 +1190,14 @@ def test_layout_blocks_are_disjoint_aligned_and_minimal(shapes, table_bits):
 
 
 def test_layout_limits():
-    assert lookup.Layout.of([30], [15], 4).num_vars == 30  # no table block: 2^30 entries fit
+    assert lookup.Layout.of([30], 4).num_vars == 30  # no table block: 2^30 entries fit
     with pytest.raises(ValueError, match="more than 2\\^30"):
-        lookup.Layout.of([30, 0], [15, 0], 4)
-    assert lookup.Layout.of([29, 29], [15, 15], 4).num_vars == 30
-    assert lookup.Layout.of([0], [0], 1).num_vars == 1  # one entry: two leaves, one unused
-    assert lookup.Layout.of([0], [0], 1).unused == 1
-    assert lookup.Layout.of([4], [2], 20).num_vars == 4  # the table's size does not matter
-    assert lookup.Layout.of([3, 3], [1, 2], 4).unused == 0
-    with pytest.raises(ValueError, match="one row width per column"):
-        lookup.Layout.of([3, 4], [1], 4)
+        lookup.Layout.of([30, 0], 4)
+    assert lookup.Layout.of([29, 29], 4).num_vars == 30
+    assert lookup.Layout.of([0], 1).num_vars == 1  # one entry: two leaves, one unused
+    assert lookup.Layout.of([0], 1).unused == 1
+    assert lookup.Layout.of([4], 20).num_vars == 4  # the table's size does not matter
+    assert lookup.Layout.of([3, 3], 4).unused == 0
 
 
 def test_the_unused_leaves_are_counted_as_entries_0():

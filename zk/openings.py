@@ -191,8 +191,9 @@ class Claims:
         """Check ``proof`` opens every claim made so far, then forget them; VerificationError
         otherwise (with ``checks``, the multi-scalar equations join that batch)."""
         claims, self._claims = self._claims, []
-        if not isinstance(proof, OpeningsProof):
-            raise VerificationError("openings: expected an OpeningsProof")
+        if not isinstance(proof, OpeningsProof) or not isinstance(proof.sumcheck, zksumcheck.CommittedSumcheck) or \
+                not isinstance(proof.ipa, EvalProof):
+            raise VerificationError("openings: expected an OpeningsProof of a sumcheck and an inner-product argument")
         if not claims:
             raise VerificationError("openings: no evaluation claims to check")
         c = max(len(x.col_point) for x in claims)

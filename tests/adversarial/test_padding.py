@@ -61,10 +61,12 @@ def _einsum_with(a_padded, b_padded, shapes, spec="ij,jk->ik", skip_padding=Fals
     t = zk.transcript.Transcript(einsum.DOMAIN)
     einsum._absorb_statement(t, str(parsed), shapes, coms)
     ops = [] if skip_padding else einsum.padded_operands(shapes)
-    pads = tuple(zk.padding.prove(stack([coms[k]], [committed[k][1]]), [shapes[k]], einsum._padded(shapes[k]), t)
+    evals = zk.openings.Openings()
+    pads = tuple(zk.padding.prove(stack([coms[k]], [committed[k][1]]), [shapes[k]], einsum._padded(shapes[k]), t,
+                                  evals)
                  for k in ops)
-    rel = einsum.prove_relation(parsed, [o for _, o in committed], coms, t)
-    return einsum.EinsumProof(str(parsed), shapes, coms, pads, rel)
+    rel = einsum.prove_relation(parsed, [o for _, o in committed], coms, t, evals)
+    return einsum.EinsumProof(str(parsed), shapes, coms, pads, rel, evals.prove(t))
 
 
 def test_einsum_junk_in_operand_padding(monkeypatch):

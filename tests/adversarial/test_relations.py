@@ -85,7 +85,10 @@ def test_malformed_objects_raise_zk_errors(proofs):
         dataclasses.replace(train, commitments={}),
         _with(train, linear_blind=np.zeros(3)),
         _with(train, einsums=(None,) * len(train.aggregated.einsums)),
-        _with(train, padding=tuple(dataclasses.replace(p, opening=None) for p in train.aggregated.padding)),
+        _with(train, padding=tuple(dataclasses.replace(p, value=None) for p in train.aggregated.padding)),
+        _with(train, openings=None),
+        _with(train, openings=dataclasses.replace(train.aggregated.openings, ipa=None)),
+        _with(train, openings=dataclasses.replace(train.aggregated.openings, sumcheck=None)),
     ]
     for case in cases:
         with pytest.raises(zk.ZKError):
