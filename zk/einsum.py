@@ -14,8 +14,8 @@ size 1 contributes none). The verifier draws a random point ``u`` over the outpu
 then ``C~(u) = sum_x eq(u_batch, x_batch) A~(u_free, x) B~(u_free, x)`` over the batch and
 contracted variables ``x``, which a (zero-knowledge, :mod:`zk.zksumcheck`) sumcheck reduces to
 ``e * A~(p_A) * B~(p_B)`` at a random point, ``e = eq(u_batch, r_batch)``. The prover commits to
-``C~(u)``, ``A~(p_A)``, ``B~(p_B)`` and to their product, proves the three evaluations with
-Hyrax openings (:func:`zk.commit.prove_eval`), the product with :func:`zk.sigma.prove_product`,
+``C~(u)``, ``A~(p_A)``, ``B~(p_B)`` and to their product, hands the three evaluations to the
+proof's openings as claims (:mod:`zk.openings`), proves the product with :func:`zk.sigma.prove_product`,
 and links the sumcheck's final claim to ``e`` times the product by a zero opening. Nothing but
 commitments and uniformly blinded messages leaves the prover.
 

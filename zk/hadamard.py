@@ -10,11 +10,12 @@ i.e. ``Out = F ∘ G`` entrywise. zkReLU (``A = (1 - s) Z`` and ``G_Z = (1 - s) 
 ``c`` (``Out~(u) = c`` at every ``u``): then nothing is opened for it (:mod:`zk.lookup`'s
 ``1 = H ∘ (alpha - F)``).
 
-Protocol: the prover opens ``Out`` at ``u`` to a committed value (one Hyrax opening of the
-combined stack ``sum_j a_j O_j``; for a constant, the claim ``c U`` with blind 0), runs the committed sumcheck (:mod:`zk.zksumcheck`) on
-``eq(u, .) * F * G`` down to a random point ``r``, opens the linear parts of ``F`` and ``G`` at ``r``
-to committed values (one batched Hyrax opening, :func:`zk.commit.prove_evals`), proves their product (:func:`zk.sigma.prove_product`)
-and links ``eq(u, r)`` times it to the sumcheck's final claim by a zero opening.
+Protocol: the prover commits to ``Out~(u)`` (an evaluation claim on the combined stack
+``sum_j a_j O_j``; for a constant, the claim ``c U`` with blind 0), runs the committed sumcheck
+(:mod:`zk.zksumcheck`) on ``eq(u, .) * F * G`` down to a random point ``r``, commits to the linear
+parts of ``F`` and ``G`` at ``r`` (two more claims; the proof's openings cover all claims,
+:mod:`zk.openings`), proves their product (:func:`zk.sigma.prove_product`) and links ``eq(u, r)``
+times it to the sumcheck's final claim by a zero opening.
 """
 from __future__ import annotations
 

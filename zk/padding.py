@@ -16,7 +16,7 @@ Protocol: the verifier draws ``u``; the prover shows
 — the multilinear extension of ``(1 - M) T`` at ``u``, nonzero with probability at least
 ``1 - m / r`` when ``(1 - M) T`` is (Schwartz–Zippel) — by a committed sumcheck
 (:mod:`zk.zksumcheck`, claim 0 committed with blind 0) down to a random point ``r``. The prover
-commits to ``T~(r)`` and opens ``T`` there (a Hyrax opening against the committed value); the
+commits to ``T~(r)``, an evaluation claim the proof's openings cover (:mod:`zk.openings`); the
 verifier evaluates ``1 - M~(r)`` itself in ``O(count * m)`` (:func:`mask_mle`) and checks the
 final claim ``eq(u, r) (1 - M~(r)) T~(r)`` by a zero opening. Zero knowledge as for every other
 relation: only commitments and blinds that include a fresh uniform blind leave the prover.
