@@ -45,6 +45,30 @@ def test_generators_are_rfc9380_hash_to_curve():
         assert group.point_to_bytes(group.generators(i + 1, LABEL)[i]) == ecc_bytes(ref)
 
 
+def test_shipped_generators_are_the_derived_ones():
+    """The package's generator file is exactly the hash-to-curve derivation of the commitment key's
+    family (every point re-derived), its points are what generators() returns, and the family
+    continues by derivation past the file."""
+    from zk import commit
+    label = commit.DEFAULT_KEY.label
+    assert group.GENERATOR_FILE.read_bytes() == group.generator_file_bytes(label, group.SHIPPED_COUNT)
+    shipped = group.generators(group.SHIPPED_COUNT + 2, label)
+    for i in (0, 1, group.SHIPPED_COUNT - 1, group.SHIPPED_COUNT, group.SHIPPED_COUNT + 1):
+        msg = len(label).to_bytes(8, "little") + label + i.to_bytes(8, "little")
+        assert group.point_to_bytes(shipped[i]) == ecc_bytes(hash_to_G1(msg, group.GENERATOR_DST, hashlib.sha256))
+    assert group._shipped(LABEL) == []  # another family is derived
+
+
+def test_a_damaged_generator_file_is_refused(tmp_path, monkeypatch):
+    data = group.GENERATOR_FILE.read_bytes()
+    for bad, match in ((b"ZKGENX" + data[6:], "not a version 1 generator file"), (data[:-1], "the package is damaged")):
+        path = tmp_path / "generators.bin"
+        path.write_bytes(bad)
+        monkeypatch.setattr(group, "GENERATOR_FILE", path)
+        with pytest.raises(RuntimeError, match=match):
+            group._shipped(b"zkfhe/hyrax/v1")
+
+
 def test_generators_cached_prefix_and_distinct():
     a = group.generators(5, LABEL)
     b = group.generators(12, LABEL)

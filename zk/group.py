@@ -11,7 +11,11 @@ Generator ``i`` of the family ``label`` is the RFC 9380 hash-to-curve of
 Nobody knows a discrete-log relation between such points, which is what makes Pedersen
 commitments over them binding. Families are cached per label and grow on demand, so a generator
 is derived once per process; ``generators(n, label)`` is always a prefix of
-``generators(n + 1, label)``.
+``generators(n + 1, label)``. Deriving one costs about 0.3 ms, so the first
+:data:`SHIPPED_COUNT` generators of the commitment key's family ship with the package
+(:data:`GENERATOR_FILE`: ``"ZKGENS\0\0" || version 1 || label length (1 byte) || label || count
+(u32 LE) || count affine points, x || y little-endian, 96 bytes each``, :func:`generator_file_bytes`);
+they are package data, trusted as the code is, and ``tests/test_group.py`` re-derives every one.
 
 Multi-scalar multiplication
 ---------------------------
@@ -33,11 +37,13 @@ the canonical encoding of a point on the curve and in the prime-order subgroup a
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from itertools import compress
 from operator import add
+from pathlib import Path
 
 import numpy as np
 from py_arkworks_bls12381 import G1Point, Scalar
@@ -46,8 +52,8 @@ from . import field
 from .errors import ProofFormatError
 
 __all__ = [
-    "Point", "POINT_BYTES", "GENERATOR_DST",
-    "identity", "generators", "to_scalars", "msm", "msm_many", "msm_small", "msm_rows", "FixedBase",
+    "Point", "POINT_BYTES", "GENERATOR_DST", "GENERATOR_FILE", "SHIPPED_COUNT",
+    "identity", "generators", "generator_file_bytes", "to_scalars", "msm", "msm_many", "msm_small", "msm_rows", "FixedBase",
     "point_to_bytes", "point_from_bytes", "points_to_bytes", "points_from_bytes",
 ]
 
@@ -59,22 +65,59 @@ GENERATOR_DST = b"ZKFHE-V01-CS01-with-BLS12381G1_XMD:SHA-256_SSWU_RO_"
 
 _GENERATORS: dict[bytes, list[G1Point]] = {}
 _GENERATORS_LOCK = threading.Lock()
+#: The shipped generators (see the module docstring).
+GENERATOR_FILE = Path(__file__).with_name("generators.bin")
+#: How many generators the file holds: the widest rows a 784-256-256-10 training proof commits.
+SHIPPED_COUNT = 4096
+_GENERATOR_MAGIC = b"ZKGENS\0\0"
+_XY_BYTES = 96
 
 
 def identity() -> G1Point:
     return G1Point.identity()
 
 
+def _derive(label: bytes, i: int) -> G1Point:
+    """Generator ``i`` of the family ``label`` (RFC 9380 hash-to-curve)."""
+    return G1Point.hash_to_curve(len(label).to_bytes(8, "little") + label + i.to_bytes(8, "little"), GENERATOR_DST)
+
+
 def generators(n: int, label: bytes) -> list[G1Point]:
-    """The first ``n`` generators of the family ``label`` (derived once, then cached)."""
-    if isinstance(label, str):
-        label = label.encode()
-    prefix = len(label).to_bytes(8, "little") + label
+    """The first ``n`` generators of the family ``label`` (the shipped ones loaded, the others
+    derived once, then cached)."""
+    label = bytes(label.encode() if isinstance(label, str) else label)
     with _GENERATORS_LOCK:
-        family = _GENERATORS.setdefault(bytes(label), [])
+        if label not in _GENERATORS:
+            _GENERATORS[label] = _shipped(label)
+        family = _GENERATORS[label]
         for i in range(len(family), n):
-            family.append(G1Point.hash_to_curve(prefix + i.to_bytes(8, "little"), GENERATOR_DST))
+            family.append(_derive(label, i))
         return family[:n]
+
+
+def generator_file_bytes(label: bytes, count: int) -> bytes:
+    """The contents of :data:`GENERATOR_FILE` for the first ``count`` generators of ``label``,
+    derived afresh (how the file is made, and how the tests check it)."""
+    head = _GENERATOR_MAGIC + bytes([1, len(label)]) + label + struct.pack("<I", count)
+    return head + b"".join(bytes(_derive(label, i).to_xy_bytes_le()) for i in range(count))
+
+
+def _shipped(label: bytes) -> list[G1Point]:
+    """The shipped generators of ``label`` (none when the file holds another family's)."""
+    data = GENERATOR_FILE.read_bytes()
+    head = len(_GENERATOR_MAGIC) + 2
+    if data[:len(_GENERATOR_MAGIC)] != _GENERATOR_MAGIC or data[len(_GENERATOR_MAGIC)] != 1:
+        raise RuntimeError(f"{GENERATOR_FILE}: not a version 1 generator file (the package is damaged)")
+    end = head + data[head - 1]
+    if data[head:end] != label:
+        return []
+    (count,) = struct.unpack_from("<I", data, end)
+    body = data[end + 4:]
+    if len(body) != count * _XY_BYTES:
+        raise RuntimeError(f"{GENERATOR_FILE}: {count} generators need {count * _XY_BYTES} bytes, "
+                           f"found {len(body)} (the package is damaged)")
+    load = G1Point.from_xy_bytes_unchecked_le
+    return [load(body[k:k + _XY_BYTES]) for k in range(0, len(body), _XY_BYTES)]
 
 
 def to_scalars(a) -> list[Scalar]:
