@@ -13,7 +13,7 @@ from zk import field, lookup, training
 from zk.device import CPU
 from zk.fac4dnn import pad
 from zk.keys import TensorKind
-from zk.lower import ACT_HEADROOM, UPDATE_HEADROOM, RangeCheck
+from zk.lower import ACT_HEADROOM, RangeCheck
 
 
 def mlp(widths, seed=0):
@@ -132,14 +132,12 @@ def test_wrong_weight_update_is_rejected(honest):
         v[TensorKind.VALUE(1, "0.weight")][0, 0] += 1
     assert "linear relations" in _cheat(circuit, values, edit)
 
-    update = RangeCheck(TensorKind.UPDATE(0, "2.weight.next"), circuit.param_scale + UPDATE_HEADROOM, 0, False,
-                        circuit.limb_bits)
-    assert all(circuit.lookup_bits[k] == b for k, b in update.limbs)
+    nxt = RangeCheck(TensorKind.VALUE(1, "2.weight"), circuit.param_bits, 0, False, circuit.limb_bits)
+    assert all(circuit.lookup_bits[k] == b for k, b in nxt.limbs)
 
-    def consistent(v):  # change the update (its limbs refilled) and the next weights together: the SGD division breaks
-        v[TensorKind.UPDATE(0, "2.weight.next")][0, 0] += 1
+    def consistent(v):  # change the next weights with their limbs refilled (their range holds): the SGD division breaks
         v[TensorKind.VALUE(1, "2.weight")][0, 0] -= 1
-        _redecompose(circuit, v, update)
+        _redecompose(circuit, v, nxt)
     assert "linear relations" in _cheat(circuit, values, consistent)
 
 

@@ -14,10 +14,11 @@ relation              what (:mod:`zk.lower` has the rule of every op)
 ====================  ==========================================================================
 einsum (sumcheck)     every einsum node (forward products, weight and input gradients, the bias
                       broadcast ``ONES b^T`` and the bias gradient ``G^T ONES``)
-linear                every rescale, loss gradient and SGD division with its remainder, every
-                      update ``w' = w - U``, every range check's recomposition
+linear                every rescale, loss gradient and SGD division with its remainder (an update:
+                      ``lr_q g + 2^(k-1) = 2^k (w - w') + R``), every range check's recomposition
 ranges (linear)       statement tensors: the data and targets in ``data_bits``, the initial
-                      parameters in ``param_bits`` (two's complement)
+                      parameters in ``param_bits`` (two's complement; every step checks the
+                      parameters it makes in ``param_bits`` too)
 zero padding          every statement tensor is zero outside its true shape (:mod:`zk.padding`)
 zkReLU (sumcheck)     ``h + gamma g = (1 - s) (z + gamma g_h)`` per ReLU, ``s`` the sign plane of ``z - 1``
 lookups (logUp-GKR)   every limb and sign plane in ``[0, 2^L)`` (a top limb of ``b`` bits also at
@@ -66,8 +67,8 @@ class Circuit(Scaled):
     """Public parameters of the aggregated circuit (all from the statement): the model's
     ``architecture`` (its forward graph, scales included), ``steps`` SGD steps (or one inference)
     on batches of ``batch`` rows (``rows``: each step's real rows), the learning rate
-    ``lr_q / 2^lr_bits``, the proved ranges of the data (``data_bits``) and of the initial
-    parameters (``param_bits``); ``momentum``, ``dampening`` and ``weight_decay`` as in
+    ``lr_q / 2^lr_bits``, the proved ranges of the data (``data_bits``) and of the parameters at
+    every step (``param_bits``); ``momentum``, ``dampening`` and ``weight_decay`` as in
     ``torch.optim.SGD``; ``resumed``: the run starts from the momentum buffers of an earlier
     proof (statement tensors, like the initial parameters), else the first step has none."""
 
@@ -78,7 +79,7 @@ class Circuit(Scaled):
     lr_bits: int = 0
     training: bool = True
     data_bits: int = 0  # range of X (and Y): two's complement of this width (0: scale_bits + 16)
-    param_bits: int = 0  # range of the initial parameters (0: param_scale + 8)
+    param_bits: int = 0  # range of the parameters at every step (0: param_scale + 8)
     rows: tuple[int, ...] = ()  # real rows of each step's batch (empty: ``batch`` every step)
     momentum: float = 0.0  # torch.optim.SGD's options (the run starts without momentum buffers)
     dampening: float = 0.0
@@ -102,7 +103,7 @@ class Circuit(Scaled):
         if not self.data_bits:
             object.__setattr__(self, "data_bits", self.scale_bits + 16)
         if not self.param_bits:
-            object.__setattr__(self, "param_bits", p + lower.UPDATE_HEADROOM)
+            object.__setattr__(self, "param_bits", p + lower.PARAM_HEADROOM)
         for name in ("data_bits", "param_bits"):
             if not 2 <= getattr(self, name) <= MAX_RANGE_BITS:
                 raise ValueError(f"{name} must be in [2, {MAX_RANGE_BITS}], got {getattr(self, name)}")
@@ -137,10 +138,9 @@ class Circuit(Scaled):
         return self.graph(self.batch).outputs["out"]
 
     def _input_bounds(self) -> dict[str, int]:
-        """The largest integer of every graph input: the range checks, and for a parameter after
-        up to ``steps`` updates, ``steps`` range-checked updates more."""
-        update = (1 << (self.param_scale + lower.UPDATE_HEADROOM - 1)) * self.steps if self.training else 0
-        out = {name: (1 << (self.param_bits - 1)) + update for name in self.params}
+        """The largest integer of every graph input: the range checks (a parameter's at every step:
+        the statement checks the initial one, each step the one it makes)."""
+        out = {name: 1 << (self.param_bits - 1) for name in self.params}
         state = {t.name: 1 << (t.scale + lower.ACT_HEADROOM - 1) for t in self.graph(self.batch, False).inputs
                  if t.role == "state"}  # momentum buffers: range-checked where they are made
         return {**out, **state, "x": 1 << (self.data_bits - 1), "y": 1 << (self.data_bits - 1)}
@@ -155,7 +155,7 @@ class Circuit(Scaled):
         bounds = self._input_bounds()
         kinds = {(n, self._first(t)) for t, n in enumerate(self.rows)}
         return {(n, first): lower.lower(self.graph(n, first), self.graph(self.batch, first), n, bounds,
-                                        self.limb_bits) for n, first in sorted(kinds)}
+                                        self.limb_bits, self.param_bits) for n, first in sorted(kinds)}
 
     @cached_property
     def limb_bits(self) -> int:

@@ -21,8 +21,8 @@ class TensorKind(Enum):
     VALUE = "value"
     """the graph tensor's integers (data, targets, parameters after ``step`` steps, intermediates)"""
     LIMBS = "limbs"
-    """a limb of the range check of the tensor's quotient (``value - offset`` in two's complement,
-    :class:`zk.lower.RangeCheck`; for an SGD update's output, of the update ``U``)"""
+    """a limb of the range check of the tensor (``value - offset`` in two's complement,
+    :class:`zk.lower.RangeCheck`; an SGD update's output is checked as the parameter it becomes)"""
     BITS = "bits"
     """the sign plane of a ReLU input's range check (its ``plane`` is the top bit's index)"""
     REMAINDER = "remainder"
@@ -34,8 +34,6 @@ class TensorKind(Enum):
     """a limb of ``divisor - 1 - remainder`` (unsigned): with the remainder's limbs, ``0 <= rem < divisor``"""
     BROADCAST = "broadcast"
     """the vector operand of an ``add`` broadcast over the batch's real rows, ``ONES b^T``"""
-    UPDATE = "update"
-    """the update ``U = w - w'`` of an SGD step (named by the update's output)"""
     QUOTIENT = "quotient"
     """a range-checked rounded quotient that a graph tensor adds (weight decay's ``wd w``, named by
     the decayed gradient)"""

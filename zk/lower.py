@@ -23,12 +23,13 @@ relu_grad       ``g = relu_grad(g_h, z)`` of the same ``z`` (inference: ``h = (1
                 plane of the range check of ``z - 1``, so ``1 - s = [z > 0]`` (torch's convention)
 loss_grad(N)    ``v`` with its range check and the remainder ``RL`` in ``[0, N)``:
                 ``2^(S+1) (out - y) + N/2 = N v + RL``
-sgd_update      the update ``U`` with its range check and remainder limbs, and the next
-                parameter: ``lr_q g + 2^(k-1) = 2^k U + R``, ``w' = w - U``
+sgd_update      the next parameter ``w'`` with its range check (the statement's parameter width,
+                as ``w``'s) and remainder limbs: ``lr_q g + 2^(k-1) = 2^k (w - w') + R``, so
+                ``w - w'`` is the rounded update
 ==============  ===================================================================================
 
 Every quotient is range-checked in two's complement (``scale + 16`` bits for activations and
-gradients: real values below 2^15; ``param_scale + 8`` for an update), every remainder in
+gradients: real values below 2^15; the statement's parameter width for a parameter), every remainder in
 ``[0, divisor)``; the bounds this gives every tensor (:attr:`Template.bounds`) are what
 :mod:`zk.magnitudes` checks each equation against. A range is proved by limbs (:class:`RangeCheck`):
 ``w`` bits are ``ceil(w / L)`` committed limbs, each looked up in the table ``[0, 2^L)``
@@ -51,13 +52,13 @@ from circuits.softmax import ce_grad_fixed, normalise
 from .keys import TensorKey, TensorKind
 
 __all__ = ["Template", "Committed", "Linear", "EinsumRelation", "ReluRelation", "RangeCheck", "lower", "pad",
-           "padded", "limb_widths", "unsigned_limbs", "split_limbs", "ACT_HEADROOM", "UPDATE_HEADROOM",
+           "padded", "limb_widths", "unsigned_limbs", "split_limbs", "ACT_HEADROOM", "PARAM_HEADROOM",
            "MAX_LIMB_BITS", "MIN_LIMB_BITS"]
 
 #: Range of an activation or gradient quotient: ``scale + ACT_HEADROOM`` bits (|real value| < 2^15).
 ACT_HEADROOM = 16
-#: Range of an SGD update: ``param_scale + UPDATE_HEADROOM`` bits (|lr * gradient| < 2^7).
-UPDATE_HEADROOM = 8
+#: Default range of the parameters: ``param_scale + PARAM_HEADROOM`` bits (|real value| < 2^7).
+PARAM_HEADROOM = 8
 #: Ops whose relation is linear in their operands: an ``add`` read only by these is not committed.
 LINEAR_READERS = frozenset({"rescale", "loss_grad", "sgd_update", "add", "weight_decay", "momentum"})
 #: What to change when an equation could wrap, where nothing more specific is known.
@@ -280,8 +281,8 @@ class _Lowering:
     """Builds the :class:`Template` of ``graph`` node by node (one method per op)."""
 
     def __init__(self, graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict,
-                 limb_bits: int) -> None:
-        self.g, self.full, self.rows, self.limb_bits = graph, full, rows, limb_bits
+                 limb_bits: int, param_bits: int) -> None:
+        self.g, self.full, self.rows, self.limb_bits, self.param_bits = graph, full, rows, limb_bits, param_bits
         self.t = Template()
         #: what to change when an equation over this tensor could wrap (an einsum's inputs, through adds)
         self.drivers: dict[str, str] = {}
@@ -654,21 +655,21 @@ class _Lowering:
         return key
 
     def sgd_update(self, node) -> None:
+        """``lr_q g + 2^(k-1) = 2^k (w - w') + R`` with the next parameter ``w'`` range-checked in the
+        statement's parameter width (``w`` is: the statement checks the first, every step the next)."""
         w, grad = node.inputs
         k = node.attrs["lr_bits"] + self.g[grad].scale - self.g[w].scale
-        width = self.g[w].scale + UPDATE_HEADROOM
-        u = self.quotient(TensorKind.UPDATE(0, node.output), w, width, lambda run: _minus(run[w], run[node.output]),
-                          f"the update of {w}")
+        (wk,) = [key for _, key in self.env[w]]
+        nxt = self.value(node.output, 1 << (self.param_bits - 1))
+        self.range_check(nxt, self.shape(node.output), self.param_bits, 0, f"the updated {w}")
         lr_q, lr = node.attrs["lr_q"], node.attrs["lr"]
         if 1 << k >= lr_q * self.bound(self.env[grad]):  # the remainder dominates: the learning rate is tiny
             drivers = f"learning rate {lr:.3g} is too small for scale 2^{self.g.scale_bits} (its SGD remainder needs {k} bits)"
         else:
             drivers = f"the learning rate {lr:.3g}, the batch size and the scale 2^{self.g.scale_bits} are too large"
-        self.remainder(node.output, 1 << k, tuple((lr_q * c, key) for c, key in self.env[grad]) + ((-(1 << k), u),),
-                       f"SGD update of {w} (lr_q g + 2^{k - 1} = 2^{k} U + R)", drivers)
-        (wk,) = [key for _, key in self.env[w]]
-        nxt = self.value(node.output, self.t.bounds[wk])
-        self.t.linear.append(Linear(((1, nxt), (-1, wk), (1, u)), 0, f"update of {w}", GENERIC))
+        self.remainder(node.output, 1 << k, tuple((lr_q * c, key) for c, key in self.env[grad])
+                       + ((-(1 << k), wk), (1 << k, nxt)), f"SGD update of {w} (lr_q g + 2^{k - 1} = 2^{k} (w - w') + R)",
+                       drivers)
 
     def quotient(self, key: TensorKey, like: str, width: int, witness, what: str) -> TensorKey:
         """Commit a range-checked quotient that is no graph tensor (shaped like ``like``)."""
@@ -741,12 +742,13 @@ def _minus(a, b) -> np.ndarray:
     return np.asarray(a) - np.asarray(b)
 
 
-def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict, limb_bits: int) -> Template:
+def lower(graph: circuits.Graph, full: circuits.Graph, rows: int, input_bounds: dict, limb_bits: int,
+          param_bits: int) -> Template:
     """The :class:`Template` of one step: ``graph`` for a batch of ``rows`` real rows, ``full``
     the same graph for the full batch (whose shapes, padded, every instance takes);
     ``input_bounds``: the largest integer of every graph input; ranges by limbs of at most
-    ``limb_bits`` bits."""
-    lowering = _Lowering(graph, full, rows, input_bounds, limb_bits)
+    ``limb_bits`` bits, updated parameters in ``param_bits``."""
+    lowering = _Lowering(graph, full, rows, input_bounds, limb_bits, param_bits)
     for node in graph.nodes:
         rule = getattr(lowering, node.op, None)
         if rule is None:

@@ -45,7 +45,7 @@ import numpy as np
 from . import commit, field, group, mle, zksumcheck
 from .commit import Commitment, EvalProof, Opening
 from .device import CPU, Device
-from .errors import ProofFormatError, VerificationError
+from .errors import ProofFormatError, VerificationError, malformed_as_verification_error
 from .group import Point
 from .sigma import mul_point
 from .transcript import Transcript
@@ -191,15 +191,19 @@ class Claims:
         """Check ``proof`` opens every claim made so far, then forget them; VerificationError
         otherwise (with ``checks``, the multi-scalar equations join that batch)."""
         claims, self._claims = self._claims, []
+        with malformed_as_verification_error("OpeningsProof"):
+            self._verify(claims, proof, t, checks)
+
+    def _verify(self, claims: list[_VerifierClaim], proof: OpeningsProof, t: Transcript, checks) -> None:
         if not isinstance(proof, OpeningsProof) or not isinstance(proof.sumcheck, zksumcheck.CommittedSumcheck) or \
                 not isinstance(proof.ipa, EvalProof):
             raise VerificationError("openings: expected an OpeningsProof of a sumcheck and an inner-product argument")
         if not claims:
             raise VerificationError("openings: no evaluation claims to check")
         c = max(len(x.col_point) for x in claims)
-        if proof.col_vars != c:
-            raise VerificationError(f"openings: the proof reduces over {proof.col_vars} column variables, "
-                                    f"the claims need {c}")
+        if proof.col_vars != c or len(proof.ipa.L) != c:
+            raise VerificationError(f"openings: the proof reduces over {proof.col_vars} column variables "
+                                    f"({len(proof.ipa.L)} inner-product rounds), the claims need {c}")
         w = _absorb_count(t, len(claims), c)
         start = group.msm([x.value for x in claims], w)
         r, final = zksumcheck.verify(start, c, _DEGREE, proof.sumcheck, t, self.key,

@@ -42,7 +42,7 @@ class TrainingStatement(Scaled):
     ``VALUE(t, "x")`` and targets ``VALUE(t, "y")`` of every step, every parameter ``VALUE(0 or T,
     name)``; inference: the output) to Hyrax commitments. ``data_bits`` and ``param_bits``: the
     proved ranges (two's complement widths, scale included) of the data and targets, and of the
-    initial parameters. Per step: ``rows`` (the batch's real rows) and ``batch_indices`` (which batch of the
+    parameters (the initial ones, and those every step makes). Per step: ``rows`` (the batch's real rows) and ``batch_indices`` (which batch of the
     dataset whose digest is ``dataset`` it used; :data:`zk.committed.NO_DIGEST` when the data was
     not published before the proof). ``momentum``, ``dampening``, ``weight_decay``: torch.optim.SGD's
     options; ``resumed``: the run starts from an earlier proof's momentum buffers (in the initial
@@ -155,7 +155,7 @@ class TrainingStatement(Scaled):
                  f"  architecture : {self.architecture.describe()}",
                  f"  batch size   : {self.batch_size}",
                  f"  fixed point  : activations 2^{self.scale_bits}, parameters 2^{self.param_scale}",
-                 f"  ranges       : data {self.data_bits} bits, initial parameters {self.param_bits} bits "
+                 f"  ranges       : data {self.data_bits} bits, parameters {self.param_bits} bits (every step) "
                  "(two's complement, proved)"]
         if self.training:
             options = [f"{name} {v}" for name, v in (("momentum", self.momentum), ("dampening", self.dampening),

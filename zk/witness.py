@@ -44,13 +44,12 @@ def _check_updates(graph, vals: dict, t: int) -> None:
 
 
 def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
-    """``circuit`` with the narrowest range widths that hold the witness's data and initial
-    parameters, and ``values`` completed with their limbs (:meth:`Circuit.statement_checks`)."""
-    params = set(circuit.params)
+    """``circuit`` with the narrowest data range that holds the witness's data, and ``values``
+    completed with the statement's range checks' limbs (:meth:`Circuit.statement_checks`); the
+    parameters' range is the circuit's already (the steps' witness depends on it)."""
     keys = [key for key, _ in circuit.range_checks()]
     circuit = dataclasses.replace(
-        circuit, data_bits=bits.signed_width([values[k] for k in keys if k.tensor in ("x", "y")]),
-        param_bits=bits.signed_width([values[k] for k in keys if k.tensor in params]))
+        circuit, data_bits=bits.signed_width([values[k] for k in keys if k.tensor in ("x", "y")]))
     for check in circuit.statement_checks():
         values.update(check.decompose(fac4dnn.pad(values[check.key], circuit.shapes[check.key]),
                                       tensor_name(circuit, check.key)))
@@ -153,8 +152,12 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)
     state, buffers = model.integers(), model.state_integers()
-    circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, rows=rows,
-                      resumed=bool(buffers) and bool(sgd.momentum), **sgd._asdict())
+    # the narrowest parameter range that holds the parameters at every step: a first fixed-point pass
+    param_bits = max([bits.signed_width(list(state.values()))] +
+                     [bits.signed_width(list(step.state.values()))
+                      for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd)])
+    circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, param_bits=param_bits,
+                      rows=rows, resumed=bool(buffers) and bool(sgd.momentum), **sgd._asdict())
     # the openings first: a corrupted opening file is named before any work
     reused = model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
@@ -178,9 +181,9 @@ def inference_run(model: ModelOpening, x: np.ndarray, key: commit.CommitKey) -> 
     _check_limits(x.shape[0])
     xq = FixedPoint(mc.scale_bits).encode(x)
     committed.check_encoding(x, xq, mc.scale_bits, "X")
-    circuit = Circuit(mc.architecture, x.shape[0], 1, training=False)
-    reused = model_openings(circuit, 0, model, key)
     state = model.integers()
+    circuit = Circuit(mc.architecture, x.shape[0], 1, training=False, param_bits=bits.signed_width(list(state.values())))
+    reused = model_openings(circuit, 0, model, key)
     inputs = {"x": xq, **state}
     vals = circuits.run(circuit.graph(x.shape[0]), inputs, mode="fixed", encoded=set(inputs))
     values = {k: state[name] for k, name in model_keys(circuit, 0)}

@@ -121,6 +121,9 @@ def verify(claim_commitment: Point, num_vars: int, degree: int, proof: Committed
         raise VerificationError(f"{what}: expected {num_vars} rounds, got {proof.num_rounds}")
     if any(len(row) != degree + 1 for row in proof.commitments):
         raise VerificationError(f"{what}: round polynomials must have degree {degree}")
+    deltas = proof.deltas
+    if not (isinstance(deltas, np.ndarray) and deltas.dtype == np.uint64 and deltas.shape == (num_vars, 4)):
+        raise VerificationError(f"{what}: expected one zero-opening blind per round ({num_vars})")
     point = np.empty((num_vars, 4), dtype=np.uint64)
     claim_points, claim_scalars = [claim_commitment], field.ONE[None]
     for i, (row, delta) in enumerate(zip(proof.commitments, proof.deltas)):

@@ -100,7 +100,7 @@ def write(circuit, values, key, index, value, replanes=True):
     plane) recomputed, so its own range check still holds."""
     a = padded(values, key, circuit.shapes[key])
     a[index] = value
-    if replanes and key.kind in (K.VALUE, K.UPDATE):
+    if replanes and key.kind is K.VALUE:
         redecompose(circuit, values, key)
     return values
 
@@ -419,9 +419,9 @@ def test_loss_gradient_on_a_padding_row(w):
 
 
 # ----------------------------------------------------------------------------------------
-# SGD: lr_q g + 2^(k-1) = 2^k U + R, w' = w - U
+# SGD: lr_q g + 2^(k-1) = 2^k (w - w') + R, the next parameters w' range-checked
 # ----------------------------------------------------------------------------------------
-SGD_W0 = "linear: SGD update of 0.weight (lr_q g + 2^40 = 2^41 U + R)"
+SGD_W0 = "linear: SGD update of 0.weight (lr_q g + 2^40 = 2^41 (w - w') + R)"
 
 
 @pytest.mark.parametrize("change", ["off by one", "rounded the other way", "did not move"])
@@ -448,7 +448,7 @@ def test_an_update_that_is_not_lr_times_the_gradient(w, change):
 
 
 def test_final_weights_from_another_run(w):
-    """The final weights of another run (another seed's data), the updates U = w - w' refilled."""
+    """The final weights of another run (another seed's data), the next weights refilled."""
     circuit, values = w
     _, other = honest_witness((3, 3, 2), 3, bias=True, seed=5)
     for name in circuit.params:
@@ -458,7 +458,7 @@ def test_final_weights_from_another_run(w):
         out[node.output] = values[K.VALUE(1, node.inputs[0])]
     forged = rerun(circuit, values, _doctor("sgd_update", refill))
     assert {v for v in violations(circuit, forged)} == {
-        f"linear: SGD update of {n} (lr_q g + 2^{40 if 'weight' in n else 24} = 2^{41 if 'weight' in n else 25} U + R)"
+        f"linear: SGD update of {n} (lr_q g + 2^{40 if 'weight' in n else 24} = 2^{41 if 'weight' in n else 25} (w - w') + R)"
         for n in circuit.params}
     field_rejection(circuit, forged, LINEAR)
 
@@ -474,7 +474,7 @@ def test_intermediate_weights_of_a_two_step_run(monkeypatch):
         out[node.output] = nxt
     forged = rerun(circuit, values, _doctor("sgd_update", doctor, step=0, output="2.weight.next"))
     assert K.VALUE(1, "2.weight") not in dict(circuit.statement_keys)
-    field_rejection(circuit, forged, LINEAR, violated={"linear: SGD update of 2.weight (lr_q g + 2^40 = 2^41 U + R)"})
+    field_rejection(circuit, forged, LINEAR, violated={"linear: SGD update of 2.weight (lr_q g + 2^40 = 2^41 (w - w') + R)"})
 
 
 # ----------------------------------------------------------------------------------------
@@ -510,12 +510,12 @@ def two_steps(two_steps_witness):
 
 def test_junk_in_any_padding_entry_of_any_intermediate_violates_a_relation(two_steps):
     """Every non-statement tensor with padding (activations, broadcast biases, gradients,
-    remainders, updates, the weights between the steps), junk 1 written into each of its
+    remainders, the weights between the steps), junk 1 written into each of its
     padding entries in turn (its range planes recomputed): some relation always fails."""
     circuit, honest = two_steps
     keys = _intermediates(circuit)
     kinds = {k.kind for k in keys}
-    assert {K.VALUE, K.BROADCAST, K.UPDATE, K.REMAINDER} <= kinds
+    assert {K.VALUE, K.BROADCAST, K.REMAINDER} <= kinds
     assert K.VALUE(1, "0.weight") in keys and K.VALUE(1, "0.bias") in keys
     free = []
     for key in keys:
@@ -539,7 +539,7 @@ def test_a_flipped_limb_bit_on_padding_violates_a_relation(two_steps):
             groups.setdefault((k.kind, k.step, k.tensor), []).append(k)
     free = []
     for (kind, step, tensor), planes in groups.items():
-        like = K.UPDATE(step, tensor) if K.UPDATE(step, tensor) in honest else K.VALUE(step, tensor)
+        like = K.VALUE(step, tensor)
         if like not in circuit.shapes or not _padding_entries(circuit, like):
             continue
         entry = _padding_entries(circuit, like)[0]
@@ -555,7 +555,7 @@ def test_a_flipped_limb_bit_on_padding_violates_a_relation(two_steps):
 
 @pytest.mark.parametrize("key, entry", [
     (K.BROADCAST(0, "0.biased"), (3, 0)),   # the bias broadcast beyond the batch's real rows
-    (K.UPDATE(0, "0.weight.next"), (3, 3)),  # the update outside the weight's true shape
+    (K.VALUE(1, "0.weight"), (3, 3)),       # the updated weight outside its true shape
     (K.VALUE(1, "0.bias"), (3,)),           # the weights between two steps
 ])
 def test_junk_in_intermediate_padding_is_rejected(two_steps, key, entry):
@@ -774,7 +774,7 @@ def test_a_first_momentum_buffer_that_is_not_the_gradient(momentum):
             values[key][1, 1] += 7
     forged = rerun(circuit, values, lambda *a: None, after=after)
     field_rejection(circuit, forged, LINEAR, violated={"linear: sum 2.weight.grad.decayed",
-                                                       "linear: SGD update of 2.weight (lr_q g + 2^40 = 2^41 U + R)",
+                                                       "linear: SGD update of 2.weight (lr_q g + 2^40 = 2^41 (w - w') + R)",
                                                        "linear: range check of the state 2.weight.momentum_buffer"})
 
 
@@ -881,10 +881,11 @@ def test_an_honest_witness_claimed_as_another_statement(w, claim):
     }[claim])
     for k, _ in claimed.proof_keys:  # a tensor only the claimed circuit commits (a wider remainder): zero
         values.setdefault(k, np.zeros(claimed.shapes[k], np.int64))
-    if claim == "narrower parameters":  # the top bit dropped: the recomposition of W0 fails (and
-        found = violations(claimed, values)  # the top limb, now a bit narrower, may leave its table)
-        assert any(v.startswith("linear: range check of") for v in found), found
-        assert all(v.startswith(("linear: range check of", "lookup: ('limbs', 0, ")) for v in found), found
+    if claim == "narrower parameters":  # the top bit dropped: the recompositions of W0 and of the updated
+        found = violations(claimed, values)  # parameters fail (and their top limbs, a bit narrower, may leave
+        assert any(v.startswith("linear: range check of") for v in found), found  # their tables)
+        assert all(v.startswith(("linear: range check of", "lookup: ('limbs', 0, ", "lookup: ('limbs', 1, "))
+                   for v in found), found
     msg = rejection(forge(claimed, values, lr=float(claimed.lr_q / (1 << claimed.lr_bits))))
     assert ("zero padding" if claim == "fewer rows" else LINEAR) in msg, msg
 

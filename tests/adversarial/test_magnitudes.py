@@ -7,7 +7,6 @@ import pytest
 import zk
 from zk import fac4dnn, field, lower, magnitudes, training
 from zk.keys import TensorKind
-from zk.lower import UPDATE_HEADROOM
 
 from forge import forge, honest_witness, range_check_of, redecompose, rejection
 
@@ -21,21 +20,21 @@ def _k_update(circuit):
 
 def _wrapped_update(circuit, values, delta=3):
     """Change one weight update by ``delta`` and solve the SGD division modulo r: the remainder
-    ``lr_q GW + 2^(k-1) - 2^k U`` wraps to a field element below 2^255, genuine limbs of a 255-bit
-    range (and the update's own limbs recomputed: its range check holds)."""
+    ``lr_q GW + 2^(k-1) - 2^k (W - W')`` wraps to a field element below 2^255, genuine limbs of a
+    255-bit range (and the next weights' own limbs recomputed: their range check holds)."""
     k = _k_update(circuit)
-    u = values[TensorKind.UPDATE(0, "0.weight.next")] = np.array(values[TensorKind.UPDATE(0, "0.weight.next")], dtype=object)
-    u[0, 0] += delta
-    values[TensorKind.VALUE(1, "0.weight")] = np.array(values[TensorKind.VALUE(0, "0.weight")], dtype=object) - u
+    nxt = values[TensorKind.VALUE(1, "0.weight")] = np.array(values[TensorKind.VALUE(1, "0.weight")], dtype=object)
+    nxt[0, 0] -= delta
+    u = np.array(values[TensorKind.VALUE(0, "0.weight")], dtype=object) - nxt
     gw = np.array(values[TensorKind.VALUE(0, "0.weight.grad")], dtype=object)
     half = 1 << (k - 1)  # what rounding to nearest adds before the division (also on the padding)
     rem = fac4dnn.pad((circuit.lr_q * gw + half - (u << k)) % field.R, circuit.shapes[TensorKind.VALUE(0, "0.weight")], half)
     limbs = lower.unsigned_limbs(TensorKind.REMAINDER_LIMBS, 0, "0.weight.next", k, circuit.limb_bits)
     assert all(circuit.lookup_bits[key] == b for key, b in limbs)
     values.update(zip([key for key, _ in limbs], lower.split_limbs(rem, [b for _, b in limbs], "wrapped remainder")))
-    check = range_check_of(circuit, TensorKind.UPDATE(0, "0.weight.next"))
-    assert check.width == circuit.param_scale + UPDATE_HEADROOM
-    redecompose(circuit, values, TensorKind.UPDATE(0, "0.weight.next"))
+    check = range_check_of(circuit, TensorKind.VALUE(1, "0.weight"))
+    assert check.width == circuit.param_bits
+    redecompose(circuit, values, TensorKind.VALUE(1, "0.weight"))
 
 
 def test_a_wrapped_sgd_remainder_is_refused(monkeypatch):
