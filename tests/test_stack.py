@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from zk import commit, stack
 from zk.commit import Commitment, Opening
@@ -46,13 +47,15 @@ def test_stacked_commitment_opens_to_the_stacked_table():
     commit.verify_eval(s.commitment, point, value, proof, Transcript(b"t"))
 
 
-def test_bit_planes_are_kept_as_bytes_and_open_like_field_tables():
+@pytest.mark.parametrize("high, dtype, small", [(2, np.uint8, np.uint8), (1 << 16, np.int64, np.uint16)],
+                         ids=["bit planes as bytes", "16-bit limbs as uint16"])
+def test_small_integer_tables_are_kept_small_and_open_like_field_tables(high, dtype, small):
     from zk import field
     from zk.transcript import Transcript
 
-    bits = np.random.default_rng(3).integers(0, 2, (4, 64)).astype(np.uint8)
+    bits = np.random.default_rng(3).integers(0, high, (4, 64)).astype(dtype)
     com, opening = commit.commit(bits, col_vars=5)
-    assert opening.table.dtype == np.uint8 and opening.table.shape == (8, 32)  # 1 byte per bit
+    assert opening.table.dtype == small and opening.table.shape == (8, 32)  # 1 or 2 bytes per entry
     same_com, same_opening = commit.commit(field.from_int(bits), col_vars=5, blinds=opening.blinds)
     assert com == same_com
     assert np.array_equal(opening.field_table(CPU), same_opening.table)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import circuits
 import zk
 from zk import field, lookup, training
-from zk.device import CPU
+from zk.device import CPU, SMALL_TABLES
 from zk.fac4dnn import pad
 from zk.keys import TensorKind
 from zk.lower import ACT_HEADROOM, RangeCheck
@@ -93,7 +93,7 @@ def _lenient_multiplicities(columns, table_bits, unused=0, device=CPU, function=
     counts = np.zeros(size, dtype=np.int64)
     for c in columns:
         table = device.download(c.stack.opening.table)
-        e = c.scale * (table.reshape(-1).astype(np.int64) if table.dtype == np.uint8 else
+        e = c.scale * (table.reshape(-1).astype(np.int64) if table.dtype in SMALL_TABLES else
                        field.to_signed(table).reshape(-1))
         counts += np.bincount(np.where((e >= 0) & (e < size), e, 0), minlength=size)
     counts[0] += unused

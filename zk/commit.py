@@ -60,7 +60,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import field, group, mle
-from .device import CPU, Device
+from .device import CPU, SMALL_TABLES, Device
 from .errors import ProofFormatError, VerificationError
 from .group import Point
 from .transcript import Transcript
@@ -150,7 +150,8 @@ def _tensor_table(pairs: np.ndarray) -> np.ndarray:
 def _table(values) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``(table, None)``: the MLE table (:func:`zk.mle.table`) of a field array or of Python
     integers; or ``(None, entries)`` for an integer tensor, its padded entries flattened (uint8
-    for 0/1 planes, else int64), which the prover's device turns into a table."""
+    for 0/1 planes, uint16 for entries in ``[0, 2^16)`` such as limbs, else int64), which the
+    prover's device turns into a table."""
     if hasattr(values, "detach"):  # a torch tensor
         values = values.detach().cpu().numpy()
     arr = np.asarray(values)
@@ -158,6 +159,8 @@ def _table(values) -> tuple[np.ndarray | None, np.ndarray | None]:
         ints = mle.pad_pow2(arr).reshape(-1)
         if arr.dtype in (np.bool_, np.uint8) and ints.max() <= 1:
             return None, ints.astype(np.uint8)
+        if ints.min() >= 0 and ints.max() < 1 << 16:
+            return None, ints.astype(np.uint16)
         return None, ints.astype(np.int64)
     return mle.table(arr), None
 
@@ -240,8 +243,9 @@ class Commitment:
 class Opening:
     """The secret side of a commitment: the table and the row blinds (on the host). The table is
     on the device that committed it (:mod:`zk.device`; another device uploads it): a ``(rows, cols,
-    4)`` field array, or for a bit plane its ``(rows, cols)`` 0/1 bytes, 32 times smaller, expanded
-    only where a relation computes on it (:meth:`field_table`)."""
+    4)`` field array, or for small entries (a bit plane's 0/1 bytes, 16-bit limbs) their ``(rows,
+    cols)`` integers (:data:`zk.device.SMALL_TABLES`), 32 or 16 times smaller, expanded only where
+    a relation computes on them (:meth:`field_table`)."""
 
     table: np.ndarray
     blinds: np.ndarray
@@ -292,7 +296,7 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None, col_vars: int |
     blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
     if ints is None:
         table = device.asarray(table).reshape(rows, cols, 4)
-    elif ints.dtype == np.uint8:  # bit planes stay bytes
+    elif ints.dtype in SMALL_TABLES:  # bit planes and limbs stay small integers
         table = device.asarray(ints).reshape(rows, cols)
     else:
         table = device.table_from_ints(ints).reshape(rows, cols, 4)

@@ -39,12 +39,14 @@ __all__ = ["DEVICES", "Device", "CpuDevice", "KernelDevice", "CPU", "resolve"]
 
 #: Names accepted by :func:`resolve` (``host`` is the kernels' CPU build, for checking).
 DEVICES = ("auto", "cpu", "cuda", "host")
+#: Integer tables kept as they are until a relation computes on them: bit planes, 16-bit limbs.
+SMALL_TABLES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 class Device(ABC):
     """Where the prover computes on tables: the table operations and the four loops.
 
-    A *table* is a field array ``(..., 4)`` (or, for a bit plane, its 0/1 bytes) in this device's
+    A *table* is a field array ``(..., 4)`` (or small integers: :data:`SMALL_TABLES`) in this device's
     memory; the table operations also take host arrays, which they upload. What comes back to the
     host (points, round messages, row vectors) is canonical, so a proof's bytes do not depend on
     the device.
@@ -66,11 +68,11 @@ class Device(ABC):
 
     @abstractmethod
     def table_from_ints(self, ints: np.ndarray):
-        """Field elements of integer entries (uint8 0/1 planes or int64 values)."""
+        """Field elements of integer entries (small integers or int64 values)."""
 
     @abstractmethod
     def field_table(self, table):
-        """A table as field elements: bit tables (uint8) expanded, field tables as they are."""
+        """A table as field elements: small-integer tables expanded, field tables as they are."""
 
     @abstractmethod
     def add(self, a, b):
@@ -136,7 +138,7 @@ class CpuDevice(Device):
 
     @classmethod
     def field_table(cls, table):
-        return cls.table_from_ints(table) if table.dtype == np.uint8 else table
+        return cls.table_from_ints(table) if table.dtype in SMALL_TABLES else table
 
     @staticmethod
     def lincomb(coeffs: np.ndarray, tables) -> np.ndarray:
@@ -200,7 +202,7 @@ class KernelDevice(Device):
         return self._gpu.fr_from_int64(self.upload(ints).astype(np.int64))
 
     def field_table(self, table):
-        return self.table_from_ints(table) if table.dtype == np.uint8 else self.upload(table)
+        return self.table_from_ints(table) if table.dtype in SMALL_TABLES else self.upload(table)
 
     def add(self, a, b):
         return self._gpu.fr_add(self.upload(a), self.upload(b))

@@ -432,15 +432,17 @@ def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, 
 
     Tensors of one shape are committed a power-of-two batch per call (their rows side by side, so no
     padding instance is committed) and split back into per-instance commitments, which is what
-    stacking later concatenates again. Sign planes are batched apart from other tensors, so that
-    they stay 0/1 bytes and take the bit-commitment path.
+    stacking later concatenates again. Sign planes and limbs are batched apart from other tensors,
+    so that their tables stay small integers (0/1 bytes, 16-bit limbs: :data:`zk.device.SMALL_TABLES`)
+    and the planes take the bit-commitment path.
     """
+    looked_up = circuit.lookup_bits
     by_shape: dict = {}
     for k, shape in keys:
-        by_shape.setdefault((shape, k.kind is TensorKind.BITS), []).append(k)
+        by_shape.setdefault((shape, k.kind is TensorKind.BITS, k in looked_up), []).append(k)
     out = {}
     done, total = 0, len(list(keys))
-    for (shape, _), names in by_shape.items():
+    for (shape, _, _), names in by_shape.items():
         m = sum(mle.dim_bits(shape))
         c = instance_col_vars(m)
         rows = 1 << (m - c)

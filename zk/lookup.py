@@ -62,7 +62,7 @@ import numpy as np
 
 from . import commit, field, group, mle, sigma, zksumcheck
 from .commit import Commitment
-from .device import CPU, Device
+from .device import CPU, SMALL_TABLES, Device
 from .errors import ProofFormatError, VerificationError, malformed_as_verification_error
 from .group import Point
 from .openings import Claims, Openings
@@ -279,7 +279,7 @@ class LookupProof:
 
 def _integers(stack: Stack, device: Device) -> np.ndarray:
     table = device.download(stack.opening.table)
-    return table.reshape(-1).astype(np.int64) if table.dtype == np.uint8 else field.to_signed(table).reshape(-1)
+    return table.reshape(-1).astype(np.int64) if table.dtype in SMALL_TABLES else field.to_signed(table).reshape(-1)
 
 
 def multiplicities(columns, table_bits: int, unused: int = 0, device: Device = CPU, function=None) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 
 import zk
 from zk import commit, field, lookup, training
-from zk.device import CPU
+from zk.device import CPU, SMALL_TABLES
 from zk.fac4dnn import pad
 from zk.keys import TensorKind
 from zk.lower import RangeCheck
@@ -31,8 +31,8 @@ def honest_witness(widths, batch, steps=1, lr=0.1, bias=False, seed=0, param_sca
 
 
 def _entries(table) -> np.ndarray:
-    """A committed table's entries as Python integers in ``[0, r)`` (uint8 planes as they are)."""
-    if table.dtype == np.uint8:
+    """A committed table's entries as Python integers in ``[0, r)`` (small-integer tables as they are)."""
+    if table.dtype in SMALL_TABLES:
         return table.reshape(-1).astype(object)
     try:
         return field.to_signed(table).reshape(-1).astype(object) % field.R
