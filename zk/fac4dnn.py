@@ -535,8 +535,8 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
     """Prove every relation of ``circuit`` for the committed ``tensors`` ``{key: (com, opening)}``
     (their commitments already absorbed into ``t``) on ``device``."""
     tensors = {**tensors, **public_tensors(circuit, key, device)}
-    total = (1 + len(circuit.padding_groups()) + len(circuit.einsum_groups()) + len(circuit.relu_groups())
-             + len(circuit.lookup_groups()) + len(circuit.function_groups()))
+    total = (2 + len(circuit.padding_groups()) + len(circuit.einsum_groups()) + len(circuit.relu_groups())
+             + len(circuit.lookup_groups()) + len(circuit.function_groups()))  # the linear relations, the openings
     done = 0
 
     def tick():
@@ -585,7 +585,9 @@ def prove(circuit: Circuit, tensors: dict, t: Transcript, key: commit.CommitKey,
         lookups.append(lookup.prove([lookup.Column(stacked(keys), 1, stacked(vals)) for keys, vals in columns],
                                     bits, t, evals, key, device, function=values))
         tick()
-    return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(lookups), evals.prove(t))
+    opened = evals.prove(t)
+    tick()
+    return AggregatedProof(tuple(pads), blind, tuple(einsums), tuple(relus), tuple(lookups), opened)
 
 
 def verify(circuit: Circuit, commitments: dict, proof: AggregatedProof, t: Transcript,
