@@ -491,3 +491,23 @@ def test_a_model_file_carries_the_momentum_buffers(honest_momentum):
     at = raw.index(commitment.state[0][0].encode()) - 1 - 4  # the state count, before the first name
     with pytest.raises(zk.ProofFormatError, match="optimizer state tensors"):
         zk.ModelCommitment.from_bytes(raw[:at] + (1 << 30).to_bytes(4, "little") + raw[at + 4:])
+
+
+def test_parameters_that_outgrow_their_initial_width_are_proved():
+    """The statement's parameter width holds the parameters of every step (each step range-checks
+    the ones it makes): a run whose parameters grow far past the initial ones' width (tiny initial
+    weights and biases, far targets) is proved, and verifies."""
+    from zk import bits
+
+    model = training.synthetic_mlp((4, 3, 2), 3, bias=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1e-3)
+    initial = [p.detach().numpy().astype(np.float64) for p in model.parameters()]
+    x, y = torch.ones((4, 4)), torch.full((4, 2), 8.0)
+    result = zk.prove_training(model, [(x, y)] * 3, 0.1, steps=3)
+    assert zk.verify_training(result.proof)
+    stmt = result.proof.statement
+    initial_width = bits.signed_width([np.rint(p * 2.0 ** stmt.param_scale).astype(np.int64) for p in initial])
+    final_width = bits.signed_width(list(result.opening.integers().values()))
+    assert final_width > initial_width + 4 and stmt.param_bits >= final_width
