@@ -495,7 +495,6 @@ def _forge(columns, L, t, *, witness=None, mult=None, layout=None, lookup_leaves
     if value:
         vals = [value(j, v, alpha, rho, rho_t) for j, v in enumerate(vals)]
     values, blinds = commit.commit_scalars(np.stack(vals), key)
-    t.absorb_points("lookup/leaf-values", values)
     evals = openings.Openings(key)
     for (opening, com), x, blind in zip(tables, subs, blinds):
         evals.add(opening, com, x, t, value_blind=blind)

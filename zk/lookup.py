@@ -452,11 +452,9 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, evals: Openings
     stacks = _opened(columns, layout)
     tables = [(s.opening, s.commitment) for s in stacks] + [(mult_open, mult)]
     subs = _points(layout, rho, rho_t)
-    values, blinds = commit.commit_scalars(np.stack([commit.evaluate(o, x, device) for (o, _), x in zip(tables, subs)]),
-                                           key)
-    t.absorb_points("lookup/leaf-values", values)
-    for (opening, com), x, blind in zip(tables, subs, blinds):
-        evals.add(opening, com, x, t, value_blind=blind)
+    blinds = field.random(len(tables))  # the claims' statements absorb the committed values
+    values = [commit.commit_scalar(evals.add(opening, com, x, t, value_blind=blind), key, blind=blind)[0]
+              for (opening, com), x, blind in zip(tables, subs, blinds)]
     zq = bq
     for j, (c, off) in enumerate(zip(columns, layout.offsets)):
         sel = layout.selector(off, c.num_vars, rho)
@@ -521,7 +519,6 @@ def _verify(columns, table_bits: int, proof: LookupProof, t: Transcript, evals: 
 
     coms = [s.commitment for s in _opened(columns, layout)] + [proof.multiplicities]
     subs = _points(layout, rho, rho_t)
-    t.absorb_points("lookup/leaf-values", proof.values)
     for com, x, value in zip(coms, subs, proof.values):
         evals.add(com, x, value, t)
     expected_q = group.identity()
