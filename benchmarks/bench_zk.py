@@ -4,6 +4,7 @@ Prints a table and updates the ``bench_zk`` section of docs/benchmarks.md.
 
     python benchmarks/bench_zk.py            # full: issue targets (784x256 einsum, 784-256-256-10 step)
     python benchmarks/bench_zk.py --quick    # small sizes, a few seconds
+    python benchmarks/bench_zk.py --only "784 step"   # one row, printed only
 """
 from __future__ import annotations
 
@@ -54,26 +55,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     ap.add_argument("--no-write", action="store_true", help="print, do not update docs/benchmarks.md")
+    ap.add_argument("--only", metavar="TEXT", help="run only the rows whose label contains TEXT (e.g. '784 step'; "
+                                                  "implies --no-write)")
     args = ap.parse_args()
     bench_training((4, 3, 2), 2, 1)  # warm the JIT caches
     if args.quick:
-        runs = [lambda: bench_einsum((16, 64), (64, 32)),
-                lambda: bench_training((16, 8, 4), 8, 1),
-                lambda: bench_training((16, 8, 4), 8, 2),
-                lambda: bench_training((16, 8, 4), 8, 1, bias=True),
-                lambda: bench_training((16, 8, 4), 8, 1, loss="cross_entropy"),
-                lambda: bench_training((16, 8, 4), 8, 1, inference=True)]
+        runs = [("einsum", lambda: bench_einsum((16, 64), (64, 32))),
+                ("step", lambda: bench_training((16, 8, 4), 8, 1)),
+                ("2 steps", lambda: bench_training((16, 8, 4), 8, 2)),
+                ("biases", lambda: bench_training((16, 8, 4), 8, 1, bias=True)),
+                ("cross-entropy", lambda: bench_training((16, 8, 4), 8, 1, loss="cross_entropy")),
+                ("inference", lambda: bench_training((16, 8, 4), 8, 1, inference=True))]
     else:
-        runs = [lambda: bench_einsum((64, 784), (784, 256)),
-                lambda: bench_training((784, 256, 256, 10), 64, 1),
-                lambda: bench_training((784, 256, 256, 10), 64, 1, bias=True),
-                lambda: bench_training((784, 256, 256, 10), 64, 1, loss="cross_entropy"),
-                lambda: bench_training((784, 256, 256, 10), 64, 1, inference=True)]
-        runs += [lambda s=s: bench_training((64, 32, 32, 10), 16, s) for s in (1, 2, 4, 8)]
-        runs += [lambda w=w: bench_training((64, w, w, 10), 16, 1) for w in (32, 64, 128)]
+        runs = [("einsum", lambda: bench_einsum((64, 784), (784, 256))),
+                ("784 step", lambda: bench_training((784, 256, 256, 10), 64, 1)),
+                ("784 biases", lambda: bench_training((784, 256, 256, 10), 64, 1, bias=True)),
+                ("784 cross-entropy", lambda: bench_training((784, 256, 256, 10), 64, 1, loss="cross_entropy")),
+                ("784 inference", lambda: bench_training((784, 256, 256, 10), 64, 1, inference=True))]
+        runs += [(f"64 {s} steps", lambda s=s: bench_training((64, 32, 32, 10), 16, s)) for s in (1, 2, 4, 8)]
+        runs += [(f"64 width {w}", lambda w=w: bench_training((64, w, w, 10), 16, 1)) for w in (32, 64, 128)]
+    if args.only:
+        runs = [(label, run) for label, run in runs if args.only in label]
     unit = msm_unit()
     rows = []
-    for run in runs:
+    for _, run in runs:
         name, tp, tv, size, peak = measured(run)
         rows.append(f"| {name} | {tp:.2f} | {tp / unit:.1f} | {tv:.3f} | {size / 1e3:.1f} | {peak:.0f} |")
         print(rows[-1], flush=True)
@@ -86,7 +91,7 @@ def main() -> None:
             f"run ({unit * 1e3:.0f} ms here), to compare across machines; peak RSS: this process's peak during "
             f"the row (prover and verifier).\n\n"
             + table)
-    publish("bench_zk", body, not args.no_write)
+    publish("bench_zk", body, not (args.no_write or args.only))
 
 
 if __name__ == "__main__":
