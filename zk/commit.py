@@ -590,7 +590,8 @@ def inner_product_equation(proof: EvalProof, b: np.ndarray, points: list, scalar
     m_col = b.shape[0].bit_length() - 1
     k = len(proof.L)
     if k != m_col or len(proof.R) != m_col:
-        raise VerificationError(f"eval: proof has {k} rounds, the commitment needs {m_col}")
+        raise VerificationError(f"eval: proof has {k} L and {len(proof.R)} R round points, the commitment "
+                                f"needs {m_col} of each")
     xi = transcript.challenge_scalar("hyrax/xi")
     us = []
     for lp, rp in zip(proof.L, proof.R):

@@ -3,9 +3,9 @@
 Every relation of :mod:`zk.fac4dnn` is proved modulo ``r``. An equation ``sum_i c_i v_i = c``
 whose terms are bounded, ``sum_i |c_i| |v_i| + |c| <= M``, holds over the integers as soon as
 ``M < r``: a nonzero integer of magnitude below ``r`` is not a multiple of ``r``. The bounds come
-from the statement alone: every committed tensor is bounded either by a range check (bit planes)
-or by the equation that defines it over bounded tensors (an einsum of bounded operands, ``w' = w -
-U``), as :mod:`zk.lower` computes them (:attr:`zk.lower.Template.bounds`). :func:`check` refuses,
+from the statement alone: every committed tensor is bounded either by a range check (limbs and sign planes)
+or by the equation that defines it over bounded tensors (an einsum of bounded operands), as
+:mod:`zk.lower` computes them (:attr:`zk.lower.Template.bounds`). :func:`check` refuses,
 with an error naming what to change, every statement where some ``M`` reaches :data:`LIMIT` (a
 margin of 14 bits below ``r/2``). docs/fac4dnn.md has the table.
 """

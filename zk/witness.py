@@ -152,15 +152,18 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
     lr_q, lr_bits = quantize_lr(lr)
     rows = tuple(dc.rows[i] for i in indices)
     state, buffers = model.integers(), model.state_integers()
-    # the narrowest parameter range that holds the parameters at every step: a first fixed-point pass
-    param_bits = max([bits.signed_width(list(state.values()))] +
-                     [bits.signed_width(list(step.state.values()))
-                      for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd)])
-    circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, param_bits=param_bits,
-                      rows=rows, resumed=bool(buffers) and bool(sgd.momentum), **sgd._asdict())
+    circuit = Circuit(mc.architecture, dc.batch_size, len(indices), lr_q, lr_bits, True, rows=rows,
+                      resumed=bool(buffers) and bool(sgd.momentum), **sgd._asdict())
     # the openings first: a corrupted opening file is named before any work
     reused = model_openings(circuit, 0, model, key)
     opened = {i: data.batch(i, key) for i in sorted(set(indices))}
+    # the narrowest ranges that hold the parameters at every step (the steps' witness depends on
+    # them) and the data: a first fixed-point pass, then the circuit they make (lowered once)
+    param_bits, data_bits = bits.signed_width(list(state.values())), 2
+    for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd):
+        param_bits = max(param_bits, bits.signed_width(list(step.state.values())))
+        data_bits = max(data_bits, bits.signed_width([step.values["x"], step.values["y"]]))
+    circuit = dataclasses.replace(circuit, param_bits=param_bits, data_bits=data_bits)
     initial = {**state, **buffers}
     values = {k: initial[name] for k, name in model_keys(circuit, 0)}
     for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd):
