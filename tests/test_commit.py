@@ -302,3 +302,44 @@ def test_deferred_checks_batch_and_name_the_failure():
     cm.verify_eval(com, point, field.add(value, field.ONE), proof, Transcript(b"d"), checks=bad)
     with pytest.raises(VerificationError, match="inner-product"):
         bad.run()
+
+
+@pytest.mark.parametrize("coeff", [1, -1, 3, 2**41 + 5])
+def test_derive_is_the_commitment_the_relation_implies(coeff):
+    """``coeff D + 2 A - 5 B = 7`` entrywise: D's derived commitment is a Hyrax commitment of D (the
+    blinds it returns), the relation holds on the commitments with blind 0, and D opens."""
+    rng = np.random.default_rng(41)
+    a, b = rng.integers(-1000, 1000, (2, 8, 16))
+    num = 7 - 2 * a + 5 * b
+    d = num // coeff if coeff in (1, -1) else None
+    ca, oa = cm.commit(a, col_vars=3)
+    cb, ob = cm.commit(b, col_vars=3)
+    ones = group.msm_small(cm.DEFAULT_KEY.g(8), np.ones(8, dtype=np.int64))
+    values = d if d is not None else field.mul(field.from_int(num), field.inv(field.from_int(coeff)))
+    com, opening = cm.derive(values, coeff, [(2, ca, oa), (-5, cb, ob)], 7, ones, 3)
+    assert com == cm.commit(values, blinds=opening.blinds, col_vars=3)[0]
+    ones_com = cm.Commitment(com.num_vars, (ones,) * len(com.rows), com.col_vars)
+    zero = cm.Commitment.combine([coeff, 2, -5, -7], [com, ca, cb, ones_com])
+    assert all(p == group.identity() for p in zero.rows)
+    x = random_point(com.num_vars, rng)
+    proof = cm.prove_eval(opening, com, x, transcript())
+    cm.verify_eval(com, x, cm.evaluate(opening, x), proof, transcript())
+
+
+def test_derive_refuses_other_layouts_and_a_zero_coefficient():
+    a = np.arange(128).reshape(8, 16)
+    ca, oa = cm.commit(a, col_vars=3)
+    ones = group.msm_small(cm.DEFAULT_KEY.g(16), np.ones(16, dtype=np.int64))
+    with pytest.raises(ValueError, match="column variables"):
+        cm.derive(a, 1, [(1, ca, oa)], 0, ones, 4)
+    with pytest.raises(ValueError, match="coefficient is 0"):
+        cm.derive(a, R, [(1, ca, oa)], 0, ones, 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(-R, R), min_size=1, max_size=4))
+def test_integer_combinations_agree_with_field_ones(coeffs):
+    rng = np.random.default_rng(len(coeffs))
+    coms = [cm.commit(rng.integers(-50, 50, 16), col_vars=2)[0] for _ in coeffs]
+    fast = cm.Commitment.combine(coeffs, coms)
+    assert fast == cm.Commitment.combine([field.from_int(c) for c in coeffs], coms)

@@ -9,7 +9,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import circuits
 import zk
-from zk import field, lookup, training
+from zk import commit, fac4dnn, field, lookup, mle, training
+from zk.fac4dnn import commit_tensors, derive_tensors
+from zk.stack import instance_col_vars
 from zk.device import CPU, SMALL_TABLES
 from zk.fac4dnn import pad
 from zk.keys import TensorKind
@@ -107,6 +109,7 @@ def _cheat(circuit, values, edit):
     edit(forged)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(lookup, "multiplicities", _lenient_multiplicities)
+        mp.setattr(fac4dnn.Circuit, "derived", property(lambda self: {}))  # every tensor committed by itself
         proof = training.prove_witness(circuit, forged, 0.1)
     with pytest.raises(zk.VerificationError) as err:
         zk.verify_training(proof)
@@ -511,3 +514,28 @@ def test_parameters_that_outgrow_their_initial_width_are_proved():
     initial_width = bits.signed_width([np.rint(p * 2.0 ** stmt.param_scale).astype(np.int64) for p in initial])
     final_width = bits.signed_width(list(result.opening.integers().values()))
     assert final_width > initial_width + 4 and stmt.param_bits >= final_width
+
+
+def test_derived_commitments_are_the_witness_commitments():
+    """Each tensor the prover derives from a linear relation (instead of an MSM over its entries)
+    is read by that relation alone and is no statement tensor; its derived commitment is the Hyrax
+    commitment of its witness under the derived blinds, and the proof verifies."""
+    widths = (5, 4, 3)
+    circuit, values, _ = training.training_witness(training.synthetic_mlp(widths, bias=True),
+                                                   training.synthetic_batches(widths, 3, 2), 0.1)
+    derived = circuit.derived
+    statement = {k for k, _ in circuit.statement_keys}
+    reads = [k for rel in circuit.linear_relations for _, k in rel.terms]
+    assert derived and not statement & set(derived)
+    assert {TensorKind.VALUE(0, "0.matmul"), TensorKind.VALUE(0, "0.weight.grad")} <= set(derived)
+    for k, rel in derived.items():
+        assert reads.count(k) == 1 and k in {t for _, t in rel.terms}
+    key = commit.DEFAULT_KEY
+    tensors = commit_tensors(circuit, values, circuit.statement_keys + [(k, s) for k, s in circuit.proof_keys
+                                                                         if k not in derived], key, CPU)
+    for k, (com, opening) in derive_tensors(circuit, values, tensors, key, CPU).items():
+        shape = circuit.shapes[k]
+        c = instance_col_vars(sum(mle.dim_bits(shape)))
+        assert com == commit.commit(pad(values[k], shape), key, blinds=opening.blinds, col_vars=c)[0], k
+    proof = training.prove_witness(circuit, values, 0.1)
+    assert zk.verify_training(zk.TrainingProof.from_bytes(proof.to_bytes()))

@@ -234,8 +234,11 @@ class Commitment:
             raise ValueError(f"combine: {len(coeffs)} coefficients for {len(commitments)} commitments")
         for other in commitments[1:]:
             commitments[0]._same_shape(other)
-        c = np.stack([_scalar(x) for x in coeffs])
-        rows = tuple(group.msm(list(column), c) for column in zip(*(x.rows for x in commitments)))
+        if all(isinstance(x, (int, np.integer)) for x in coeffs):  # a few doublings per coefficient bit
+            rows = tuple(group.combine_rows([int(x) for x in coeffs], [x.rows for x in commitments]))
+        else:
+            c = np.stack([_scalar(x) for x in coeffs])
+            rows = tuple(group.msm(list(column), c) for column in zip(*(x.rows for x in commitments)))
         return cls(commitments[0].num_vars, rows, commitments[0].col_vars)
 
 
@@ -289,20 +292,58 @@ def commit(values, key: CommitKey = DEFAULT_KEY, *, blinds=None, col_vars: int |
     of two. ``blinds`` (``(rows, 4)``) defaults to fresh secret randomness; ``col_vars`` fixes the
     row width (``2^col_vars``) instead of the square split. The opening's table and the row
     commitments are computed on ``device``."""
+    table, ints, m, m_col = _layout(values, col_vars, device)
+    rows = table.shape[0]
+    blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
+    points = device.commit_rows(key, table, None if ints is None else ints.reshape(rows, -1),
+                                blinds, _fixed_base(key.label + b"/H"))
+    return Commitment(m, tuple(points), m_col), Opening(table, blinds)
+
+
+def _layout(values, col_vars: int | None, device: Device):
+    """``(table, integer entries or None, num_vars, col_vars)``: a tensor as :func:`commit` holds
+    it on ``device`` (rows of ``2^col_vars`` entries; bit planes and limbs stay small integers)."""
     table, ints = _table(values)
     m = len(table if ints is None else ints).bit_length() - 1
     m_row, m_col = split_vars(m, col_vars)
     rows, cols = 1 << m_row, 1 << m_col
-    blinds = field.random(rows) if blinds is None else _field_vector(blinds, rows, "commit blinds")
     if ints is None:
         table = device.asarray(table).reshape(rows, cols, 4)
-    elif ints.dtype in SMALL_TABLES:  # bit planes and limbs stay small integers
+    elif ints.dtype in SMALL_TABLES:
         table = device.asarray(ints).reshape(rows, cols)
     else:
         table = device.table_from_ints(ints).reshape(rows, cols, 4)
-    points = device.commit_rows(key, table, None if ints is None else ints.reshape(rows, cols),
-                                blinds, _fixed_base(key.label + b"/H"))
-    return Commitment(m, tuple(points), m_col), Opening(table, blinds)
+    return table, ints, m, m_col
+
+
+def derive(values, coeff: int, terms, const: int, ones: Point, col_vars: int,
+           device: Device = CPU) -> tuple[Commitment, Opening]:
+    """Commit to ``values`` (the tensor ``D``) by the linear relation ``coeff D + sum_j c_j T_j = const``
+    (entrywise) over tensors ``T_j`` already committed, instead of an MSM over its entries:
+    ``C_D = coeff^-1 (const ONES - sum_j c_j C_j)`` row by row, and the blinds alike (``terms``:
+    ``(c_j, Commitment, Opening)`` in the layout of ``D``: ``2^col_vars`` columns; ``ones``: the row
+    commitment of ones, blind 0). A few point operations per row, whatever the row's width.
+
+    The relation then holds on the commitments with blind 0. Binding fixes ``D``'s table as the one
+    the relation implies: an honest witness's ``values``, whose claims open; other values do not."""
+    table, _, m, c = _layout(values, col_vars, device)
+    rows = table.shape[0]
+    for _, com, opening in terms:
+        if (com.num_vars, com.col_vars) != (m, c) or len(opening.blinds) != rows:
+            raise ValueError(f"derive: a term of {com.num_vars} variables and {com.col_vars} column variables "
+                             f"in a relation over {m} and {c}")
+    if coeff % field.R == 0:
+        raise ValueError("derive: the derived tensor's coefficient is 0 modulo r")
+    scale = pow(coeff, -1, field.R)
+    com = Commitment.combine([-cj for cj, _, _ in terms] + [const],
+                             [com for _, com, _ in terms] + [Commitment(m, (ones,) * rows, c)])
+    blinds = field.zeros(rows)
+    for cj, _, opening in terms:
+        blinds = field.sub(blinds, field.mul(field.from_int(cj), opening.blinds))
+    if scale != 1:
+        com = Commitment.combine([scale], [com])
+        blinds = field.mul(field.from_int(scale), blinds)
+    return com, Opening(table, blinds)
 
 
 def commit_scalars(values, key: CommitKey = DEFAULT_KEY, *, blinds=None) -> tuple[list[Point], np.ndarray]:

@@ -32,6 +32,7 @@ forms ``sum_i rho^i (relation on row i)`` from the commitments and the prover re
 """
 from __future__ import annotations
 
+import collections
 import functools
 from dataclasses import dataclass
 from functools import cached_property
@@ -305,6 +306,26 @@ class Circuit(Scaled):
                      for rel in self.template(t).linear]
         return rels
 
+    @cached_property
+    def derived(self) -> dict[TensorKey, Linear]:
+        """Proof tensors whose commitment the prover derives from a linear relation instead of
+        committing (:func:`zk.commit.derive`): in each relation, of the proof tensors that no other
+        relation reads, a value before a limb before a sign plane (the costlier to commit). The
+        verifier does not know which: every relation is checked on the commitments alike."""
+        statement = {k for k, _ in self.statement_keys}
+        reads = collections.Counter(k for rel in self.linear_relations for _, k in rel.terms)
+        proof = {k for k, _ in self.proof_keys} - statement
+
+        def cost(key):  # lower: derive first
+            b = self.lookup_bits.get(key)
+            return 0 if b is None else 2 if b == 1 else 1
+        out = {}
+        for rel in self.linear_relations:
+            candidates = [k for c, k in rel.terms if k in proof and reads[k] == 1 and c % field.R]
+            if candidates:
+                out[min(candidates, key=cost)] = rel
+        return out
+
     def einsum_groups(self) -> list[tuple[str, list[tuple[TensorKey, TensorKey, TensorKey]]]]:
         """``(spec, [(A, B, C) per instance])`` grouped by spec and padded shapes (one sumcheck each)."""
         by_shape: dict = {}
@@ -460,6 +481,24 @@ def commit_tensors(circuit: Circuit, values: dict, keys, key: commit.CommitKey, 
             if progress:
                 progress("commit", done, total)
     return {k: out[k] for k, _ in keys}
+
+
+def derive_tensors(circuit: Circuit, values: dict, tensors: dict, key: commit.CommitKey, device: Device) -> dict:
+    """``{key: (Commitment, Opening)}`` of every :attr:`Circuit.derived` tensor, from its relation
+    and ``tensors`` (every other tensor it reads, committed)."""
+    public = {k for k, _ in circuit.public_keys}
+    if any(t in public for rel in circuit.derived.values() for _, t in rel.terms):
+        tensors = {**tensors, **public_tensors(circuit, key, device)}
+    out, ones = {}, {}
+    for k, rel in circuit.derived.items():
+        shape = circuit.shapes[k]
+        if shape not in ones:
+            ones[shape] = _ones_row(shape, key)
+        coeff = next(c for c, t in rel.terms if t == k)
+        terms = [(c, *tensors[t]) for c, t in rel.terms if t != k]
+        out[k] = commit.derive(pad(values[k], shape), coeff, terms, rel.const, ones[shape],
+                               instance_col_vars(sum(mle.dim_bits(shape))), device)
+    return out
 
 
 def _ones_row(circuit_shape: tuple, key: commit.CommitKey) -> group.Point:
@@ -663,4 +702,4 @@ def _relu_forms(circuit: Circuit, instances, stacked, t: Transcript):
             Affine(0, [(1, z), (gamma, gh)]), u)
 
 
-__all__ = ["Circuit", "AggregatedProof", "commit_tensors", "public_tensors", "prove", "verify", "pad"]
+__all__ = ["Circuit", "AggregatedProof", "commit_tensors", "derive_tensors", "public_tensors", "prove", "verify", "pad"]

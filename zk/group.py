@@ -271,6 +271,23 @@ def msm_small(points, values) -> G1Point:
     return out
 
 
+def combine_rows(coeffs, columns) -> list[G1Point]:
+    """``[sum_j coeffs[j] * columns[j][i] for every row i]`` for integer ``coeffs`` of any size
+    (reduced mod ``r``, each taken as the smaller of ``c`` and ``c - r``): a product costs about one
+    doubling per bit of the coefficient's magnitude, so small coefficients are cheap."""
+    out = [G1Point.identity()] * len(columns[0]) if columns else []
+    for c, column in zip(coeffs, columns):
+        c %= field.R
+        negative = c > field.R // 2
+        mag = field.R - c if negative else c
+        if mag == 0:
+            continue
+        s = Scalar.from_le_bytes(mag.to_bytes(32, "little"))
+        terms = column if mag == 1 else [p * s for p in column]
+        out = [o - t for o, t in zip(out, terms)] if negative else [o + t for o, t in zip(out, terms)]
+    return out
+
+
 class FixedBase:
     """Multiples of one fixed point through a table of ``d * 256^w * point`` (``d < 256``, ``w < 32``).
 

@@ -119,8 +119,11 @@ def commit_and_prove(circuit: Circuit, values: dict, lr: float, key: commit.Comm
     stmt_com = {**reused, **fac4dnn.commit_tensors(circuit, values, fresh, key, device,
                                                    _stage(progress, "commit statement"))}
     stmt_com = {k: stmt_com[k] for k, _ in circuit.statement_keys}
-    proof_com = fac4dnn.commit_tensors(circuit, values, circuit.proof_keys, key, device,
-                                       _stage(progress, "commit witness"))
+    derived = circuit.derived
+    proof_com = fac4dnn.commit_tensors(circuit, values, [(k, s) for k, s in circuit.proof_keys if k not in derived],
+                                       key, device, _stage(progress, "commit witness"))
+    proof_com.update(fac4dnn.derive_tensors(circuit, values, {**stmt_com, **proof_com}, key, device))
+    proof_com = {k: proof_com[k] for k, _ in circuit.proof_keys}
     indices = tuple(range(circuit.steps)) if batch_indices is None else tuple(batch_indices)
     statement = TrainingStatement(circuit.architecture, circuit.batch, circuit.steps, lr, circuit.training,
                                   {k: c for k, (c, _) in stmt_com.items()}, circuit.data_bits,

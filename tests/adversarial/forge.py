@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import zk
-from zk import commit, field, lookup, training
+from zk import commit, fac4dnn, field, lookup, training
 from zk.device import CPU, SMALL_TABLES
 from zk.fac4dnn import pad
 from zk.keys import TensorKind
@@ -55,12 +55,17 @@ def lenient_multiplicities(columns, table_bits, unused=0, device=CPU, function=N
     return counts
 
 
-def forge(circuit, values, lr=None):
+def forge(circuit, values, lr=None, commit_all=True):
     """Commit to ``values`` and prove ``circuit`` with the real provers (no soundness refusal, and
-    looked-up entries outside their table proved all the same)."""
+    looked-up entries outside their table proved all the same). ``commit_all``: commit every tensor
+    by itself, as a cheating prover may (the honest one derives a tensor's commitment from each
+    linear relation it can, :attr:`zk.fac4dnn.Circuit.derived`, which would enforce the relation
+    before the verifier's linear check could catch it)."""
     lr = float(circuit.lr_q / (1 << circuit.lr_bits)) if lr is None else lr
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(lookup, "multiplicities", lenient_multiplicities)
+        if commit_all:
+            mp.setattr(fac4dnn.Circuit, "derived", property(lambda self: {}))
         return training.commit_and_prove(circuit, values, lr, commit.DEFAULT_KEY, None)[0]
 
 

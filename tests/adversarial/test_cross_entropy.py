@@ -22,12 +22,12 @@ import torch.nn.functional as F
 import circuits
 import zk
 from circuits import interpret, softmax
-from zk import commit, fac4dnn, lookup, lower, training
+from zk import fac4dnn, lower, training
 from zk.fac4dnn import pad
 from zk.keys import TensorKind as K
 from zk.witness import SGDOptions
 
-from forge import lenient_multiplicities
+from forge import forge as forge_at
 
 S = 16  # activations' scale (prove_training's default)
 LR = 0.1
@@ -193,11 +193,8 @@ def test_mse_and_cross_entropy_proofs_are_not_interchangeable(both_losses):
 # 3. malicious provers
 # ----------------------------------------------------------------------------------------
 def forge(circuit, values):
-    """Commit to ``values`` and prove ``circuit`` with our own provers (no soundness refusal, entries
-    outside their tables proved all the same)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lookup, "multiplicities", lenient_multiplicities)
-        return training.commit_and_prove(circuit, values, LR, commit.DEFAULT_KEY, None)[0]
+    """Commit to ``values`` and prove ``circuit`` with our own provers (:func:`forge.forge`)."""
+    return forge_at(circuit, values, LR)
 
 
 def rejection(proof) -> str:
