@@ -9,7 +9,7 @@ import torch
 
 import circuits
 import zk
-from zk import commit, training, witness
+from zk import commit, field, magnitudes, training, witness
 
 WIDTHS, LR, BATCH = (5, 4, 3), 0.05, 4
 
@@ -146,6 +146,40 @@ def test_a_tampered_opening_is_refused_before_proving(run):
     x0[0, 0] += 1
     with pytest.raises(ValueError, match="dataset batch 0 .X.: the opening does not match its published commitment"):
         zk.prove_training(run["mo"], dataclasses.replace(d, x=(x0,) + d.x[1:]), LR)
+
+
+@pytest.mark.parametrize("where", ["a parameter", "a row blind", "the last row blind"])
+def test_a_tampered_model_opening_is_refused_before_proving(run, where):
+    """The opening is checked against the published commitment on a random combination of its rows
+    (zk.commit.opens), not by committing again: any changed entry or blind is still caught."""
+    m = run["mo"]
+    values, blinds = list(m.values), list(m.blinds)
+    if where == "a parameter":
+        values[0] = values[0].copy()
+        values[0][-1, -1] -= 1
+    else:
+        row = 0 if where == "a row blind" else -1
+        blinds[0] = blinds[0].copy()
+        blinds[0][row] = field.add(blinds[0][row], field.from_int(1))
+    tampered = dataclasses.replace(m, values=tuple(values), blinds=tuple(blinds))
+    with pytest.raises(ValueError, match="model tensor 0.weight: the opening does not match its published commitment"):
+        zk.prove_training(tampered, run["do"], LR)
+
+
+def test_statement_widths_are_whole_limbs(run, monkeypatch):
+    """The statement's data and parameter widths: the run's narrowest rounded up to whole limbs, or
+    the narrowest where the wider ones would let an equation wrap."""
+    stmt = run["first"].proof.statement
+    circuit = stmt.circuit
+    assert stmt.param_bits % circuit.limb_bits == 0 and stmt.data_bits % circuit.limb_bits == 0
+    narrow = witness.whole_limbs(circuit, param_bits=9)
+    assert narrow.param_bits == -(-9 // circuit.limb_bits) * circuit.limb_bits
+
+    def refuse_wide(c):
+        if c.param_bits % c.limb_bits == 0:
+            raise zk.StatementError("wide")
+    monkeypatch.setattr(magnitudes, "check", refuse_wide)
+    assert witness.whole_limbs(circuit, param_bits=9).param_bits == 9
 
 
 def test_inference_of_the_trained_model(run):

@@ -316,6 +316,27 @@ def _layout(values, col_vars: int | None, device: Device):
     return table, ints, m, m_col
 
 
+def opening_of(values, blinds, col_vars: int | None = None, device: Device = CPU) -> Opening:
+    """The opening :func:`commit` makes of ``values`` with row ``blinds``, without the commitment."""
+    table, _, _, _ = _layout(values, col_vars, device)
+    return Opening(table, _field_vector(blinds, table.shape[0], "opening blinds"))
+
+
+def opens(commitment: Commitment, opening: Opening, key: CommitKey = DEFAULT_KEY) -> bool:
+    """Whether ``opening`` (table and row blinds) opens ``commitment``, checked on a random combination
+    of the rows (``sum_i rho_i C_i = Com(sum_i rho_i T_i; sum_i rho_i b_i)``: one MSM of the row width
+    instead of committing every row again; a wrong row passes with probability ``1/r``)."""
+    rows = len(commitment.rows)
+    if opening.table.shape[0] != rows or len(opening.blinds) != rows or \
+            opening.table.shape[1] != 1 << commitment.col_vars:
+        return False
+    rho = field.random(rows)
+    combined = CPU.vecmat(rho, opening.field_table(CPU))
+    blind = field.inner(rho, opening.blinds)
+    lhs = group.msm(list(commitment.rows), rho)
+    return lhs == group.msm(key.g(len(combined)) + [key.H], np.concatenate([combined, blind[None]]))
+
+
 def derive(values, coeff: int, terms, const: int, ones: Point, col_vars: int,
            device: Device = CPU) -> tuple[Commitment, Opening]:
     """Commit to ``values`` (the tensor ``D``) by the linear relation ``coeff D + sum_j c_j T_j = const``

@@ -43,21 +43,25 @@ def layout(shape) -> tuple[int, int]:
     return m, instance_col_vars(m)
 
 
-def commit_padded(values: np.ndarray, shape, key: commit.CommitKey, blinds=None) -> tuple[Commitment, Opening]:
-    """Commit to integer ``values`` zero-padded to ``shape`` (fresh blinds unless given)."""
+def _padded_values(values: np.ndarray, shape) -> np.ndarray:
     out = np.zeros(shape, dtype=np.int64)
     out[tuple(slice(0, n) for n in values.shape)] = values
-    _, c = layout(shape)
-    return commit.commit(out.reshape(1, -1), key, blinds=blinds, col_vars=c)
+    return out.reshape(1, -1)
+
+
+def commit_padded(values: np.ndarray, shape, key: commit.CommitKey, blinds=None) -> tuple[Commitment, Opening]:
+    """Commit to integer ``values`` zero-padded to ``shape`` (fresh blinds unless given)."""
+    return commit.commit(_padded_values(values, shape), key, blinds=blinds, col_vars=layout(shape)[1])
 
 
 def reopen(values: np.ndarray, shape, blinds: np.ndarray, expected: Commitment, key: commit.CommitKey,
            what: str) -> tuple[Commitment, Opening]:
     """The commitment and opening of a published tensor from its secret side, checked against
-    the published commitment (ValueError naming ``what`` when they differ: a wrong or corrupted
-    opening file, or another commitment key)."""
-    com, opening = commit_padded(values, shape, key, blinds)
-    if com.to_bytes() != expected.to_bytes():
+    the published commitment (:func:`zk.commit.opens`; ValueError naming ``what`` when they
+    differ: a wrong or corrupted opening file, or another commitment key)."""
+    m, c = layout(shape)
+    opening = commit.opening_of(_padded_values(values, shape), blinds, c)
+    if (expected.num_vars, expected.col_vars) != (m, c) or not commit.opens(expected, opening, key):
         raise ValueError(f"{what}: the opening does not match its published commitment (a wrong or "
                          "corrupted opening file, or another commitment key)")
     return expected, opening

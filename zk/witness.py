@@ -17,8 +17,9 @@ import numpy as np
 import circuits
 from circuits import FixedPoint, quantize_lr
 
-from . import bits, commit, committed, fac4dnn
+from . import bits, commit, committed, fac4dnn, magnitudes
 from .dataset import DatasetOpening
+from .errors import StatementError
 from .fac4dnn import Circuit
 from .keys import TensorKey
 from .model import ModelOpening
@@ -48,12 +49,27 @@ def _with_ranges(circuit: Circuit, values: dict) -> Circuit:
     completed with the statement's range checks' limbs (:meth:`Circuit.statement_checks`); the
     parameters' range is the circuit's already (the steps' witness depends on it)."""
     keys = [key for key, _ in circuit.range_checks()]
-    circuit = dataclasses.replace(
-        circuit, data_bits=bits.signed_width([values[k] for k in keys if k.tensor in ("x", "y")]))
+    circuit = whole_limbs(circuit, data_bits=bits.signed_width([values[k] for k in keys if k.tensor in ("x", "y")]))
     for check in circuit.statement_checks():
         values.update(check.decompose(fac4dnn.pad(values[check.key], circuit.shapes[check.key]),
                                       tensor_name(circuit, check.key)))
     return circuit
+
+
+def whole_limbs(circuit: Circuit, **widths) -> Circuit:
+    """``circuit`` with the range widths ``widths`` (``param_bits``, ``data_bits``: the narrowest that
+    hold the witness) rounded up to whole limbs, unless an equation could then wrap
+    (:mod:`zk.magnitudes`; the widths then stay as they are). A top limb of ``b < limb_bits`` bits
+    is looked up twice (the second time at scale ``2^(limb_bits - b)``), a whole one once: the same
+    committed limbs, fewer lookup leaves, and a statement as sound (every bound is computed from
+    the widths it declares)."""
+    L = circuit.limb_bits  # of the circuit's size alone
+    wide = dataclasses.replace(circuit, **{name: -(-w // L) * L for name, w in widths.items()})
+    try:
+        magnitudes.check(wide)
+    except StatementError:
+        return dataclasses.replace(circuit, **widths)
+    return wide
 
 
 def _check_limits(batch: int) -> None:
@@ -163,7 +179,7 @@ def training_run(model: ModelOpening, data: DatasetOpening, indices: list[int], 
     for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd):
         param_bits = max(param_bits, bits.signed_width(list(step.state.values())))
         data_bits = max(data_bits, bits.signed_width([step.values["x"], step.values["y"]]))
-    circuit = dataclasses.replace(circuit, param_bits=param_bits, data_bits=data_bits)
+    circuit = whole_limbs(circuit, param_bits=param_bits, data_bits=data_bits)
     initial = {**state, **buffers}
     values = {k: initial[name] for k, name in model_keys(circuit, 0)}
     for step in fixed_steps(model, data, indices, lr, refuse_underflow, first_step, sgd):
@@ -185,7 +201,8 @@ def inference_run(model: ModelOpening, x: np.ndarray, key: commit.CommitKey) -> 
     xq = FixedPoint(mc.scale_bits).encode(x)
     committed.check_encoding(x, xq, mc.scale_bits, "X")
     state = model.integers()
-    circuit = Circuit(mc.architecture, x.shape[0], 1, training=False, param_bits=bits.signed_width(list(state.values())))
+    circuit = whole_limbs(Circuit(mc.architecture, x.shape[0], 1, training=False),
+                          param_bits=bits.signed_width(list(state.values())))
     reused = model_openings(circuit, 0, model, key)
     inputs = {"x": xq, **state}
     vals = circuits.run(circuit.graph(x.shape[0]), inputs, mode="fixed", encoded=set(inputs))
