@@ -310,17 +310,17 @@ class Circuit(Scaled):
     def derived(self) -> dict[TensorKey, Linear]:
         """Proof tensors whose commitment the prover derives from a linear relation instead of
         committing (:func:`zk.commit.derive`): in each relation, of the proof tensors that no other
-        relation reads, a value before a limb before a sign plane (the costlier to commit), and of
-        limbs the top one (a range check's offset lands there, so it is the limb that padding
-        entries do not leave zero, and an MSM skips zeros). The verifier does not know which:
-        every relation is checked on the commitments alike."""
+        relation reads, the top limb of a range check or remainder (where its offset or rounding
+        constant lands: the one limb that padding entries leave nonzero, and an MSM skips zeros),
+        else a value (zero on padding too), else a sign plane (the cheapest to commit). The
+        verifier does not know which: every relation is checked on the commitments alike."""
         statement = {k for k, _ in self.statement_keys}
         reads = collections.Counter(k for rel in self.linear_relations for _, k in rel.terms)
         proof = {k for k, _ in self.proof_keys} - statement
 
         def cost(key):  # lower: derive first
             b = self.lookup_bits.get(key)
-            return (0, 0) if b is None else (2, 0) if b == 1 else (1, -key.plane)
+            return (1, 0) if b is None else (2, 0) if b == 1 else (0, -key.plane)
         out = {}
         for rel in self.linear_relations:
             candidates = [k for c, k in rel.terms if k in proof and reads[k] == 1 and c % field.R]

@@ -42,7 +42,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from itertools import compress
-from operator import add
+from operator import add, itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -236,8 +236,28 @@ def _bit_rows(points, bits: np.ndarray) -> list[G1Point]:
     return [reduce(add, (t[b] for t, b in zip(tables, row) if b), zero) for row in packed]
 
 
+#: Values below this get their arkworks ``Scalar`` from one shared table (limbs, bit planes).
+SMALL_SCALARS = 1 << 16
+_SCALAR_TABLE: list = []
+
+
+def _scalar_table() -> list[Scalar]:
+    """The ``Scalar`` s of ``0 .. SMALL_SCALARS - 1``, made once (arkworks copies a scalar it is given)."""
+    if not _SCALAR_TABLE:
+        _SCALAR_TABLE[:] = _scalars_of(np.arange(SMALL_SCALARS, dtype=np.uint64))
+    return _SCALAR_TABLE
+
+
 def _small_scalars(mag: np.ndarray) -> list[Scalar]:
-    """arkworks ``Scalar`` s of non-negative integers below ``2^64``."""
+    """arkworks ``Scalar`` s of non-negative integers below ``2^64`` (below :data:`SMALL_SCALARS`:
+    picked from a table, about ten times faster than making each)."""
+    if mag.size and int(mag.max()) < SMALL_SCALARS:
+        table, idx = _scalar_table(), mag.tolist()
+        return [table[idx[0]]] if len(idx) == 1 else list(itemgetter(*idx)(table))
+    return _scalars_of(mag)
+
+
+def _scalars_of(mag: np.ndarray) -> list[Scalar]:
     raw = np.zeros((mag.shape[0], 32), dtype=np.uint8)
     raw[:, :8] = mag.astype("<u8").view(np.uint8).reshape(-1, 8)
     raw = raw.tobytes()
