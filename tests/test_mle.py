@@ -105,3 +105,23 @@ def test_evaluate_validates_point_length():
         mle.evaluate(F.zeros(8), F.zeros(2))
     with pytest.raises(ValueError):
         mle.evaluate(F.zeros(6), F.zeros(2))
+
+
+@pytest.mark.parametrize("unit", [False, True])
+def test_fraction_layer_adds_the_fractions_pairwise(unit):
+    """The fused kernel agrees with the device's composition of adds and multiplies, and its
+    fractions are the children's sums."""
+    from zk.device import CPU, Device
+    rng = np.random.default_rng(7)
+    q = F.random_seeded(16, rng)
+    p = None if unit else F.random_seeded(16, rng)
+    fused = mle.fraction_layer(p, q)
+    for a, b in zip(fused, Device.fraction_layer(CPU, p, q)):
+        np.testing.assert_array_equal(a, b)
+    pi = [1] * 16 if unit else [int(v) for v in F.to_int(p)]
+    qi = [int(v) for v in F.to_int(q)]
+    for j in range(8):
+        got = int(F.to_int(fused[0][j])) * pow(int(F.to_int(fused[1][j])), -1, R) % R
+        assert got == (pi[j] * pow(qi[j], -1, R) + pi[j + 8] * pow(qi[j + 8], -1, R)) % R
+    with pytest.raises(ValueError, match="fraction_layer"):
+        mle.fraction_layer(None, q[:1])

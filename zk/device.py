@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import field, group
+from . import field, group, mle
 from .sumcheck import EqSumcheckProver, SumcheckProver, check_terms
 
 __all__ = ["DEVICES", "Device", "CpuDevice", "KernelDevice", "CPU", "resolve"]
@@ -90,6 +90,14 @@ class Device(ABC):
     def lincomb(self, coeffs: np.ndarray, tables):
         """``sum_k coeffs[k] tables[k]`` (host coefficients ``(k, 4)``, tables of one shape)."""
 
+    def fraction_layer(self, p, q):
+        """The layer above fractions ``p / q`` (``p = None``: numerators 1) summed pairwise, the
+        child bit most significant: ``(p(0,.) q(1,.) + p(1,.) q(0,.), q(0,.) q(1,.))``."""
+        h = len(q) // 2
+        c, d = q[:h], q[h:]
+        p = self.add(c, d) if p is None else self.add(self.mul(p[:h], d), self.mul(p[h:], c))
+        return p, self.mul(c, d)
+
     # -- the loops --------------------------------------------------------------------------
     @abstractmethod
     def commit_rows(self, key, table, ints: np.ndarray | None, blinds: np.ndarray, h: group.FixedBase) -> list:
@@ -131,6 +139,7 @@ class CpuDevice(Device):
     add = staticmethod(field.add)
     sub = staticmethod(field.sub)
     mul = staticmethod(field.mul)
+    fraction_layer = staticmethod(mle.fraction_layer)
 
     @staticmethod
     def table_from_ints(ints: np.ndarray) -> np.ndarray:

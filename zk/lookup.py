@@ -316,10 +316,7 @@ def _tree(p, q, device: Device) -> list[tuple]:
     """Every layer ``(p_i, q_i)`` on ``device``, the root first (step 3); ``p = None``: unit numerators."""
     layers = [(p, q)]
     while len(q) > 1:
-        h = len(q) // 2
-        c, d = q[:h], q[h:]
-        p = device.add(c, d) if p is None else device.add(device.mul(p[:h], d), device.mul(p[h:], c))
-        q = device.mul(c, d)
+        p, q = device.fraction_layer(p, q)
         layers.append((p, q))
     return layers[::-1]
 

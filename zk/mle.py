@@ -131,6 +131,33 @@ def fold(tab, challenge, *, in_place: bool = True) -> np.ndarray:
     return out[:half]
 
 
+@kernel
+def _fraction_kernel(p, q, h, unit, out_p, out_q):
+    """``out_q[j] = q[j] q[j + h]``, ``out_p[j] = p[j] q[j + h] + p[j + h] q[j]`` (``p = 1`` if ``unit``)."""
+    for j in prange(h):
+        c = load(q, j)
+        d = load(q, j + h)
+        if unit:
+            store(out_p, j, add_mod(c, d))
+        else:
+            store(out_p, j, add_mod(mont_mul(load(p, j), d), mont_mul(load(p, j + h), c)))
+        store(out_q, j, mont_mul(c, d))
+
+
+def fraction_layer(p, q) -> tuple[np.ndarray, np.ndarray]:
+    """The layer above fractions ``p / q`` (``p = None``: numerators 1) added pairwise, the child
+    bit most significant: ``(p', q')`` with ``p'/q' = p(0, .)/q(0, .) + p(1, .)/q(1, .)``."""
+    q = np.ascontiguousarray(field.asarray(q, "denominators"))
+    h = q.shape[0] // 2
+    unit = p is None
+    p = q if unit else np.ascontiguousarray(field.asarray(p, "numerators"))
+    if p.shape != q.shape or q.shape[0] != 2 * h or not h:
+        raise ValueError(f"fraction_layer: expected numerators and denominators (2h, 4), got {p.shape}, {q.shape}")
+    out_p, out_q = field.empty((h, 4)), field.empty((h, 4))
+    _fraction_kernel[h](p, q, h, unit, out_p, out_q)
+    return out_p, out_q
+
+
 def evaluate(tab, point) -> np.ndarray:
     """The MLE of ``tab`` at ``point`` (field array ``(m, 4)``, ``2^m = len(tab)``): one element."""
     tab = field.asarray(tab, "table")
