@@ -349,18 +349,18 @@ def derive(values, coeff: int, terms, const: int, ones: Point, col_vars: int,
     the relation implies: an honest witness's ``values``, whose claims open; other values do not."""
     table, _, m, c = _layout(values, col_vars, device)
     rows = table.shape[0]
-    for _, com, opening in terms:
-        if (com.num_vars, com.col_vars) != (m, c) or len(opening.blinds) != rows:
-            raise ValueError(f"derive: a term of {com.num_vars} variables and {com.col_vars} column variables "
+    for _, term, term_opening in terms:
+        if (term.num_vars, term.col_vars) != (m, c) or len(term_opening.blinds) != rows:
+            raise ValueError(f"derive: a term of {term.num_vars} variables and {term.col_vars} column variables "
                              f"in a relation over {m} and {c}")
     if coeff % field.R == 0:
         raise ValueError("derive: the derived tensor's coefficient is 0 modulo r")
     scale = pow(coeff, -1, field.R)
     com = Commitment.combine([-cj for cj, _, _ in terms] + [const],
-                             [com for _, com, _ in terms] + [Commitment(m, (ones,) * rows, c)])
+                             [term for _, term, _ in terms] + [Commitment(m, (ones,) * rows, c)])
     blinds = field.zeros(rows)
-    for cj, _, opening in terms:
-        blinds = field.sub(blinds, field.mul(field.from_int(cj), opening.blinds))
+    for cj, _, term_opening in terms:
+        blinds = field.sub(blinds, field.mul(field.from_int(cj), term_opening.blinds))
     if scale != 1:
         com = Commitment.combine([scale], [com])
         blinds = field.mul(field.from_int(scale), blinds)
