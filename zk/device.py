@@ -39,8 +39,9 @@ __all__ = ["DEVICES", "Device", "CpuDevice", "KernelDevice", "CPU", "resolve"]
 
 #: Names accepted by :func:`resolve` (``host`` is the kernels' CPU build, for checking).
 DEVICES = ("auto", "cpu", "cuda", "host")
-#: Integer tables kept as they are until a relation computes on them: bit planes, 16-bit limbs.
-SMALL_TABLES = (np.dtype(np.uint8), np.dtype(np.uint16))
+#: Integer tables kept as they are until a relation computes on them: bit planes, 16-bit limbs and
+#: int64 values (1, 2 and 8 bytes an entry instead of a field element's 32).
+SMALL_TABLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int64))
 
 
 class Device(ABC):
