@@ -246,9 +246,9 @@ class Commitment:
 class Opening:
     """The secret side of a commitment: the table and the row blinds (on the host). The table is
     on the device that committed it (:mod:`zk.device`; another device uploads it): a ``(rows, cols,
-    4)`` field array, or for small entries (a bit plane's 0/1 bytes, 16-bit limbs) their ``(rows,
-    cols)`` integers (:data:`zk.device.SMALL_TABLES`), 32 or 16 times smaller, expanded only where
-    a relation computes on them (:meth:`field_table`)."""
+    4)`` field array, or for integer entries (a bit plane's 0/1 bytes, 16-bit limbs, int64 values)
+    their ``(rows, cols)`` integers (:data:`zk.device.SMALL_TABLES`), 32, 16 or 4 times smaller,
+    expanded only where a relation computes on them (:meth:`field_table`)."""
 
     table: np.ndarray
     blinds: np.ndarray
