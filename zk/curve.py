@@ -43,7 +43,7 @@ from numba import njit, prange
 
 from .field import _adc, _mac, _sbb
 
-__all__ = ["P", "affine_points", "RowBases", "rows_msm", "window_bits", "to_xy_bytes"]
+__all__ = ["P", "affine_points", "RowBases", "rows_msm", "window_bits", "FixedBaseTable", "to_xy_bytes"]
 
 #: The base field's order.
 P = 0x1A0111EA397FE69A4B1BA7B6434BACD764774B84F38512BF6730D2A0F6B0F6241EABFFFEB153FFFFB9FEFFFFFFFFAAAB
@@ -359,6 +359,32 @@ def _to_affine_kernel(xyzz, canonical, out, identity):
         _store(out, i, 6, fp_mul(y, scale))
 
 
+@njit(cache=True)
+def _fixed_table_kernel(x, y, out):
+    """``out[255 w + d - 1] = d 256^w (x, y)`` (XYZZ) for ``w < 32``, ``1 <= d <= 255``."""
+    for w in range(FIXED_WINDOWS):
+        acc = _IDENTITY
+        for d in range(255):
+            acc = _add_affine(acc, x, y)
+            _store_point(out, 255 * w + d, acc)
+        X, Y, ZZ, ZZZ = _add_affine(acc, x, y)  # 256^(w+1) (x, y), then back to affine
+        inv = _fp_inv(fp_mul(ZZ, ZZZ))
+        x, y = fp_mul(X, fp_mul(inv, ZZZ)), fp_mul(Y, fp_mul(inv, ZZ))
+
+
+@njit(cache=True, parallel=True)
+def _fixed_mul_kernel(table, digits, out):
+    """``out[i] = sum_w digits[i, w] 256^w P`` (XYZZ) from :func:`_fixed_table_kernel`'s table."""
+    for i in prange(digits.shape[0]):
+        acc = _IDENTITY
+        for w in range(digits.shape[1]):
+            d = np.int64(digits[i, w])
+            if d:
+                j = 255 * w + d - 1
+                acc = _add_affine(acc, _load(table, j, 0), _load(table, j, 6))
+        _store_point(out, i, acc)
+
+
 def _to_affine(xyzz: np.ndarray, canonical: bool) -> tuple[np.ndarray, np.ndarray]:
     affine = np.empty((xyzz.shape[0], 12), dtype=np.uint64)
     identity = np.empty(xyzz.shape[0], dtype=np.bool_)
@@ -413,6 +439,38 @@ class RowBases:
             have = np.concatenate(more)
             self._shifted[c] = have
         return have[:windows]
+
+
+#: Byte windows of a fixed-base scalar (255-bit scalars, canonical little-endian bytes).
+FIXED_WINDOWS = 32
+
+
+class FixedBaseTable:
+    """Multiples ``d 256^w P`` (``1 <= d <= 255``, ``w < 32``) of one point, affine: a product by a
+    scalar is then at most 32 mixed additions, one per nonzero byte (the table: 8160 additions)."""
+
+    def __init__(self, affine: np.ndarray) -> None:
+        if affine.shape != (1, 12):
+            raise ValueError(f"FixedBaseTable: expected one point (1, 12), got {affine.shape}")
+        xyzz = np.empty((255 * FIXED_WINDOWS, 24), dtype=np.uint64)
+        _fixed_table_kernel(_load_tuple(affine[0, :6]), _load_tuple(affine[0, 6:]), xyzz)
+        self.table, identity = _to_affine(xyzz, canonical=False)
+        if identity.any():
+            raise ValueError("FixedBaseTable: the point is not in the prime-order subgroup")
+
+    def mul(self, scalar_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The products by scalars given as canonical little-endian bytes ``(n, 32)`` uint8:
+        canonical affine coordinates ``(n, 12)`` and an identity mask, as :func:`rows_msm`."""
+        digits = np.ascontiguousarray(scalar_bytes, dtype=np.uint8)
+        if digits.ndim != 2 or digits.shape[1] != FIXED_WINDOWS:
+            raise ValueError(f"FixedBaseTable.mul: expected (n, {FIXED_WINDOWS}) bytes, got {digits.shape}")
+        xyzz = np.empty((digits.shape[0], 24), dtype=np.uint64)
+        _fixed_mul_kernel(self.table, digits, xyzz)
+        return _to_affine(xyzz, canonical=True)
+
+
+def _load_tuple(limbs: np.ndarray) -> tuple:
+    return tuple(np.uint64(v) for v in limbs)
 
 
 def window_bits(bits: int, width: int) -> int:

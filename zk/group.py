@@ -28,7 +28,8 @@ Hyrax commitment) runs its rows on a thread pool.
 fixed-point values): 0/1 rows are sums of precomputed subset sums, other rows go to
 :func:`zk.curve.rows_msm`, a bucket method on the integers themselves in numba (windows sized to the
 widest entry, rows in parallel), about 2x faster than arkworks through the binding for 16-bit limbs.
-:class:`FixedBase` multiplies one point by many scalars with a precomputed table (additions only).
+:class:`FixedBase` multiplies one point by many scalars with a precomputed table (additions only,
+in numba).
 
 Serialisation
 -------------
@@ -44,7 +45,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from itertools import compress
-from operator import add, itemgetter
+from operator import add
 from pathlib import Path
 
 import numpy as np
@@ -228,9 +229,7 @@ def _integer_rows(points: list, arr: np.ndarray) -> list[G1Point]:
     bases = _cached(points, "row bases", _row_bases)
     if bases is None:
         return [_arkworks_row(points, row) for row in arr.astype(np.int64)]
-    affine, identity = curve.rows_msm(bases, arr)
-    load, zero = G1Point.from_xy_bytes_unchecked_le, G1Point.identity()
-    return [zero if z else load(xy) for xy, z in zip(curve.to_xy_bytes(affine), identity.tolist())]
+    return _points(*curve.rows_msm(bases, arr))
 
 
 def _arkworks_row(points, v: np.ndarray) -> G1Point:
@@ -310,32 +309,27 @@ def combine_rows(coeffs, columns) -> list[G1Point]:
 
 
 class FixedBase:
-    """Multiples of one fixed point through a table of ``d * 256^w * point`` (``d < 256``, ``w < 32``).
-
-    Each product then costs at most 32 additions instead of a 255-bit scalar multiplication;
-    building the table costs 8160 additions.
-    """
+    """Multiples of one fixed point through :class:`zk.curve.FixedBaseTable` (``d * 256^w * point``,
+    ``d < 256``, ``w < 32``): each product costs at most 32 mixed additions in numba instead of a
+    255-bit scalar multiplication."""
 
     def __init__(self, point: G1Point) -> None:
         self.point = point
-        self._table = []
-        base = point
-        for _ in range(32):
-            row = [G1Point.identity(), base]
-            for _ in range(254):
-                row.append(row[-1] + base)
-            self._table.append(row)
-            base = row[-1] + base
-        self._identity = G1Point.identity()
+        self._table = None if point == G1Point.identity() else \
+            curve.FixedBaseTable(curve.affine_points(bytes(point.to_xy_bytes_le())))
 
     def mul(self, scalars) -> list[G1Point]:
         """``[s * point for s in scalars]`` for a field array of shape ``(n, 4)``."""
         raw = np.frombuffer(field.to_bytes(scalars), dtype=np.uint8).reshape(-1, 32)
-        table, zero = self._table, self._identity
-        return [
-            reduce(add, (table[w][d] for w, d in enumerate(digits) if d), zero)
-            for digits in raw.tolist()
-        ]
+        if self._table is None:
+            return [G1Point.identity()] * raw.shape[0]
+        return _points(*self._table.mul(raw))
+
+
+def _points(affine: np.ndarray, identity: np.ndarray) -> list[G1Point]:
+    """arkworks points of :mod:`zk.curve`'s canonical affine results."""
+    load, zero = G1Point.from_xy_bytes_unchecked_le, G1Point.identity()
+    return [zero if z else load(xy) for xy, z in zip(curve.to_xy_bytes(affine), identity.tolist())]
 
 
 def point_to_bytes(p: G1Point) -> bytes:
