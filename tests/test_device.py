@@ -170,6 +170,8 @@ def test_eq_tables_and_vecmat_match(host):
     for rows, cols in ((1, 8), (3, 5), (130, 16)):
         v, m = field.random_seeded(rows, rng), field.random_seeded((rows, cols), rng)
         assert np.array_equal(host.vecmat(v, m), field.vecmat(v, m))
+        ints = rng.integers(-2**40, 2**40, (rows, cols))
+        assert np.array_equal(host.vecmat(v, ints), field.vecmat(v, field.from_int(ints)))
 
 
 def test_a_kernel_sumcheck_sends_the_cpu_provers_messages(host):

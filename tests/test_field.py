@@ -254,3 +254,41 @@ def test_scatter_add_rejects_bad_indices():
         F.scatter_add([0, 2], F.ones(2), 2)
     with pytest.raises(ValueError, match="2 indices for 1 values"):
         F.scatter_add([0, 1], F.ones(1), 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.sampled_from(["int64", "uint16", "uint8", "bool"]), st.integers(0, 2**32))
+def test_vecmat_on_integers_equals_vecmat_on_their_field_elements(rows, cols, dtype, seed):
+    rng = np.random.default_rng(seed)
+    v = F.random_seeded(rows, rng)
+    if dtype == "int64":
+        m = rng.integers(-2**63, 2**63 - 1, (rows, cols), dtype=np.int64, endpoint=True)
+        m[0, 0] = -2**63
+    else:
+        m = rng.integers(0, np.iinfo(dtype).max if dtype != "bool" else 1, (rows, cols), endpoint=True).astype(dtype)
+    expected = F.vecmat(v, F.from_int(m.astype(np.int64).tolist()))
+    assert np.array_equal(F.vecmat(v, m), expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.sampled_from(["int64", "uint16", "uint8", "field"]), st.integers(0, 2**32))
+def test_scale_add_on_integers_and_field_elements(n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    ints = rng.integers(-2**63 if dtype in ("int64", "field") else 0,
+                        2**63 - 1 if dtype in ("int64", "field") else np.iinfo(dtype).max, n, endpoint=True)
+    a = F.from_int(ints.tolist()) if dtype == "field" else ints.astype(dtype)
+    scale, offset = F.random_seeded((), rng), F.random_seeded((), rng)
+    expected = F.add(F.mul(F.from_int(ints.tolist()), scale), offset)
+    assert np.array_equal(F.scale_add(a, scale, offset), expected)
+    out = F.zeros(n + 2)
+    F.scale_add(a, scale, offset, out=out[1:n + 1])
+    assert np.array_equal(out[1:n + 1], expected) and not out[0].any() and not out[-1].any()
+
+
+def test_add_into_out():
+    rng = np.random.default_rng(9)
+    a, b = F.random_seeded(8, rng), F.random_seeded(8, rng)
+    expected = F.add(a, b)
+    assert F.add(a, b, out=a) is a and np.array_equal(a, expected)
+    with pytest.raises(ValueError, match="out"):
+        F.add(a, b, out=F.zeros(4))

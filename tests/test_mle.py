@@ -125,3 +125,29 @@ def test_fraction_layer_adds_the_fractions_pairwise(unit):
         assert got == (pi[j] * pow(qi[j], -1, R) + pi[j + 8] * pow(qi[j + 8], -1, R)) % R
     with pytest.raises(ValueError, match="fraction_layer"):
         mle.fraction_layer(None, q[:1])
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint16", "uint8", "field"])
+@pytest.mark.parametrize("positions", [[], [0], [3, 7], [0, 1, 2, 9], list(range(10))])
+def test_partial_eval_binds_the_chosen_variables(dtype, positions):
+    """Binding some variables of an MLE (integer tables read as they are) equals folding them one
+    at a time, and the result evaluates like the MLE on the merged point."""
+    rng = np.random.default_rng(len(positions))
+    m = 10
+    ints = rng.integers(-2**40 if dtype in ("int64", "field") else 0, 2**8 if dtype == "uint8" else 2**16, 1 << m)
+    table = F.from_int(ints.tolist())
+    tab = table if dtype == "field" else ints.astype(dtype)
+    values = F.random_seeded(len(positions), rng)
+    got = mle.partial_eval(tab, positions, values)
+    t = table.reshape((2,) * m + (4,))
+    for p, v in zip(reversed(positions), reversed(list(values))):
+        lo, hi = np.take(t, 0, axis=p), np.take(t, 1, axis=p)
+        t = F.add(lo, F.mul(F.sub(hi, lo), v))
+    assert np.array_equal(got, t.reshape(-1, 4))
+    rest = F.random_seeded(m - len(positions), rng)
+    point = np.empty((m, 4), dtype=np.uint64)
+    point[positions] = values
+    point[[p for p in range(m) if p not in positions]] = rest
+    assert np.array_equal(mle.evaluate(got, rest), mle.evaluate(table, point))
+    with pytest.raises(ValueError, match="increasing"):
+        mle.partial_eval(tab, [3, 1], F.random_seeded(2, rng))

@@ -191,13 +191,17 @@ def test_eq_prover_sends_the_messages_of_the_prover_with_an_eq_table(m, terms):
     u = F.random_seeded(m, rng)
     with_table = S.SumcheckProver(tables + [mle.eq_table(u)], [(c, idx + (2,)) for c, idx in terms])
     factored = S.EqSumcheckProver(u, tables, terms)
+    consumed = S.EqSumcheckProver(u, [t.copy() for t in tables], terms, consume=True)  # folds in place
     assert factored.degree == with_table.degree and factored.num_vars == m
     for _ in range(m):
-        assert np.array_equal(factored.round_polynomial(), with_table.round_polynomial())
+        message = with_table.round_polynomial()
+        assert np.array_equal(factored.round_polynomial(), message)
+        assert np.array_equal(consumed.round_polynomial(), message)
         r = F.random_seeded((), rng)
-        factored.bind(r)
-        with_table.bind(r)
+        for p in (factored, with_table, consumed):
+            p.bind(r)
     assert np.array_equal(factored.final_evaluations(), with_table.final_evaluations()[:2])
+    assert np.array_equal(consumed.final_evaluations(), with_table.final_evaluations()[:2])
 
 
 def test_prover_leaves_the_callers_tables_untouched():

@@ -331,7 +331,7 @@ def opens(commitment: Commitment, opening: Opening, key: CommitKey = DEFAULT_KEY
             opening.table.shape[1] != 1 << commitment.col_vars:
         return False
     rho = field.random(rows)
-    combined = CPU.vecmat(rho, opening.field_table(CPU))
+    combined = CPU.vecmat(rho, opening.table)
     blind = field.inner(rho, opening.blinds)
     lhs = group.msm(list(commitment.rows), rho)
     return lhs == group.msm(key.g(len(combined)) + [key.H], np.concatenate([combined, blind[None]]))
@@ -397,7 +397,7 @@ def evaluate(opening: Opening, point, device: Device = CPU) -> np.ndarray:
 
 def _row_combination(opening: Opening, left: np.ndarray, device: Device) -> np.ndarray:
     """``t = L^T T`` (computed on ``device``, returned to the host)."""
-    return device.vecmat(left, opening.field_table(device))
+    return device.vecmat(left, opening.table)
 
 
 @dataclass(frozen=True)

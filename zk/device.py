@@ -99,6 +99,22 @@ class Device(ABC):
         p = self.add(c, d) if p is None else self.add(self.mul(p[:h], d), self.mul(p[h:], c))
         return p, self.mul(c, d)
 
+    def scale_add_into(self, out, table, scale, offset) -> None:
+        """``out = offset + scale * T`` entrywise for a table ``T`` (flattened; ``scale`` and
+        ``offset`` host field elements), written into the field array ``out`` (e.g. a slice)."""
+        out[...] = self.add(self.mul(self.field_table(table).reshape(-1, 4), scale), offset)
+
+    def partial_eval(self, table, positions, values):
+        """Bind the variables ``positions`` (increasing) of a table's MLE to ``values`` (host field
+        array ``(k, 4)``): the field table over the other variables, in their order."""
+        t = self.field_table(table).reshape(-1, 4)
+        m = len(t).bit_length() - 1
+        t = t.reshape((2,) * m + (4,))
+        for pos, v in zip(reversed(positions), reversed(values)):  # the later axes first: the earlier stay put
+            lo, hi = self.xp.take(t, 0, axis=pos), self.xp.take(t, 1, axis=pos)
+            t = self.add(lo, self.mul(self.sub(hi, lo), v))
+        return t.reshape(-1, 4)
+
     # -- the loops --------------------------------------------------------------------------
     @abstractmethod
     def commit_rows(self, key, table, ints: np.ndarray | None, blinds: np.ndarray, h: group.FixedBase) -> list:
@@ -118,14 +134,16 @@ class Device(ABC):
         :class:`zk.sumcheck.SumcheckProver`'s interface and messages."""
 
     @abstractmethod
-    def eq_sumcheck(self, point, tables, terms: Sequence[tuple], claim=None):
+    def eq_sumcheck(self, point, tables, terms: Sequence[tuple], claim=None, consume: bool = False):
         """A prover for ``sum_x eq(point, x) sum_t c_t prod_j P_j(x)`` (the eq factor left out
         of ``terms``), with :class:`zk.sumcheck.SumcheckProver`'s interface and messages (``claim``:
-        the sum, when the caller knows it; it may save work, never changes a message)."""
+        the sum, when the caller knows it; it may save work, never changes a message; ``consume``:
+        the caller no longer needs the tables, which the prover may then overwrite)."""
 
     @abstractmethod
     def vecmat(self, v: np.ndarray, m) -> np.ndarray:
-        """``v^T M`` for ``v (rows, 4)`` on the host and a table ``M (rows, cols, 4)``, on the host."""
+        """``v^T M`` for ``v (rows, 4)`` on the host and a table ``M`` (``(rows, cols, 4)``, or small
+        integers ``(rows, cols)``), on the host."""
 
 
 class CpuDevice(Device):
@@ -141,6 +159,15 @@ class CpuDevice(Device):
     sub = staticmethod(field.sub)
     mul = staticmethod(field.mul)
     fraction_layer = staticmethod(mle.fraction_layer)
+
+    @staticmethod
+    def scale_add_into(out, table, scale, offset) -> None:
+        field.scale_add(table.reshape(-1) if table.dtype in SMALL_TABLES else table.reshape(-1, 4), scale, offset, out)
+
+    @staticmethod
+    def partial_eval(table, positions, values) -> np.ndarray:
+        return mle.partial_eval(table.reshape(-1) if table.dtype in SMALL_TABLES else table.reshape(-1, 4),
+                                positions, values)
 
     @staticmethod
     def table_from_ints(ints: np.ndarray) -> np.ndarray:
@@ -172,8 +199,8 @@ class CpuDevice(Device):
         return SumcheckProver(tables, terms)
 
     @staticmethod
-    def eq_sumcheck(point, tables, terms: Sequence[tuple], claim=None) -> EqSumcheckProver:
-        return EqSumcheckProver(point, tables, terms, claim)
+    def eq_sumcheck(point, tables, terms: Sequence[tuple], claim=None, consume: bool = False) -> EqSumcheckProver:
+        return EqSumcheckProver(point, tables, terms, claim, consume=consume)
 
     @staticmethod
     def vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -283,13 +310,13 @@ class KernelDevice(Device):
         """The table of ``eq(point, .)`` on the device."""
         return self._gpu.eq_table(self.upload(field.asarray(point, "point").reshape(-1, 4)))
 
-    def eq_sumcheck(self, point, tables, terms: Sequence[tuple], claim=None) -> "KernelSumcheckProver":
+    def eq_sumcheck(self, point, tables, terms: Sequence[tuple], claim=None, consume: bool = False) -> "KernelSumcheckProver":
         # the eq table materialised as one more factor of every term: the same polynomials
         tables = list(tables)
         return self.sumcheck(tables + [self.eq_table(point)], [(c, tuple(idx) + (len(tables),)) for c, idx in terms])
 
     def vecmat(self, v: np.ndarray, m: np.ndarray) -> np.ndarray:
-        return self.download(self._gpu.vecmat(self.upload(v), self.upload(m)))
+        return self.download(self._gpu.vecmat(self.upload(v), self.field_table(m)))
 
 
 class KernelSumcheckProver:

@@ -114,20 +114,15 @@ class EinsumLayout:
 
 
 def _restrict(tab, variables: list, fixed: dict, order: list, device: Device):
-    """Bind the ``fixed`` variables of an MLE table, then lay the rest out over ``order``
-    (variables of ``order`` the table lacks are broadcast): a table over ``order``, on
-    ``device``."""
-    t = device.asarray(tab).reshape((2,) * len(variables) + (4,))
-    names = list(variables)
-    for pos in reversed(range(len(names))):
-        v = names[pos]
-        if v in fixed:
-            lo = device.xp.take(t, 0, axis=pos)
-            hi = device.xp.take(t, 1, axis=pos)
-            t = device.add(lo, device.mul(device.sub(hi, lo), fixed[v]))
-            del names[pos]
+    """Bind the ``fixed`` variables of a table's MLE (field elements or small integers), then lay
+    the rest out over ``order`` (variables of ``order`` the table lacks are broadcast): a field
+    table over ``order``, on ``device``."""
+    positions = [i for i, v in enumerate(variables) if v in fixed]
+    values = np.stack([fixed[variables[i]] for i in positions]) if positions else np.zeros((0, 4), dtype=np.uint64)
+    t = device.partial_eval(device.asarray(tab), positions, values)
+    names = [v for v in variables if v not in fixed]
     perm = sorted(range(len(names)), key=lambda i: order.index(names[i]))
-    t = t.transpose(perm + [len(names)])
+    t = t.reshape((2,) * len(names) + (4,)).transpose(perm + [len(names)])
     t = t.reshape(tuple(2 if v in names else 1 for v in order) + (4,))
     full = device.xp.broadcast_to(t, (2,) * len(order) + (4,))
     return device.xp.ascontiguousarray(full).reshape(-1, 4)
@@ -301,7 +296,7 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript, eva
     # sumcheck over batch + contracted variables
     sum_vars = layout.sum_variables
     free_fixed = {v: u_of[v] for v in out_vars if v[0] not in layout.batch}
-    tables = [_restrict(open_x.field_table(device).reshape(-1, 4), layout.variables(k), free_fixed, sum_vars,
+    tables = [_restrict(open_x.table, layout.variables(k), free_fixed, sum_vars,
                         device) for k, open_x in enumerate((open_a, open_b))]
     terms = [(1, (0, 1))]
     batch_vars = [v for v in sum_vars if v[0] in layout.batch]

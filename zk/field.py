@@ -42,7 +42,7 @@ __all__ = [
     "from_int", "to_int", "to_signed", "to_bytes", "from_bytes",
     "add", "sub", "neg", "mul", "square", "pow", "inv", "sum", "scatter_add", "inner", "vecmat", "powers", "equal",
     "zeros", "ones", "empty", "random", "random_seeded",
-    "asarray", "parallel_chunks", "mont_mul", "add_mod", "sub_mod", "load", "store",
+    "scale_add", "int_scale", "asarray", "parallel_chunks", "mont_mul", "add_mod", "sub_mod", "times_int", "load", "store",
 ]
 
 #: The field order.
@@ -74,6 +74,7 @@ ONE = np.array(_ONE_T, dtype=np.uint64)
 ZERO.flags.writeable = False
 ONE.flags.writeable = False
 _RAW_ONE = np.array([_RAW_ONE_T], dtype=np.uint64)
+_R2 = np.array(_R2_T, dtype=np.uint64)
 
 # --------------------------------------------------------------------------------------------
 # 128-bit steps as LLVM intrinsics
@@ -207,6 +208,19 @@ def sub_mod(a, b):
 
 
 @njit(cache=True)
+def times_int(scaled, v):
+    """``w * v`` (Montgomery form) from ``scaled = w R^2`` (:func:`int_scale`) and an integer ``v`` of
+    at most 64 bits: one Montgomery product by the raw magnitude, negated for ``v < 0``."""
+    mag = np.uint64(v)  # two's complement bits
+    if v < 0:
+        mag = _Z64 - mag
+    p = mont_mul(scaled, (mag, _Z64, _Z64, _Z64))
+    if v < 0:
+        p = sub_mod(_ZERO_T, p)
+    return p
+
+
+@njit(cache=True)
 def load(arr, i):
     """Row ``i`` of an ``(n, 4)`` array as a 4-tuple."""
     return arr[i, 0], arr[i, 1], arr[i, 2], arr[i, 3]
@@ -322,6 +336,18 @@ def _vecmat_kernel(v, m, rows, cols, out):
         acc = _ZERO_T
         for i in range(rows):
             acc = add_mod(acc, mont_mul(load(v, i), load(m, i * cols + j)))
+        store(out, j, acc)
+
+
+@kernel
+def _vecmat_ints_kernel(scaled, m, rows, cols, out):
+    """``out[j] = sum_i v[i] * m[i * cols + j]`` for integers ``m``, from ``scaled = v R^2`` (:func:`times_int`)."""
+    for j in prange(cols):
+        acc = _ZERO_T
+        for i in range(rows):
+            x = m[i * cols + j]
+            if x != 0:
+                acc = add_mod(acc, times_int(load(scaled, i), x))
         store(out, j, acc)
 
 
@@ -467,10 +493,13 @@ def parallel_chunks(n: int, grain: int) -> int:
     return max(1, min(4 * numba.get_num_threads(), n // grain))
 
 
-def _binary(op: int, a, b) -> np.ndarray:
+def _binary(op: int, a, b, out=None) -> np.ndarray:
     a, b = asarray(a, "a"), asarray(b, "b")
     shape = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
-    out = empty(shape + (4,))
+    if out is None:
+        out = empty(shape + (4,))
+    elif out.shape != shape + (4,) or out.dtype != np.uint64 or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out: expected a writeable C-contiguous field array {shape + (4,)}, got {out.dtype} {out.shape}")
     _binary_kernel[out.size // 4](op, _rows(a, shape), _rows(b, shape), out.reshape(-1, 4))
     return out
 
@@ -573,8 +602,9 @@ def from_bytes(data, count: int) -> np.ndarray:
     return _from_canonical(np.frombuffer(data, dtype="<u8").reshape(count, 4), "from_bytes")
 
 
-def add(a, b) -> np.ndarray:
-    return _binary(_ADD, a, b)
+def add(a, b, *, out=None) -> np.ndarray:
+    """``a + b`` (into ``out``, which may be ``a`` or ``b``: entries are computed in place)."""
+    return _binary(_ADD, a, b, out)
 
 
 def sub(a, b) -> np.ndarray:
@@ -664,13 +694,49 @@ def inner(a, b) -> np.ndarray:
 
 
 def vecmat(v, m) -> np.ndarray:
-    """``v^T M`` for a vector ``v`` ``(r, 4)`` and a matrix ``M`` ``(r, c, 4)``: ``(c, 4)``."""
-    v, m = asarray(v, "v"), asarray(m, "m")
-    if m.ndim != 3 or v.shape != (m.shape[0], 4):
-        raise ValueError(f"vecmat: expected v (r, 4) and M (r, c, 4), got {v.shape} and {m.shape}")
+    """``v^T M`` for a vector ``v`` ``(r, 4)`` and a matrix ``M``: field elements ``(r, c, 4)``, or
+    integers ``(r, c)`` (int64 or narrower), which are never expanded: ``(c, 4)``."""
+    v = asarray(v, "v")
+    m = np.asarray(m)
+    integer = m.dtype.kind in "iub" and m.dtype != np.uint64  # uint64: field limbs
+    if not integer:
+        m = asarray(m, "m")
+    if m.ndim != (2 if integer else 3) or v.shape != (m.shape[0], 4):
+        raise ValueError(f"vecmat: expected v (r, 4) and M (r, c, 4) or integers (r, c), got {v.shape} and {m.shape}")
     rows, cols = m.shape[:2]
     out = empty((cols, 4))
-    _vecmat_kernel[rows * cols](_contiguous(v), _contiguous(m).reshape(-1, 4), rows, cols, out)
+    if integer:
+        _vecmat_ints_kernel[rows * cols](int_scale(v), np.ascontiguousarray(m).reshape(-1), rows, cols, out)
+    else:
+        _vecmat_kernel[rows * cols](_contiguous(v), _contiguous(m).reshape(-1, 4), rows, cols, out)
+    return out
+
+
+def int_scale(a) -> np.ndarray:
+    """``a R^2``: the factors :func:`times_int` multiplies integers by."""
+    return mul(a, _R2)
+
+
+@kernel
+def _scale_add_kernel(a, integer, scale, offset, out):
+    """``out[i] = offset + scale * a[i]`` (``integer``: ``a[i, 0]`` an integer, ``scale`` pre-scaled)."""
+    s, o = load(scale, 0), load(offset, 0)
+    for i in prange(out.shape[0]):
+        p = times_int(s, a[i, 0]) if integer else mont_mul(s, load(a, i))
+        store(out, i, add_mod(o, p))
+
+
+def scale_add(a, scale, offset, out=None) -> np.ndarray:
+    """``offset + scale * a`` entrywise for a field array ``(n, 4)`` or integers ``(n,)`` (int64 or
+    narrower, read as they are), ``scale`` and ``offset`` one element each; into ``out`` if given."""
+    a = np.asarray(a)
+    integer = a.dtype.kind in "iub" and a.dtype != np.uint64  # uint64: field limbs
+    a = np.ascontiguousarray(a.reshape(-1, 1)) if integer else _contiguous(asarray(a, "a")).reshape(-1, 4)
+    scale = asarray(scale, "scale").reshape(1, 4)
+    out = empty((a.shape[0], 4)) if out is None else out
+    if out.shape != (a.shape[0], 4) or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError(f"scale_add: out must be a C-contiguous field array ({a.shape[0]}, 4), got {out.shape}")
+    _scale_add_kernel[a.shape[0]](a, integer, int_scale(scale) if integer else scale, asarray(offset, "offset").reshape(1, 4), out)
     return out
 
 

@@ -302,13 +302,14 @@ def multiplicities(columns, table_bits: int, unused: int = 0, device: Device = C
 
 def _lookup_denominators(columns, layout: Layout, alpha: np.ndarray, beta: np.ndarray | None, device: Device):
     """The lookup tree's leaf denominators ``alpha - c_j F_j(x)`` (``alpha - F_j(x) - beta V_j(x)``
-    against a function table; ``alpha`` on unused leaves), on ``device``."""
-    q = device.add(device.asarray(field.zeros(1 << layout.num_vars)), alpha)
+    against a function table; ``alpha`` on unused leaves), on ``device``: each leaf written once."""
+    q = device.xp.empty((1 << layout.num_vars, 4), dtype=np.uint64)
+    q[len(q) - layout.unused:] = device.asarray(alpha)  # the blocks fill the leaves from 0
     for c, off in zip(columns, layout.offsets):
-        entry = device.mul(device.field_table(c.stack.opening.table).reshape(-1, 4), field.from_int(-c.scale))
+        block = q[off:off + (1 << c.num_vars)]
+        device.scale_add_into(block, c.stack.opening.table, field.from_int(-c.scale), alpha)
         if beta is not None:
-            entry = device.sub(entry, device.mul(device.field_table(c.values.opening.table).reshape(-1, 4), beta))
-        q[off:off + len(entry)] = device.add(entry, alpha)
+            block[...] = device.sub(block, device.mul(device.field_table(c.values.opening.table).reshape(-1, 4), beta))
     return q
 
 
@@ -347,10 +348,10 @@ def _prove_tree(layers, roots, root_blinds, t: Transcript, key, device: Device):
         claim = field.add(pv, field.mul(lam, qv))
         if p_next is None:  # a = b = 1: sum eq (c + d + lambda c d)
             prover = device.eq_sumcheck(point, [q_next[:h], q_next[h:]], [(1, (0,)), (1, (1,)), (lam, (0, 1))],
-                                        claim)
-        else:
+                                        claim, consume=True)
+        else:  # (the layer is read by this sumcheck alone: its prover folds it in place)
             prover = device.eq_sumcheck(point, [p_next[:h], p_next[h:], q_next[:h], q_next[h:]],
-                                        [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))], claim)
+                                        [(1, (0, 3)), (1, (1, 2)), (lam, (2, 3))], claim, consume=True)
         sc, s, finals, final_blind = zksumcheck.prove(prover, claim_blind, t, key)
         if p_next is None:  # (a kernel device's prover lists the eq table last: ignored)
             c, d = finals[:2]

@@ -23,9 +23,9 @@ import numpy as np
 from numba import prange
 
 from . import field
-from .field import add_mod, kernel, load, mont_mul, store, sub_mod
+from .field import add_mod, kernel, load, mont_mul, store, sub_mod, times_int
 
-__all__ = ["dim_bits", "pad_pow2", "table", "eq_table", "eq", "fold", "evaluate"]
+__all__ = ["dim_bits", "pad_pow2", "table", "eq_table", "eq", "fold", "partial_eval", "evaluate"]
 
 
 def dim_bits(shape) -> tuple[int, ...]:
@@ -129,6 +129,67 @@ def fold(tab, challenge, *, in_place: bool = True) -> np.ndarray:
     out = tab if in_place else field.empty((half, 4))
     _fold_kernel[half](tab, half, c, out)
     return out[:half]
+
+
+_BLOCK = 64
+
+
+@kernel
+def _partial_eval_kernel(tab, integer, weights, off_fixed, off_free, out):
+    """``out[y] = sum_x weights[x] tab[off_fixed[x] + off_free[y]]``, in blocks of :data:`_BLOCK`
+    outputs; an ``integer`` table's entries are integers and ``weights`` pre-scaled
+    (:func:`zk.field.times_int`)."""
+    n = off_free.shape[0]
+    for blk in prange((n + _BLOCK - 1) // _BLOCK):
+        lo = blk * _BLOCK
+        hi = min(n, lo + _BLOCK)
+        acc = np.zeros((_BLOCK, 4), dtype=np.uint64)
+        for x in range(off_fixed.shape[0]):
+            w = load(weights, x)
+            base = off_fixed[x]
+            for y in range(lo, hi):
+                if integer:
+                    v = tab[base + off_free[y], 0]
+                    if v == 0:
+                        continue
+                    p = times_int(w, v)
+                else:
+                    p = mont_mul(w, load(tab, base + off_free[y]))
+                store(acc, y - lo, add_mod(load(acc, y - lo), p))
+        for y in range(lo, hi):
+            store(out, y, load(acc, y - lo))
+
+
+def _offsets(num_vars: int, positions) -> np.ndarray:
+    """Flat index offsets of every assignment of the variables ``positions``, the others 0, in the
+    order of an index whose most significant bit is the first position's."""
+    off = np.zeros(1, dtype=np.int64)
+    for p in reversed(positions):
+        off = np.concatenate([off, off + (1 << (num_vars - 1 - p))])
+    return off
+
+
+def partial_eval(tab, positions, values) -> np.ndarray:
+    """Bind the variables ``positions`` of the MLE of ``tab`` to ``values`` (field array ``(k, 4)``):
+    the table over the other variables, in their order. ``tab`` is a field table ``(2^m, 4)`` or
+    integers ``(2^m,)`` (small integers or int64), read without expanding them."""
+    tab = np.asarray(tab)
+    integer = tab.dtype.kind in "iub" and tab.dtype != np.uint64  # uint64: field limbs
+    tab = np.ascontiguousarray(tab.reshape(-1, 1) if integer else field.asarray(tab, "table"))
+    m = _num_vars(tab, "partial_eval")
+    positions = [int(p) for p in positions]
+    if sorted(set(positions)) != positions or any(not 0 <= p < m for p in positions):
+        raise ValueError(f"partial_eval: positions must be increasing variables of {m}, got {positions}")
+    values = field.asarray(values, "values").reshape(-1, 4)
+    if len(values) != len(positions):
+        raise ValueError(f"partial_eval: {len(positions)} positions but {len(values)} values")
+    weights = eq_table(values)
+    if integer:
+        weights = field.int_scale(weights)
+    free = [p for p in range(m) if p not in positions]
+    out = field.empty((1 << len(free), 4))
+    _partial_eval_kernel[tab.shape[0]](tab, integer, weights, _offsets(m, positions), _offsets(m, free), out)
+    return out
 
 
 @kernel

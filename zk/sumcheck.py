@@ -120,18 +120,19 @@ class SumcheckProver:
 
     ``tables``: a sequence of MLE tables (field arrays ``(2^m, 4)``, all the same size) or one
     ``(k, 2^m, 4)`` array; they are never modified (the first :meth:`bind` folds them into new
-    arrays of half the size, later ones fold those in place). ``terms``: ``(coefficient,
-    indices)`` pairs. Per round call :meth:`round_polynomial`, then :meth:`bind` with the challenge.
+    arrays of half the size, later ones fold those in place), unless ``consume``: the caller hands
+    them over and every bind folds in place. ``terms``: ``(coefficient, indices)`` pairs. Per round
+    call :meth:`round_polynomial`, then :meth:`bind` with the challenge.
     """
 
-    def __init__(self, tables, terms: Sequence[tuple]) -> None:
+    def __init__(self, tables, terms: Sequence[tuple], *, consume: bool = False) -> None:
         tables = [field.asarray(t, "table") for t in tables]
         shapes = {t.shape for t in tables}
         if len(shapes) != 1 or tables[0].ndim != 2 or not len(tables[0]) or len(tables[0]) & (len(tables[0]) - 1):
             raise ValueError(f"sumcheck: expected tables of one shape (2^m, 4), got shapes {sorted(shapes)}")
         # the kernel takes the tables as one tuple of a single array type: read-only ones are copied
         self._tables = tuple(np.ascontiguousarray(t) if t.flags.writeable else np.array(t) for t in tables)
-        self._owned = False  # the tables are the caller's until the first bind
+        self._owned = consume  # the tables are the caller's until the first bind, unless handed over
         n = len(tables[0])
         self.degree, self._coeffs = check_terms(terms, len(tables))
         counts = [len(idx) for _, idx in terms]
@@ -187,8 +188,8 @@ class EqSumcheckProver:
     at one point fewer: ``g_i(0) + g_i(1) = claim_i`` gives ``h_i(1)`` from ``h_i(0)``.
     """
 
-    def __init__(self, point, tables, terms: Sequence[tuple], claim=None) -> None:
-        self._inner = SumcheckProver(tables, terms)
+    def __init__(self, point, tables, terms: Sequence[tuple], claim=None, *, consume: bool = False) -> None:
+        self._inner = SumcheckProver(tables, terms, consume=consume)
         self._u = [int(v) for v in field.to_int(field.asarray(point, "eq point").reshape(-1, 4))]
         if len(self._u) != self._inner.num_vars:
             raise ValueError(f"sumcheck: eq point has {len(self._u)} coordinates, the tables {self._inner.num_vars} variables")
@@ -219,8 +220,8 @@ class EqSumcheckProver:
         self._prefix = self._prefix * ((1 - u) * (1 - r) + u * r) % R
         self._inner.bind(challenge)
         half = len(self._weights) // 2
-        if half:
-            self._weights = field.add(self._weights[:half], self._weights[half:])
+        if half:  # in place: the weights are this prover's own
+            self._weights = field.add(self._weights[:half], self._weights[half:], out=self._weights[:half])
         self._round += 1
 
     def final_evaluations(self) -> np.ndarray:
