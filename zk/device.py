@@ -129,9 +129,10 @@ class Device(ABC):
         generators ``G`` of ``key``."""
 
     @abstractmethod
-    def sumcheck(self, tables, terms: Sequence[tuple]):
+    def sumcheck(self, tables, terms: Sequence[tuple], consume: bool = False):
         """A prover for ``sum_x sum_t c_t prod_j P_j(x)`` over ``tables``, with
-        :class:`zk.sumcheck.SumcheckProver`'s interface and messages."""
+        :class:`zk.sumcheck.SumcheckProver`'s interface and messages (``consume``: the caller no
+        longer needs the tables, which the prover may then overwrite)."""
 
     @abstractmethod
     def eq_sumcheck(self, point, tables, terms: Sequence[tuple], claim=None, consume: bool = False):
@@ -195,8 +196,8 @@ class CpuDevice(Device):
         return group.msm_many([([gens[i] for i in idx.tolist()], sc) for idx, sc in jobs])
 
     @staticmethod
-    def sumcheck(tables, terms: Sequence[tuple]) -> SumcheckProver:
-        return SumcheckProver(tables, terms)
+    def sumcheck(tables, terms: Sequence[tuple], consume: bool = False) -> SumcheckProver:
+        return SumcheckProver(tables, terms, consume=consume)
 
     @staticmethod
     def eq_sumcheck(point, tables, terms: Sequence[tuple], claim=None, consume: bool = False) -> EqSumcheckProver:
@@ -303,7 +304,7 @@ class KernelDevice(Device):
         sums = [self._gpu.msm(gens[self.upload(idx.astype(np.int64))], self.upload(sc)) for idx, sc in jobs]
         return self._to_points(self.xp.stack(sums))
 
-    def sumcheck(self, tables, terms: Sequence[tuple]) -> "KernelSumcheckProver":
+    def sumcheck(self, tables, terms: Sequence[tuple], consume: bool = False) -> "KernelSumcheckProver":
         return KernelSumcheckProver(self, tables, terms)
 
     def eq_table(self, point):

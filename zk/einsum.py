@@ -304,7 +304,7 @@ def prove_relation(parsed: EinsumSpec, openings, commitments, t: Transcript, eva
         eq = mle.eq_table(np.stack([u_of[v] for v in batch_vars]))
         tables.append(_restrict(eq, batch_vars, {}, sum_vars, device))
         terms = [(1, (0, 1, 2))]
-    prover = device.sumcheck(tables, terms)
+    prover = device.sumcheck(tables, terms, consume=True)  # the restricted tables are this proof's own
     sc, r, finals, final_blind = zksumcheck.prove(prover, blinds[0], t, key)
     r_of = dict(zip(sum_vars, r))
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import commit, field, group, mle, zksumcheck
-from .device import CPU, Device
+from .device import CPU, SMALL_TABLES, Device
 from .errors import ProofFormatError
 from .openings import Claims, Openings
 from .stack import Stack
@@ -120,7 +120,9 @@ def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript, evals: Openin
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     outside = device.field_table(device.asarray(mask(true_shapes, padded_shape)))
     table = tensor.opening.field_table(device).reshape(-1, 4)
-    prover = device.eq_sumcheck(u, [outside, table], _TERMS, field.zeros())
+    fresh = tensor.opening.table.dtype in SMALL_TABLES  # expanded here: the prover may fold it in place
+    prover = device.eq_sumcheck(u, [outside, table], _TERMS, field.zeros(), consume=fresh)
+    del outside, table
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     blind = field.random()
     value, _ = commit.commit_scalar(finals[1], key, blind=blind)
