@@ -215,3 +215,27 @@ def test_prover_leaves_the_callers_tables_untouched():
     assert all(np.array_equal(a, b) for a, b in zip(tables, before))
     with pytest.raises(ValueError, match="coordinates"):
         S.EqSumcheckProver(F.random_seeded(2, rng), tables, [(1, (0,))])
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 1 << 18])
+def test_integer_tables_give_the_messages_of_their_field_elements(chunk, monkeypatch):
+    """Integer tables (a 0/1 mask, int64 values), expanded chunk by chunk in the first round and
+    bind, give the messages and final evaluations of the same tables as field elements."""
+    monkeypatch.setattr(S, "INTEGER_CHUNK", chunk)
+    rng = np.random.default_rng(chunk)
+    m = 5
+    mask = rng.integers(0, 2, 1 << m).astype(np.uint8)
+    values = rng.integers(-2**62, 2**62, 1 << m)
+    other = F.random_seeded(1 << m, rng)
+    terms = [(1, (0, 1)), (3, (1, 2, 2))]
+    u = F.random_seeded(m, rng)
+    as_ints = S.EqSumcheckProver(u, [mask, values, other], terms)
+    as_field = S.EqSumcheckProver(u, [F.from_int(mask), F.from_int(values), other], terms)
+    for _ in range(m):
+        assert np.array_equal(as_ints.round_polynomial(), as_field.round_polynomial())
+        r = F.random_seeded((), rng)
+        as_ints.bind(r)
+        as_field.bind(r)
+    assert np.array_equal(as_ints.final_evaluations(), as_field.final_evaluations())
+    with pytest.raises(ValueError, match="one shape"):
+        S.SumcheckProver([mask, values[:16]], terms[:1])

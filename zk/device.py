@@ -130,7 +130,8 @@ class Device(ABC):
 
     @abstractmethod
     def sumcheck(self, tables, terms: Sequence[tuple], consume: bool = False):
-        """A prover for ``sum_x sum_t c_t prod_j P_j(x)`` over ``tables``, with
+        """A prover for ``sum_x sum_t c_t prod_j P_j(x)`` over ``tables`` (field tables, or small
+        integers ``(2^m,)``), with
         :class:`zk.sumcheck.SumcheckProver`'s interface and messages (``consume``: the caller no
         longer needs the tables, which the prover may then overwrite)."""
 
@@ -305,7 +306,7 @@ class KernelDevice(Device):
         return self._to_points(self.xp.stack(sums))
 
     def sumcheck(self, tables, terms: Sequence[tuple], consume: bool = False) -> "KernelSumcheckProver":
-        return KernelSumcheckProver(self, tables, terms)
+        return KernelSumcheckProver(self, [self.field_table(t) for t in tables], terms)
 
     def eq_table(self, point):
         """The table of ``eq(point, .)`` on the device."""

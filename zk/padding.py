@@ -118,11 +118,10 @@ def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript, evals: Openin
     """Prove that the committed stack is zero outside ``true_shapes`` (one per instance), on
     ``device``, the evaluation claim going to ``evals``."""
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
-    outside = device.field_table(device.asarray(mask(true_shapes, padded_shape)))
-    table = tensor.opening.field_table(device).reshape(-1, 4)
-    fresh = tensor.opening.table.dtype in SMALL_TABLES  # expanded here: the prover may fold it in place
-    prover = device.eq_sumcheck(u, [outside, table], _TERMS, field.zeros(), consume=fresh)
-    del outside, table
+    outside = device.asarray(mask(true_shapes, padded_shape)).reshape(-1)
+    table = tensor.opening.table  # integer tables go to the prover as they are (it expands them in chunks)
+    table = table.reshape(-1) if table.dtype in SMALL_TABLES else table.reshape(-1, 4)
+    prover = device.eq_sumcheck(u, [outside, table], _TERMS, field.zeros())
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     blind = field.random()
     value, _ = commit.commit_scalar(finals[1], key, blind=blind)

@@ -115,25 +115,40 @@ def check_terms(terms: Sequence[tuple], k: int) -> tuple[int, np.ndarray]:
     return degree, np.array([_coefficient(c) for c, _ in terms], dtype=np.uint64)
 
 
+#: Pairs of entries an integer table's first round expands at a time.
+INTEGER_CHUNK = 1 << 18
+
+
+def _is_integer(t) -> bool:
+    return isinstance(t, np.ndarray) and t.ndim == 1 and t.dtype.kind in "iub"
+
+
 class SumcheckProver:
     """Prover state for ``sum_x sum_t c_t prod_j P_j(x)``: the tables, bound one variable per round.
 
     ``tables``: a sequence of MLE tables (field arrays ``(2^m, 4)``, all the same size) or one
     ``(k, 2^m, 4)`` array; they are never modified (the first :meth:`bind` folds them into new
     arrays of half the size, later ones fold those in place), unless ``consume``: the caller hands
-    them over and every bind folds in place. ``terms``: ``(coefficient, indices)`` pairs. Per round
-    call :meth:`round_polynomial`, then :meth:`bind` with the challenge.
+    them over and every bind folds in place. A table may also be integers ``(2^m,)`` (small
+    integers or int64, e.g. a committed tensor and a 0/1 mask): the first round and the first
+    bind then read them in chunks of :data:`INTEGER_CHUNK` pairs, expanded as they go, so the full
+    table is never held as field elements (the bound one has half the entries). ``terms``:
+    ``(coefficient, indices)`` pairs. Per round call :meth:`round_polynomial`, then :meth:`bind`
+    with the challenge.
     """
 
     def __init__(self, tables, terms: Sequence[tuple], *, consume: bool = False) -> None:
-        tables = [field.asarray(t, "table") for t in tables]
-        shapes = {t.shape for t in tables}
-        if len(shapes) != 1 or tables[0].ndim != 2 or not len(tables[0]) or len(tables[0]) & (len(tables[0]) - 1):
-            raise ValueError(f"sumcheck: expected tables of one shape (2^m, 4), got shapes {sorted(shapes)}")
-        # the kernel takes the tables as one tuple of a single array type: read-only ones are copied
-        self._tables = tuple(np.ascontiguousarray(t) if t.flags.writeable else np.array(t) for t in tables)
-        self._owned = consume  # the tables are the caller's until the first bind, unless handed over
+        tables = [t if _is_integer(t) else field.asarray(t, "table") for t in tables]
+        self._integer = any(_is_integer(t) for t in tables)
+        sizes = {(len(t), t.ndim - (not _is_integer(t))) for t in tables}
         n = len(tables[0])
+        if len(sizes) != 1 or sizes != {(n, 1)} or not n or n & (n - 1):
+            raise ValueError("sumcheck: expected tables of one shape (2^m, 4) (or integers (2^m,)), got shapes "
+                             f"{sorted({t.shape for t in tables})}")
+        # the kernel takes the tables as one tuple of a single array type: read-only ones are copied
+        self._tables = tuple(t if _is_integer(t) else np.ascontiguousarray(t) if t.flags.writeable else np.array(t)
+                             for t in tables)
+        self._owned = consume  # the tables are the caller's until the first bind, unless handed over
         self.degree, self._coeffs = check_terms(terms, len(tables))
         counts = [len(idx) for _, idx in terms]
         self._factors = np.zeros((len(terms), self.degree), dtype=np.int64)
@@ -149,11 +164,28 @@ class SumcheckProver:
         current one (``w`` = 1, or the table ``weights``)."""
         if self._n < 2:
             raise ValueError("sumcheck: every variable is already bound")
-        out = np.empty((width, 4), dtype=np.uint64)
-        _round_kernel[self._n * len(self._tables)](self._tables, self._n, weights, self._factors, self._counts,
-                                                    self._coeffs, width, skip, field.parallel_chunks(self._n // 2, 1024),
-                                                    out)
+        if not self._integer:
+            return self._evaluate(self._tables, self._n, width, weights, skip)
+        out, half = field.zeros(width), self._n // 2
+        for lo in range(0, half, INTEGER_CHUNK):
+            hi = min(half, lo + INTEGER_CHUNK)
+            chunk = tuple(self._pairs(t, lo, hi) for t in self._tables)
+            out = field.add(out, self._evaluate(chunk, 2 * (hi - lo), width, weights[lo:hi] if len(weights) else weights,
+                                                skip))
         return out
+
+    def _evaluate(self, tables, n: int, width: int, weights, skip: bool) -> np.ndarray:
+        out = np.empty((width, 4), dtype=np.uint64)
+        _round_kernel[n * len(tables)](tables, n, weights, self._factors, self._counts, self._coeffs, width, skip,
+                                       field.parallel_chunks(n // 2, 1024), out)
+        return out
+
+    def _pairs(self, table, lo: int, hi: int) -> np.ndarray:
+        """Entries ``lo:hi`` of both halves of ``table``, one field table (a chunk of the pairs the
+        first round combines)."""
+        half = self._n // 2
+        both = np.concatenate([table[lo:hi], table[half + lo:half + hi]])
+        return field.from_int(both) if _is_integer(table) else both
 
     def round_polynomial(self) -> np.ndarray:
         """Evaluations ``(d+1, 4)`` of the current round polynomial at ``0, 1, ..., d``."""
@@ -161,9 +193,18 @@ class SumcheckProver:
 
     def bind(self, challenge) -> None:
         """Fix the current first variable of every table to ``challenge`` (one field element)."""
-        self._tables = tuple(mle.fold(t, challenge, in_place=self._owned) for t in self._tables)
-        self._owned = True
+        self._tables = tuple(self._bind_integers(t, challenge) if _is_integer(t) else
+                             mle.fold(t, challenge, in_place=self._owned) for t in self._tables)
+        self._owned, self._integer = True, False
         self._n //= 2
+
+    def _bind_integers(self, table, challenge) -> np.ndarray:
+        half = self._n // 2
+        out = field.empty((half, 4))
+        for lo in range(0, half, INTEGER_CHUNK):
+            hi = min(half, lo + INTEGER_CHUNK)
+            out[lo:hi] = mle.fold(self._pairs(table, lo, hi), challenge)
+        return out
 
     def final_evaluations(self) -> np.ndarray:
         """Every table's MLE at the point bound so far, ``(k, 4)`` (all variables must be bound)."""
