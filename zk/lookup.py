@@ -313,9 +313,11 @@ def _lookup_denominators(columns, layout: Layout, alpha: np.ndarray, beta: np.nd
     return q
 
 
-def _tree(p, q, device: Device) -> list[tuple]:
-    """Every layer ``(p_i, q_i)`` on ``device``, the root first (step 3); ``p = None``: unit numerators."""
-    layers = [(p, q)]
+def _tree(p, q, device: Device, keep_leaves: bool = True) -> list:
+    """Every layer ``(p_i, q_i)`` on ``device``, the root first (step 3); ``p = None``: unit
+    numerators. Without ``keep_leaves`` the leaves' entry is None and they are freed once the layer
+    above them is built (the caller recomputes them: a third of the tree's memory)."""
+    layers = [(p, q) if keep_leaves else None]
     while len(q) > 1:
         p, q = device.fraction_layer(p, q)
         layers.append((p, q))
@@ -333,16 +335,18 @@ def _eq(point, s) -> np.ndarray:
     return mle.eq(point, s) if len(s) else field.ONE.copy()
 
 
-def _prove_tree(layers, roots, root_blinds, t: Transcript, key, device: Device):
+def _prove_tree(layers, roots, root_blinds, t: Transcript, key, device: Device, leaves=None):
     """Steps 4 of one tree from its committed root (values ``roots``, blinds ``root_blinds``):
     ``(TreeProof layers, leaf point, blinds of the leaves' claims p~, q~)`` (the p~ blind is None
-    over unit numerators)."""
+    over unit numerators). Each layer is freed once its sumcheck has read it (the list is this
+    proof's); ``leaves()`` recomputes leaves that :func:`_tree` did not keep."""
     (pv, qv), (bp, bq) = roots, root_blinds
     point = np.zeros((0, 4), dtype=np.uint64)
     proofs = []
     for i in range(len(layers) - 1):
         lam = t.challenge_scalar("lookup/lambda")
-        p_next, q_next = layers[i + 1]
+        p_next, q_next = layers[i + 1] if layers[i + 1] is not None else leaves()
+        layers[i + 1] = None
         h = len(q_next) // 2
         claim_blind = field.add(bp, field.mul(lam, bq)) if bp is not None else field.mul(lam, bq)
         claim = field.add(pv, field.mul(lam, qv))
@@ -377,6 +381,7 @@ def _prove_tree(layers, roots, root_blinds, t: Transcript, key, device: Device):
             bp, bq = _line(blinds[0], blinds[1], mu), _line(blinds[2], blinds[3], mu)
             pv, qv = _line(vals[0], vals[1], mu), _line(vals[2], vals[3], mu)
         point = np.concatenate([mu[None], s])
+        prover = p_next = q_next = None  # this layer is freed before the next one is read
     return tuple(proofs), point, bp, bq
 
 
@@ -429,7 +434,10 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, evals: Openings
     _absorb_statement(t, columns, table_bits, f)
     t.absorb("lookup/multiplicities", mult.to_bytes())
     alpha, beta = _challenges(t, f)
-    lookup_layers = _tree(None, _lookup_denominators(columns, layout, alpha, beta, device), device)
+    def leaves():
+        return None, _lookup_denominators(columns, layout, alpha, beta, device)
+
+    lookup_layers = _tree(*leaves(), device, keep_leaves=False)
     rows = device.add(device.table_from_ints(-np.arange(1 << table_bits, dtype=np.int64)), alpha)
     if beta is not None:
         rows = device.sub(rows, device.mul(device.table_from_ints(f), beta))
@@ -439,7 +447,7 @@ def prove(columns: list[Column], table_bits: int, t: Transcript, evals: Openings
     root_values = np.stack([pa, qa, pb, qb, field.mul(pa, qb), field.mul(pb, qa)])
     rp, rb = commit.commit_scalars(root_values, key)
     t.absorb_points("lookup/roots", rp)
-    lookups, rho, _, bq = _prove_tree(lookup_layers, (pa, qa), (rb[0], rb[1]), t, key, device)
+    lookups, rho, _, bq = _prove_tree(lookup_layers, (pa, qa), (rb[0], rb[1]), t, key, device, leaves)
     del lookup_layers
     table, rho_t, bp_t, bq_t = _prove_tree(table_layers, (pb, qb), (rb[2], rb[3]), t, key, device)
     products = (sigma.prove_product(pa, rb[0], qb, rb[3], rb[4], (rp[0], rp[3], rp[4]), t, key),
