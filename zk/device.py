@@ -35,13 +35,18 @@ import numpy as np
 from . import field, group, mle
 from .sumcheck import EqSumcheckProver, SumcheckProver, check_terms
 
-__all__ = ["DEVICES", "Device", "CpuDevice", "KernelDevice", "CPU", "resolve"]
+__all__ = ["DEVICES", "Device", "CpuDevice", "KernelDevice", "CPU", "resolve", "flat"]
 
 #: Names accepted by :func:`resolve` (``host`` is the kernels' CPU build, for checking).
 DEVICES = ("auto", "cpu", "cuda", "host")
 #: Integer tables kept as they are until a relation computes on them: bit planes, 16-bit limbs and
 #: int64 values (1, 2 and 8 bytes an entry instead of a field element's 32).
 SMALL_TABLES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int64))
+
+
+def flat(table):
+    """A table as one MLE table: small integers ``(2^m,)``, field elements ``(2^m, 4)``."""
+    return table.reshape(-1) if table.dtype in SMALL_TABLES else table.reshape(-1, 4)
 
 
 class Device(ABC):
@@ -164,12 +169,11 @@ class CpuDevice(Device):
 
     @staticmethod
     def scale_add_into(out, table, scale, offset) -> None:
-        field.scale_add(table.reshape(-1) if table.dtype in SMALL_TABLES else table.reshape(-1, 4), scale, offset, out)
+        field.scale_add(flat(table), scale, offset, out)
 
     @staticmethod
     def partial_eval(table, positions, values) -> np.ndarray:
-        return mle.partial_eval(table.reshape(-1) if table.dtype in SMALL_TABLES else table.reshape(-1, 4),
-                                positions, values)
+        return mle.partial_eval(flat(table), positions, values)
 
     @staticmethod
     def table_from_ints(ints: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ __all__ = [
     "from_int", "to_int", "to_signed", "to_bytes", "from_bytes",
     "add", "sub", "neg", "mul", "square", "pow", "inv", "sum", "scatter_add", "inner", "vecmat", "powers", "equal",
     "zeros", "ones", "empty", "random", "random_seeded",
-    "scale_add", "int_scale", "asarray", "parallel_chunks", "mont_mul", "add_mod", "sub_mod", "times_int", "load", "store",
+    "scale_add", "is_integers", "int_scale", "asarray", "parallel_chunks", "mont_mul", "add_mod", "sub_mod", "times_int", "load", "store",
 ]
 
 #: The field order.
@@ -415,13 +415,7 @@ def _from_canonical_kernel(raw, out, bad):
 @kernel
 def _from_i64_kernel(v, out):
     for i in prange(v.shape[0]):
-        mag = np.uint64(v[i])  # two's complement bits
-        if v[i] < 0:
-            mag = _Z64 - mag
-        x = mont_mul((mag, _Z64, _Z64, _Z64), _R2_T)
-        if v[i] < 0:
-            x = sub_mod(_ZERO_T, x)
-        store(out, i, x)
+        store(out, i, times_int(_R2_T, v[i]))  # 1 * v: R^2 is int_scale(ONE)
 
 
 @kernel
@@ -698,7 +692,7 @@ def vecmat(v, m) -> np.ndarray:
     integers ``(r, c)`` (int64 or narrower), which are never expanded: ``(c, 4)``."""
     v = asarray(v, "v")
     m = np.asarray(m)
-    integer = m.dtype.kind in "iub" and m.dtype != np.uint64  # uint64: field limbs
+    integer = is_integers(m)
     if not integer:
         m = asarray(m, "m")
     if m.ndim != (2 if integer else 3) or v.shape != (m.shape[0], 4):
@@ -710,6 +704,11 @@ def vecmat(v, m) -> np.ndarray:
     else:
         _vecmat_kernel[rows * cols](_contiguous(v), _contiguous(m).reshape(-1, 4), rows, cols, out)
     return out
+
+
+def is_integers(a) -> bool:
+    """Whether an array holds integers rather than field elements (whose limbs are uint64)."""
+    return a.dtype.kind in "iub" and a.dtype != np.uint64
 
 
 def int_scale(a) -> np.ndarray:
@@ -730,7 +729,7 @@ def scale_add(a, scale, offset, out=None) -> np.ndarray:
     """``offset + scale * a`` entrywise for a field array ``(n, 4)`` or integers ``(n,)`` (int64 or
     narrower, read as they are), ``scale`` and ``offset`` one element each; into ``out`` if given."""
     a = np.asarray(a)
-    integer = a.dtype.kind in "iub" and a.dtype != np.uint64  # uint64: field limbs
+    integer = is_integers(a)
     a = np.ascontiguousarray(a.reshape(-1, 1)) if integer else _contiguous(asarray(a, "a")).reshape(-1, 4)
     scale = asarray(scale, "scale").reshape(1, 4)
     out = empty((a.shape[0], 4)) if out is None else out

@@ -174,7 +174,7 @@ def partial_eval(tab, positions, values) -> np.ndarray:
     the table over the other variables, in their order. ``tab`` is a field table ``(2^m, 4)`` or
     integers ``(2^m,)`` (small integers or int64), read without expanding them."""
     tab = np.asarray(tab)
-    integer = tab.dtype.kind in "iub" and tab.dtype != np.uint64  # uint64: field limbs
+    integer = field.is_integers(tab)
     tab = np.ascontiguousarray(tab.reshape(-1, 1) if integer else field.asarray(tab, "table"))
     m = _num_vars(tab, "partial_eval")
     positions = [int(p) for p in positions]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import commit, field, group, mle, zksumcheck
-from .device import CPU, SMALL_TABLES, Device
+from .device import CPU, Device, flat
 from .errors import ProofFormatError
 from .openings import Claims, Openings
 from .stack import Stack
@@ -119,8 +119,7 @@ def prove(tensor: Stack, true_shapes, padded_shape, t: Transcript, evals: Openin
     ``device``, the evaluation claim going to ``evals``."""
     u = t.challenge_scalars("padding/u", tensor.commitment.num_vars)
     outside = device.asarray(mask(true_shapes, padded_shape)).reshape(-1)
-    table = tensor.opening.table  # integer tables go to the prover as they are (it expands them in chunks)
-    table = table.reshape(-1) if table.dtype in SMALL_TABLES else table.reshape(-1, 4)
+    table = flat(tensor.opening.table)  # integer tables go to the prover as they are (it expands them in chunks)
     prover = device.eq_sumcheck(u, [outside, table], _TERMS, field.zeros())
     sc, r, finals, final_blind = zksumcheck.prove(prover, field.zeros(), t, key)
     blind = field.random()

@@ -120,7 +120,7 @@ INTEGER_CHUNK = 1 << 18
 
 
 def _is_integer(t) -> bool:
-    return isinstance(t, np.ndarray) and t.ndim == 1 and t.dtype.kind in "iub"
+    return isinstance(t, np.ndarray) and t.ndim == 1 and field.is_integers(t)
 
 
 class SumcheckProver:
